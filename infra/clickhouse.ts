@@ -1,0 +1,31 @@
+import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import { createChdbConnection } from 'chdb/connection';
+
+export type { ClickHouseClient };
+
+type ChdbAsClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
+
+/**
+ * Opens ClickHouse: a real server over HTTP when `url` is given, else chDB (ClickHouse
+ * in-process) bound to `chdbPath`. Only one process may own a chDB directory.
+ */
+export function createClickHouse(opts: {
+  url?: string;
+  username?: string;
+  password?: string;
+  database?: string;
+  chdbPath: string;
+}): ClickHouseClient {
+  if (opts.url) {
+    return createClient({
+      url: opts.url,
+      username: opts.username,
+      password: opts.password,
+      database: opts.database,
+      clickhouse_settings: { date_time_input_format: 'best_effort' },
+    });
+  }
+  // chdb builds against its own copy of @clickhouse/client-common; the shapes match, the nominal types do not.
+  const connection = createChdbConnection({ path: opts.chdbPath }) as unknown as ChdbAsClientConnection;
+  return createClient({ connection });
+}

@@ -1,0 +1,106 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const port = z.coerce.number().int().min(0).max(65535);
+const csv = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
+
+/**
+ * Every setting the system reads from the environment, with its default for local use.
+ * Nothing outside this module reads `process.env` (EXAMPLES.md, "one config module").
+ */
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Root of local state: embedded Postgres, local Redis, chDB, spool files. */
+  DATA_DIR: z.string().default('.data'),
+  /** Address the HTTP servers bind to. */
+  BIND_HOST: z.string().default('127.0.0.1'),
+  TRACKER_PORT: port.default(8080),
+  API_PORT: port.default(3000),
+  /** Base URL of the tracker as publishers see it (used to print tracking link URLs). */
+  PUBLIC_TRACKER_URL: z.string().url().optional(),
+
+  DATABASE_URL: z.string().url().optional(),
+  REDIS_URL: z.string().url().optional(),
+  CLICKHOUSE_URL: z.string().url().optional(),
+  CLICKHOUSE_USER: z.string().default('default'),
+  CLICKHOUSE_PASSWORD: z.string().default(''),
+  CLICKHOUSE_DATABASE: z.string().default('default'),
+  /** Prefix for every Redis key and stream, so test runs and tenants of one Redis do not collide. */
+  REDIS_PREFIX: z.string().default(''),
+
+  /** Number of partitions of each event stream (`clicks:{p}`, `conversions:{p}`). */
+  STREAM_PARTITIONS: z.coerce.number().int().min(1).max(256).default(2),
+  /** Tracker processes started by `npm start` (SO_REUSEPORT on Linux). */
+  TRACKER_PROCESSES: z.coerce.number().int().min(1).max(64).default(1),
+  /** CIDR list of proxies whose X-Forwarded-For / X-Event-Time are trusted. */
+  TRUSTED_PROXIES: csv.default(['127.0.0.0/8', '::1/128']),
+  /** How long an unknown link code is remembered as unknown, ms. */
+  LINK_NEGATIVE_CACHE_MS: z.coerce.number().int().min(0).default(5_000),
+  /** Max time a click waits to be grouped with others into one XADD, ms. 0 = next event-loop turn. */
+  TRACKER_GROUP_COMMIT_MS: z.coerce.number().min(0).max(50).default(0),
+  /** Redis command timeout on the click path before falling back to the spool, ms. */
+  TRACKER_REDIS_TIMEOUT_MS: z.coerce.number().int().min(5).default(250),
+
+  PIPELINE_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(500),
+  PIPELINE_BLOCK_MS: z.coerce.number().int().min(1).max(60_000).default(100),
+  /** Pending entries idle longer than this are taken over from a dead consumer, ms. */
+  PIPELINE_CLAIM_IDLE_MS: z.coerce.number().int().min(100).default(30_000),
+  PIPELINE_CONSUMER: z.string().optional(),
+  FRAUD_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
+  /** Default attribution window for campaigns that do not set one, days. */
+  ATTRIBUTION_WINDOW_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+
+  JWT_SECRET: z.string().min(32).optional(),
+  JWT_ISSUER: z.string().default('affiliate-tracker'),
+  JWT_AUDIENCE: z.string().default('affiliate-tracker-api'),
+  COOKIE_SECURE: bool.optional(),
+  RATE_LIMIT_POINTS: z.coerce.number().int().min(1).default(100),
+  RATE_LIMIT_WINDOW_S: z.coerce.number().int().min(1).default(60),
+  LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
+  LOGIN_LOCK_S: z.coerce.number().int().min(1).default(900),
+  WALLET_TEST_DEPOSITS: bool.default(true),
+  WITHDRAWAL_MIN_AMOUNT: z.coerce.number().int().min(0).default(1000),
+  DELIVERY_ALLOWED_HOSTS: csv.default([]),
+});
+
+export type Config = Readonly<
+  Omit<z.infer<typeof schema>, 'DATA_DIR' | 'COOKIE_SECURE'> & {
+    /** Absolute path. */
+    DATA_DIR: string;
+    COOKIE_SECURE: boolean;
+  }
+>;
+
+/** Thrown when the environment does not describe a valid configuration; the message lists every bad variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Reads and validates the configuration once, at start-up.
+ * @param env usually `process.env`; tests pass their own object.
+ * @throws ConfigError listing every invalid variable.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const c = parsed.data;
+  return Object.freeze({
+    ...c,
+    DATA_DIR: path.resolve(c.DATA_DIR),
+    COOKIE_SECURE: c.COOKIE_SECURE ?? c.NODE_ENV === 'production',
+  });
+}

@@ -1,0 +1,111 @@
+/**
+ * Stable error codes of the API envelope, each mapped to one HTTP status here and nowhere else
+ * (EXAMPLES.md, "stable error codes mapped to HTTP once").
+ */
+export const ERROR_STATUS = {
+  VALIDATION_ERROR: 400,
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  TWO_FACTOR_REQUIRED: 401,
+  INVALID_TOKEN: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  IDEMPOTENCY_CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  HEADERS_TOO_LARGE: 431,
+  INSUFFICIENT_FUNDS: 422,
+  BUDGET_EXHAUSTED: 422,
+  INVALID_STATE: 422,
+  ACCOUNT_LOCKED: 423,
+  RATE_LIMITED: 429,
+  INTERNAL_ERROR: 500,
+  SERVICE_UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** The error half of the response envelope: `{ success: false, error: { code, message, details } }`. */
+export interface ErrorBody {
+  success: false;
+  error: { code: ErrorCode; message: string; details?: unknown };
+}
+
+/**
+ * An error meant for the client: its code, message and details are shown as they are.
+ * Anything else thrown is reported as INTERNAL_ERROR with no internals.
+ */
+export class AppError extends Error {
+  override name = 'AppError';
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+    /** Extra response headers, e.g. `Retry-After`. */
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.status = ERROR_STATUS[code];
+  }
+
+  toBody(): ErrorBody {
+    return {
+      success: false,
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.details === undefined ? {} : { details: this.details }),
+      },
+    };
+  }
+}
+
+/** Builds the envelope for any thrown value; unknown errors become a bare INTERNAL_ERROR. */
+export function errorBody(err: unknown): { status: number; body: ErrorBody; headers?: Record<string, string> } {
+  if (err instanceof AppError) return { status: err.status, body: err.toBody(), headers: err.headers };
+  return {
+    status: 500,
+    body: { success: false, error: { code: 'INTERNAL_ERROR', message: 'internal error' } },
+  };
+}
+
+/**
+ * A failure of a dependency (Redis, Postgres, ClickHouse, network) that is worth retrying:
+ * the pipeline does not acknowledge the work and tries again later.
+ */
+export class RetriableError extends Error {
+  override name = 'RetriableError';
+  readonly isRetriable = true;
+}
+
+const RETRIABLE_NET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+]);
+
+/**
+ * Whether an error is an outage (retry, do not acknowledge) rather than bad data (dead-letter).
+ * Connection errors of node, ioredis, postgres.js and ClickHouse are retriable; so is anything
+ * marked `isRetriable`.
+ */
+export function isRetriable(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const e = err as { isRetriable?: boolean; code?: unknown; name?: string; message?: string };
+  if (e.isRetriable) return true;
+  if (typeof e.code === 'string' && RETRIABLE_NET_CODES.has(e.code)) return true;
+  if (e.name === 'MaxRetriesPerRequestError') return true;
+  const msg = String(e.message ?? '');
+  return /Connection is closed|Stream isn't writeable|ECONNREFUSED|socket hang up|Timeout|timed out/i.test(msg);
+}

@@ -1,0 +1,27 @@
+/**
+ * Shared plumbing: configuration, logging, errors, connections, migrations, local services.
+ * Every other folder imports infra only through this file.
+ */
+export { type ClickHouseClient, createClickHouse } from './clickhouse.ts';
+export { type Config, ConfigError, loadConfig } from './config.ts';
+export {
+  AppError,
+  ERROR_STATUS,
+  type ErrorBody,
+  type ErrorCode,
+  errorBody,
+  isRetriable,
+  RetriableError,
+} from './errors.ts';
+export { createLogger, type Logger } from './logger.ts';
+export { MigrationError, migrateClickHouse, migratePostgres, readMigrations } from './migrate.ts';
+export { createSql, type Sql, type TransactionSql } from './postgres.ts';
+export { createRedis, type Redis, type RedisKeys, redisKeys } from './redis.ts';
+export {
+  ensureRedisServerBinary,
+  freePort,
+  type LocalService,
+  ServiceStartError,
+  startEmbeddedPostgres,
+  startLocalRedis,
+} from './services.ts';

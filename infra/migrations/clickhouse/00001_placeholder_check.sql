@@ -1,0 +1,2 @@
+-- Replaced by the pipeline's event tables.
+SELECT 1;

