@@ -183,7 +183,7 @@ async function lockAccounts(tx: TransactionSql, refs: AccountRef[]): Promise<Map
     from unnest(${list.map(accountKey)}::text[], ${list.map((a) => a.owner_type)}::text[],
                 ${list.map((a) => a.owner_id)}::int8[], ${list.map((a) => a.purpose)}::text[],
                 ${list.map((a) => a.currency)}::text[], ${list.map((a) => a.campaign_id ?? 0)}::int8[],
-                ${list.map((a) => NON_NEGATIVE.has(a.purpose))}::bool[]) as u(k, t, o, p, c, cid, f)
+                ${list.map((a) => (NON_NEGATIVE.has(a.purpose) ? 't' : 'f'))}::text[]::bool[]) as u(k, t, o, p, c, cid, f)
     on conflict (key) do nothing`;
   const rows = await tx<AccountRow[]>`
     select id, key, purpose, owner_type, owner_id, currency, campaign_id, debits_must_not_exceed_credits,
@@ -345,6 +345,10 @@ export async function resolvePending(tx: TransactionSql, req: ResolveRequest): P
   const hash = requestHash({ pendingId: req.pendingId, action: req.action, amount: req.amount ?? null });
   const existing = await findByKey(tx, req.idempotencyKey);
   if (existing) {
+    if (existing.request_hash !== hash) {
+      // The other way of resolving it (post vs void, another amount) already happened: exactly once.
+      throw new AppError('INVALID_STATE', 'transfer is already resolved', { resolution_id: existing.id });
+    }
     const resolution = replayOrConflict(existing, hash);
     const [p] = await tx`select * from ledger_postings where id = ${req.pendingId}`;
     const { request_hash: _h, ...rest } = p!;
