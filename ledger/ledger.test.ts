@@ -126,6 +126,34 @@ describe('ledger', () => {
       [b] = await manual.advertiserBalances(adv);
       assert.equal(b!.available, 4_000);
     });
+
+    it('the maintenance loop voids expired pending deposits', async () => {
+      const manual = createLedger({
+        sql: env.sql,
+        config: { ...env.config, WALLET_TEST_DEPOSITS: false },
+        logger,
+        now: () => new Date(clock),
+        depositTtlMs: 1,
+      });
+      const adv = await makeUser(env.sql, 'advertiser');
+      const d = await manual.fund({
+        advertiserId: adv,
+        amount: 50,
+        currency: 'USD',
+        reference: 'm',
+        idempotencyKey: 'm',
+      });
+      clock += 1_000;
+      const loop = manual.startMaintenance(10);
+      for (let i = 0; i < 200; i++) {
+        const [p] = await env.sql`select status from ledger_postings where id = ${d.id}`;
+        if (p!.status !== 'pending') break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await loop.stop();
+      const [p] = await env.sql`select status from ledger_postings where id = ${d.id}`;
+      assert.equal(p!.status, 'voided');
+    });
   });
 
   describe('campaigns and conversions', () => {
@@ -298,9 +326,13 @@ describe('ledger', () => {
       });
       await ledger.fund({ advertiserId: adv, amount: 10_000, currency: 'USD', reference: 'r', idempotencyKey: 'f' });
       await ledger.activateCampaign(camp);
+      const platformBefore = (await ledger.platformBalances()).find((b) => b.currency === 'USD')!;
       const mk = () =>
         makeConversion(env.sql, { advertiserId: adv, campaignId: camp, affiliateId: aff, revenue: 1_000, payout: 500 });
       assert.equal((await ledger.conversionRecorded({ id: await mk() })).type, 'posted');
+      const platformAfter = (await ledger.platformBalances()).find((b) => b.currency === 'USD')!;
+      assert.equal(platformAfter.revenue - platformBefore.revenue, 500, 'margin = revenue − payout');
+      assert.equal(platformAfter.advertiser_spend - platformBefore.advertiser_spend, 1_000);
       assert.deepEqual(await ledger.conversionRecorded({ id: await mk() }), {
         type: 'rejected',
         reason: 'daily_cap_reached',

@@ -166,6 +166,23 @@ function parse<T>(schema: z.ZodType<T>, input: unknown): T {
 
 const WALLET_COOLDOWN_MS = 24 * 3600_000;
 
+const POSTING_TYPES: ReadonlySet<string> = new Set<PostingType>([
+  'deposit',
+  'deposit_confirm',
+  'deposit_void',
+  'campaign_reserve',
+  'campaign_release',
+  'conversion',
+  'conversion_approve',
+  'conversion_adjust',
+  'conversion_reverse',
+  'click_charge',
+  'withdrawal',
+  'withdrawal_paid',
+  'withdrawal_rejected',
+  'pending_expired',
+]);
+
 interface CampaignRow {
   id: number;
   advertiser_id: number;
@@ -223,9 +240,13 @@ const affiliate = (owner: number, purpose: 'pending' | 'approved' | 'paid', cur:
   purpose,
   currency: cur,
 });
-const platform = (purpose: 'revenue' | 'spend_offset', cur: string): AccountRef => ({
+/**
+ * Platform accounts are split into one sub-account per advertiser (owner_id = the advertiser whose spend it
+ * records) so that conversions of different advertisers never queue on one hot row; totals are sums.
+ */
+const platform = (purpose: 'revenue' | 'spend_offset', cur: string, advertiserId: number): AccountRef => ({
   owner_type: 'platform',
-  owner_id: 0,
+  owner_id: advertiserId,
   purpose,
   currency: cur,
 });
@@ -253,9 +274,9 @@ function chargeLegs(
 ): Leg[] {
   const legs: Leg[] = [
     { account: source, amount: -revenue },
-    { account: platform('revenue', cur), amount: revenue - (payoutTo ? payout : 0) },
+    { account: platform('revenue', cur, advertiserId), amount: revenue - (payoutTo ? payout : 0) },
     { account: advertiser(advertiserId, 'spent', cur), amount: revenue },
-    { account: platform('spend_offset', cur), amount: -revenue },
+    { account: platform('spend_offset', cur, advertiserId), amount: -revenue },
   ];
   if (payoutTo) legs.push({ account: payoutTo, amount: payout });
   return legs;
@@ -1062,8 +1083,12 @@ export function createLedger(deps: LedgerDeps) {
       page: number;
       perPage: number;
     }): Promise<{ rows: TransactionRow[]; total: number }> {
-      const page = Math.max(1, Math.floor(q.page));
-      const perPage = Math.min(200, Math.max(1, Math.floor(q.perPage)));
+      parse(id, q.ownerId);
+      const page = Math.max(1, Math.floor(q.page) || 1);
+      const perPage = Math.min(200, Math.max(1, Math.floor(q.perPage) || 1));
+      if (q.type !== undefined && !POSTING_TYPES.has(q.type)) {
+        throw new AppError('VALIDATION_ERROR', 'unknown transaction type', { allowed: [...POSTING_TYPES] });
+      }
       const where = sql`
         a.owner_type = ${q.ownerType} and a.owner_id = ${q.ownerId}
         ${q.type ? sql`and p.type = ${q.type}` : sql``}
@@ -1291,6 +1316,46 @@ export function createLedger(deps: LedgerDeps) {
         }
       }
       return n;
+    },
+
+    /** The platform's margin per currency (sum of revenue sub-accounts): revenue − payout, net of reversals. */
+    async platformBalances(): Promise<Array<{ currency: string; revenue: number; advertiser_spend: number }>> {
+      return [
+        ...(await sql<Array<{ currency: string; revenue: number; advertiser_spend: number }>>`
+        select currency,
+          coalesce(sum(balance) filter (where purpose = 'revenue'), 0)::int8 as revenue,
+          coalesce(-sum(balance) filter (where purpose = 'spend_offset'), 0)::int8 as advertiser_spend
+        from ledger_accounts where owner_type = 'platform' group by currency order by currency`),
+      ];
+    },
+
+    /**
+     * Runs the periodic jobs (expire pending transfers, approve conversions past their hold) every
+     * `intervalMs`, one pass at a time. @returns stop(), which waits for a running pass.
+     */
+    startMaintenance(intervalMs = 60_000): { stop(): Promise<void> } {
+      let running: Promise<void> | undefined;
+      const timer = setInterval(() => {
+        if (running) return;
+        running = (async () => {
+          try {
+            const expired = await ledger.expirePending();
+            const approved = await ledger.approveDue();
+            if (expired || approved) log.info({ expired, approved }, 'ledger maintenance');
+          } catch (err) {
+            log.error({ err: String(err) }, 'ledger maintenance failed');
+          } finally {
+            running = undefined;
+          }
+        })();
+      }, intervalMs);
+      timer.unref();
+      return {
+        async stop() {
+          clearInterval(timer);
+          await running;
+        },
+      };
     },
 
     /** Contract 5 sink for the pipeline. */

@@ -8,7 +8,8 @@ create table ledger_accounts (
   -- 'owner_type:owner_id:purpose:currency:campaign_id|0', the natural identity, unique (see ledger/postings.ts).
   key text not null unique,
   owner_type text not null check (owner_type in ('advertiser', 'affiliate', 'platform', 'external')),
-  -- users.id for advertisers/affiliates; 0 for platform and external accounts.
+  -- users.id for advertisers/affiliates; for platform accounts the advertiser whose spend the sub-account
+  -- records (spreads row locks); 0 for external accounts.
   owner_id bigint not null default 0,
   purpose text not null check (purpose in (
     'available', 'reserved', 'spent',          -- advertiser
