@@ -18,6 +18,7 @@ export {
   type PricedConversion,
   type ReconcileResult,
   type ReconcileRow,
+  type Scope,
   type TransactionRow,
   type TransferView,
 } from './ledger.ts';

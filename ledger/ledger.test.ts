@@ -314,6 +314,30 @@ describe('ledger', () => {
       await rejectsWith(ledger.activateCampaign(camp), 'BUDGET_EXHAUSTED');
     });
 
+    it('scopes objects to their advertiser and treats malformed ids as not found', async () => {
+      const adv = await makeUser(env.sql, 'advertiser');
+      const other = await makeUser(env.sql, 'advertiser');
+      const aff = await makeUser(env.sql, 'affiliate');
+      const camp = await makeCampaign(env.sql, { advertiserId: adv, budget: null, revenue: 10, payout: 5 });
+      await rejectsWith(ledger.activateCampaign(camp, { advertiserId: other }), 'NOT_FOUND');
+      await ledger.activateCampaign(camp, { advertiserId: adv });
+      const conv = await makeConversion(env.sql, {
+        advertiserId: adv,
+        campaignId: camp,
+        affiliateId: aff,
+        revenue: 10,
+        payout: 5,
+      });
+      await rejectsWith(ledger.approveConversion(conv, { advertiserId: other }), 'NOT_FOUND');
+      await rejectsWith(ledger.reverseConversion(conv, 'rejected', null, { advertiserId: other }), 'NOT_FOUND');
+      await rejectsWith(ledger.stopCampaign(camp, 'paused', { advertiserId: other }), 'NOT_FOUND');
+      await rejectsWith(ledger.approveConversion('not-a-uuid'), 'NOT_FOUND');
+      await rejectsWith(ledger.approveWithdrawal('not-a-uuid'), 'NOT_FOUND');
+      await rejectsWith(ledger.confirmDeposit(conv), 'NOT_FOUND');
+      await rejectsWith(ledger.conversionRecorded({ id: 'nope' }), 'VALIDATION_ERROR');
+      assert.deepEqual(await ledger.approveConversion(conv, { advertiserId: adv }), { changed: true });
+    });
+
     it('respects the daily cap', async () => {
       const adv = await makeUser(env.sql, 'advertiser');
       const aff = await makeUser(env.sql, 'affiliate');

@@ -165,6 +165,12 @@ function parse<T>(schema: z.ZodType<T>, input: unknown): T {
 }
 
 const WALLET_COOLDOWN_MS = 24 * 3600_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Authorization scope: when `advertiserId` is set, objects of other advertisers are NOT_FOUND. */
+export interface Scope {
+  advertiserId?: number;
+}
 
 const POSTING_TYPES: ReadonlySet<string> = new Set<PostingType>([
   'deposit',
@@ -338,12 +344,15 @@ export function createLedger(deps: LedgerDeps) {
     return result;
   }
 
-  async function lockCampaign(tx: TransactionSql, campaignId: number): Promise<CampaignRow> {
+  /** Locks a campaign; `scope.advertiserId` makes another advertiser's campaign NOT_FOUND. */
+  async function lockCampaign(tx: TransactionSql, campaignId: number, scope: Scope = {}): Promise<CampaignRow> {
     const [c] = await tx<CampaignRow[]>`
       select id, advertiser_id, payout_model, currency, payout_amount, revenue_amount, payout_percent_bp,
              revenue_percent_bp, budget, daily_cap, hold_days, status
       from campaigns where id = ${campaignId} for update`;
-    if (!c) throw new AppError('NOT_FOUND', 'campaign not found');
+    if (!c || (scope.advertiserId !== undefined && c.advertiser_id !== scope.advertiserId)) {
+      throw new AppError('NOT_FOUND', 'campaign not found');
+    }
     return c;
   }
 
@@ -429,11 +438,15 @@ export function createLedger(deps: LedgerDeps) {
     if (left <= 0 || (unitCost > 0 && left < unitCost)) await stopCampaign(tx, fx, c, 'paused', 'budget_exhausted');
   }
 
-  async function lockConversion(tx: TransactionSql, conversionId: string): Promise<ConversionRow> {
+  /** Locks a conversion; `scope.advertiserId` makes another advertiser's conversion NOT_FOUND. */
+  async function lockConversion(tx: TransactionSql, conversionId: string, scope: Scope = {}): Promise<ConversionRow> {
+    if (!UUID.test(conversionId)) throw new AppError('NOT_FOUND', 'conversion not found');
     const [row] = await tx<ConversionRow[]>`
       select id, advertiser_id, event_id, campaign_id, affiliate_id, status, amount, payout, revenue, created_at
       from conversions where id = ${conversionId} for update`;
-    if (!row) throw new AppError('NOT_FOUND', 'conversion not found');
+    if (!row || (scope.advertiserId !== undefined && row.advertiser_id !== scope.advertiserId)) {
+      throw new AppError('NOT_FOUND', 'conversion not found');
+    }
     return row;
   }
 
@@ -758,10 +771,13 @@ export function createLedger(deps: LedgerDeps) {
      * `budget − spent` from the advertiser's `available` and sets status 'active'; publishes link invalidation.
      * @throws INSUFFICIENT_FUNDS (nothing changes), BUDGET_EXHAUSTED (budget already spent), INVALID_STATE (archived).
      */
-    async activateCampaign(campaignId: number): Promise<{ campaign_id: number; status: 'active'; reserved: number }> {
+    async activateCampaign(
+      campaignId: number,
+      scope: Scope = {},
+    ): Promise<{ campaign_id: number; status: 'active'; reserved: number }> {
       parse(id, campaignId);
       return run(async (tx, fx) => {
-        const c = await lockCampaign(tx, campaignId);
+        const c = await lockCampaign(tx, campaignId, scope);
         if (c.status === 'archived') throw new AppError('INVALID_STATE', 'an archived campaign cannot be activated');
         let reserved = 0;
         if (c.budget !== null) {
@@ -807,10 +823,11 @@ export function createLedger(deps: LedgerDeps) {
     async stopCampaign(
       campaignId: number,
       status: 'paused' | 'archived',
+      scope: Scope = {},
     ): Promise<{ campaign_id: number; status: 'paused' | 'archived'; released: number }> {
       parse(id, campaignId);
       return run(async (tx, fx) => {
-        const c = await lockCampaign(tx, campaignId);
+        const c = await lockCampaign(tx, campaignId, scope);
         if (c.status === 'archived' && status === 'paused') {
           throw new AppError('INVALID_STATE', 'an archived campaign cannot be paused');
         }
@@ -830,9 +847,9 @@ export function createLedger(deps: LedgerDeps) {
     },
 
     /** Moves a pending conversion's payout from `pending` to `approved`. Idempotent (approved → no-op). */
-    async approveConversion(conversionId: string, opts: { by?: string } = {}): Promise<{ changed: boolean }> {
+    async approveConversion(conversionId: string, opts: Scope & { by?: string } = {}): Promise<{ changed: boolean }> {
       return run(async (tx, fx) => ({
-        changed: await approveLocked(tx, fx, await lockConversion(tx, conversionId), opts.by ?? 'manual'),
+        changed: await approveLocked(tx, fx, await lockConversion(tx, conversionId, opts), opts.by ?? 'manual'),
       }));
     },
 
@@ -845,9 +862,10 @@ export function createLedger(deps: LedgerDeps) {
       conversionId: string,
       status: 'rejected' | 'reversed',
       reason: string | null = null,
+      scope: Scope = {},
     ): Promise<{ changed: boolean }> {
       return run(async (tx, fx) => ({
-        changed: await reverseLocked(tx, fx, await lockConversion(tx, conversionId), status, reason),
+        changed: await reverseLocked(tx, fx, await lockConversion(tx, conversionId, scope), status, reason),
       }));
     },
 

@@ -354,6 +354,9 @@ export async function resolvePending(tx: TransactionSql, req: ResolveRequest): P
     const { request_hash: _h, ...rest } = p!;
     return { pending: toPosting(rest, true), resolution, amount: Number(resolution.meta.amount ?? 0) };
   }
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(req.pendingId)) {
+    throw new AppError('NOT_FOUND', 'pending transfer not found');
+  }
   const [p] = await tx`select * from ledger_postings where id = ${req.pendingId} for update`;
   if (!p || (req.expectType && p.type !== req.expectType))
     throw new AppError('NOT_FOUND', 'pending transfer not found');
