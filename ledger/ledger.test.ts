@@ -74,6 +74,26 @@ describe('ledger', () => {
       assert.ok(messages.some((m) => m.msg.type === 'wallet.updated' && (m.msg.user_ids as number[]).includes(adv)));
     });
 
+    it('concurrent calls with one key move money once', async () => {
+      const adv = await makeUser(env.sql, 'advertiser');
+      const req = { advertiserId: adv, amount: 300, currency: 'USD', reference: 'r', idempotencyKey: 'same' };
+      const outs = await Promise.all(Array.from({ length: 6 }, () => ledger.fund(req)));
+      assert.equal(outs.filter((o) => !o.replayed).length, 1);
+      assert.equal(new Set(outs.map((o) => o.id)).size, 1);
+      const mixed = await Promise.allSettled(
+        [1, 2, 3, 4].map((i) => ledger.fund({ ...req, idempotencyKey: 'mixed', amount: i })),
+      );
+      assert.equal(mixed.filter((r) => r.status === 'fulfilled').length, 1);
+      for (const r of mixed) {
+        if (r.status === 'rejected') assert.equal((r.reason as AppError).code, 'IDEMPOTENCY_CONFLICT');
+      }
+      const won = mixed.find((r) => r.status === 'fulfilled')!;
+      assert.equal(
+        await ledger.availableBalance(adv, 'USD'),
+        300 + (won as PromiseFulfilledResult<{ amount: number }>).value.amount,
+      );
+    });
+
     it('rejects bad input with VALIDATION_ERROR', async () => {
       for (const bad of [
         { advertiserId: 1, amount: 0, currency: 'USD', reference: 'r', idempotencyKey: 'k' },
