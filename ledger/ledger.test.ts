@@ -358,6 +358,21 @@ describe('ledger', () => {
       assert.deepEqual(await ledger.approveConversion(conv, { advertiserId: adv }), { changed: true });
     });
 
+    it('pauses an unbudgeted campaign when the advertiser runs out of funds', async () => {
+      const adv = await makeUser(env.sql, 'advertiser');
+      const aff = await makeUser(env.sql, 'affiliate');
+      const camp = await makeCampaign(env.sql, { advertiserId: adv, budget: null, revenue: 400, payout: 300 });
+      await ledger.fund({ advertiserId: adv, amount: 1_000, currency: 'USD', reference: 'r', idempotencyKey: 'f' });
+      await ledger.activateCampaign(camp);
+      const mk = () =>
+        makeConversion(env.sql, { advertiserId: adv, campaignId: camp, affiliateId: aff, revenue: 400, payout: 300 });
+      assert.equal((await ledger.conversionRecorded({ id: await mk() })).type, 'posted');
+      assert.equal((await ledger.conversionRecorded({ id: await mk() })).type, 'posted');
+      const [c] = await env.sql`select status from campaigns where id = ${camp}`;
+      assert.equal(c!.status, 'paused', '200 left cannot pay a 400 conversion');
+      assert.equal(await ledger.availableBalance(adv, 'USD'), 200);
+    });
+
     it('respects the daily cap', async () => {
       const adv = await makeUser(env.sql, 'advertiser');
       const aff = await makeUser(env.sql, 'affiliate');

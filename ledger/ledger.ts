@@ -431,11 +431,18 @@ export function createLedger(deps: LedgerDeps) {
     return c.budget === null ? advertiser(c.advertiser_id, 'available', c.currency) : reservedOf(c);
   }
 
-  /** Pauses a budgeted campaign whose reservation can no longer pay for one more conversion/click. */
+  /**
+   * Pauses a campaign whose money source (its reservation, or `available` when it has no budget) can no longer
+   * pay for one more conversion/click, so the tracker sends its traffic to the fallback URL.
+   */
   async function pauseIfExhausted(tx: TransactionSql, fx: Effects, c: CampaignRow, unitCost: number): Promise<void> {
-    if (c.budget === null || c.status !== 'active') return;
-    const left = await reservedBalance(tx, c);
-    if (left <= 0 || (unitCost > 0 && left < unitCost)) await stopCampaign(tx, fx, c, 'paused', 'budget_exhausted');
+    if (c.status !== 'active') return;
+    const [src] = await tx<{ v: number }[]>`
+      select balance - pending_debits as v from ledger_accounts where key = ${accountKey(chargeSource(c))}`;
+    const left = src?.v ?? 0;
+    if (left <= 0 || (unitCost > 0 && left < unitCost)) {
+      await stopCampaign(tx, fx, c, 'paused', c.budget === null ? 'insufficient_funds' : 'budget_exhausted');
+    }
   }
 
   /** Locks a conversion; `scope.advertiserId` makes another advertiser's conversion NOT_FOUND. */
@@ -920,7 +927,7 @@ export function createLedger(deps: LedgerDeps) {
         if (cpc > 0 && n > 0) {
           const day = today();
           const [src] = await tx<{ balance: number; pending_debits: number }[]>`
-            select balance, pending_debits from ledger_accounts where key = ${accountKey(chargeSource(c))}`;
+            select balance, pending_debits from ledger_accounts where key = ${accountKey(chargeSource(c))} for update`;
           const room = (src?.balance ?? 0) - (src?.pending_debits ?? 0);
           n = Math.min(n, Math.floor(room / cpc));
           if (c.daily_cap !== null) n = Math.min(n, Math.floor((c.daily_cap - (await spentOn(tx, c.id, day))) / cpc));
