@@ -91,8 +91,8 @@ function campaignView(c: CampaignRow, user: Principal, membership?: string | nul
 }
 
 /**
- * Loads a campaign the caller may see: admins any; advertisers their own; affiliates active public
- * ones and those they are members of. @throws NOT_FOUND otherwise.
+ * Loads a campaign the caller may see: admins any; advertisers their own; affiliates active ones
+ * and those they are members of. @throws NOT_FOUND otherwise.
  */
 export async function visibleCampaign(
   sql: Sql,
@@ -106,11 +106,9 @@ export async function visibleCampaign(
   if (!c) return notFound('campaign');
   const { membership, ...row } = c;
   if (user.role === 'advertiser' && c.advertiser_id !== user.user_id) return notFound('campaign');
-  if (
-    user.role === 'affiliate' &&
-    !(c.visibility === 'public' && c.status === 'active') &&
-    !(membership === 'approved' || membership === 'pending')
-  )
+  // Affiliates reach any active campaign by id (a private one is shared by invitation and needs
+  // approval to join); lists show them only public ones and their own.
+  if (user.role === 'affiliate' && c.status !== 'active' && !(membership === 'approved' || membership === 'pending'))
     return notFound('campaign');
   return { c: row, membership };
 }
