@@ -205,7 +205,6 @@ describe('campaigns', () => {
           ],
         },
       ],
-      [{ website_id: 999999 }, { website_id: ['website not found'] }],
     ];
     for (const [patch, details] of cases) {
       const r = await t.call('post', '/campaigns', { token: adv.token, body: { ...campaignBody(), ...patch } });
@@ -215,6 +214,11 @@ describe('campaigns', () => {
         JSON.stringify(patch),
       );
     }
+  });
+
+  test('unknown or foreign website → 404', async () => {
+    const r = await t.call('post', '/campaigns', { token: adv.token, body: { ...campaignBody(), website_id: 999999 } });
+    assert.deepEqual(r.body, { success: false, error: { code: 'NOT_FOUND', message: 'website not found' } });
   });
 
   test('pending website cannot carry campaigns', async () => {

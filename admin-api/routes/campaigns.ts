@@ -262,8 +262,7 @@ export function campaignRoutes(): Route<never, never>[] {
         const { deps, user, body } = a;
         const [w] = await deps.sql<{ advertiser_id: number; status: string }[]>`
           select advertiser_id, status from websites where id = ${body.website_id}`;
-        if (!w || w.advertiser_id !== user.user_id)
-          throw new AppError('VALIDATION_ERROR', 'request validation failed', { website_id: ['website not found'] });
+        if (!w || w.advertiser_id !== user.user_id) return notFound('website');
         if (w.status !== 'approved')
           throw new AppError('INVALID_STATE', 'the website must be approved before it can carry campaigns');
         await checkFunds(a, user.user_id, body.currency, body.budget);

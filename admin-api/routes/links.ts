@@ -119,9 +119,7 @@ export function linkRoutes(): Route<never, never>[] {
       }),
       example: { campaign_id: 1, sub1: 'newsletter', code: 'spring-nl' },
       async handler({ deps, services, user, body }) {
-        const { c, membership } = await visibleCampaign(deps.sql, body.campaign_id, user).catch(() => {
-          throw new AppError('VALIDATION_ERROR', 'request validation failed', { campaign_id: ['campaign not found'] });
-        });
+        const { c, membership } = await visibleCampaign(deps.sql, body.campaign_id, user);
         if (membership !== 'approved') throw new AppError('FORBIDDEN', 'join the campaign first');
         if (c.status === 'archived') throw new AppError('INVALID_STATE', 'the campaign is archived');
         const { campaign_id: _c, ...opts } = body;
