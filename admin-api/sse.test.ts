@@ -61,11 +61,19 @@ describe('GET /api/v1/events/stream', () => {
     const sOther = await open(other.token);
     const sAdmin = await open(admin.token);
     try {
-      const w = await t.call('post', '/websites', { token: adv.token, body: { url: 'https://a.example.com', name: 'A' } });
+      const w = await t.call('post', '/websites', {
+        token: adv.token,
+        body: { url: 'https://a.example.com', name: 'A' },
+      });
       await t.call('post', `/websites/${w.body.data.id}/approve`, { token: admin.token });
       await sAdv.until((x) => x.includes('event: website.approved'), 'owner gets website.approved');
       const frame = sAdv.text.split('\n\n').find((f) => f.includes('event: website.approved'))!;
-      const data = JSON.parse(frame.split('\n').find((l) => l.startsWith('data: '))!.slice(6));
+      const data = JSON.parse(
+        frame
+          .split('\n')
+          .find((l) => l.startsWith('data: '))!
+          .slice(6),
+      );
       assert.deepEqual(data.data, { website_id: w.body.data.id, name: 'A' });
       assert.deepEqual(data.user_ids, [adv.id]);
       await sAdmin.until((x) => x.includes('event: website.approved'), 'admin sees every event');

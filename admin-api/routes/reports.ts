@@ -87,8 +87,8 @@ export function reportRoutes(): Route<never, never>[] {
       query: reportQuery,
       produces: ['text/csv'],
       async handler({ ctx, deps, user, query }) {
-        if (!deps.reports) throw new AppError('SERVICE_UNAVAILABLE', 'reports are not available');
         if (query.campaign_id) await visibleCampaign(deps.sql, query.campaign_id, user);
+        if (!deps.reports) throw new AppError('SERVICE_UNAVAILABLE', 'reports are not available');
         const q: ReportQuery = { ...query };
         if (user.role === 'affiliate') q.affiliate_id = user.user_id;
         if (user.role === 'advertiser') q.advertiser_id = user.user_id;
