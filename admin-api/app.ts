@@ -4,6 +4,7 @@ import Koa, { type Context, type Next } from 'koa';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import { AppError, errorBody, redisKeys } from '../infra/index.ts';
+import { clientIp, trustedProxies } from './client-ip.ts';
 import {
   type ApiServices,
   type HandlerResult,
@@ -122,6 +123,12 @@ export function createApi(deps: ApiDeps): ApiApp {
     }
   });
 
+  const proxies = trustedProxies(deps.config.TRUSTED_PROXIES);
+  app.use(async (ctx: Context, next: Next) => {
+    ctx.state.clientIp = clientIp(ctx, proxies);
+    await next();
+  });
+
   const limiter = new RateLimiterRedis({
     storeClient: deps.redis,
     keyPrefix: keys.key('ratelimit'),
@@ -133,7 +140,7 @@ export function createApi(deps: ApiDeps): ApiApp {
     const limit = deps.config.RATE_LIMIT_POINTS;
     let res: RateLimiterRes;
     try {
-      res = await limiter.consume(ctx.ip || 'unknown');
+      res = await limiter.consume(ctx.state.clientIp || 'unknown');
     } catch (e) {
       if (!(e instanceof RateLimiterRes)) throw e;
       const reset = Math.max(1, Math.ceil(e.msBeforeNext / 1000));

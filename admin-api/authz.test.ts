@@ -60,6 +60,8 @@ before(async () => {
   ).body.data.id;
   B.session = (await t.call('get', '/auth/sessions', { token: b.advertiser.token })).body.data[0].id;
   B.affiliate = b.affiliate.id;
+  await t.env.sql`insert into conversions (id, advertiser_id, event_id, affiliate_id, status, event_time)
+    values ('00000000-0000-7000-8000-0000000000b1', ${b.advertiser.id}, 'b-1', ${b.affiliate.id}, 'approved', now())`;
   // An object of tenant A, so that A's calls would succeed on the right ids (keeps the matrix honest).
   const wa = await t.call('post', '/websites', {
     token: users.A.advertiser.token,
@@ -178,6 +180,8 @@ describe('lists never show another tenant’s objects', () => {
     ['/postback-tokens', 'advertiser', (r) => r.id === B.token],
     ['/api-keys', 'advertiser', (r) => r.id === B.apiKey],
     ['/auth/sessions', 'advertiser', (r) => r.id === B.session],
+    ['/conversions', 'advertiser', (r) => r.advertiser_id !== users.A.advertiser.id],
+    ['/conversions', 'affiliate', (r) => r.affiliate_id !== users.A.affiliate.id],
   ];
   for (const [path, role, foreign] of lists) {
     test(`GET ${path} as ${role}`, async () => {

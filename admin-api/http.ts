@@ -25,6 +25,7 @@ export interface HandlerResult {
 /** Scopes an API key may carry; a route accepts API keys only when it names one. */
 export const API_SCOPES = [
   'conversions:write',
+  'conversions:read',
   'reports:read',
   'campaigns:read',
   'campaigns:write',

@@ -504,3 +504,30 @@ describe('GET /reports', () => {
     }
   });
 });
+
+describe('GET /conversions', () => {
+  test('scoped by role; affiliates see payout but not revenue', async () => {
+    const other = await t.user('advertiser');
+    const ins = (id: string, advertiser: number, affiliate: number | null, campaign: number | null) =>
+      t.env
+        .sql`insert into conversions (id, advertiser_id, event_id, campaign_id, affiliate_id, status, payout, revenue, currency, event_time)
+        values (${id}, ${advertiser}, ${`e-${id}`}, ${campaign}, ${affiliate}, 'approved', 500, 800, 'USD', now())`;
+    await ins('00000000-0000-7000-8000-000000000001', adv.id, aff.id, campaignId);
+    await ins('00000000-0000-7000-8000-000000000002', other.id, null, null);
+    const a = await t.call('get', '/conversions', { token: adv.token });
+    assert.deepEqual(
+      a.body.data.map((c: { id: string }) => c.id),
+      ['00000000-0000-7000-8000-000000000001'],
+    );
+    assert.equal(a.body.data[0].revenue, 800);
+    const f = await t.call('get', '/conversions', { token: aff.token });
+    assert.equal(f.body.meta.total, 1);
+    assert.equal(f.body.data[0].payout, 500);
+    assert.equal(f.body.data[0].revenue, undefined);
+    assert.equal(f.body.data[0].event_id, undefined);
+    assert.equal((await t.call('get', '/conversions', { token: other.token })).body.meta.total, 1);
+    assert.equal((await t.call('get', '/conversions', { token: admin.token })).body.meta.total, 2);
+    const bad = await t.call('get', '/conversions?status=paid', { token: adv.token });
+    assert.equal(bad.body.error.code, 'VALIDATION_ERROR');
+  });
+});

@@ -29,6 +29,17 @@ export function hashPassword(password: string): Promise<string> {
   return argonHash(password, { algorithm: 2 });
 }
 
+let dummyHash: Promise<string> | undefined;
+
+/**
+ * Spends the time of a real password check against a throw-away hash, so that a login for an
+ * unknown email takes as long as one for a known email.
+ */
+export async function burnPasswordCheck(password: string): Promise<void> {
+  dummyHash ??= hashPassword(randomToken(16));
+  await verifyPassword(await dummyHash, password);
+}
+
 export async function verifyPassword(hash: string, password: string): Promise<boolean> {
   try {
     return await argonVerify(hash, password);
@@ -146,12 +157,15 @@ export const API_KEY_RE = /^(live|test)_[A-Za-z0-9_-]{43}$/;
  */
 export async function authenticate(sql: Sql, tokens: Tokens, credential: string): Promise<Principal> {
   if (API_KEY_RE.test(credential)) {
-    const [k] = await sql<{ id: number; user_id: number; role: Role; scopes: string[]; mode: 'live' | 'test' }[]>`
-      update api_keys k set last_used_at = now()
-      from users u
-      where k.key_hash = ${sha256(credential)} and k.revoked_at is null and u.id = k.user_id and u.status = 'active'
-      returning k.id, k.user_id, u.role, k.scopes, k.mode`;
+    const [k] = await sql<
+      { id: number; user_id: number; role: Role; scopes: string[]; mode: 'live' | 'test'; stale: boolean }[]
+    >`select k.id, k.user_id, u.role, k.scopes, k.mode,
+             coalesce(k.last_used_at < now() - interval '30 seconds', true) as stale
+      from api_keys k join users u on u.id = k.user_id
+      where k.key_hash = ${sha256(credential)} and k.revoked_at is null and u.status = 'active'`;
     if (!k) throw new AppError('UNAUTHORIZED', 'invalid API key');
+    // Throttled so that every request does not write.
+    if (k.stale) await sql`update api_keys set last_used_at = now() where id = ${k.id}`;
     return { kind: 'api_key', user_id: k.user_id, role: k.role, api_key_id: k.id, scopes: k.scopes, mode: k.mode };
   }
   const claims = tokens.verifyAccess(credential);

@@ -8,6 +8,7 @@ import { type ApiServices, type HandlerArgs, notFound, type Route, route } from 
 import { emit } from '../publish.ts';
 import {
   ACCESS_TOKEN_TTL_S,
+  burnPasswordCheck,
   createSession,
   hashPassword,
   REFRESH_COOKIE,
@@ -58,7 +59,7 @@ function refreshCookie(deps: ApiDeps, value: string, maxAgeS: number): string {
 async function issueSession(ctx: Context, deps: ApiDeps, services: ApiServices, user: UserRow) {
   const { sid, refreshToken } = await createSession(deps.sql, user.id, {
     userAgent: ctx.get('user-agent') || undefined,
-    ip: ctx.ip,
+    ip: ctx.state.clientIp as string,
   });
   ctx.append('Set-Cookie', refreshCookie(deps, refreshToken, REFRESH_TTL_S));
   const [tf] = await deps.sql<{ enabled: boolean }[]>`select enabled from user_two_factor where user_id = ${user.id}`;
@@ -189,10 +190,7 @@ export function authRoutes(): Route<never, never>[] {
           select id, role, name, email, status, created_at, password_hash from users where lower(email) = lower(${body.email})`;
         if (!u) {
           // Same work as a real check, so response time does not reveal which emails exist.
-          await verifyPassword(
-            '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
-            body.password,
-          );
+          await burnPasswordCheck(body.password);
           throw new AppError('UNAUTHORIZED', 'invalid email or password');
         }
         await lock.check(u.id);

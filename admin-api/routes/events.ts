@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { LiveEvent } from '../../infra/index.ts';
 import { type Route, route } from '../http.ts';
 import { authenticate } from '../security.ts';
@@ -15,6 +16,7 @@ export function eventRoutes(): Route<never, never>[] {
       tag: 'events',
       auth: ROLES,
       produces: ['text/event-stream'],
+      query: z.object({ token: z.string().max(4096).optional() }),
       async handler({ ctx, deps, services, user }) {
         const credential = String(ctx.query.token ?? '') || ctx.get('authorization').replace(/^Bearer\s+/i, '');
         const res = ctx.res;

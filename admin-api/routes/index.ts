@@ -1,6 +1,7 @@
 import type { Route } from '../http.ts';
 import { authRoutes } from './auth.ts';
 import { campaignRoutes } from './campaigns.ts';
+import { conversionRoutes } from './conversions.ts';
 import { eventRoutes } from './events.ts';
 import { linkRoutes } from './links.ts';
 import { reportRoutes } from './reports.ts';
@@ -15,6 +16,7 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...campaignRoutes(),
     ...linkRoutes(),
     ...tokenRoutes(),
+    ...conversionRoutes(),
     ...reportRoutes(),
     ...eventRoutes(),
   ] as Route<unknown, unknown>[];
