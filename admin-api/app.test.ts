@@ -92,4 +92,10 @@ describe('rate limiting', () => {
     assert.ok(Number(refused.headers.get('retry-after')) >= 1);
     assert.equal(refused.headers.get('ratelimit-remaining'), '0');
   });
+
+  test('the budget is per client: a forwarded client (via a trusted proxy) has its own', async () => {
+    const r = await t.call('get', '/openapi.json', { headers: { 'x-forwarded-for': '203.0.113.7' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('ratelimit-remaining'), '7');
+  });
 });

@@ -53,10 +53,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${r.created ? 'created' : 'updated'} admin ${values.email} (id ${r.id})\n`);
   } catch (e) {
     process.stderr.write(`create-admin failed: ${(e as Error).message}\n`);
-    process.exitCode = 1;
-  } finally {
     await sql.end({ timeout: 1 });
+    process.exit(1);
   }
+  await sql.end({ timeout: 1 });
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
