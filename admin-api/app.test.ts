@@ -19,6 +19,13 @@ describe('envelope and HTTP edge cases', () => {
     assert.deepEqual(r.body, { success: false, error: { code: 'NOT_FOUND', message: 'route not found' } });
   });
 
+  test('wrong method on a known path → 405 METHOD_NOT_ALLOWED with Allow', async () => {
+    const r = await t.call('put', '/websites');
+    assert.equal(r.status, 405);
+    assert.match(r.headers.get('allow') ?? '', /GET/);
+    assert.deepEqual(r.body, { success: false, error: { code: 'METHOD_NOT_ALLOWED', message: 'method not allowed' } });
+  });
+
   test('malformed JSON → 400 BAD_REQUEST', async () => {
     const r = await t.call('post', '/auth/login', {
       raw: '{"email":',

@@ -112,8 +112,10 @@ export function createApi(deps: ApiDeps): ApiApp {
   app.use(async (ctx: Context, next: Next) => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined && ctx.respond !== false)
-        throw new AppError('NOT_FOUND', 'route not found');
+      if (ctx.body === undefined && ctx.respond !== false) {
+        if (ctx.status === 404) throw new AppError('NOT_FOUND', 'route not found');
+        if (ctx.status === 405 || ctx.status === 501) throw new AppError('METHOD_NOT_ALLOWED', 'method not allowed');
+      }
     } catch (err) {
       const { status, body, headers } = errorBody(err);
       if (status >= 500) log.error({ err, method: ctx.method, path: ctx.path }, 'request failed');
@@ -163,6 +165,8 @@ export function createApi(deps: ApiDeps): ApiApp {
   });
   for (const r of routes) router[r.method](r.path, handle(r as Route<unknown, unknown>, deps, services));
   app.use(router.routes());
+  // Sets 405 + Allow (or 501); the error middleware turns the empty answer into the envelope.
+  app.use(router.allowedMethods());
   return app;
 }
 
