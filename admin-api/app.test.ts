@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { createLogger, createRedis } from '../infra/index.ts';
+import { startApi } from './app.ts';
 import { allRoutes } from './routes/index.ts';
 import { startTestApi, type TestApi } from './test-helpers.ts';
 
@@ -24,6 +26,31 @@ describe('envelope and HTTP edge cases', () => {
     assert.equal(r.status, 405);
     assert.match(r.headers.get('allow') ?? '', /GET/);
     assert.deepEqual(r.body, { success: false, error: { code: 'METHOD_NOT_ALLOWED', message: 'method not allowed' } });
+  });
+
+  test('Redis down → 503 SERVICE_UNAVAILABLE with Retry-After, no internals', async () => {
+    const dead = createRedis('redis://127.0.0.1:1', {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    dead.on('error', () => {});
+    const api = await startApi(
+      { config: t.env.config, logger: createLogger({ level: 'silent' }), sql: t.env.sql, redis: dead },
+      { port: 0 },
+    );
+    try {
+      const r = await fetch(`${api.url}/api/v1/openapi.json`);
+      assert.equal(r.status, 503);
+      assert.equal(r.headers.get('retry-after'), '5');
+      assert.deepEqual(await r.json(), {
+        success: false,
+        error: { code: 'SERVICE_UNAVAILABLE', message: 'a dependency is unavailable; retry later' },
+      });
+    } finally {
+      await api.close();
+      dead.disconnect();
+    }
   });
 
   test('malformed JSON → 400 BAD_REQUEST', async () => {

@@ -3,7 +3,7 @@ import { Router } from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
-import { AppError, errorBody, redisKeys } from '../infra/index.ts';
+import { AppError, errorBody, isRetriable, redisKeys } from '../infra/index.ts';
 import { clientIp, trustedProxies } from './client-ip.ts';
 import {
   type ApiServices,
@@ -116,9 +116,17 @@ export function createApi(deps: ApiDeps): ApiApp {
         if (ctx.status === 404) throw new AppError('NOT_FOUND', 'route not found');
         if (ctx.status === 405 || ctx.status === 501) throw new AppError('METHOD_NOT_ALLOWED', 'method not allowed');
       }
-    } catch (err) {
+    } catch (caught) {
+      // An outage of Postgres/Redis is the client's cue to retry, not a bug: 503, no internals.
+      const err =
+        !(caught instanceof AppError) && isRetriable(caught)
+          ? new AppError('SERVICE_UNAVAILABLE', 'a dependency is unavailable; retry later', undefined, {
+              'Retry-After': '5',
+            })
+          : caught;
+      if (err !== caught) log.warn({ err: caught, method: ctx.method, path: ctx.path }, 'dependency unavailable');
       const { status, body, headers } = errorBody(err);
-      if (status >= 500) log.error({ err, method: ctx.method, path: ctx.path }, 'request failed');
+      if (status >= 500 && err === caught) log.error({ err, method: ctx.method, path: ctx.path }, 'request failed');
       ctx.status = status;
       ctx.body = body;
       for (const [k, v] of Object.entries(headers ?? {})) ctx.set(k, v);

@@ -136,6 +136,17 @@ describe('login, me, refresh, logout, sessions', () => {
     assert.equal((await t.call('post', '/auth/refresh', { cookie: c2 })).status, 401);
   });
 
+  test('an expired refresh token is refused', async () => {
+    const u = await t.user('advertiser');
+    await t.env.sql`update refresh_tokens set created_at = now() - interval '31 days'
+      where session_id in (select id from sessions where user_id = ${u.id})`;
+    const r = await t.call('post', '/auth/refresh', { cookie: u.cookie });
+    assert.deepEqual(r.body, {
+      success: false,
+      error: { code: 'UNAUTHORIZED', message: 'refresh token expired; log in again' },
+    });
+  });
+
   test('refresh without a cookie → 401', async () => {
     const r = await t.call('post', '/auth/refresh');
     assert.deepEqual(r.body, { success: false, error: { code: 'UNAUTHORIZED', message: 'refresh cookie missing' } });

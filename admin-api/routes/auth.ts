@@ -260,12 +260,22 @@ export function authRoutes(): Route<never, never>[] {
         const token = ctx.cookies.get(REFRESH_COOKIE);
         if (!token) throw new AppError('UNAUTHORIZED', 'refresh cookie missing');
         const [row] = await deps.sql<
-          { session_id: string; used: boolean; revoked: boolean; user_id: number; role: Role; status: string }[]
-        >`select r.session_id, r.used_at is not null as used, s.revoked_at is not null as revoked, s.user_id, u.role, u.status
+          {
+            session_id: string;
+            used: boolean;
+            revoked: boolean;
+            expired: boolean;
+            user_id: number;
+            role: Role;
+            status: string;
+          }[]
+        >`select r.session_id, r.used_at is not null as used, s.revoked_at is not null as revoked,
+                 r.created_at < now() - make_interval(secs => ${REFRESH_TTL_S}) as expired, s.user_id, u.role, u.status
           from refresh_tokens r join sessions s on s.id = r.session_id join users u on u.id = s.user_id
           where r.token_hash = ${sha256(token)}`;
         if (!row) throw new AppError('UNAUTHORIZED', 'invalid refresh token');
         if (row.revoked || row.status !== 'active') throw new AppError('UNAUTHORIZED', 'session revoked');
+        if (row.expired && !row.used) throw new AppError('UNAUTHORIZED', 'refresh token expired; log in again');
         const next = randomToken();
         const rotated = await deps.sql.begin(async (tx) => {
           const r = await tx`update refresh_tokens set used_at = now()
