@@ -18,7 +18,7 @@ import { buildOpenApi } from './openapi.ts';
 import { allRoutes } from './routes/index.ts';
 import { authenticate, resolveJwtSecret, Tokens } from './security.ts';
 import { EventHub } from './sse.ts';
-import type { ApiDeps } from './types.ts';
+import type { ApiDeps, Principal } from './types.ts';
 
 /** Base path of every route. */
 export const API_PREFIX = '/api/v1';
@@ -57,7 +57,8 @@ function bearer(ctx: Context): string | undefined {
 function handle(route: Route<unknown, unknown>, deps: ApiDeps, services: ApiServices) {
   const paramSchema = z.record(z.string(), idParam);
   return async (ctx: Context) => {
-    let user = undefined as unknown as import('./types.ts').Principal;
+    // Only read by handlers of non-public routes, where it is always set below.
+    let user = undefined as unknown as Principal;
     if (route.auth !== 'public') {
       const cred = route.path === '/events/stream' ? (bearer(ctx) ?? String(ctx.query.token ?? '')) : bearer(ctx);
       if (!cred) throw new AppError('UNAUTHORIZED', 'authentication required');

@@ -32,10 +32,18 @@ export class EventHub {
     private readonly heartbeatMs: number,
   ) {}
 
-  /** Subscribes (once per process) and registers the client. Resolves once events will be delivered. */
-  async add(client: SseClient): Promise<void> {
-    this.subscribed ??= this.subscribe();
+  /** Subscribes (once per process); resolves once events published from now on will be delivered. */
+  async ready(): Promise<void> {
+    this.subscribed ??= this.subscribe().catch((err) => {
+      this.subscribed = undefined;
+      this.sub?.disconnect();
+      throw err;
+    });
     await this.subscribed;
+  }
+
+  /** Registers a client; call {@link ready} first. */
+  add(client: SseClient): void {
     this.clients.add(client);
     this.timer ??= setInterval(() => void this.heartbeat(), this.heartbeatMs);
   }

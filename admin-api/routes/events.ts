@@ -19,6 +19,8 @@ export function eventRoutes(): Route<never, never>[] {
       query: z.object({ token: z.string().max(4096).optional() }),
       async handler({ ctx, deps, services, user }) {
         const credential = String(ctx.query.token ?? '') || ctx.get('authorization').replace(/^Bearer\s+/i, '');
+        // Subscribe before answering, so a Redis outage is still a proper 503 envelope.
+        await services.hub.ready();
         const res = ctx.res;
         ctx.req.socket.setTimeout(0);
         ctx.req.socket.setNoDelay(true);
@@ -57,7 +59,7 @@ export function eventRoutes(): Route<never, never>[] {
           open = false;
           services.hub.remove(client);
         });
-        await services.hub.add(client);
+        services.hub.add(client);
         if (open) res.write('retry: 3000\n: connected\n\n');
         return undefined;
       },
