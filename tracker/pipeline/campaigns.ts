@@ -1,0 +1,119 @@
+/**
+ * Campaign terms the pipeline needs (currency, attribution window, payout rules), read from
+ * Postgres through a small TTL cache, and the pricing of a conversion.
+ */
+import { RetriableError, type Sql } from '../../infra/index.ts';
+
+export type PayoutModel = 'CPC' | 'CPA' | 'CPL' | 'RevShare';
+
+/** The pricing fields of a campaign or of one of its per-goal overrides. */
+export interface PriceTerms {
+  payout_amount: number;
+  revenue_amount: number;
+  payout_percent_bp: number | null;
+  revenue_percent_bp: number | null;
+}
+
+export interface CampaignTerms extends PriceTerms {
+  id: number;
+  advertiser_id: number;
+  status: 'draft' | 'active' | 'paused' | 'archived';
+  payout_model: PayoutModel;
+  currency: string;
+  attribution_window_days: number;
+  /** Days a payout is held before it becomes available (for the ledger). */
+  hold_days: number;
+  /** Per-goal overrides: `{ goal, ...some PriceTerms }`. */
+  goals: Array<{ goal: string } & Partial<PriceTerms>>;
+}
+
+export interface CampaignCache {
+  /** Terms of the given campaigns; unknown ids are absent. @throws RetriableError when Postgres is down. */
+  get(ids: Iterable<number>): Promise<Map<number, CampaignTerms>>;
+}
+
+/**
+ * A read-through cache of campaign terms. Entries live `ttlMs` (default 30 s), so a campaign's
+ * new terms apply to conversions processed after that delay.
+ */
+export function createCampaignCache(sql: Sql, ttlMs = 30_000): CampaignCache {
+  const cache = new Map<number, { at: number; terms: CampaignTerms | null }>();
+  return {
+    async get(ids) {
+      const now = Date.now();
+      const out = new Map<number, CampaignTerms>();
+      const missing: number[] = [];
+      for (const id of new Set(ids)) {
+        if (id <= 0) continue;
+        const hit = cache.get(id);
+        if (hit && now - hit.at < ttlMs) {
+          if (hit.terms) out.set(id, hit.terms);
+        } else missing.push(id);
+      }
+      if (missing.length > 0) {
+        let rows: CampaignTerms[];
+        try {
+          rows = await sql<CampaignTerms[]>`
+            select id, advertiser_id, status, payout_model, currency, attribution_window_days, hold_days,
+                   payout_amount, revenue_amount, payout_percent_bp, revenue_percent_bp, goals
+            from campaigns where id = any(${missing})`;
+        } catch (err) {
+          throw new RetriableError(`campaign lookup failed: ${(err as Error).message}`);
+        }
+        for (const id of missing) cache.set(id, { at: now, terms: null });
+        for (const r of rows) {
+          const terms = { ...r, goals: Array.isArray(r.goals) ? r.goals : [] };
+          cache.set(r.id, { at: now, terms });
+          out.set(r.id, terms);
+        }
+      }
+      return out;
+    },
+  };
+}
+
+/**
+ * `amount × bp / 10000` in integer arithmetic, rounding half down (an exact half goes to the
+ * smaller value, so an affiliate is never paid a fraction the advertiser did not pay).
+ */
+export function percentOf(amountMinor: number, bp: number): number {
+  const q = BigInt(amountMinor) * BigInt(bp);
+  const whole = q / 10_000n;
+  const rest = q % 10_000n;
+  return Number(rest * 2n > 10_000n ? whole + 1n : whole);
+}
+
+/** Outcome of pricing: amounts in minor units of the campaign's currency, or a reject reason. */
+export type PriceResult =
+  | { type: 'ok'; payout: number; revenue: number }
+  | { type: 'reject'; reason: 'amount_required' | 'currency_mismatch' };
+
+/**
+ * Prices a conversion with the campaign's rules. The goal's override (from `campaigns.goals`)
+ * replaces the fields it sets. Percent terms (RevShare, or CPS-style `*_percent_bp` on a goal)
+ * take a share of the posted sale amount, which must be in the campaign's currency; fixed terms
+ * (CPA/CPL) ignore the amount. CPC campaigns pay per click, so their conversions price at 0.
+ */
+export function priceConversion(
+  campaign: CampaignTerms,
+  goal: string,
+  amountMinor: number,
+  currency: string,
+): PriceResult {
+  if (campaign.payout_model === 'CPC') return { type: 'ok', payout: 0, revenue: 0 };
+  const override = campaign.goals.find((g) => g && g.goal === goal);
+  const t: PriceTerms = {
+    payout_amount: override?.payout_amount ?? campaign.payout_amount,
+    revenue_amount: override?.revenue_amount ?? campaign.revenue_amount,
+    payout_percent_bp: override?.payout_percent_bp ?? campaign.payout_percent_bp,
+    revenue_percent_bp: override?.revenue_percent_bp ?? campaign.revenue_percent_bp,
+  };
+  const percent =
+    campaign.payout_model === 'RevShare' || override?.payout_percent_bp != null || override?.revenue_percent_bp != null;
+  if (!percent) return { type: 'ok', payout: t.payout_amount, revenue: t.revenue_amount };
+  if (amountMinor < 0) return { type: 'reject', reason: 'amount_required' };
+  if (currency !== campaign.currency) return { type: 'reject', reason: 'currency_mismatch' };
+  const payout = t.payout_percent_bp == null ? t.payout_amount : percentOf(amountMinor, t.payout_percent_bp);
+  const revenue = t.revenue_percent_bp == null ? t.revenue_amount : percentOf(amountMinor, t.revenue_percent_bp);
+  return { type: 'ok', payout, revenue };
+}
