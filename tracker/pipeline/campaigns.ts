@@ -62,7 +62,8 @@ export function createCampaignCache(sql: Sql, ttlMs = 30_000): CampaignCache {
         }
         for (const id of missing) cache.set(id, { at: now, terms: null });
         for (const r of rows) {
-          const terms = { ...r, goals: Array.isArray(r.goals) ? r.goals : [] };
+          const goals: unknown = typeof r.goals === 'string' ? JSON.parse(r.goals) : r.goals;
+          const terms = { ...r, goals: Array.isArray(goals) ? goals : [] };
           cache.set(r.id, { at: now, terms });
           out.set(r.id, terms);
         }
@@ -108,8 +109,11 @@ export function priceConversion(
     payout_percent_bp: override?.payout_percent_bp ?? campaign.payout_percent_bp,
     revenue_percent_bp: override?.revenue_percent_bp ?? campaign.revenue_percent_bp,
   };
-  const percent =
-    campaign.payout_model === 'RevShare' || override?.payout_percent_bp != null || override?.revenue_percent_bp != null;
+  // A goal's own terms decide its model: percent fields make it CPS-style, fixed amounts make it
+  // CPA-style, even on a campaign of the other model.
+  const goalPercent = override?.payout_percent_bp != null || override?.revenue_percent_bp != null;
+  const goalFixed = override?.payout_amount != null || override?.revenue_amount != null;
+  const percent = goalPercent || (!goalFixed && campaign.payout_model === 'RevShare');
   if (!percent) return { type: 'ok', payout: t.payout_amount, revenue: t.revenue_amount };
   if (amountMinor < 0) return { type: 'reject', reason: 'amount_required' };
   if (currency !== campaign.currency) return { type: 'reject', reason: 'currency_mismatch' };

@@ -126,30 +126,33 @@ export async function trimStream(redis: Redis, stream: string, states?: Map<stri
 }
 
 /**
- * Whether the pipeline group has processed every click entry with an id below `beforeId` on every
- * click partition: nothing pending below it and nothing undelivered below it. Used to decide that
- * a conversion's click is really unknown rather than still in flight.
+ * Whether the pipeline group has processed every click entry written up to the millisecond of
+ * `convId` (a conversion's stream id) on every click partition: nothing pending and nothing
+ * undelivered at or before that millisecond. Separate streams number their entries
+ * independently, so a click written just before its conversion may carry the very same id; the
+ * comparison is therefore on milliseconds, inclusive. Used to decide that a conversion's click is
+ * really unknown rather than still in flight.
  */
 export async function clicksProcessedBefore(
   redis: Redis,
   keys: RedisKeys,
   partitions: number,
-  beforeId: string,
+  convId: string,
 ): Promise<boolean> {
+  const ms = convId.split('-')[0]!;
+  // An incomplete id as XRANGE's end means "<ms>-<max seq>".
+  const upTo = `${ms}-18446744073709551615`;
   for (let p = 0; p < partitions; p++) {
     const stream = keys.clicks(p);
     const state = (await groupStates(redis, stream)).get(GROUP);
-    if (!state) {
-      // No group yet: past it only if the stream holds nothing older.
-      const first = (await redis.xrange(stream, '-', '+', 'COUNT', 1)) as RawEntry[];
-      if (first.length > 0 && compareIds(first[0]![0], beforeId) < 0) return false;
-      continue;
+    let from = '-';
+    if (state) {
+      if (state.minPendingId && compareIds(state.minPendingId, upTo) <= 0) return false;
+      from = `(${state.lastDeliveredId}`;
     }
-    if (state.minPendingId && compareIds(state.minPendingId, beforeId) < 0) return false;
-    if (compareIds(state.lastDeliveredId, beforeId) < 0) {
-      const next = (await redis.xrange(stream, `(${state.lastDeliveredId}`, `(${beforeId}`, 'COUNT', 1)) as RawEntry[];
-      if (next.length > 0) return false;
-    }
+    if (compareIds(state?.lastDeliveredId ?? '0-0', upTo) >= 0) continue;
+    const next = (await redis.xrange(stream, from, ms, 'COUNT', 1)) as RawEntry[];
+    if (next.length > 0) return false;
   }
   return true;
 }
