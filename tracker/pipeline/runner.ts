@@ -287,7 +287,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       }
       if (out.type === 'ok') return;
       s.retries++;
-      await sleep(out.delayMs);
+      await nap(out.delayMs);
     }
   }
 
@@ -407,7 +407,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
         attempt = 0;
       } catch (err) {
         log.warn({ stream, err: (err as Error).message }, 'stream read failed, retrying');
-        await sleep(backoffMs(attempt++));
+        await nap(backoffMs(attempt++));
       }
     }
   }
@@ -436,8 +436,14 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
           log.warn({ stream: st.stream, err: (err as Error).message }, 'maintenance failed');
         }
       }
-      for (let waited = 0; waited < maintenanceMs && !closing; waited += 50) await sleep(50);
+      await nap(maintenanceMs);
     }
+  }
+
+  /** Sleeps up to `ms`, waking early when the pipeline closes. */
+  async function nap(ms: number) {
+    const end = Date.now() + ms;
+    while (!closing && Date.now() < end) await sleep(Math.min(50, end - Date.now()));
   }
 
   const loops: Promise<void>[] = [];
