@@ -37,7 +37,8 @@ describe('scoreClick', () => {
     ['a HEAD request', click({ method: 'HEAD' }), ['head_request'], 'flagged'],
     ['a prefetch', click({ purpose: 'prefetch;prerender' }), ['prefetch'], 'flagged'],
     ['a burst from one IP', click({}, { ip_clicks_1m: 60 }), ['ip_velocity'], 'flagged'],
-    ['a slightly busy IP', click({}, { ip_clicks_1m: 12 }), ['ip_velocity'], 'clean'],
+    ['a busy IP', click({}, { ip_clicks_1m: 20 }), ['ip_velocity'], 'clean'],
+    ['a slightly busy IP (scored, not listed)', click({}, { ip_clicks_1m: 12 }), [], 'clean'],
     ['an IP hammering one campaign', click({}, { ip_campaign_clicks_1h: 30 }), ['ip_campaign_velocity'], 'flagged'],
     ['a repeat on the same link', click({}, { ip_link_earlier: 1 }), ['duplicate_click'], 'flagged'],
     ['a very busy IP over the day', click({}, { ip_clicks_24h: 500 }), ['ip_daily_volume'], 'flagged'],
@@ -51,6 +52,12 @@ describe('scoreClick', () => {
       assert.ok(v.fraud_score >= 0 && v.fraud_score <= 1);
     });
   }
+
+  test('a weak signal raises the score without listing its reason', () => {
+    const v = scoreClick(click({}, { ip_clicks_24h: 10 }));
+    assert.ok(v.fraud_score > 0 && v.fraud_score < 0.05, String(v.fraud_score));
+    assert.deepEqual(v.fraud_reasons, []);
+  });
 
   test('signals add up and the score grows with the evidence', () => {
     const one = scoreClick(click({}, { ip_user_agents_day: 50 })).fraud_score;

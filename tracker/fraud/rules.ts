@@ -3,8 +3,10 @@
  *
  * Each rule returns a strength in [0, 1] (0 = did not fire). A click's score combines the rules
  * as independent evidence: `fraud_score = 1 - Π(1 - weight_i × strength_i)`, so one strong
- * signal is enough to flag a click and weak signals add up. A rule that fires (strength > 0)
- * adds its reason code to `fraud_reasons`. A click is counted as invalid in reports when
+ * signal is enough to flag a click and weak signals add up. Volume rules are graded from a low
+ * level on, so the score also ranks clicks well below the flagging threshold; a rule's reason
+ * code is listed in `fraud_reasons` once its contribution (weight × strength) reaches
+ * {@link REASON_MIN_CONTRIBUTION}. A click is counted as invalid in reports when
  * `fraud_score >= FRAUD_THRESHOLD` (or when the ingest already marked it invalid).
  *
  * | code                   | weight | fires when (event time, windows in {@link FRAUD_LIMITS})                  |
@@ -14,10 +16,10 @@
  * | `head_request`         | 0.95   | the request was HEAD (link checkers, unfurlers; no person saw a page)       |
  * | `prefetch`             | 0.95   | `Sec-Purpose`/`Purpose` says prefetch/prerender                            |
  * | `ip_velocity`          | 0.8    | > 10 clicks from the IP in 1 min, strength grows to 1 at 60                 |
- * | `ip_daily_volume`      | 0.6    | > 20 clicks from the IP in 24 h, strength grows to 1 at 500                 |
+ * | `ip_daily_volume`      | 0.6    | > 3 clicks from the IP in 24 h, strength grows to 1 at 500 (flags ≈ 415+)   |
  * | `ip_campaign_velocity` | 0.7    | > 3 clicks from the IP on the same campaign in 1 h, strength 1 at 30        |
  * | `duplicate_click`      | 0.6    | an earlier click from the same IP on the same link within 10 min            |
- * | `many_user_agents`     | 0.4    | > 8 distinct user agents from the IP in the UTC day, strength 1 at 50       |
+ * | `many_user_agents`     | 0.4    | > 2 distinct user agents from the IP in the UTC day, strength 1 at 50       |
  *
  * Conversions have one rule of their own, {@link scoreConversionTiming}:
  * | `click_to_conversion_too_short` | 0.8 | conversion event time − click time < 10 s (incl. negative) |
@@ -27,19 +29,22 @@ import { isbot } from 'isbot';
 /** Score at or above which a click counts as invalid (fraud-flagged) in reports. */
 export const FRAUD_THRESHOLD = 0.5;
 
+/** Smallest contribution (weight × strength) for which a rule's reason code is listed. */
+export const REASON_MIN_CONTRIBUTION = 0.05;
+
 /** Windows and thresholds of the rules; windows are on event time (click `ts_ms`). */
 export const FRAUD_LIMITS = {
   ipVelocityWindowMs: 60_000,
   ipVelocitySoft: 10,
   ipVelocityHard: 60,
   ipDailyWindowMs: 86_400_000,
-  ipDailySoft: 20,
+  ipDailySoft: 3,
   ipDailyHard: 500,
   ipCampaignWindowMs: 3_600_000,
   ipCampaignSoft: 3,
   ipCampaignHard: 30,
   duplicateWindowMs: 600_000,
-  userAgentsSoft: 8,
+  userAgentsSoft: 2,
   userAgentsHard: 50,
   minClickToConversionMs: 10_000,
 } as const;
@@ -158,14 +163,18 @@ export const CLICK_RULES: ReadonlyArray<readonly [FraudReason, (c: ScorableClick
   ['many_user_agents', ruleManyUserAgents],
 ];
 
-/** Combines fired rules `[reason, strength]` into a verdict (noisy-or of weight × strength). */
+/**
+ * Combines rules `[reason, strength]` into a verdict: noisy-or of weight × strength; reasons of
+ * contributions below {@link REASON_MIN_CONTRIBUTION} count in the score but are not listed.
+ */
 export function combine(fired: ReadonlyArray<readonly [FraudReason, number]>): FraudVerdict {
   let clean = 1;
   const reasons: FraudReason[] = [];
   for (const [reason, strength] of fired) {
     if (strength <= 0) continue;
-    reasons.push(reason);
-    clean *= 1 - FRAUD_WEIGHTS[reason] * Math.min(1, strength);
+    const contribution = FRAUD_WEIGHTS[reason] * Math.min(1, strength);
+    if (contribution >= REASON_MIN_CONTRIBUTION) reasons.push(reason);
+    clean *= 1 - contribution;
   }
   return { fraud_score: Math.round((1 - clean) * 10_000) / 10_000, fraud_reasons: reasons };
 }
