@@ -13,6 +13,7 @@ export {
   FRAUD_WEIGHTS,
   type FraudReason,
   type FraudVerdict,
+  REASON_MIN_CONTRIBUTION,
   ruleBotUserAgent,
   ruleDuplicateClick,
   ruleEmptyUserAgent,

@@ -3,8 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import { type ClickHouseClient, createLogger } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
 import { createReports } from '../reports/reports.ts';
-import { chTime, insertRows } from './clicks.ts';
-import type { PricedConversion } from './conversions.ts';
+import { chTime, gatherFeatures, insertRows } from './clicks.ts';
+import { attribute, type PricedConversion, recordConversion } from './conversions.ts';
 import { type Pipeline, startPipeline } from './runner.ts';
 import { batchToken } from './streams.ts';
 import { addClicks, addConversions, makeClick, makeConversion, type Seeded, seedCampaign, waitFor } from './testing.ts';
@@ -140,9 +140,54 @@ describe('click stream', () => {
   });
 });
 
+describe('fraud state', () => {
+  test('is shared and idempotent: gathering the same batch twice gives the same features', async () => {
+    const s = await seedCampaign(env.sql);
+    const ts = Date.UTC(2024, 1, 1);
+    const batch = [0, 1, 2].map((i) => makeClick(s, { ts_ms: ts + i * 1000, ip: '192.0.2.99' }));
+    const once = await gatherFeatures(env.redis, env.keys, batch);
+    const twice = await gatherFeatures(env.redis, env.keys, batch);
+    assert.deepEqual(twice, once);
+    assert.deepEqual(
+      once.map((f) => [f.ip_clicks_1m, f.ip_link_earlier, f.ip_user_agents_day]),
+      [
+        [1, 0, 1],
+        [2, 1, 1],
+        [3, 2, 1],
+      ],
+    );
+    // A later click (event time) from the same IP, in another batch, sees the earlier ones.
+    const [later] = await gatherFeatures(env.redis, env.keys, [makeClick(s, { ts_ms: ts + 30_000, ip: '192.0.2.99' })]);
+    assert.equal(later!.ip_clicks_1m, 4);
+    assert.equal(later!.ip_clicks_24h, 4);
+  });
+});
+
+describe('conversion records', () => {
+  test('a replay of the same conversion id counts as stored again; another id with the same event_id is a duplicate', async () => {
+    const s = await seedCampaign(env.sql);
+    const conv = makeConversion(s, '0190a0a0-0000-7000-8000-0000000000aa', { event_id: 'replay' });
+    const a = attribute(conv, null, null, 30);
+    const first = await recordConversion(env.sql, conv, a);
+    const replay = await recordConversion(env.sql, conv, a);
+    const other = await recordConversion(env.sql, { ...conv, conversion_id: makeConversion(s, '').conversion_id }, a);
+    assert.equal(first.stored, true);
+    assert.deepEqual(replay, first, 'the crash-replay rebuilds the same ClickHouse row');
+    assert.deepEqual(other, { stored: false, row: null, accepted: null, rejectReason: null });
+    const [n] = await env.sql<
+      { n: number }[]
+    >`select count(*)::int8 as n from conversions where advertiser_id = ${s.advertiserId}`;
+    assert.equal(n!.n, 1);
+  });
+});
+
 describe('conversion stream', () => {
   test('attributes, prices (CPA), records once per (advertiser, event_id) and hands it to the sink once', async () => {
     const s = await seedCampaign(env.sql, { payout_amount: 500, revenue_amount: 700 });
+    const sub = env.redis.duplicate();
+    const events: Array<{ type: string; user_ids: number[]; id: string }> = [];
+    await sub.subscribe(env.keys.events);
+    sub.on('message', (_ch, m) => events.push(JSON.parse(m)));
     const click = makeClick(s);
     // The conversion is posted together with its click: attribution must wait for the click, not reject it.
     await Promise.all([
@@ -177,6 +222,11 @@ describe('conversion stream', () => {
       { a: s.advertiserId },
     );
     assert.deepEqual(chRow, { n: 1, payout: 500 });
+    await waitFor('live event', () => events.some((e) => e.id === rows[0]!.id));
+    const ev = events.find((e) => e.id === rows[0]!.id)!;
+    assert.equal(ev.type, 'conversion.created');
+    assert.deepEqual(ev.user_ids, [s.advertiserId, s.affiliateId]);
+    sub.disconnect();
   });
 
   test('RevShare takes a share of the sale amount (integer, half down); per-goal overrides apply', async () => {
