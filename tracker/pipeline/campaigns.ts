@@ -51,6 +51,7 @@ export function createCampaignCache(sql: Sql, ttlMs = 30_000): CampaignCache {
         } else missing.push(id);
       }
       if (missing.length > 0) {
+        if (cache.size > 100_000) cache.clear();
         let rows: CampaignTerms[];
         try {
           rows = await sql<CampaignTerms[]>`
@@ -120,4 +121,54 @@ export function priceConversion(
   const payout = t.payout_percent_bp == null ? t.payout_amount : percentOf(amountMinor, t.payout_percent_bp);
   const revenue = t.revenue_percent_bp == null ? t.revenue_amount : percentOf(amountMinor, t.revenue_percent_bp);
   return { type: 'ok', payout, revenue };
+}
+
+/** A link's default sub-ids (sub1..sub5, '' when unset), used when a click carries none of its own. */
+export type LinkDefaults = [string, string, string, string, string];
+
+export interface LinkCache {
+  /** Default sub-ids of the given link codes; unknown codes are absent. @throws RetriableError */
+  get(codes: Iterable<string>): Promise<Map<string, LinkDefaults>>;
+}
+
+/** A read-through cache of links' default sub-ids, entries living `ttlMs` (default 30 s). */
+export function createLinkCache(sql: Sql, ttlMs = 30_000): LinkCache {
+  const cache = new Map<string, { at: number; subs: LinkDefaults | null }>();
+  return {
+    async get(codes) {
+      const now = Date.now();
+      const out = new Map<string, LinkDefaults>();
+      const missing: string[] = [];
+      for (const code of new Set(codes)) {
+        if (code === '') continue;
+        const hit = cache.get(code);
+        if (hit && now - hit.at < ttlMs) {
+          if (hit.subs) out.set(code, hit.subs);
+        } else missing.push(code);
+      }
+      if (missing.length > 0) {
+        let rows: Array<{
+          code: string;
+          sub1: string | null;
+          sub2: string | null;
+          sub3: string | null;
+          sub4: string | null;
+          sub5: string | null;
+        }>;
+        try {
+          rows = await sql`select code, sub1, sub2, sub3, sub4, sub5 from links where code = any(${missing})`;
+        } catch (err) {
+          throw new RetriableError(`link lookup failed: ${(err as Error).message}`);
+        }
+        if (cache.size > 100_000) cache.clear();
+        for (const code of missing) cache.set(code, { at: now, subs: null });
+        for (const r of rows) {
+          const subs: LinkDefaults = [r.sub1 ?? '', r.sub2 ?? '', r.sub3 ?? '', r.sub4 ?? '', r.sub5 ?? ''];
+          cache.set(r.code, { at: now, subs });
+          out.set(r.code, subs);
+        }
+      }
+      return out;
+    },
+  };
 }

@@ -8,7 +8,7 @@ import { type ClickEvent, decodeClick, MalformedEventError } from '../events.ts'
 import type { FraudPool } from '../fraud/pool.ts';
 import { type ClickFeatures, FRAUD_LIMITS, FRAUD_THRESHOLD } from '../fraud/rules.ts';
 import type { ScoredClick } from '../fraud/worker.ts';
-import type { CampaignTerms } from './campaigns.ts';
+import type { CampaignTerms, LinkDefaults } from './campaigns.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Latest event time ClickHouse DateTime64(3) holds comfortably (2200-01-01), ms. */
@@ -29,16 +29,19 @@ export function parseClick(line: string): ClickEvent {
   return validateClick(decodeClick(line));
 }
 
-/** sub1..sub5 of a click's raw query string ('' when absent), each cut to 255 characters. */
-export function subIds(query: string): [string, string, string, string, string] {
+/**
+ * sub1..sub5 of a click's raw query string, each cut to 255 characters; a sub-id the click does
+ * not carry takes the link's default (`links.sub1..5`), else ''.
+ */
+export function subIds(query: string, defaults?: LinkDefaults): [string, string, string, string, string] {
   let params: URLSearchParams;
   try {
     params = new URLSearchParams(query);
   } catch {
     params = new URLSearchParams();
   }
-  const get = (k: string) => (params.get(k) ?? '').slice(0, MAX_SUB_LENGTH);
-  return [get('sub1'), get('sub2'), get('sub3'), get('sub4'), get('sub5')];
+  const get = (i: number) => (params.get(`sub${i + 1}`) || defaults?.[i] || '').slice(0, MAX_SUB_LENGTH);
+  return [get(0), get(1), get(2), get(3), get(4)];
 }
 
 function utcDay(ms: number): number {
@@ -161,13 +164,14 @@ export function buildClicks(
   clicks: ClickEvent[],
   scored: ScoredClick[],
   campaigns: Map<number, CampaignTerms>,
+  links: Map<string, LinkDefaults> = new Map(),
 ): { rows: ClickRow[]; stored: StoredClick[] } {
   const rows: ClickRow[] = [];
   const stored: StoredClick[] = [];
   for (let i = 0; i < clicks.length; i++) {
     const c = clicks[i]!;
     const s = scored[i]!;
-    const sub = subIds(c.query);
+    const sub = subIds(c.query, links.get(c.link_code));
     const country = '';
     const flagged = c.invalid_reason !== '' || s.fraud_score >= FRAUD_THRESHOLD;
     rows.push({

@@ -106,12 +106,12 @@ describe('click stream', () => {
 
     const rows = await (
       await ch.query({
-        query: `SELECT toString(click_id) AS id, fraud_reasons, is_invalid, sub1, device
+        query: `SELECT toString(click_id) AS id, fraud_reasons, is_invalid, sub1, sub3, device
           FROM clicks WHERE campaign_id = {c:UInt64} ORDER BY ts`,
         query_params: { c: s.campaignId },
         format: 'JSONEachRow',
       })
-    ).json<{ id: string; fraud_reasons: string[]; is_invalid: number; sub1: string; device: string }>();
+    ).json<{ id: string; fraud_reasons: string[]; is_invalid: number; sub1: string; sub3: string; device: string }>();
     assert.deepEqual(
       rows.map((r) => [r.id, r.fraud_reasons, r.is_invalid]),
       [
@@ -122,6 +122,7 @@ describe('click stream', () => {
       ],
     );
     assert.equal(rows[0]!.sub1, 'alpha');
+    assert.equal(rows[0]!.sub3, 'default3', "the link's default sub-id fills in");
     assert.equal(rows[0]!.device, 'mobile');
 
     const dead = (await env.redis.xrange(env.keys.deadLetter(env.keys.clicks(0)), '-', '+')) as Array<

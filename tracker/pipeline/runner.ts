@@ -18,7 +18,7 @@ import type { ClickHouseClient, Config, Logger, Redis, Sql } from '../../infra/i
 import { isRetriable, publishEvent, redisKeys } from '../../infra/index.ts';
 import { type ClickEvent, type ConversionEvent, entryLines, MalformedEventError } from '../events.ts';
 import { createFraudPool, type FraudPool } from '../fraud/pool.ts';
-import { createCampaignCache } from './campaigns.ts';
+import { createCampaignCache, createLinkCache } from './campaigns.ts';
 import {
   buildClicks,
   type ClickRow,
@@ -166,6 +166,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   const consumer = opts.consumerName ?? config.PIPELINE_CONSUMER ?? `${os.hostname()}-${process.pid}`;
   const maintenanceMs = opts.maintenanceIntervalMs ?? 1_000;
   const campaigns = createCampaignCache(sql);
+  const links = createLinkCache(sql);
   await ensureStreamGroups(redis, keys, config.STREAM_PARTITIONS);
   const pool: FraudPool = createFraudPool(config.FRAUD_WORKERS);
   let closing = false;
@@ -206,7 +207,8 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       const features = await gatherFeatures(redis, keys, clicks);
       const scored = await scoreFraud(pool, clicks, features);
       const terms = await campaigns.get(clicks.map((c) => c.campaign_id));
-      const { rows, stored } = buildClicks(clicks, scored, terms);
+      const defaults = await links.get(clicks.map((c) => c.link_code));
+      const { rows, stored } = buildClicks(clicks, scored, terms, defaults);
       await storeClicks(redis, keys, clicks, stored, terms, config.ATTRIBUTION_WINDOW_DAYS);
       await insertRows(ch, 'clicks', rows, batch.token);
     }

@@ -44,7 +44,7 @@ export async function seedCampaign(sql: Sql, overrides: Record<string, unknown> 
     await sql`update campaigns set goals = ${JSON.stringify(goals)}::text::jsonb where id = ${c!.id}`;
   }
   const linkCode = `lnk_${n}`;
-  await sql`insert into links (code, campaign_id, affiliate_id) values (${linkCode}, ${c!.id}, ${aff!.id})`;
+  await sql`insert into links (code, campaign_id, affiliate_id, sub3) values (${linkCode}, ${c!.id}, ${aff!.id}, 'default3')`;
   return { advertiserId: adv!.id, affiliateId: aff!.id, campaignId: c!.id, linkCode };
 }
 
