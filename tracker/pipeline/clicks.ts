@@ -51,76 +51,116 @@ function utcDay(ms: number): number {
 /** Extra life of fraud keys beyond their window: tolerates clicks arriving that late (event time). */
 const LATENESS_MS = 3_600_000;
 
+/** Clicks per script call, so one call never holds Redis for long. */
+const FEATURE_CHUNK = 1_000;
+
 /**
- * Records the batch's clicks in the shared fraud state and reads each click's features, in one
- * pipelined round trip. Idempotent under retries: sorted-set members are click ids (ZADD of the
- * same click twice changes nothing) scored by event time, and every count is over an event-time
- * window ending at the click's own ts. @throws RetriableError when Redis fails.
+ * Server-side half of {@link gatherFeatures}: records a chunk of clicks in the fraud state, then
+ * reads every click's counts, then trims and expires each touched key once. One round trip and
+ * no per-command client overhead. ARGV: n, windows (1 min, 24 h, 1 h, duplicate), lateness, then
+ * per click: ip key, ip+campaign key, ip+link key, user-agent key, ts_ms, click_id, user agent
+ * (ip key '' = no IP). Returns 5 integers per click.
+ * Not Redis Cluster safe (keys are not declared): the fraud state of one IP spans slots.
+ */
+const FEATURES_LUA = `
+local n = tonumber(ARGV[1])
+local w1m, w24h, w1h, wdup, late = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local base = 6
+local maxts, window = {}, {}
+local function touch(k, ts, w)
+  if maxts[k] == nil or ts > maxts[k] then maxts[k] = ts end
+  window[k] = w
+end
+for i = 0, n - 1 do
+  local b = base + i * 7
+  local ip = ARGV[b + 1]
+  if ip ~= '' then
+    local ts = tonumber(ARGV[b + 5])
+    local id = ARGV[b + 6]
+    redis.call('ZADD', ip, ts, id)
+    redis.call('ZADD', ARGV[b + 2], ts, id)
+    redis.call('ZADD', ARGV[b + 3], ts, id)
+    if ARGV[b + 7] ~= '' then redis.call('PFADD', ARGV[b + 4], ARGV[b + 7]) end
+    touch(ip, ts, w24h)
+    touch(ARGV[b + 2], ts, w1h)
+    touch(ARGV[b + 3], ts, wdup)
+  end
+end
+local out = {}
+for i = 0, n - 1 do
+  local b = base + i * 7
+  local ip = ARGV[b + 1]
+  if ip == '' then
+    for _ = 1, 5 do out[#out + 1] = 0 end
+  else
+    local ts = tonumber(ARGV[b + 5])
+    local f = function(x) return string.format('%d', x) end
+    out[#out + 1] = redis.call('ZCOUNT', ip, '(' .. f(ts - w1m), f(ts))
+    out[#out + 1] = redis.call('ZCOUNT', ip, '(' .. f(ts - w24h), f(ts))
+    out[#out + 1] = redis.call('ZCOUNT', ARGV[b + 2], '(' .. f(ts - w1h), f(ts))
+    out[#out + 1] = redis.call('ZCOUNT', ARGV[b + 3], f(ts - wdup), f(ts))
+    out[#out + 1] = redis.call('PFCOUNT', ARGV[b + 4])
+    redis.call('PEXPIRE', ARGV[b + 4], 86400000 + late)
+  end
+end
+for k, ts in pairs(maxts) do
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. string.format('%d', ts - window[k] - late))
+  redis.call('PEXPIRE', k, window[k] + late)
+end
+return out
+`;
+
+/**
+ * Records the batch's clicks in the shared fraud state and reads each click's features (one
+ * script call per 1000 clicks). Idempotent under retries: sorted-set members are click ids (ZADD
+ * of the same click twice changes nothing) scored by event time, and every count is over an
+ * event-time window ending at the click's own ts. @throws RetriableError when Redis fails.
  */
 export async function gatherFeatures(redis: Redis, keys: RedisKeys, clicks: ClickEvent[]): Promise<ClickFeatures[]> {
   const L = FRAUD_LIMITS;
-  const p = redis.pipeline();
-  const expiry = new Map<string, { maxTs: number; windowMs: number }>();
-  const touch = (key: string, ts: number, windowMs: number) => {
-    const e = expiry.get(key);
-    if (!e) expiry.set(key, { maxTs: ts, windowMs });
-    else if (ts > e.maxTs) e.maxTs = ts;
-  };
-  const keyOf = clicks.map((c) => {
-    if (c.ip === '') return null;
-    const k = {
-      ip: keys.key('fraud', 'ip', c.ip),
-      ipc: keys.key('fraud', 'ipc', c.campaign_id, c.ip),
-      ipl: keys.key('fraud', 'ipl', c.link_code, c.ip),
-      ua: keys.key('fraud', 'ipua', c.ip, utcDay(c.ts_ms)),
-    };
-    p.zadd(k.ip, c.ts_ms, c.click_id);
-    p.zadd(k.ipc, c.ts_ms, c.click_id);
-    p.zadd(k.ipl, c.ts_ms, c.click_id);
-    if (c.user_agent !== '') p.pfadd(k.ua, c.user_agent);
-    touch(k.ip, c.ts_ms, L.ipDailyWindowMs);
-    touch(k.ipc, c.ts_ms, L.ipCampaignWindowMs);
-    touch(k.ipl, c.ts_ms, L.duplicateWindowMs);
-    touch(k.ua, c.ts_ms, 86_400_000);
-    return k;
-  });
-  const firstRead = p.length;
-  for (let i = 0; i < clicks.length; i++) {
-    const k = keyOf[i];
-    if (!k) continue;
-    const ts = clicks[i]!.ts_ms;
-    p.zcount(k.ip, `(${ts - L.ipVelocityWindowMs}`, ts);
-    p.zcount(k.ip, `(${ts - L.ipDailyWindowMs}`, ts);
-    p.zcount(k.ipc, `(${ts - L.ipCampaignWindowMs}`, ts);
-    p.zcount(k.ipl, ts - L.duplicateWindowMs, ts);
-    p.pfcount(k.ua);
-  }
-  for (const [key, e] of expiry) {
-    if (!key.includes(':ipua:')) p.zremrangebyscore(key, '-inf', `(${e.maxTs - e.windowMs - LATENESS_MS}`);
-    p.pexpire(key, e.windowMs + LATENESS_MS);
-  }
-  let res: Array<[Error | null, unknown]>;
-  try {
-    res = (await p.exec()) ?? [];
-  } catch (err) {
-    throw new RetriableError(`fraud state: ${(err as Error).message}`);
-  }
-  const failed = res.find(([e]) => e);
-  if (failed) throw new RetriableError(`fraud state: ${failed[0]!.message}`);
-  let r = firstRead;
-  return clicks.map((_, i) => {
-    if (!keyOf[i]) {
-      return { ip_clicks_1m: 0, ip_clicks_24h: 0, ip_campaign_clicks_1h: 0, ip_link_earlier: 0, ip_user_agents_day: 0 };
+  const out: ClickFeatures[] = [];
+  for (let start = 0; start < clicks.length; start += FEATURE_CHUNK) {
+    const chunk = clicks.slice(start, start + FEATURE_CHUNK);
+    const args: Array<string | number> = [
+      chunk.length,
+      L.ipVelocityWindowMs,
+      L.ipDailyWindowMs,
+      L.ipCampaignWindowMs,
+      L.duplicateWindowMs,
+      LATENESS_MS,
+    ];
+    for (const c of chunk) {
+      if (c.ip === '') args.push('', '', '', '', c.ts_ms, c.click_id, '');
+      else {
+        args.push(
+          keys.key('fraud', 'ip', c.ip),
+          keys.key('fraud', 'ipc', c.campaign_id, c.ip),
+          keys.key('fraud', 'ipl', c.link_code, c.ip),
+          keys.key('fraud', 'ipua', c.ip, utcDay(c.ts_ms)),
+          c.ts_ms,
+          c.click_id,
+          c.user_agent,
+        );
+      }
     }
-    const n = () => Number(res[r++]![1]);
-    return {
-      ip_clicks_1m: n(),
-      ip_clicks_24h: n(),
-      ip_campaign_clicks_1h: n(),
-      ip_link_earlier: Math.max(0, n() - 1),
-      ip_user_agents_day: n(),
-    };
-  });
+    let res: number[];
+    try {
+      res = (await redis.eval(FEATURES_LUA, 0, ...args)) as number[];
+    } catch (err) {
+      throw new RetriableError(`fraud state: ${(err as Error).message}`);
+    }
+    for (let i = 0; i < chunk.length; i++) {
+      const r = i * 5;
+      out.push({
+        ip_clicks_1m: res[r]!,
+        ip_clicks_24h: res[r + 1]!,
+        ip_campaign_clicks_1h: res[r + 2]!,
+        ip_link_earlier: Math.max(0, res[r + 3]! - 1),
+        ip_user_agents_day: res[r + 4]!,
+      });
+    }
+  }
+  return out;
 }
 
 /** Scores a batch in the pool (one task for the whole batch). */
