@@ -155,7 +155,8 @@ export interface Recorded {
  * Records a conversion in Postgres: `ON CONFLICT (advertiser_id, event_id) DO NOTHING`. When the
  * key is taken by this same conversion id (a retry after a crash), it counts as stored again so the
  * ClickHouse row, the sink call and the event are repeated (each idempotent); when it is taken by
- * another id, the post is a duplicate and changes nothing. @throws RetriableError
+ * another id, the post is a duplicate and changes nothing.
+ * @throws RetriableError on an outage; MalformedEventError when Postgres refuses the values.
  */
 export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribution): Promise<Recorded> {
   const click = a.click;
@@ -189,6 +190,10 @@ export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribut
       taken = ex[0]?.id ?? '';
     }
   } catch (err) {
+    // SQLSTATE class 22 (data exception) / 23 (integrity constraint): this conversion can never be
+    // stored, so it is dead-lettered rather than retried forever. Anything else is an outage.
+    const code = String((err as { code?: unknown }).code ?? '');
+    if (/^2[23]/.test(code)) throw new MalformedEventError(`conversion refused by Postgres (${code})`);
     throw new RetriableError(`conversion insert: ${(err as Error).message}`);
   }
   if (taken.toLowerCase() !== c.conversion_id.toLowerCase()) {

@@ -338,4 +338,17 @@ describe('conversion stream', () => {
       assert.deepEqual(sum, { clicks: 1, conversions: 2, payout: 1000 }, group_by);
     }
   });
+
+  test('a conversion Postgres refuses (unknown advertiser) is dead-lettered, not retried forever', async () => {
+    const s = await seedCampaign(env.sql);
+    const ghost = makeConversion({ ...s, advertiserId: 987_654 }, '0190a0a0-0000-7000-8000-0000000000bb');
+    const id = await addConversions(env.redis, env.keys, 1, [ghost]);
+    const dlKey = env.keys.deadLetter(env.keys.conversions(1));
+    await waitFor('dead letter', async () => (await env.redis.xlen(dlKey)) > 0);
+    const entries = (await env.redis.xrange(dlKey, '-', '+')) as Array<[string, string[]]>;
+    const fields = entries.at(-1)![1];
+    assert.equal(fields[fields.indexOf('source_id') + 1], id);
+    assert.match(fields[fields.indexOf('reason') + 1]!, /refused by Postgres \(23503\)/);
+    assert.match(fields[fields.indexOf('d') + 1]!, new RegExp(ghost.conversion_id));
+  });
 });

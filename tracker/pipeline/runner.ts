@@ -16,7 +16,14 @@
 import os from 'node:os';
 import type { ClickHouseClient, Config, Logger, Redis, Sql } from '../../infra/index.ts';
 import { isRetriable, publishEvent, redisKeys } from '../../infra/index.ts';
-import { type ClickEvent, type ConversionEvent, entryLines, MalformedEventError } from '../events.ts';
+import {
+  type ClickEvent,
+  type ConversionEvent,
+  encodeConversion,
+  entryFields,
+  entryLines,
+  MalformedEventError,
+} from '../events.ts';
 import { createFraudPool, type FraudPool } from '../fraud/pool.ts';
 import { createCampaignCache, createLinkCache } from './campaigns.ts';
 import {
@@ -247,7 +254,14 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
         click ? (terms.get(click.campaign_id) ?? null) : null,
         config.ATTRIBUTION_WINDOW_DAYS,
       );
-      const r = await recordConversion(sql, c, a);
+      let r: Awaited<ReturnType<typeof recordConversion>>;
+      try {
+        r = await recordConversion(sql, c, a);
+      } catch (err) {
+        if (!(err instanceof MalformedEventError)) throw err;
+        decoded.dead.push({ id: decoded.events[i]!.id, fields: entryFields([encodeConversion(c)]), reason: err.message });
+        continue;
+      }
       if (!r.stored) {
         s.duplicates++;
         continue;
@@ -270,7 +284,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
         data: { conversion_id: c.conversion_id, event_id: c.event_id, reject_reason: reason, status: c.status },
       }).catch((err) => log.warn({ err: (err as Error).message }, 'live event not published'));
     }
-    await deadLetterAndAck(stream, batch, decoded.dead, s, convs.length);
+    await deadLetterAndAck(stream, batch, decoded.dead, s, created.length);
     return { type: 'ok' };
   }
 
