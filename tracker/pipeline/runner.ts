@@ -259,7 +259,11 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
         r = await recordConversion(sql, c, a);
       } catch (err) {
         if (!(err instanceof MalformedEventError)) throw err;
-        decoded.dead.push({ id: decoded.events[i]!.id, fields: entryFields([encodeConversion(c)]), reason: err.message });
+        decoded.dead.push({
+          id: decoded.events[i]!.id,
+          fields: entryFields([encodeConversion(c)]),
+          reason: err.message,
+        });
         continue;
       }
       if (!r.stored) {
