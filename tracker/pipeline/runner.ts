@@ -294,6 +294,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
 
   /** Runs one batch until it is acknowledged or the pipeline closes (then it stays pending). */
   async function runBatch(stream: string, kind: StreamStats['kind'], batch: Batch, s: StreamStats) {
+    let touched = Date.now();
     for (let attempt = 0; !closing; attempt++) {
       let out: Outcome;
       try {
@@ -307,6 +308,13 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       }
       if (out.type === 'ok') return;
       s.retries++;
+      // A live consumer retrying through an outage keeps its entries from looking abandoned: re-claim
+      // them (resets their idle time) unless someone else touched them meanwhile.
+      const half = Math.floor(config.PIPELINE_CLAIM_IDLE_MS / 2);
+      if (Date.now() - touched >= half && batch.ids.length > 0) {
+        touched = Date.now();
+        await redis.xclaim(stream, GROUP, consumer, half, ...batch.ids, 'JUSTID').catch(() => {});
+      }
       await nap(out.delayMs);
     }
   }
