@@ -142,6 +142,9 @@ export async function loadClicks(
   });
 }
 
+const ROW_COLUMNS = `id, status, reject_reason, campaign_id, affiliate_id, link_code, currency, payout, revenue,
+  fraud_score, fraud_reasons, (extract(epoch from click_time) * 1000)::int8 as click_ms, sub1, sub2, sub3, sub4, sub5`;
+
 /** The result of recording one conversion. */
 export interface Recorded {
   /** False when another conversion already holds (advertiser, event_id): nothing else happens for it. */
@@ -169,9 +172,30 @@ export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribut
   const currency = a.campaign?.currency ?? (c.currency || null);
   const clickId = UUID.test(c.click_id) ? c.click_id : null;
   const sub = click?.sub ?? ['', '', '', '', ''];
-  let taken: string;
+  // What Postgres holds is the truth: on a replay the ClickHouse row, the sink call and the event are
+  // rebuilt from the stored row, even if the campaign's terms changed in between.
+  type Row = {
+    id: string;
+    status: string;
+    reject_reason: string | null;
+    campaign_id: number | null;
+    affiliate_id: number | null;
+    link_code: string | null;
+    currency: string | null;
+    payout: number;
+    revenue: number;
+    fraud_score: number;
+    fraud_reasons: string[];
+    click_ms: number | null;
+    sub1: string | null;
+    sub2: string | null;
+    sub3: string | null;
+    sub4: string | null;
+    sub5: string | null;
+  };
+  let got: Row | undefined;
   try {
-    const ins = await sql<{ id: string }[]>`
+    const ins = await sql<Row[]>`
       insert into conversions (id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, link_code, goal,
         status, reject_reason, amount, currency, payout, revenue, event_time, click_time, fraud_score, fraud_reasons,
         sub1, sub2, sub3, sub4, sub5)
@@ -182,12 +206,13 @@ export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribut
         ${fraud.fraud_reasons}, ${sub[0] || null}, ${sub[1] || null}, ${sub[2] || null}, ${sub[3] || null},
         ${sub[4] || null})
       on conflict (advertiser_id, event_id) do nothing
-      returning id`;
-    if (ins.length > 0) taken = ins[0]!.id;
-    else {
-      const ex = await sql<{ id: string }[]>`
-        select id from conversions where advertiser_id = ${c.advertiser_id} and event_id = ${c.event_id}`;
-      taken = ex[0]?.id ?? '';
+      returning ${sql.unsafe(ROW_COLUMNS)}`;
+    got = ins[0];
+    if (!got) {
+      const ex = await sql<Row[]>`
+        select ${sql.unsafe(ROW_COLUMNS)} from conversions
+        where advertiser_id = ${c.advertiser_id} and event_id = ${c.event_id}`;
+      got = ex[0];
     }
   } catch (err) {
     // SQLSTATE class 22 (data exception) / 23 (integrity constraint): this conversion can never be
@@ -196,57 +221,60 @@ export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribut
     if (/^2[23]/.test(code)) throw new MalformedEventError(`conversion refused by Postgres (${code})`);
     throw new RetriableError(`conversion insert: ${(err as Error).message}`);
   }
-  if (taken.toLowerCase() !== c.conversion_id.toLowerCase()) {
+  if (!got || got.id.toLowerCase() !== c.conversion_id.toLowerCase()) {
     return { stored: false, row: null, accepted: null, rejectReason: null };
   }
+  const storedSub = [got.sub1 ?? '', got.sub2 ?? '', got.sub3 ?? '', got.sub4 ?? '', got.sub5 ?? ''];
+  const clickMs = got.click_ms ?? 0;
   const row: ClickRow = {
     conversion_id: c.conversion_id,
     event_id: c.event_id,
     click_id: c.click_id,
     advertiser_id: c.advertiser_id,
-    campaign_id: a.campaign?.id ?? 0,
-    affiliate_id: click && a.campaign ? click.affiliate_id : 0,
-    link_code: click?.link_code ?? '',
+    campaign_id: got.campaign_id ?? 0,
+    affiliate_id: got.affiliate_id ?? 0,
+    link_code: got.link_code ?? '',
     goal: c.goal,
-    status,
-    reject_reason: rejectReason ?? '',
+    status: got.status,
+    reject_reason: got.reject_reason ?? '',
     amount: c.amount_minor,
-    currency: currency ?? '',
-    payout,
-    revenue,
+    currency: got.currency ?? '',
+    payout: got.payout,
+    revenue: got.revenue,
     event_time: chTime(c.event_time_ms),
-    click_time: chTime(click?.ts_ms ?? 0),
-    sub1: sub[0],
-    sub2: sub[1],
-    sub3: sub[2],
-    sub4: sub[3],
-    sub5: sub[4],
+    click_time: chTime(clickMs),
+    sub1: storedSub[0]!,
+    sub2: storedSub[1]!,
+    sub3: storedSub[2]!,
+    sub4: storedSub[3]!,
+    sub5: storedSub[4]!,
     country: click?.country ?? '',
     device: click?.device ?? '',
-    fraud_score: fraud.fraud_score,
+    fraud_score: got.fraud_score,
   };
+  const acceptedStatus = got.status === 'pending' || got.status === 'approved' ? got.status : null;
   const accepted: PricedConversion | null =
-    a.type === 'ok' && (c.status === 'pending' || c.status === 'approved')
+    acceptedStatus && got.campaign_id !== null && got.affiliate_id !== null
       ? {
           id: c.conversion_id,
           event_id: c.event_id,
           click_id: c.click_id,
           advertiser_id: c.advertiser_id,
-          affiliate_id: a.click.affiliate_id,
-          campaign_id: a.campaign.id,
-          link_code: a.click.link_code,
+          affiliate_id: got.affiliate_id,
+          campaign_id: got.campaign_id,
+          link_code: got.link_code ?? '',
           goal: c.goal,
-          status: c.status,
-          currency: a.campaign.currency,
-          payout,
-          revenue,
+          status: acceptedStatus,
+          currency: got.currency ?? '',
+          payout: got.payout,
+          revenue: got.revenue,
           amount: c.amount_minor,
           event_time_ms: c.event_time_ms,
-          click_time_ms: a.click.ts_ms,
-          hold_days: a.campaign.hold_days,
-          fraud_score: fraud.fraud_score,
-          fraud_reasons: fraud.fraud_reasons,
+          click_time_ms: clickMs,
+          hold_days: a.campaign?.hold_days ?? 0,
+          fraud_score: got.fraud_score,
+          fraud_reasons: got.fraud_reasons,
         }
       : null;
-  return { stored: true, row, accepted, rejectReason };
+  return { stored: true, row, accepted, rejectReason: (got.reject_reason as ConversionRejectReason | null) ?? null };
 }
