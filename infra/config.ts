@@ -93,7 +93,11 @@ const schema = z.object({
   /** Retries stop (delivery marked failed, replayable by hand) this long after the first attempt, s. */
   DELIVERY_RETRY_WINDOW_S: z.coerce.number().int().min(1).default(86_400),
   /** An endpoint failing without a single success for this long is disabled and its owner notified, s. */
-  DELIVERY_DISABLE_AFTER_S: z.coerce.number().int().min(60).default(5 * 86_400),
+  DELIVERY_DISABLE_AFTER_S: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(5 * 86_400),
   /** After a secret rotation the previous secret keeps signing (and verifying) this long, s. */
   DELIVERY_ROTATION_GRACE_S: z.coerce.number().int().min(0).default(86_400),
   /** Pending deliveries above this emit a `delivery.queue_alert` event. */

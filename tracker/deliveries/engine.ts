@@ -113,25 +113,44 @@ export function createDeliveries(opts: DeliveriesOptions) {
   const inflight = new Set<Promise<void>>();
   const perDest = new Map<string, number>();
   let running = false;
+  /** Finished attempts so far: a claim that raced with a completion must look again. */
+  let completions = 0;
   let loopDone: Promise<void> | undefined;
   let subscriber: Redis | undefined;
   let statsTimer: NodeJS.Timeout | undefined;
 
+  /**
+   * Leases up to `limit` due rows, at most DELIVERY_PER_DESTINATION minus what is already in flight
+   * here per destination. Candidates are locked with SKIP LOCKED so concurrent workers (this
+   * process or others) never lease the same row; the candidates not picked are released when the
+   * statement ends.
+   */
   async function claim(limit: number): Promise<DeliveryRow[]> {
-    const saturated = [...perDest].filter(([, n]) => n >= config.DELIVERY_PER_DESTINATION).map(([d]) => d);
+    const busy = [...perDest];
     const now = new Date(clock());
     return sql<DeliveryRow[]>`
-      update deliveries d set locked_until = ${new Date(now.getTime() + leaseMs)}
-      from (
-        select id from deliveries
+      with cand as (
+        select id, destination, next_attempt_at from deliveries
         where status = 'pending' and next_attempt_at <= ${now}
           and (locked_until is null or locked_until <= ${now})
-          and destination <> all(${saturated}::text[])
+        order by next_attempt_at, id
+        limit ${limit * 10}
+        for update skip locked
+      ), ranked as (
+        select c.id, c.next_attempt_at,
+               row_number() over (partition by c.destination order by c.next_attempt_at, c.id) as rn,
+               coalesce(b.used, 0) as used
+        from cand c
+        left join unnest(${busy.map(([d]) => d)}::text[], ${busy.map(([, n]) => n)}::int4[]) as b(dest, used)
+          on b.dest = c.destination
+      ), pick as (
+        select id from ranked where rn <= ${config.DELIVERY_PER_DESTINATION} - used
         order by next_attempt_at, id
         limit ${limit}
-        for update skip locked
-      ) due
-      where d.id = due.id
+      )
+      update deliveries d set locked_until = ${new Date(now.getTime() + leaseMs)}
+      from pick
+      where d.id = pick.id
       returning d.*`;
   }
 
@@ -144,7 +163,7 @@ export function createDeliveries(opts: DeliveriesOptions) {
     for (const row of rows) {
       const n = perDest.get(row.destination) ?? 0;
       if (n >= config.DELIVERY_PER_DESTINATION) {
-        // Same destination twice in one batch: hand it back for the next round.
+        // Not expected (claim() respects the limit); hand it back rather than exceed the limit.
         await sql`update deliveries set locked_until = null where id = ${row.id}`;
         continue;
       }
@@ -152,6 +171,7 @@ export function createDeliveries(opts: DeliveriesOptions) {
       const p: Promise<void> = attempt(row)
         .catch((err) => logger.error({ err, delivery_id: row.id }, 'delivery attempt crashed; lease will expire'))
         .finally(() => {
+          completions++;
           inflight.delete(p);
           const left = (perDest.get(row.destination) ?? 1) - 1;
           if (left <= 0) perDest.delete(row.destination);
@@ -311,12 +331,13 @@ export function createDeliveries(opts: DeliveriesOptions) {
   async function loop(): Promise<void> {
     while (running) {
       let started = 0;
+      const seen = completions;
       try {
         started = await fill();
       } catch (err) {
         logger.error({ err }, 'could not claim deliveries');
       }
-      if (started > 0 || !running) continue;
+      if (started > 0 || !running || completions !== seen) continue;
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, config.DELIVERY_POLL_MS);
         function done() {
@@ -342,6 +363,16 @@ export function createDeliveries(opts: DeliveriesOptions) {
      */
     firePostbacks: (conversionId: string, type: PostbackEvent) => firePostbacks(ctx, conversionId, type),
     refreshStats,
+    /**
+     * A `ConversionSink` (contract 5) that queues the `conversion.created` postbacks of each
+     * accepted conversion: a durable trigger (the pipeline retries its batch when this throws),
+     * unlike pub/sub. Compose it with the ledger's sink. Idempotent by conversion id.
+     */
+    conversionSink: {
+      async conversionRecorded(c: { id: string }): Promise<void> {
+        await firePostbacks(ctx, c.id, 'conversion.created');
+      },
+    },
 
     /**
      * Sends every delivery due now (by the injected clock) and waits for the attempts to be
@@ -349,9 +380,11 @@ export function createDeliveries(opts: DeliveriesOptions) {
      */
     async drain(): Promise<void> {
       for (;;) {
+        const seen = completions;
         const started = await fill();
-        if (started === 0 && inflight.size === 0) return;
-        if (started === 0) await Promise.race(inflight);
+        if (started > 0) continue;
+        if (inflight.size > 0) await Promise.race(inflight);
+        else if (completions === seen) return;
       }
     },
 

@@ -177,6 +177,20 @@ describe('firing postbacks', () => {
     assert.deepEqual(hits, ['/fraud-too', '/fraud-too', '/plain', '/rejected']);
   });
 
+  test('the ConversionSink adapter queues conversion.created postbacks once per conversion', async () => {
+    await f.deliveries.postbacks.create(f.affiliate, {
+      url: `${rx.base}/sink?c={click_id}`,
+      events: ['conversion.created'],
+    });
+    const id = await insertConversion(f);
+    await f.deliveries.conversionSink.conversionRecorded({ id });
+    await f.deliveries.conversionSink.conversionRecorded({ id });
+    // The same conversion announced on the bus too: still one postback.
+    await f.deliveries.handleEvent(liveEvent('conversion.created', [f.affiliate.id], { conversion_id: id }));
+    await f.deliveries.drain();
+    assert.equal(rx.requests.filter((r) => r.url.startsWith('/sink')).length, 1);
+  });
+
   test('conversion.* live events drive postbacks (data.conversion_id)', async () => {
     await f.deliveries.postbacks.create(f.affiliate, {
       url: `${rx.base}/live?st={status}`,

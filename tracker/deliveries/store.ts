@@ -85,7 +85,7 @@ export async function insertDeliveries(ctx: Ctx, rows: NewDelivery[]): Promise<n
     const col = kind === 'postback' ? 'postback_id' : 'webhook_id';
     const inserted = await ctx.sql<{ id: number }[]>`
       insert into deliveries ${ctx.sql(values)}
-      on conflict (${ctx.sql(col)}, event_id) where ${ctx.sql(col)} is not null do nothing
+      on conflict (${ctx.sql(col)}, event_type, event_id) where ${ctx.sql(col)} is not null do nothing
       returning id`;
     ids.push(...inserted.map((r) => r.id));
   }

@@ -118,6 +118,13 @@ describe('signed deliveries', () => {
     // Same event enqueued again: no second delivery (idempotent by endpoint + event id).
     const again = await f.deliveries.handleEvent(ev);
     assert.equal(again.webhooks, 0);
+    // Another type under the same id (the pipeline uses conversion ids as event ids) is a new delivery.
+    await f.deliveries.webhooks.update(f.affiliate, webhook.id, {
+      events: ['conversion.approved', 'conversion.rejected'],
+    });
+    const other = await f.deliveries.handleEvent({ ...ev, type: 'conversion.rejected' });
+    assert.equal(other.webhooks, 1);
+    await f.deliveries.drain();
   });
 
   test('secret rotation: deliveries verify with the old and the new secret during the grace period', async () => {

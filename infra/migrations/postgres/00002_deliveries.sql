@@ -74,9 +74,12 @@ create table deliveries (
   check ((kind = 'postback') = (postback_id is not null)),
   check ((kind = 'webhook') = (webhook_id is not null))
 );
--- Idempotency: one delivery per (endpoint, event), however often the event is enqueued.
-create unique index deliveries_postback_event_key on deliveries (postback_id, event_id) where postback_id is not null;
-create unique index deliveries_webhook_event_key on deliveries (webhook_id, event_id) where webhook_id is not null;
+-- Idempotency: one delivery per (endpoint, event), however often the event is enqueued. The type is part of
+-- the key so that two event types sharing an id (e.g. a conversion id) are both delivered.
+create unique index deliveries_postback_event_key on deliveries (postback_id, event_type, event_id)
+  where postback_id is not null;
+create unique index deliveries_webhook_event_key on deliveries (webhook_id, event_type, event_id)
+  where webhook_id is not null;
 create index deliveries_due_idx on deliveries (next_attempt_at) where status = 'pending';
 create index deliveries_owner_status_idx on deliveries (owner_id, status);
 
