@@ -5,6 +5,14 @@
 export { createDeliveries, type Deliveries, type DeliveriesOptions } from './engine.ts';
 export { POSTBACK_MACROS, redactUrl } from './macros.ts';
 export { createPostbackSchema, type Postback, updatePostbackSchema } from './postbacks.ts';
+export {
+  DELIVERY_ROUTES,
+  type DeliveryRoute,
+  type PageMeta,
+  type RouteRequest,
+  type RouteResult,
+  runRoute,
+} from './routes.ts';
 export { decryptSecret, encryptSecret, generateWebhookSecret, loadDeliverySecretKey } from './secrets.ts';
 export { HostAllowlist, isBlockedAddress } from './ssrf.ts';
 export {

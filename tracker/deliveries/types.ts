@@ -9,8 +9,9 @@ export interface Actor {
 
 /** 1-based page; per_page at most 100. */
 export interface PageQuery {
-  page?: number;
-  per_page?: number;
+  /** Numbers, or their decimal strings straight from a query string. */
+  page?: number | string;
+  per_page?: number | string;
 }
 
 /** A page of items plus the total count, for the envelope's `meta`. */
