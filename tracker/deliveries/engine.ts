@@ -3,6 +3,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { Webhook } from 'standardwebhooks';
 import {
   type Config,
+  isRetriable,
   type LiveEvent,
   type LiveEventType,
   type Logger,
@@ -215,7 +216,17 @@ export function createDeliveries(opts: DeliveriesOptions) {
 
   async function attempt(row: DeliveryRow): Promise<void> {
     const startedMs = clock();
-    const req = await buildRequest(row, startedMs);
+    let req: Awaited<ReturnType<typeof buildRequest>>;
+    try {
+      req = await buildRequest(row, startedMs);
+    } catch (err) {
+      if (isRetriable(err)) throw err; // Postgres away: the lease brings the row back
+      // E.g. a secret that no longer decrypts (DELIVERY_SECRET_KEY changed): a logged, scheduled failure.
+      logger.error({ err, delivery_id: row.id }, 'could not prepare delivery');
+      const error = 'could not prepare the request (signing secret unreadable?)';
+      await record(row, { status: 0, headers: {}, body: '', latency_ms: 0, error }, startedMs);
+      return;
+    }
     if (!req.ok) {
       const now = new Date(startedMs);
       await sql`update deliveries set status = 'failed', last_error = ${`endpoint ${req.endpointStatus}`},

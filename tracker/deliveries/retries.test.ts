@@ -208,6 +208,19 @@ describe('retries', () => {
   });
 });
 
+describe('unreadable secrets', () => {
+  test('a secret that no longer decrypts is a logged, scheduled failure, not a silent loop', async () => {
+    const w = await endpoint('/retry/badsecret');
+    await f.env.sql`update webhook_endpoints set secret_enc = 'v1.AAAA.AAAA.AAAA' where id = ${w.id}`;
+    await f.deliveries.handleEvent(liveEvent('wallet.updated', [f.affiliate.id]));
+    await f.deliveries.drain();
+    assert.equal(rx.requests.length, 0);
+    const logs = await f.deliveries.webhooks.deliveries(f.affiliate, w.id);
+    assert.equal(logs.items[0]!.status, 'pending');
+    assert.match(logs.items[0]!.attempt_log[0]!.error!, /could not prepare/);
+  });
+});
+
 describe('manual replay', () => {
   test('replay sends a failed delivery again with the same webhook-id and body', async () => {
     const w = await endpoint('/replay/one');
