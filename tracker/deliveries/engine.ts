@@ -1,8 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { Webhook } from 'standardwebhooks';
 import {
   type Config,
+  eventLogKey,
   isRetriable,
   type LiveEvent,
   type LiveEventType,
@@ -40,6 +42,10 @@ export interface DeliveriesOptions {
 }
 
 const RESPONSE_LOG_CHARS = 1024;
+/** Consumer group of the delivery engines on the durable event log. */
+const EVENT_GROUP = 'deliveries';
+/** Log entries left unacknowledged this long by a (dead) consumer are taken over, ms. */
+const EVENT_CLAIM_IDLE_MS = 30_000;
 const STATS_EVERY_MS = 5_000;
 
 /**
@@ -117,7 +123,92 @@ export function createDeliveries(opts: DeliveriesOptions) {
   /** Finished attempts so far: a claim that raced with a completion must look again. */
   let completions = 0;
   let loopDone: Promise<void> | undefined;
-  let subscriber: Redis | undefined;
+  let reader: Redis | undefined;
+  let eventsDone: Promise<void> | undefined;
+  const logKey = eventLogKey(keys);
+  const consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  let claimCursor = '0-0';
+  let lastClaimMs = 0;
+
+  function parseEvent(fields: string[] | null): LiveEvent | null {
+    if (!fields) return null;
+    const i = fields.indexOf('e');
+    try {
+      const event = JSON.parse(fields[i + 1] ?? '') as LiveEvent;
+      if (typeof event?.id !== 'string' || typeof event.type !== 'string' || !Array.isArray(event.user_ids)) {
+        return null;
+      }
+      event.data ??= {};
+      return event;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Enqueues deliveries for log entries; acknowledges those handled (or not worth handling). */
+  async function consumeEntries(entries: Array<[string, string[] | null]>): Promise<void> {
+    const ack: string[] = [];
+    // Stream ids are Redis-server ms: compare with the wall clock, not the injectable one.
+    const oldestMs = Date.now() - config.DELIVERY_RETRY_WINDOW_S * 1000;
+    for (const [id, fields] of entries) {
+      const event = parseEvent(fields);
+      if (!event) {
+        if (fields) logger.warn({ entry: id }, 'ignoring malformed live event');
+        ack.push(id);
+        continue;
+      }
+      if (Number(id.split('-')[0]) < oldestMs) {
+        ack.push(id);
+        continue;
+      }
+      try {
+        await handleEvent(event);
+        ack.push(id);
+      } catch (err) {
+        // Left pending: taken over again after EVENT_CLAIM_IDLE_MS.
+        logger.error({ err, event_id: event.id, type: event.type }, 'could not enqueue deliveries for event');
+      }
+    }
+    if (ack.length > 0) await redis.xack(logKey, EVENT_GROUP, ...ack);
+  }
+
+  async function eventLoop(conn: Redis): Promise<void> {
+    while (running) {
+      try {
+        if (Date.now() - lastClaimMs >= EVENT_CLAIM_IDLE_MS / 2) {
+          lastClaimMs = Date.now();
+          const [next, claimed] = (await redis.xautoclaim(
+            logKey,
+            EVENT_GROUP,
+            consumer,
+            EVENT_CLAIM_IDLE_MS,
+            claimCursor,
+            'COUNT',
+            100,
+          )) as [string, Array<[string, string[] | null]>];
+          claimCursor = next;
+          if (claimed.length > 0) await consumeEntries(claimed);
+        }
+        const res = (await conn.xreadgroup(
+          'GROUP',
+          EVENT_GROUP,
+          consumer,
+          'COUNT',
+          100,
+          'BLOCK',
+          1000,
+          'STREAMS',
+          logKey,
+          '>',
+        )) as Array<[string, Array<[string, string[] | null]>]> | null;
+        for (const [, entries] of res ?? []) await consumeEntries(entries);
+      } catch (err) {
+        if (!running) return;
+        logger.error({ err }, 'could not read the event log; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
   let statsTimer: NodeJS.Timeout | undefined;
 
   /**
@@ -366,7 +457,7 @@ export function createDeliveries(opts: DeliveriesOptions) {
     webhooks: webhookRepository(ctx),
     /** prom-client registry holding `delivery_queue_depth`, `delivery_oldest_pending_age_seconds`, `delivery_attempts_total`. */
     registry,
-    /** Fan-out of one live event (what the subscriber does for each message). Idempotent by event id. */
+    /** Fan-out of one live event (what the event-log consumer does per entry). Idempotent by event id. */
     handleEvent,
     /**
      * Queues the postbacks of one conversion event (the pipeline may call this directly after
@@ -399,28 +490,23 @@ export function createDeliveries(opts: DeliveriesOptions) {
       }
     },
 
-    /** Subscribes to the live-event bus and starts the workers. */
+    /**
+     * Starts consuming the durable event log (consumer group `deliveries`; entries older than the
+     * retry window are skipped, unacknowledged ones of a dead process are taken over) and the workers.
+     */
     async start(): Promise<void> {
       if (running) return;
       running = true;
-      subscriber = redis.duplicate();
-      subscriber.on('message', (_channel: string, message: string) => {
-        let event: LiveEvent;
-        try {
-          event = JSON.parse(message) as LiveEvent;
-          if (typeof event?.id !== 'string' || typeof event.type !== 'string' || !Array.isArray(event.user_ids)) {
-            throw new Error('not a live event');
-          }
-          event.data ??= {};
-        } catch {
-          logger.warn('ignoring malformed live event');
-          return;
+      try {
+        await redis.xgroup('CREATE', logKey, EVENT_GROUP, '0', 'MKSTREAM');
+      } catch (err) {
+        if (!String((err as Error).message).includes('BUSYGROUP')) {
+          running = false;
+          throw err;
         }
-        handleEvent(event).catch((err) =>
-          logger.error({ err, event_id: event.id, type: event.type }, 'could not enqueue deliveries for event'),
-        );
-      });
-      await subscriber.subscribe(keys.events);
+      }
+      reader = redis.duplicate();
+      eventsDone = eventLoop(reader);
       loopDone = loop();
       statsTimer = setInterval(() => {
         refreshStats().catch((err) => logger.error({ err }, 'could not read delivery queue stats'));
@@ -428,18 +514,18 @@ export function createDeliveries(opts: DeliveriesOptions) {
       statsTimer.unref();
     },
 
-    /** Stops taking work, waits for in-flight attempts (each bounded by the timeout), unsubscribes. */
+    /** Stops taking work and events, waits for in-flight attempts (each bounded by the timeout). */
     async stop(): Promise<void> {
+      if (!running) return;
       running = false;
       if (statsTimer) clearInterval(statsTimer);
       wakeUp?.();
+      // Interrupts the blocking XREADGROUP; what it had not acknowledged stays pending for the group.
+      reader?.disconnect();
+      await eventsDone;
       await loopDone;
       await Promise.allSettled([...inflight]);
-      if (subscriber) {
-        await subscriber.unsubscribe().catch(() => {});
-        subscriber.disconnect();
-        subscriber = undefined;
-      }
+      reader = undefined;
     },
   };
 }

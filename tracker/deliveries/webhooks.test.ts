@@ -127,6 +127,24 @@ describe('signed deliveries', () => {
     await f.deliveries.drain();
   });
 
+  test('events published while no engine runs are delivered once one starts (durable event log)', async () => {
+    const { secret } = await f.deliveries.webhooks.create(f.advertiser, {
+      url: `${rx.base}/hooks/offline`,
+      events: ['website.rejected'],
+    });
+    await f.deliveries.start();
+    await f.deliveries.stop();
+    const ev = liveEvent('website.rejected', [f.advertiser.id], { website_id: 9, reason: 'spam' });
+    await publishEvent(f.env.redis, f.env.keys, ev);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(rx.requests.filter((r) => r.url === '/hooks/offline').length, 0);
+    await f.deliveries.start();
+    const got = await eventually(async () => rx.requests.find((r) => r.url === '/hooks/offline'), 'offline event');
+    const i = rx.requests.indexOf(got);
+    assert.equal((new Webhook(secret).verify(got.body, headersOf(i)) as { id: string }).id, ev.id);
+    await f.deliveries.stop();
+  });
+
   test('secret rotation: deliveries verify with the old and the new secret during the grace period', async () => {
     rx.requests.length = 0;
     const { webhook, secret: oldSecret } = await f.deliveries.webhooks.create(f.advertiser, {
