@@ -39,22 +39,27 @@ export interface DeliveriesOptions {
   registry?: Registry;
   /** Overrides the at-rest key (else DELIVERY_SECRET_KEY / the development key file). */
   secretKey?: Buffer;
+  /** Event-log entries a dead consumer left unacknowledged this long are taken over, ms (default 30 s). */
+  eventClaimIdleMs?: number;
 }
 
 const RESPONSE_LOG_CHARS = 1024;
 /** Consumer group of the delivery engines on the durable event log. */
 const EVENT_GROUP = 'deliveries';
-/** Log entries left unacknowledged this long by a (dead) consumer are taken over, ms. */
-const EVENT_CLAIM_IDLE_MS = 30_000;
+
 const STATS_EVERY_MS = 5_000;
 
 /**
  * The outbound delivery system: repositories for postbacks and webhooks, the event fan-out and
  * the durable queue's workers.
  *
+ * Input: the durable live-event log (see `eventLogKey` in infra), read with the consumer group
+ * `deliveries`, so events published while no engine runs are not lost; `handleEvent`,
+ * `firePostbacks` and `conversionSink` enqueue directly.
  * Queue: Postgres table `deliveries` (survives restarts; several processes can run workers —
  * rows are leased with `FOR UPDATE SKIP LOCKED` and a lease that outlives the request timeout,
- * so a crashed worker's rows are retried after it expires).
+ * so a crashed worker's rows are retried after it expires). The per-destination limit holds per
+ * process.
  */
 export function createDeliveries(opts: DeliveriesOptions) {
   const { sql, redis, keys, config } = opts;
@@ -73,6 +78,7 @@ export function createDeliveries(opts: DeliveriesOptions) {
     wake: () => wakeUp?.(),
   };
   const leaseMs = config.DELIVERY_TIMEOUT_MS + 30_000;
+  const claimIdleMs = opts.eventClaimIdleMs ?? 30_000;
 
   const depthGauge = new Gauge({
     name: 'delivery_queue_depth',
@@ -165,7 +171,7 @@ export function createDeliveries(opts: DeliveriesOptions) {
         await handleEvent(event);
         ack.push(id);
       } catch (err) {
-        // Left pending: taken over again after EVENT_CLAIM_IDLE_MS.
+        // Left pending: taken over again after claimIdleMs.
         logger.error({ err, event_id: event.id, type: event.type }, 'could not enqueue deliveries for event');
       }
     }
@@ -175,13 +181,13 @@ export function createDeliveries(opts: DeliveriesOptions) {
   async function eventLoop(conn: Redis): Promise<void> {
     while (running) {
       try {
-        if (Date.now() - lastClaimMs >= EVENT_CLAIM_IDLE_MS / 2) {
+        if (Date.now() - lastClaimMs >= claimIdleMs / 2) {
           lastClaimMs = Date.now();
           const [next, claimed] = (await redis.xautoclaim(
             logKey,
             EVENT_GROUP,
             consumer,
-            EVENT_CLAIM_IDLE_MS,
+            claimIdleMs,
             claimCursor,
             'COUNT',
             100,

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { AppError, publishEvent } from '../../infra/index.ts';
+import { AppError, createLogger, eventLogKey, publishEvent } from '../../infra/index.ts';
+import { createDeliveries } from './engine.ts';
 import { eventually, type Fixture, liveEvent, type Receiver, setup, startReceiver } from './test-helpers.ts';
 
 let f: Fixture;
@@ -143,6 +144,35 @@ describe('signed deliveries', () => {
     const i = rx.requests.indexOf(got);
     assert.equal((new Webhook(secret).verify(got.body, headersOf(i)) as { id: string }).id, ev.id);
     await f.deliveries.stop();
+  });
+
+  test('an event a dead consumer read but never acknowledged is taken over', async () => {
+    await f.deliveries.webhooks.create(f.advertiser, { url: `${rx.base}/hooks/ghost`, events: ['website.approved'] });
+    const ev = liveEvent('website.approved', [f.advertiser.id], { website_id: 3 });
+    await publishEvent(f.env.redis, f.env.keys, ev);
+    // A consumer reads it and dies before acknowledging.
+    const key = eventLogKey(f.env.keys);
+    await f.env.redis.xgroup('CREATE', key, 'deliveries', '0', 'MKSTREAM').catch(() => {});
+    const read = await f.env.redis.xreadgroup('GROUP', 'deliveries', 'ghost', 'COUNT', 1000, 'STREAMS', key, '>');
+    assert.ok(read);
+    const eager = createDeliveries({
+      sql: f.env.sql,
+      redis: f.env.redis,
+      keys: f.env.keys,
+      config: f.env.config,
+      logger: createLogger({ level: 'silent' }),
+      eventClaimIdleMs: 50,
+    });
+    await new Promise((r) => setTimeout(r, 60));
+    await eager.start();
+    try {
+      const got = await eventually(async () => rx.requests.find((r) => r.url === '/hooks/ghost'), 'taken-over event');
+      assert.equal(got.headers['webhook-id'], ev.id);
+      const pending = (await f.env.redis.xpending(key, 'deliveries')) as [number, ...unknown[]];
+      assert.equal(pending[0], 0);
+    } finally {
+      await eager.stop();
+    }
   });
 
   test('secret rotation: deliveries verify with the old and the new secret during the grace period', async () => {
