@@ -6,6 +6,7 @@ import { type Ctx, insertDeliveries, listEndpointDeliveries, type NewDelivery } 
 import {
   type Actor,
   type DeliveryView,
+  fieldError,
   type Page,
   type PageQuery,
   POSTBACK_EVENTS,
@@ -89,29 +90,23 @@ function view(r: PostbackRow): Postback {
 function validateTemplate(ctx: Ctx, template: string): void {
   const unknown = unknownMacros(template);
   if (unknown.length > 0) {
-    throw new AppError('VALIDATION_ERROR', 'unknown macros in url', {
-      issues: [{ path: 'url', message: `unknown macros: ${unknown.map((m) => `{${m}}`).join(', ')}` }],
-    });
+    throw fieldError('url', `unknown macros: ${unknown.map((m) => `{${m}}`).join(', ')}`);
   }
   let u: URL;
   try {
     u = new URL(sampleUrl(template));
   } catch {
-    throw new AppError('VALIDATION_ERROR', 'invalid url', { issues: [{ path: 'url', message: 'not a valid URL' }] });
+    throw fieldError('url', 'not a valid URL');
   }
   // A macro in the host would let conversion data choose the destination.
   if (/\{/.test(template.slice(0, template.indexOf(u.host) + u.host.length))) {
-    throw new AppError('VALIDATION_ERROR', 'invalid url', {
-      issues: [{ path: 'url', message: 'macros are not allowed in the scheme or host' }],
-    });
+    throw fieldError('url', 'macros are not allowed in the scheme or host');
   }
   try {
     checkUrl(u, ctx.allow);
   } catch (err) {
     if (err instanceof DestinationRefusedError) {
-      throw new AppError('VALIDATION_ERROR', 'destination not allowed', {
-        issues: [{ path: 'url', message: err.message }],
-      });
+      throw fieldError('url', err.message);
     }
     throw err;
   }
@@ -121,9 +116,7 @@ async function checkCampaign(ctx: Ctx, campaignId: number | null | undefined): P
   if (campaignId == null) return;
   const [c] = await ctx.sql`select id from campaigns where id = ${campaignId}`;
   if (!c) {
-    throw new AppError('VALIDATION_ERROR', 'unknown campaign', {
-      issues: [{ path: 'campaign_id', message: 'campaign not found' }],
-    });
+    throw fieldError('campaign_id', 'campaign not found');
   }
 }
 
@@ -134,15 +127,11 @@ async function ownAffiliate(ctx: Ctx, actor: Actor, requested: number | undefine
   }
   if (actor.role !== 'admin') throw new AppError('FORBIDDEN', 'only affiliates have postbacks');
   if (requested === undefined) {
-    throw new AppError('VALIDATION_ERROR', 'invalid input', {
-      issues: [{ path: 'affiliate_id', message: 'required for admins' }],
-    });
+    throw fieldError('affiliate_id', 'required for admins');
   }
   const [u] = await ctx.sql`select id from users where id = ${requested} and role = 'affiliate'`;
   if (!u) {
-    throw new AppError('VALIDATION_ERROR', 'unknown affiliate', {
-      issues: [{ path: 'affiliate_id', message: 'affiliate not found' }],
-    });
+    throw fieldError('affiliate_id', 'affiliate not found');
   }
   return requested;
 }

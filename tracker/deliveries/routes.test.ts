@@ -155,10 +155,8 @@ describe('webhook routes', () => {
       success: false,
       error: {
         code: 'VALIDATION_ERROR',
-        message: 'destination not allowed',
-        details: {
-          issues: [{ path: 'url', message: 'destination 10.0.0.1 is a private, loopback or reserved address' }],
-        },
+        message: 'request validation failed',
+        details: { url: ['destination 10.0.0.1 is a private, loopback or reserved address'] },
       },
     });
   });
@@ -181,7 +179,7 @@ describe('postback routes', () => {
     assert.deepEqual(logs.body, {
       success: true,
       data: [],
-      meta: { page: 1, per_page: 50, total: 0, total_pages: 0 },
+      meta: { page: 1, per_page: 20, total: 0, total_pages: 0 },
     });
     const other = await call(f.otherAffiliate, 'GET', `/postbacks/${id}/logs`);
     assert.equal(other.status, 404);

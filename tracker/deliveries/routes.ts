@@ -5,7 +5,7 @@
  */
 import { AppError } from '../../infra/index.ts';
 import type { Deliveries } from './engine.ts';
-import type { Actor, Page } from './types.ts';
+import { type Actor, fieldError, type Page } from './types.ts';
 
 /** Envelope `meta` of list responses. */
 export interface PageMeta {
@@ -49,9 +49,7 @@ function idParam(params: Record<string, string>, name: string): number {
 function pageQuery(q: Record<string, unknown>) {
   const status = q.status;
   if (status !== undefined && status !== 'pending' && status !== 'succeeded' && status !== 'failed') {
-    throw new AppError('VALIDATION_ERROR', 'invalid input', {
-      issues: [{ path: 'status', message: 'expected pending, succeeded or failed' }],
-    });
+    throw fieldError('status', 'expected pending, succeeded or failed');
   }
   return {
     page: q.page as string | undefined,

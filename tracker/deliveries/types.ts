@@ -43,19 +43,28 @@ export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 export const pageQuerySchema = z.object({
   page: z.coerce.number().int().min(1).max(1_000_000).default(1),
-  per_page: z.coerce.number().int().min(1).max(100).default(50),
+  per_page: z.coerce.number().int().min(1).max(100).default(20),
 });
 
 /**
  * Parses input with a zod schema.
- * @throws AppError VALIDATION_ERROR with `details.issues` = [{ path, message }]
+ * @throws AppError VALIDATION_ERROR, details `{ "field.path": ["message", …] }` (root errors under `_`),
+ *   the admin API's shape.
  */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
   const r = schema.safeParse(input ?? {});
   if (r.success) return r.data;
-  throw new AppError('VALIDATION_ERROR', 'invalid input', {
-    issues: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-  });
+  const details: Record<string, string[]> = {};
+  for (const i of r.error.issues) {
+    const key = i.path.length ? i.path.map(String).join('.') : '_';
+    (details[key] ??= []).push(i.message);
+  }
+  throw new AppError('VALIDATION_ERROR', 'request validation failed', details);
+}
+
+/** A VALIDATION_ERROR about one field, in the same details shape as {@link parseInput}. */
+export function fieldError(path: string, message: string): AppError {
+  return new AppError('VALIDATION_ERROR', 'request validation failed', { [path]: [message] });
 }
 
 /** One logged attempt, as the API shows it. */

@@ -63,16 +63,14 @@ describe('POST /webhooks (create)', () => {
     ['private address', { url: 'http://10.1.2.3/x', events: ['fraud.alert'] }, 'url'],
     ['ipv6 loopback', { url: 'http://[::1]:8080/x', events: ['fraud.alert'] }, 'url'],
     ['localhost', { url: 'http://localhost:8080/x', events: ['fraud.alert'] }, 'url'],
-    ['unknown field', { url: 'https://example.com/h', events: ['fraud.alert'], secret: 'x' }, ''],
+    ['unknown field', { url: 'https://example.com/h', events: ['fraud.alert'], secret: 'x' }, '_'],
   ];
   for (const [name, body, path] of bad) {
     test(`refuses ${name} with VALIDATION_ERROR`, async () => {
       const err = await rejects(f.deliveries.webhooks.create(f.advertiser, body), 'VALIDATION_ERROR');
-      const issues = (err.details as { issues: Array<{ path: string }> }).issues;
-      assert.ok(
-        issues.some((i) => i.path === path),
-        JSON.stringify(issues),
-      );
+      const details = err.details as Record<string, string[]>;
+      assert.ok(Array.isArray(details[path]), JSON.stringify(details));
+      assert.ok(details[path]!.length > 0, JSON.stringify(details));
     });
   }
 });

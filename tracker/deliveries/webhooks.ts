@@ -14,6 +14,7 @@ import {
 import {
   type Actor,
   type DeliveryView,
+  fieldError,
   type Page,
   type PageQuery,
   pageQuerySchema,
@@ -99,15 +100,13 @@ function validateUrl(ctx: Ctx, raw: string): void {
   try {
     u = new URL(raw);
   } catch {
-    throw new AppError('VALIDATION_ERROR', 'invalid url', { issues: [{ path: 'url', message: 'not a valid URL' }] });
+    throw fieldError('url', 'not a valid URL');
   }
   try {
     checkUrl(u, ctx.allow);
   } catch (err) {
     if (err instanceof DestinationRefusedError) {
-      throw new AppError('VALIDATION_ERROR', 'destination not allowed', {
-        issues: [{ path: 'url', message: err.message }],
-      });
+      throw fieldError('url', err.message);
     }
     throw err;
   }
