@@ -57,7 +57,7 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
   const details: Record<string, string[]> = {};
   for (const i of r.error.issues) {
     const key = i.path.length ? i.path.map(String).join('.') : '_';
-    (details[key] ??= []).push(i.message);
+    details[key] = [...(details[key] ?? []), i.message];
   }
   throw new AppError('VALIDATION_ERROR', 'request validation failed', details);
 }
