@@ -218,13 +218,12 @@ export function createDeliveries(opts: DeliveriesOptions) {
   let statsTimer: NodeJS.Timeout | undefined;
 
   /**
-   * Leases up to `limit` due rows, at most DELIVERY_PER_DESTINATION minus what is already in flight
-   * here per destination. Candidates are locked with SKIP LOCKED so concurrent workers (this
-   * process or others) never lease the same row; the candidates not picked are released when the
-   * statement ends.
+   * Leases up to `limit` due rows, at most DELIVERY_PER_DESTINATION in flight per destination
+   * across every process (a live lease = an attempt in flight; two processes claiming at the same
+   * instant may overshoot briefly). Candidates are locked with SKIP LOCKED so no two workers lease
+   * the same row; those not picked are released when the statement ends.
    */
   async function claim(limit: number): Promise<DeliveryRow[]> {
-    const busy = [...perDest];
     const now = new Date(clock());
     return sql<DeliveryRow[]>`
       with cand as (
@@ -234,13 +233,15 @@ export function createDeliveries(opts: DeliveriesOptions) {
         order by next_attempt_at, id
         limit ${limit * 10}
         for update skip locked
+      ), busy as (
+        select destination, count(*)::int4 as used from deliveries
+        where locked_until > ${now} and status = 'pending'
+        group by destination
       ), ranked as (
         select c.id, c.next_attempt_at,
                row_number() over (partition by c.destination order by c.next_attempt_at, c.id) as rn,
                coalesce(b.used, 0) as used
-        from cand c
-        left join unnest(${busy.map(([d]) => d)}::text[], ${busy.map(([, n]) => n)}::int4[]) as b(dest, used)
-          on b.dest = c.destination
+        from cand c left join busy b on b.destination = c.destination
       ), pick as (
         select id from ranked where rn <= ${config.DELIVERY_PER_DESTINATION} - used
         order by next_attempt_at, id

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { createLogger, type LiveEvent } from '../../infra/index.ts';
 import { createDeliveries } from './engine.ts';
-import { type Fixture, liveEvent, type Receiver, setup, startReceiver } from './test-helpers.ts';
+import { eventually, type Fixture, liveEvent, type Receiver, setup, startReceiver } from './test-helpers.ts';
 
 let f: Fixture;
 let rx: Receiver;
@@ -205,6 +205,44 @@ describe('retries', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     assert.ok(published.some((e) => e.type === 'delivery.endpoint_disabled' && e.data.endpoint_id === w.id));
+  });
+});
+
+describe('per-destination concurrency', () => {
+  test('the limit (2) holds across engines sharing the queue', async () => {
+    const lim = await startReceiver(() => ({ hang: true }));
+    const { webhook: w } = await f.deliveries.webhooks.create(f.affiliate, {
+      url: `${lim.base}/limit`,
+      events: ['wallet.updated'],
+    });
+    for (let i = 0; i < 5; i++) await f.deliveries.handleEvent(liveEvent('wallet.updated', [f.affiliate.id]));
+    const other = createDeliveries({
+      sql: f.env.sql,
+      redis: f.env.redis,
+      keys: f.env.keys,
+      config: { ...f.env.config, DELIVERY_TIMEOUT_MS: 3000 },
+      logger: createLogger({ level: 'silent' }),
+    });
+    await other.start();
+    try {
+      await eventually(async () => lim.requests.length >= 2, 'two in flight');
+      // A second engine finds the destination busy: nothing more goes out.
+      const more = createDeliveries({
+        sql: f.env.sql,
+        redis: f.env.redis,
+        keys: f.env.keys,
+        config: f.env.config,
+        logger: createLogger({ level: 'silent' }),
+      });
+      await more.drain();
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(lim.requests.length, 2);
+    } finally {
+      await lim.close();
+      await other.stop();
+    }
+    const [n] = await f.env.sql<{ n: number }[]>`select count(*)::int8 as n from deliveries where webhook_id = ${w.id}`;
+    assert.equal(n!.n, 5);
   });
 });
 

@@ -81,6 +81,8 @@ create unique index deliveries_postback_event_key on deliveries (postback_id, ev
 create unique index deliveries_webhook_event_key on deliveries (webhook_id, event_type, event_id)
   where webhook_id is not null;
 create index deliveries_due_idx on deliveries (next_attempt_at) where status = 'pending';
+-- Rows in flight (leased), counted per destination for the cross-process concurrency limit.
+create index deliveries_leased_idx on deliveries (destination) where locked_until is not null;
 create index deliveries_owner_status_idx on deliveries (owner_id, status);
 
 create table delivery_attempts (
