@@ -3,17 +3,23 @@
  * maps each entry onto `@koa/router` (authentication, the envelope and error middleware stay
  * in the admin API). Paths are relative to `/api/v1`, in `@koa/router` syntax.
  */
+import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
 import type { Deliveries } from './engine.ts';
-import { type Actor, fieldError, type Page } from './types.ts';
+import { createPostbackSchema, updatePostbackSchema } from './postbacks.ts';
+import { type Actor, fieldError, type Page, pageQuerySchema } from './types.ts';
+import { createWebhookSchema, updateWebhookSchema, webhookTargetSchema } from './webhooks.ts';
+
+/** Query of delivery/log lists. */
+const logQuery = pageQuerySchema.extend({ status: z.enum(['pending', 'succeeded', 'failed']).optional() });
 
 /** Envelope `meta` of list responses. */
-export interface PageMeta {
+export type PageMeta = {
   page: number;
   per_page: number;
   total: number;
   total_pages: number;
-}
+};
 
 /** What a route hands back: the envelope's `data` (and `meta` for lists), with its HTTP status. */
 export interface RouteResult {
@@ -33,6 +39,14 @@ export interface RouteRequest {
 export interface DeliveryRoute {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
+  /** One line for the API docs. */
+  summary: string;
+  /** Body schema (the handler validates again; this one is for docs and early 400s). */
+  body?: z.ZodType;
+  /** Query schema (lists: page, per_page, status). */
+  query?: z.ZodType;
+  /** A valid body, for docs and tests. */
+  example?: unknown;
   /** Roles allowed (others get FORBIDDEN before the handler runs). */
   roles: ReadonlyArray<Actor['role']>;
   handle(d: Deliveries, req: RouteRequest): Promise<RouteResult>;
@@ -75,30 +89,43 @@ export const DELIVERY_ROUTES: readonly DeliveryRoute[] = [
   {
     method: 'GET',
     path: '/postbacks',
+    summary: 'Your postback URL templates (admins: all)',
+    query: pageQuerySchema,
     roles: AFFILIATE,
     handle: async (d, r) => list(await d.postbacks.list(r.actor, pageQuery(r.query))),
   },
   {
     method: 'POST',
     path: '/postbacks',
+    summary: 'Create a postback URL template (global or per campaign; macros {click_id} {payout} {sub1}…)',
+    body: createPostbackSchema,
+    example: {
+      url: 'https://tracker.example/pb?cid={click_id}&p={payout}&c={currency}',
+      events: ['conversion.approved'],
+    },
     roles: AFFILIATE,
     handle: async (d, r) => ok(await d.postbacks.create(r.actor, r.body), 201),
   },
   {
     method: 'GET',
     path: '/postbacks/:id',
+    summary: 'One postback',
     roles: AFFILIATE,
     handle: async (d, r) => ok(await d.postbacks.get(r.actor, idParam(r.params, 'id'))),
   },
   {
     method: 'PATCH',
     path: '/postbacks/:id',
+    summary: 'Change a postback (status active re-enables it)',
+    body: updatePostbackSchema,
+    example: { method: 'POST' },
     roles: AFFILIATE,
     handle: async (d, r) => ok(await d.postbacks.update(r.actor, idParam(r.params, 'id'), r.body)),
   },
   {
     method: 'DELETE',
     path: '/postbacks/:id',
+    summary: 'Delete a postback (its logs stay)',
     roles: AFFILIATE,
     handle: async (d, r) => {
       await d.postbacks.remove(r.actor, idParam(r.params, 'id'));
@@ -108,18 +135,25 @@ export const DELIVERY_ROUTES: readonly DeliveryRoute[] = [
   {
     method: 'GET',
     path: '/postbacks/:id/logs',
+    summary: 'Deliveries of a postback with every attempt',
+    query: logQuery,
     roles: AFFILIATE,
     handle: async (d, r) => list(await d.postbacks.logs(r.actor, idParam(r.params, 'id'), pageQuery(r.query))),
   },
   {
     method: 'GET',
     path: '/webhooks',
+    summary: 'Your webhook endpoints (admins: all)',
+    query: pageQuerySchema,
     roles: ANYONE,
     handle: async (d, r) => list(await d.webhooks.list(r.actor, pageQuery(r.query))),
   },
   {
     method: 'POST',
     path: '/webhooks',
+    summary: 'Create a webhook endpoint; answers its whsec_ signing secret once',
+    body: createWebhookSchema,
+    example: { url: 'https://hooks.example/affiliate', events: ['conversion.created', 'payout.paid'] },
     roles: ANYONE,
     handle: async (d, r) => {
       const { webhook, secret } = await d.webhooks.create(r.actor, r.body);
@@ -129,36 +163,48 @@ export const DELIVERY_ROUTES: readonly DeliveryRoute[] = [
   {
     method: 'POST',
     path: '/webhooks/retry-failed',
+    summary: 'Requeue every failed webhook delivery (or those of one endpoint)',
+    body: webhookTargetSchema,
+    example: {},
     roles: ANYONE,
     handle: async (d, r) => ok(await d.webhooks.retryFailed(r.actor, r.body ?? {})),
   },
   {
     method: 'POST',
     path: '/webhooks/test',
+    summary: 'Send a sample conversion.created to one endpoint (or all of yours)',
+    body: webhookTargetSchema,
+    example: {},
     roles: ANYONE,
     handle: async (d, r) => ok(await d.webhooks.sendTest(r.actor, r.body ?? {}), 202),
   },
   {
     method: 'POST',
     path: '/webhooks/deliveries/:deliveryId/replay',
+    summary: 'Send a delivery again now (same webhook-id and body)',
     roles: ANYONE,
     handle: async (d, r) => ok(await d.webhooks.replay(r.actor, idParam(r.params, 'deliveryId')), 202),
   },
   {
     method: 'GET',
     path: '/webhooks/:id',
+    summary: 'One webhook endpoint',
     roles: ANYONE,
     handle: async (d, r) => ok(await d.webhooks.get(r.actor, idParam(r.params, 'id'))),
   },
   {
     method: 'PATCH',
     path: '/webhooks/:id',
+    summary: 'Change a webhook endpoint (status active re-enables it)',
+    body: updateWebhookSchema,
+    example: { events: ['conversion.approved'] },
     roles: ANYONE,
     handle: async (d, r) => ok(await d.webhooks.update(r.actor, idParam(r.params, 'id'), r.body)),
   },
   {
     method: 'DELETE',
     path: '/webhooks/:id',
+    summary: 'Delete a webhook endpoint (its delivery log stays)',
     roles: ANYONE,
     handle: async (d, r) => {
       await d.webhooks.remove(r.actor, idParam(r.params, 'id'));
@@ -168,12 +214,15 @@ export const DELIVERY_ROUTES: readonly DeliveryRoute[] = [
   {
     method: 'PUT',
     path: '/webhooks/:id/rotate-secret',
+    summary: 'New signing secret (answered once); the previous one keeps signing for the grace period',
     roles: ANYONE,
     handle: async (d, r) => ok(await d.webhooks.rotateSecret(r.actor, idParam(r.params, 'id'))),
   },
   {
     method: 'GET',
     path: '/webhooks/:id/deliveries',
+    summary: 'Deliveries of a webhook endpoint with every attempt',
+    query: logQuery,
     roles: ANYONE,
     handle: async (d, r) => list(await d.webhooks.deliveries(r.actor, idParam(r.params, 'id'), pageQuery(r.query))),
   },
