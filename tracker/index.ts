@@ -1,6 +1,6 @@
 /**
- * The tracker's public surface: ingest (hot path) and pipeline (streams → ClickHouse), fraud
- * scoring and reports. Other folders import the tracker only through this file.
+ * The tracker's public surface: ingest (hot path), pipeline (streams → ClickHouse), fraud
+ * scoring, reports and outbound deliveries (postbacks, webhooks). Other folders import the tracker only through this file.
  */
 
 // --- pipeline, fraud, reports (pipeline task) ---
@@ -47,3 +47,6 @@ export {
   type Reports,
 } from './reports/reports.ts';
 // --- end pipeline ---
+
+// --- deliveries ---
+export * from './deliveries/index.ts';
