@@ -866,9 +866,13 @@ describe('reports over ClickHouse', () => {
     });
 
     test('bad query → VALIDATION_ERROR', async () => {
-      const r = await t.call('get', '/reports/clicks?from=2026-13-01&to=2026-01-31&tz=Mars/Base&per_page=0&campaign_id=abc', {
-        token: adv.token,
-      });
+      const r = await t.call(
+        'get',
+        '/reports/clicks?from=2026-13-01&to=2026-01-31&tz=Mars/Base&per_page=0&campaign_id=abc',
+        {
+          token: adv.token,
+        },
+      );
       assert.equal(r.status, 400);
       assert.deepEqual(r.body, {
         success: false,
