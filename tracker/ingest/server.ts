@@ -45,6 +45,8 @@ export interface Tracker {
   port: number;
   /** `http://<host>:<port>` */
   url: string;
+  /** Requests received and not yet answered (waiting for their write or lookup). */
+  inflight(): number;
   /** Stops listening, answers every in-flight request after its write is stored, closes connections. */
   close(): Promise<void>;
 }
@@ -435,6 +437,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   return {
     port,
     url: `http://${host}:${port}`,
+    inflight: () => active,
     close() {
       closed ??= (async () => {
         closing = true;
