@@ -32,10 +32,15 @@ describe('UuidV7', () => {
 
 describe('macros', () => {
   it('fills every macro URL-encoded and leaves unknown braces alone', () => {
-    const t = compileTemplate('https://x.example/p?c={click_id}&k={campaign_id}&a={affiliate_id}&s={sub1}{sub5}&z={other}');
+    const t = compileTemplate(
+      'https://x.example/p?c={click_id}&k={campaign_id}&a={affiliate_id}&s={sub1}{sub5}&z={other}',
+    );
     const url = fillTemplate(t, ['id-1', '7', '9', 'a b&c=d/é', '', '', '', '#']);
     assert.equal(url, 'https://x.example/p?c=id-1&k=7&a=9&s=a%20b%26c%3Dd%2F%C3%A9%23&z={other}');
-    assert.equal(fillTemplate(compileTemplate('https://plain.example/'), ['', '', '', '', '', '', '', '']), 'https://plain.example/');
+    assert.equal(
+      fillTemplate(compileTemplate('https://plain.example/'), ['', '', '', '', '', '', '', '']),
+      'https://plain.example/',
+    );
   });
 });
 
