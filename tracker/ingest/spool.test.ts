@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  createLogger,
+  createRedis,
+  type LocalService,
+  loadConfig,
+  type Redis,
+  redisKeys,
+  startLocalRedis,
+} from '../../infra/index.ts';
+import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { type ClickEvent, decodeClick, entryLines, startTracker } from '../index.ts';
+
+const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'silent' });
+let env: TestEnv;
+let redisDir: string;
+let redis: LocalService & { port: number };
+let reader: Redis;
+
+async function allClicks(r: Redis, prefix: string): Promise<ClickEvent[]> {
+  const keys = redisKeys(prefix);
+  const out: ClickEvent[] = [];
+  for (let p = 0; p < 2; p++) {
+    const entries = (await r.xrange(keys.clicks(p), '-', '+')) as Array<[string, string[]]>;
+    for (const [, fields] of entries) for (const line of entryLines(fields)) out.push(decodeClick(line));
+  }
+  return out;
+}
+
+async function waitFor<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  let v = await f();
+  for (let i = 0; i < 200 && !ok(v); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    v = await f();
+  }
+  assert.ok(ok(v), `timed out waiting for ${what}`);
+  return v;
+}
+
+before(async () => {
+  env = await createTestEnv();
+  await env.sql`insert into users (role, name, email, password_hash) values ('advertiser', 'A', 'a@x.io', 'x'), ('affiliate', 'F', 'f@x.io', 'x')`;
+  await env.sql`insert into campaigns (advertiser_id, name, destination_url, payout_model, currency, status)
+                values (1, 'C', 'https://dest.example/?c={click_id}', 'CPC', 'EUR', 'active')`;
+  await env.sql`insert into links (code, campaign_id, affiliate_id) values ('spool-1', 1, 2)`;
+  redisDir = path.join(env.dir, 'private-redis');
+  redis = await startLocalRedis({ dir: redisDir, persistent: false });
+  reader = createRedis(redis.url, { maxRetriesPerRequest: null });
+});
+after(async () => {
+  reader.disconnect();
+  await redis.stop();
+  await env.close();
+});
+
+describe('Redis outage', () => {
+  it('still redirects, spools, and replays everything once Redis is back', async () => {
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      DATA_DIR: env.dir,
+      REDIS_PREFIX: 'sp1:',
+      TRACKER_PORT: '0',
+      STREAM_PARTITIONS: '2',
+      TRACKER_INSTANCE_ID: 'outage',
+    });
+    const tracker = await startTracker({ config, logger, sql: env.sql, redisUrl: redis.url });
+    try {
+      const live = await fetch(`${tracker.url}/c/spool-1?sub1=live`, { redirect: 'manual' });
+      assert.equal(live.status, 302);
+      await redis.stop();
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        const res = await fetch(`${tracker.url}/c/spool-1?sub1=down${i}`, { redirect: 'manual' });
+        assert.equal(res.status, 302);
+        ids.push(/c=([0-9a-f-]+)$/.exec(res.headers.get('location')!)![1]!);
+      }
+      const spooled = readdirSync(path.join(env.dir, 'spool')).filter((f) => f.endsWith('.spool'));
+      assert.equal(spooled.length, 1, 'events went to the spool file');
+      const ready = await fetch(`${tracker.url}/readyz`);
+      assert.equal(ready.status, 200, 'ready while the spool is writable');
+      assert.deepEqual(((await ready.json()) as { data: unknown }).data, {
+        ready: true,
+        links_loaded: true,
+        redis: false,
+        spool_writable: true,
+      });
+
+      redis = await startLocalRedis({ dir: redisDir, port: redis.port, persistent: false });
+      const clicks = await waitFor(
+        'replayed clicks',
+        () => allClicks(reader, 'sp1:'),
+        (c) => c.length >= 30,
+      );
+      const got = new Set(clicks.map((c) => c.click_id));
+      for (const id of ids) assert.ok(got.has(id), `click ${id} replayed`);
+      assert.equal(clicks.length, 30, 'nothing lost, nothing duplicated');
+      for (const c of clicks) {
+        assert.equal(c.link_code, 'spool-1');
+        assert.equal(c.campaign_id, 1);
+        assert.match(c.query, /^sub1=down\d+$/);
+      }
+      await waitFor(
+        'spool files removed',
+        async () => readdirSync(path.join(env.dir, 'spool')).filter((f) => !f.endsWith('.offset')),
+        (f) => f.length === 0,
+      );
+    } finally {
+      await tracker.close();
+    }
+  });
+
+  it('replays a spool left by a previous run at start-up', async () => {
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      DATA_DIR: env.dir,
+      REDIS_PREFIX: 'sp2:',
+      TRACKER_PORT: '0',
+      STREAM_PARTITIONS: '2',
+    });
+    const first = await startTracker({ config, logger, sql: env.sql, redisUrl: redis.url });
+    await redis.stop();
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await fetch(`${first.url}/c/spool-1?n=${i}`, { redirect: 'manual' })).status, 302);
+    }
+    await first.close();
+    assert.equal(readdirSync(path.join(env.dir, 'spool')).length, 1);
+    redis = await startLocalRedis({ dir: redisDir, port: redis.port, persistent: false });
+    const second = await startTracker({ config, logger, sql: env.sql, redisUrl: redis.url });
+    try {
+      const clicks = await waitFor(
+        'replayed clicks',
+        () => allClicks(reader, 'sp2:'),
+        (c) => c.length >= 5,
+      );
+      assert.deepEqual(clicks.map((c) => c.query).sort(), ['n=0', 'n=1', 'n=2', 'n=3', 'n=4']);
+    } finally {
+      await second.close();
+    }
+  });
+});
