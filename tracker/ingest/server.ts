@@ -157,8 +157,8 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
       const eventTime = req.getHeader('x-event-time');
       const purpose = req.getHeader('sec-purpose') || req.getHeader('purpose');
       const subs: string[] = ['', '', '', '', ''];
-      for (let i = 0; i < 5; i++) subs[i] = query === '' ? '' : req.getQuery(SUBS[i]!) || '';
-      const peer = normalise(decoder.decode(res.getRemoteAddressAsText()));
+      if (query.includes('sub')) for (let i = 0; i < 5; i++) subs[i] = req.getQuery(SUBS[i]!) || '';
+      const peer = peerAddress(res);
 
       if (!CODE_RE.test(code)) {
         sendAppError(st, 'VALIDATION_ERROR', 'invalid link code', { code: 'must match [A-Za-z0-9_-]{3,64}' });
@@ -180,8 +180,19 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         sendAppError(st, 'VALIDATION_ERROR', 'invalid sub-id', badSubs);
         return finish(st);
       }
-      const long = longHeader({ 'user-agent': ua, referer, 'accept-language': lang, 'x-forwarded-for': xff, purpose });
-      if (long) {
+      const long =
+        ua.length > LIMITS.headerLength
+          ? 'user-agent'
+          : referer.length > LIMITS.headerLength
+            ? 'referer'
+            : lang.length > LIMITS.headerLength
+              ? 'accept-language'
+              : xff.length > LIMITS.headerLength
+                ? 'x-forwarded-for'
+                : purpose.length > LIMITS.headerLength
+                  ? 'purpose'
+                  : '';
+      if (long !== '') {
         sendAppError(st, 'HEADERS_TOO_LARGE', 'header too large', {
           [long]: `must be at most ${LIMITS.headerLength} characters`,
         });
@@ -274,7 +285,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
       const headerToken = req.getHeader('x-postback-token');
       const contentType = req.getHeader('content-type').split(';')[0]!.trim().toLowerCase();
       const contentLength = req.getHeader('content-length');
-      const peer = normalise(decoder.decode(res.getRemoteAddressAsText()));
+      const peer = peerAddress(res);
       const ip =
         peer !== '' && proxies.isTrusted(peer) ? proxies.clientIp(peer, req.getHeader('x-forwarded-for')) : peer;
       if (query.length > LIMITS.queryLength) {
@@ -465,9 +476,17 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   };
 }
 
-function longHeader(h: Record<string, string>): string | undefined {
-  for (const k in h) if (h[k]!.length > LIMITS.headerLength) return k;
-  return undefined;
+const peers = new Map<string, string>();
+/** The peer's address in normalised text form ('' when uWS reports none), memoised per raw form. */
+function peerAddress(res: HttpResponse): string {
+  const raw = decoder.decode(res.getRemoteAddressAsText());
+  let ip = peers.get(raw);
+  if (ip === undefined) {
+    ip = normalise(raw);
+    if (peers.size > 10_000) peers.clear();
+    peers.set(raw, ip);
+  }
+  return ip;
 }
 
 /**

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -12,7 +12,8 @@ import {
   startLocalRedis,
 } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
-import { type ClickEvent, decodeClick, entryLines, startTracker } from '../index.ts';
+import { type ClickEvent, decodeClick, encodeClick, entryFields, entryLines, startTracker } from '../index.ts';
+import { Spool } from './spool.ts';
 
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'silent' });
 let env: TestEnv;
@@ -139,5 +140,38 @@ describe('Redis outage', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('resumes a crashed replay after its last acknowledged batch and skips a torn last line', async () => {
+    const dir = path.join(env.dir, 'spool-crash');
+    mkdirSync(dir, { recursive: true });
+    const keys = redisKeys('sp3:');
+    const click = (n: number): ClickEvent => ({
+      click_id: `0190f2c4-0000-7000-8000-00000000000${n}`,
+      ts_ms: 1_700_000_000_000 + n,
+      received_ms: 1_700_000_000_000 + n,
+      link_code: 'spool-1',
+      campaign_id: 1,
+      affiliate_id: 2,
+      advertiser_id: 1,
+      ip: '127.0.0.1',
+      method: 'GET',
+      query: `n=${n}`,
+      user_agent: '',
+      referer: '',
+      accept_language: '',
+      purpose: '',
+      invalid_reason: '',
+    });
+    const rec = (n: number) => JSON.stringify([keys.clicks(n % 2), ...entryFields([encodeClick(click(n))])]);
+    // A file claimed by a replayer (pid 4194303, not running) that crashed after acknowledging record 1.
+    const file = path.join(dir, 'host-1-0.4194303.replay');
+    writeFileSync(file, `${rec(1)}\n${rec(2)}\n${rec(3)}\n["sp3:clicks:{0}","v","1`);
+    writeFileSync(`${file}.offset`, '1');
+    const spool = new Spool(dir, 'host', logger);
+    assert.equal(await spool.replay(reader), 2);
+    const clicks = await allClicks(reader, 'sp3:');
+    assert.deepEqual(clicks.map((c) => c.query).sort(), ['n=2', 'n=3']);
+    assert.deepEqual(readdirSync(dir), []);
   });
 });
