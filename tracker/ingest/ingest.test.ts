@@ -132,8 +132,11 @@ describe('GET /c/:code', () => {
     const res = await get('/api/v1/track/dflt_1?sub2=mine&sub5=own');
     assert.equal(res.status, 302);
     assert.match(res.headers.get('location')!, /&s1=def%20one&s2=mine&s5=own$/);
+    assert.equal((await lastClick()).query, 'sub2=mine&sub5=own&sub1=def%20one');
     const res2 = await get('/c/dflt_1');
     assert.match(res2.headers.get('location')!, /&s1=def%20one&s2=&s5=def5$/);
+    // The recorded query carries the effective sub-ids (the pipeline reads them from it).
+    assert.equal((await lastClick()).query, 'sub1=def%20one&sub5=def5');
   });
 
   it('records HEAD requests and prefetch purpose', async () => {

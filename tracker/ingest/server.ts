@@ -256,6 +256,14 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
       ev.affiliate_id = link.affiliate_id;
       ev.advertiser_id = link.advertiser_id;
       ev.invalid_reason = link.invalid_reason;
+      // Link default sub-ids the click did not carry are appended to the recorded query, so the
+      // pipeline (which reads sub1..sub5 from the query) sees the effective values.
+      const d = link.subs;
+      for (let i = 0; i < 5; i++) {
+        if (subs[i] === '' && d[i] !== '') {
+          ev.query += (ev.query === '' ? '' : '&') + SUBS[i] + '=' + encodeURIComponent(d[i]!);
+        }
+      }
     } else ev.invalid_reason = 'unknown_link';
     record(ev, () => {
       if (link && (link.invalid_reason === '' || link.fallback)) {
