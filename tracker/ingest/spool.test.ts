@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +13,15 @@ import {
   startLocalRedis,
 } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
-import { type ClickEvent, decodeClick, encodeClick, entryFields, entryLines, startTracker } from '../index.ts';
+import {
+  type ClickEvent,
+  decodeClick,
+  decodeConversion,
+  encodeClick,
+  entryFields,
+  entryLines,
+  startTracker,
+} from '../index.ts';
 import { Spool } from './spool.ts';
 
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'silent' });
@@ -47,9 +56,12 @@ before(async () => {
   await env.sql`insert into campaigns (advertiser_id, name, destination_url, payout_model, currency, status)
                 values (1, 'C', 'https://dest.example/?c={click_id}', 'CPC', 'EUR', 'active')`;
   await env.sql`insert into links (code, campaign_id, affiliate_id) values ('spool-1', 1, 2)`;
+  await env.sql`insert into postback_tokens (advertiser_id, token_hash, prefix)
+                values (1, ${createHash('sha256').update('tok-spool').digest('hex')}, 'tok')`;
   redisDir = path.join(env.dir, 'private-redis');
   redis = await startLocalRedis({ dir: redisDir, persistent: false });
   reader = createRedis(redis.url, { maxRetriesPerRequest: null });
+  reader.on('error', () => {}); // expected while the test stops Redis
 });
 after(async () => {
   reader.disconnect();
@@ -78,6 +90,10 @@ describe('Redis outage', () => {
         assert.equal(res.status, 302);
         ids.push(/c=([0-9a-f-]+)$/.exec(res.headers.get('location')!)![1]!);
       }
+      const conv = await fetch(
+        `${tracker.url}/api/v1/track/conversion?token=tok-spool&click_id=${ids[0]}&event_id=ev-down&amount=5&currency=EUR`,
+      );
+      assert.equal(conv.status, 200, 'a postback is accepted during the outage');
       const spooled = readdirSync(path.join(env.dir, 'spool')).filter((f) => f.endsWith('.spool'));
       assert.equal(spooled.length, 1, 'events went to the spool file');
       const ready = await fetch(`${tracker.url}/readyz`);
@@ -103,6 +119,14 @@ describe('Redis outage', () => {
         assert.equal(c.campaign_id, 1);
         assert.match(c.query, /^sub1=down\d+$/);
       }
+      const convs = (await reader.xrange(redisKeys('sp1:').conversions(0), '-', '+')).concat(
+        await reader.xrange(redisKeys('sp1:').conversions(1), '-', '+'),
+      ) as Array<[string, string[]]>;
+      const lines = convs.flatMap(([, f]) => entryLines(f)).map(decodeConversion);
+      assert.deepEqual(
+        lines.map((c) => [c.event_id, c.click_id, c.amount_minor, c.currency]),
+        [['ev-down', ids[0], 500, 'EUR']],
+      );
       await waitFor(
         'spool files removed',
         async () => readdirSync(path.join(env.dir, 'spool')).filter((f) => !f.endsWith('.offset')),
