@@ -120,7 +120,8 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     }
   };
   await Promise.all([
-    warm(),
+    // Start-up does not wait for a slow/unreachable Postgres: /readyz says 503 until the warm load ends.
+    withTimeout(warm(), 5_000),
     withTimeout(links.subscribe(sub, keys.linkInvalidation), 2_000),
     withTimeout(once(redis, 'ready'), 2_000),
   ]);
@@ -447,6 +448,12 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
       if (ls) resolve(ls);
       else reject(new Error(`tracker cannot listen on ${config.BIND_HOST}:${config.TRACKER_PORT}`));
     });
+  }).catch((err: Error) => {
+    clearInterval(replayTimer);
+    if (warmTimer) clearTimeout(warmTimer);
+    links.close();
+    redis.disconnect();
+    throw err;
   });
   const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
   const host = config.BIND_HOST.includes(':') ? `[${config.BIND_HOST}]` : config.BIND_HOST;
