@@ -117,7 +117,7 @@ async function adminToken(sql: Sql, apiUrl: string, run: string): Promise<string
   const password = randomBytes(18).toString('base64url');
   await sql`insert into users (role, name, email, password_hash)
             values ('admin', ${`Demo admin ${run}`}, ${email}, ${await argon2Hash(password)})`;
-  const res = await fetch(`${apiUrl}/api/v1/auth/login`, {
+  const res = await apiCall(`${apiUrl}/api/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ email, password }),
@@ -127,8 +127,19 @@ async function adminToken(sql: Sql, apiUrl: string, run: string): Promise<string
   return body.data.access_token;
 }
 
+/** Calls the API, waiting out its rate limit (429 + Retry-After, seconds) as a well-behaved client does. */
+async function apiCall(url: string, init: RequestInit = {}): Promise<Response> {
+  for (;;) {
+    const res = await fetch(url, init);
+    if (res.status !== 429) return res;
+    await res.arrayBuffer();
+    const waitS = Number(res.headers.get('retry-after')) || 1;
+    await new Promise((r) => setTimeout(r, waitS * 1000));
+  }
+}
+
 async function apiGet<T>(apiUrl: string, token: string, pathAndQuery: string): Promise<T> {
-  const res = await fetch(`${apiUrl}/api/v1${pathAndQuery}`, { headers: { authorization: `Bearer ${token}` } });
+  const res = await apiCall(`${apiUrl}/api/v1${pathAndQuery}`, { headers: { authorization: `Bearer ${token}` } });
   if (!res.ok) throw new Error(`GET ${pathAndQuery}: HTTP ${res.status} ${await res.text()}`);
   return res.json() as Promise<T>;
 }
@@ -175,6 +186,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     let clickErrors = 0;
     let conversionErrors = 0;
     const clickIdByRow = new Map<number, string>();
+    const failures = new Map<string, number>();
     const worker = async () => {
       while (next < o.rows.length) {
         const r = o.rows[next++]!;
@@ -186,11 +198,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
             'user-agent': syntheticUserAgent(r.device, r.os),
             'x-event-time': String(r.click_ms),
           },
-        }).catch(() => null);
+        }).catch((err: Error) => {
+          failures.set(`${err.message} ${String((err.cause as Error)?.message ?? '')}`.trim(), 1 + (failures.get(err.message) ?? 0));
+          return null;
+        });
         const location = res?.headers.get('location') ?? '';
         const clickId = /[?&]click_id=([0-9a-f-]{36})/.exec(location)?.[1];
         await res?.arrayBuffer().catch(() => {});
         if (res?.status !== 302 || !clickId) {
+          if (res) failures.set(`HTTP ${res.status}`, 1 + (failures.get(`HTTP ${res.status}`) ?? 0));
           clickErrors++;
           bar?.increment();
           continue;
@@ -218,6 +234,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     };
     await Promise.all(Array.from({ length: o.concurrency }, worker));
     bar?.stop();
+    for (const [why, n] of failures) o.print(`click failures: ${n} × ${why}`);
 
     const token = await adminToken(sql, o.apiUrl, run);
     const ours = new Set(seeded.campaigns.values());
@@ -240,7 +257,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
         last = now;
         lastChange = Date.now();
       } else if (Date.now() - lastChange > o.drainTimeoutMs) break;
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, 1000));
     }
 
     const appByCampaign = new Map([...seeded.campaigns].map(([app, id]) => [id, app]));
@@ -264,15 +281,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     }
 
     const converted = new Set(o.rows.filter((r) => r.is_attributed).map((r) => String(r.row)));
-    const samples: Array<{ score: number; label: boolean }> = [];
-    for (const campaignId of ours) {
-      const clicks = await allPages<{ sub1: string; fraud_score: number }>(
-        o.apiUrl,
-        token,
-        `/reports/clicks?campaign_id=${campaignId}&from=${from}&to=${to}&tz=UTC`,
-      );
-      for (const c of clicks) samples.push({ score: 1 - c.fraud_score, label: converted.has(c.sub1) });
-    }
+    const clicks = await allPages<{ campaign_id: number; sub1: string; fraud_score: number }>(
+      o.apiUrl,
+      token,
+      `/reports/clicks?from=${from}&to=${to}&tz=UTC`,
+    );
+    const samples = clicks
+      .filter((c) => ours.has(c.campaign_id))
+      .map((c) => ({ score: 1 - c.fraud_score, label: converted.has(c.sub1) }));
     return {
       clicks_sent: clicksSent,
       clicks_recorded: rows.reduce((s, x) => s + x.clicks, 0),

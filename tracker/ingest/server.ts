@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { AppError, type Config, createRedis, type Logger, type Redis, redisKeys, type Sql } from '../../infra/index.ts';
 import { type ClickEvent, clean, encodeClick, encodeConversion } from '../events.ts';
-import { hasControl, parsePostback, TokenCache } from './conversion.ts';
+import { FUTURE_SKEW_MS, hasControl, MIN_EVENT_TIME_MS, parsePostback, TokenCache } from './conversion.ts';
 import { type ReqState, sendAppError, sendError, sendJson, sendRedirect, track } from './http.ts';
 import { type CachedLink, LinkCache } from './link-cache.ts';
 import { fillTemplate, type MacroValues } from './macros.ts';
@@ -28,9 +28,6 @@ export const LIMITS = {
 
 const CODE_RE = /^[A-Za-z0-9_-]{3,64}$/;
 const SUBS = ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
-const FUTURE_SKEW_MS = 5 * 60_000;
-/** X-Event-Time older than this is refused (replays of older traffic make no sense for reports). */
-const MAX_EVENT_AGE_MS = 400 * 86_400_000;
 const CLOSE_TIMEOUT_MS = 10_000;
 
 export interface TrackerOptions {
@@ -203,9 +200,9 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
       const trusted = peer !== '' && proxies.isTrusted(peer);
       if (trusted && eventTime !== '') {
         const t = /^\d{1,15}$/.test(eventTime) ? Number(eventTime) : Number.NaN;
-        if (!(t <= received_ms + FUTURE_SKEW_MS && t >= received_ms - MAX_EVENT_AGE_MS)) {
+        if (!(t <= received_ms + FUTURE_SKEW_MS && t >= MIN_EVENT_TIME_MS)) {
           sendAppError(st, 'VALIDATION_ERROR', 'invalid X-Event-Time', {
-            'x-event-time': 'must be epoch milliseconds, not in the future',
+            'x-event-time': 'must be epoch milliseconds, from 2000-01-01 and not in the future',
           });
           return finish(st);
         }
@@ -318,7 +315,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
               return finish(st);
             }
             try {
-              const f = parsePostback(params, received_ms, config.ATTRIBUTION_WINDOW_DAYS);
+              const f = parsePostback(params, received_ms);
               const conversion_id = uuid.next(received_ms);
               const line = encodeConversion({
                 conversion_id,
