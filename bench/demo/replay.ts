@@ -8,7 +8,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hash as argon2Hash } from '@node-rs/argon2';
 import { SingleBar } from 'cli-progress';
-import { createSql, type Sql } from '../../infra/index.ts';
+import { createLogger, createSql, loadConfig, type Sql } from '../../infra/index.ts';
+import { createLedger } from '../../ledger/index.ts';
 import { rocAuc, syntheticIp, syntheticUserAgent, type TalkingDataRow } from './talkingdata.ts';
 
 export interface DemoOptions {
@@ -47,6 +48,28 @@ interface Seeded {
 
 const PAYOUT_MINOR = 150;
 const REVENUE_MINOR = 200;
+/** Each advertiser deposits this much and reserves it as its campaign's budget (USD 10,000). */
+const BUDGET_MINOR = 1_000_000;
+
+/**
+ * Funds every demo advertiser's wallet and activates its campaign through the ledger, as an advertiser would
+ * (deposit → reserve the budget), so conversions are paid from real reservations.
+ */
+async function fundAndActivate(sql: Sql, seeded: Seeded, run: string): Promise<void> {
+  const config = loadConfig();
+  const ledger = createLedger({ config, logger: createLogger({ level: 'warn' }), sql });
+  for (const [app, campaignId] of seeded.campaigns) {
+    const [c] = await sql<{ advertiser_id: number }[]>`select advertiser_id from campaigns where id = ${campaignId}`;
+    await ledger.fund({
+      advertiserId: c!.advertiser_id,
+      amount: BUDGET_MINOR,
+      currency: 'USD',
+      reference: `demo ${run}`,
+      idempotencyKey: `demo-${run}-${app}`,
+    });
+    await ledger.activateCampaign(campaignId);
+  }
+}
 
 async function seed(sql: Sql, rows: TalkingDataRow[], run: string): Promise<Seeded> {
   const apps = [...new Set(rows.map((r) => r.app))].sort((a, b) => a - b);
@@ -84,7 +107,8 @@ async function seed(sql: Sql, rows: TalkingDataRow[], run: string): Promise<Seed
           currency: 'USD',
           payout_amount: PAYOUT_MINOR,
           revenue_amount: REVENUE_MINOR,
-          status: 'active',
+          budget: BUDGET_MINOR,
+          status: 'draft',
         })),
       )} returning id, advertiser_id`;
     const campaignByAdv = new Map(campaigns.map((c) => [c.advertiser_id, c.id]));
@@ -178,6 +202,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   const sql = createSql(o.databaseUrl, { max: 2 });
   try {
     const seeded = await seed(sql, o.rows, run);
+    await fundAndActivate(sql, seeded, run);
     const bar = o.progress ? new SingleBar({ format: 'replay [{bar}] {value}/{total} clicks {eta_formatted}' }) : null;
     bar?.start(o.rows.length, 0);
     let next = 0;
@@ -199,7 +224,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
             'x-event-time': String(r.click_ms),
           },
         }).catch((err: Error) => {
-          failures.set(`${err.message} ${String((err.cause as Error)?.message ?? '')}`.trim(), 1 + (failures.get(err.message) ?? 0));
+          failures.set(
+            `${err.message} ${String((err.cause as Error)?.message ?? '')}`.trim(),
+            1 + (failures.get(err.message) ?? 0),
+          );
           return null;
         });
         const location = res?.headers.get('location') ?? '';
