@@ -6,7 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { createSql, loadConfig, migratePostgres, type Sql } from '../infra/index.ts';
+import { createSql, loadConfig, migratePostgres, operatorDatabaseUrl, type Sql } from '../infra/index.ts';
 import { hashPassword } from './security.ts';
 
 /**
@@ -42,11 +42,12 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const config = loadConfig(process.env);
-  if (!config.DATABASE_URL) {
-    process.stderr.write('DATABASE_URL is required\n');
+  const databaseUrl = operatorDatabaseUrl(config);
+  if (!databaseUrl) {
+    process.stderr.write('set DATABASE_URL, or start the system with `npm start` (its database is then used)\n');
     process.exit(2);
   }
-  const sql = createSql(config.DATABASE_URL, { max: 1 });
+  const sql = createSql(databaseUrl, { max: 1 });
   try {
     await migratePostgres(sql);
     const r = await createAdmin(sql, { email: values.email, password: values.password, name: values.name });

@@ -4,10 +4,8 @@
  * ClickHouse and, as its last line, the reconciliation summary as one JSON object. Exits 1 when the recorded counts
  * differ from the sent ones.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../infra/index.ts';
+import { loadConfig, readRuntime } from '../infra/index.ts';
 import { runDemo } from './demo/replay.ts';
 import { readTalkingData } from './demo/talkingdata.ts';
 
@@ -24,12 +22,9 @@ if (!values.file) {
   process.exit(2);
 }
 const config = loadConfig();
-const runtimeFile = path.join(config.DATA_DIR, 'runtime.json');
-let runtime: { tracker_url: string; api_url: string; database_url: string };
-try {
-  runtime = JSON.parse(readFileSync(runtimeFile, 'utf8'));
-} catch {
-  process.stderr.write(`cannot read ${runtimeFile}: start the system first with \`npm start\`\n`);
+const runtime = readRuntime(config);
+if (!runtime) {
+  process.stderr.write(`nothing runs from ${config.DATA_DIR}: start the system first with \`npm start\`\n`);
   process.exit(2);
 }
 const rows = readTalkingData(values.file, values.limit ? Number(values.limit) : undefined);

@@ -17,22 +17,32 @@ const csv = z.string().transform((s) =>
  * Nothing outside this module reads `process.env` (EXAMPLES.md, "one config module").
  */
 const schema = z.object({
+  /** `production` requires JWT_SECRET and DELIVERY_SECRET_KEY and sets Secure cookies. */
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** pino level; `silent` in tests. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Root of local state: embedded Postgres, local Redis, chDB, spool files. */
   DATA_DIR: z.string().default('.data'),
   /** Address the HTTP servers bind to. */
   BIND_HOST: z.string().default('127.0.0.1'),
+  /** Port of the click/conversion ingest (0 = any free port). */
   TRACKER_PORT: port.default(8080),
+  /** Port of the admin API (0 = any free port). */
   API_PORT: port.default(3000),
   /** Base URL of the tracker as publishers see it (used to print tracking link URLs). */
   PUBLIC_TRACKER_URL: z.string().url().optional(),
 
+  /** Postgres; unset → `npm start` runs embedded Postgres under DATA_DIR. */
   DATABASE_URL: z.string().url().optional(),
+  /** Redis; unset → `npm start` runs a local redis-server under DATA_DIR (installing it with apt-get as root). */
   REDIS_URL: z.string().url().optional(),
+  /** ClickHouse server over HTTP; unset → chDB (ClickHouse in-process) under DATA_DIR. */
   CLICKHOUSE_URL: z.string().url().optional(),
+  /** ClickHouse user (server only). */
   CLICKHOUSE_USER: z.string().default('default'),
+  /** ClickHouse password (server only). */
   CLICKHOUSE_PASSWORD: z.string().default(''),
+  /** ClickHouse database (server only). */
   CLICKHOUSE_DATABASE: z.string().default('default'),
   /** Prefix for every Redis key and stream, so test runs and tenants of one Redis do not collide. */
   REDIS_PREFIX: z.string().default(''),
@@ -52,24 +62,38 @@ const schema = z.object({
   /** Redis command timeout on the click path before falling back to the spool, ms. */
   TRACKER_REDIS_TIMEOUT_MS: z.coerce.number().int().min(5).default(250),
 
+  /** Stream entries read per XREADGROUP (one fraud task and one ClickHouse insert per batch). */
   PIPELINE_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(500),
+  /** Longest wait for new entries before a partial batch is processed, ms. */
   PIPELINE_BLOCK_MS: z.coerce.number().int().min(1).max(60_000).default(100),
   /** Pending entries idle longer than this are taken over from a dead consumer, ms. */
   PIPELINE_CLAIM_IDLE_MS: z.coerce.number().int().min(100).default(30_000),
+  /** Consumer name in the stream groups (default: host name + pid). */
   PIPELINE_CONSUMER: z.string().optional(),
+  /** Threads of the piscina fraud-scoring pool. */
   FRAUD_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
   /** Default attribution window for campaigns that do not set one, days. */
   ATTRIBUTION_WINDOW_DAYS: z.coerce.number().int().min(1).max(365).default(30),
 
+  /** HS256 key of access tokens (32+ chars); required in production, else generated under DATA_DIR. */
   JWT_SECRET: z.string().min(32).optional(),
+  /** `iss` of access tokens, checked on every request. */
   JWT_ISSUER: z.string().default('affiliate-tracker'),
+  /** `aud` of access tokens, checked on every request. */
   JWT_AUDIENCE: z.string().default('affiliate-tracker-api'),
+  /** Secure flag of the refresh cookie (default: on in production, off for local http). */
   COOKIE_SECURE: bool.optional(),
+  /** API requests per client IP per window. */
   RATE_LIMIT_POINTS: z.coerce.number().int().min(1).default(100),
+  /** Rate-limit window, s. */
   RATE_LIMIT_WINDOW_S: z.coerce.number().int().min(1).default(60),
+  /** Consecutive failed logins that lock an account. */
   LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
+  /** How long a locked account stays locked, s. */
   LOGIN_LOCK_S: z.coerce.number().int().min(1).default(900),
+  /** Credit advertiser deposits at once (no payment provider); else an admin confirms each. */
   WALLET_TEST_DEPOSITS: bool.default(true),
+  /** Smallest affiliate withdrawal, minor units. */
   WITHDRAWAL_MIN_AMOUNT: z.coerce.number().int().min(0).default(1000),
   /**
    * Outbound deliveries (postbacks, webhooks): hosts (`host` or `host:port`) that may resolve to

@@ -18,6 +18,7 @@ export { createLogger, type Logger } from './logger.ts';
 export { MigrationError, migrateClickHouse, migratePostgres, readMigrations } from './migrate.ts';
 export { createSql, type Sql, type TransactionSql } from './postgres.ts';
 export { createRedis, type Redis, type RedisKeys, redisKeys } from './redis.ts';
+export { operatorDatabaseUrl, type RuntimeInfo, readRuntime, writeRuntime } from './runtime.ts';
 export {
   ensureRedisServerBinary,
   freePort,

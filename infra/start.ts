@@ -10,7 +10,7 @@
  * CLICKHOUSE_URL, since embedded services and chDB cannot be shared between containers.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -30,6 +30,7 @@ import {
   redisKeys,
   startEmbeddedPostgres,
   startLocalRedis,
+  writeRuntime,
 } from './index.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -188,11 +189,7 @@ try {
 
   const host = config.BIND_HOST === '0.0.0.0' ? 'localhost' : config.BIND_HOST;
   const trackerUrl = config.PUBLIC_TRACKER_URL ?? `http://${host}:${trackers[0]!.port}`;
-  writeFileSync(
-    path.join(config.DATA_DIR, 'runtime.json'),
-    JSON.stringify({ pid: process.pid, tracker_url: trackerUrl, api_url: apiUrl, database_url: databaseUrl }, null, 2),
-    { mode: 0o600 },
-  );
+  writeRuntime(config, { pid: process.pid, tracker_url: trackerUrl, api_url: apiUrl, database_url: databaseUrl });
   announce(`tracker: ${trackerUrl}`);
   announce(`api: ${apiUrl}/api/v1`);
   announce(`demo link: ${trackerUrl}/c/${code}?sub1=hello`);
