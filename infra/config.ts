@@ -132,6 +132,9 @@ const schema = z.object({
   DELIVERY_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
 });
 
+/** Every environment variable the system reads (the README's configuration table lists each). */
+export const CONFIG_KEYS: readonly string[] = Object.keys(schema.shape);
+
 export type Config = Readonly<
   Omit<z.infer<typeof schema>, 'DATA_DIR' | 'COOKIE_SECURE'> & {
     /** Absolute path. */

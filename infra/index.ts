@@ -3,7 +3,7 @@
  * Every other folder imports infra only through this file.
  */
 export { type ClickHouseClient, createClickHouse } from './clickhouse.ts';
-export { type Config, ConfigError, loadConfig } from './config.ts';
+export { CONFIG_KEYS, type Config, ConfigError, loadConfig } from './config.ts';
 export {
   AppError,
   ERROR_STATUS,
