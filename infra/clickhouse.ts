@@ -1,7 +1,9 @@
+import { createRequire } from 'node:module';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
 
 export type { ClickHouseClient };
+
+const require = createRequire(import.meta.url);
 
 type ChdbAsClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
 
@@ -25,7 +27,9 @@ export function createClickHouse(opts: {
       clickhouse_settings: { date_time_input_format: 'best_effort' },
     });
   }
-  // chdb builds against its own copy of @clickhouse/client-common; the shapes match, the nominal types do not.
+  // Loaded only here: chDB's native library adds ~150 MB to a process, and most processes (the trackers) never open
+  // it. chdb builds against its own copy of @clickhouse/client-common; the shapes match, the nominal types do not.
+  const { createChdbConnection } = require('chdb/connection') as typeof import('chdb/connection');
   const connection = createChdbConnection({ path: opts.chdbPath }) as unknown as ChdbAsClientConnection;
   return createClient({ connection });
 }
