@@ -308,7 +308,14 @@ export function campaignRoutes(): Route<never, never>[] {
               [k]: [rev ? 'RevShare: a percent 0..100 with at most 2 decimals' : 'must be integer minor units'],
             });
         }
-        if (body.budget !== undefined && body.budget !== null && body.budget > (c.budget ?? 0))
+        // An active campaign already holds its reservation: the ledger reserves only the difference below.
+        const resync = deps.ledger !== undefined && c.status === 'active';
+        if (resync && body.budget === null && c.budget !== null)
+          throw new AppError(
+            'INVALID_STATE',
+            'pause the campaign before removing its budget (releases the reservation)',
+          );
+        if (!resync && body.budget !== undefined && body.budget !== null && body.budget > (c.budget ?? 0))
           await checkFunds(a, c.advertiser_id, c.currency, body.budget);
         const m = moneyColumns(c.payout_model, body.payout, body.revenue);
         const patch: Record<string, unknown> = {};
@@ -339,7 +346,7 @@ export function campaignRoutes(): Route<never, never>[] {
           update campaigns set ${deps.sql(patch as Record<string, never>)}, updated_at = now()
           where id = ${c.id} returning *`;
         // An active campaign's reservation follows its budget (raised: reserve more; lowered: release).
-        if (deps.ledger && body.budget !== undefined && body.budget !== c.budget && u!.status === 'active') {
+        if (resync && deps.ledger && body.budget !== undefined && body.budget !== c.budget) {
           try {
             await deps.ledger.activateCampaign(c.id);
           } catch (err) {

@@ -168,7 +168,8 @@ export function walletRoutes(): Route<never, never>[] {
             ? new Date(Date.parse(`${q.to}T00:00:00Z`) + 86_400_000)
             : new Date(q.to)
           : undefined;
-        if (from && to && to < from)
+        // `to` is exclusive here, so to = from is a range that ends before it starts.
+        if (from && to && to <= from)
           throw new AppError('VALIDATION_ERROR', 'request validation failed', { to: ['must not be before from'] });
         const r = await ledger.listTransactions({
           ownerType: who.role,
