@@ -358,6 +358,30 @@ describe('conversion status', () => {
     assert.equal((await balanceOf(aff)).approved, 0);
   });
 
+  test('API keys: conversions:write (live) may approve; test-mode keys and wallet routes are refused', async () => {
+    const c = await bookedConversion(activeCampaign);
+    const key = async (mode: 'live' | 'test') => {
+      const r = await t.call('post', '/api-keys', {
+        token: adv.token,
+        body: { name: `k-${mode}`, scopes: ['conversions:write'], mode },
+      });
+      assert.equal(r.status, 201, r.text);
+      return r.body.data.key as string;
+    };
+    const viaTestKey = await t.call('post', `/conversions/${c.id}/approve`, { token: await key('test') });
+    assert.equal(viaTestKey.status, 403);
+    assert.deepEqual(viaTestKey.body.error, {
+      code: 'FORBIDDEN',
+      message: 'test-mode API keys cannot change conversions',
+    });
+    const live = await key('live');
+    const ok = await t.call('post', `/conversions/${c.id}/approve`, { token: live });
+    assert.deepEqual(ok.body.data, { id: c.id, status: 'approved', changed: true });
+    const bal = await t.call('get', '/wallet/balance', { token: live });
+    assert.equal(bal.status, 403);
+    assert.equal(bal.body.error.message, 'API keys cannot call this route');
+  });
+
   test("another advertiser's conversion, unknown or malformed ids → 404; affiliates → 403", async () => {
     const c = await bookedConversion(activeCampaign);
     for (const [who, id] of [
@@ -568,9 +592,9 @@ describe('payout wallets and withdrawals', () => {
       const c = await bookedConversion(activeCampaign);
       await t.call('post', `/conversions/${c.id}/approve`, { token: adv.token });
     }
-    // Approved so far: two batch rows (JSON, CSV) and these two, 700 each.
+    // Approved so far, 700 each: one through an API key, two batch rows (JSON, CSV) and these two.
     const approvedBefore = (await balanceOf(aff)).approved!;
-    assert.equal(approvedBefore, 2_800);
+    assert.equal(approvedBefore, 3_500);
     const broke = await t.call('post', '/wallet/withdraw', {
       token: aff.token,
       body: { amount: approvedBefore + 1, currency: 'USD', wallet_id: walletId },
@@ -689,5 +713,21 @@ describe('balances and transactions', () => {
     assert.deepEqual(backwards.body.error.details, { to: ['must not be before from'] });
     const adminNoUser = await t.call('get', '/wallet/transactions', { token: admin.token });
     assert.deepEqual(adminNoUser.body.error.details, { user_id: ['required for admins: whose transactions'] });
+  });
+});
+
+describe('OpenAPI', () => {
+  test('documents UUID path params and the CSV body of the batch route', async () => {
+    const doc = (await t.call('get', '/openapi.json')).body;
+    const approve = doc.paths['/api/v1/conversions/{id}/approve'].post;
+    assert.deepEqual(approve.parameters[0].schema, { type: 'string', format: 'uuid' });
+    assert.deepEqual(doc.paths['/api/v1/wallet/wallets/{id}'].delete.parameters[0].schema, {
+      type: 'integer',
+      minimum: 1,
+    });
+    const batch = doc.paths['/api/v1/conversions/batch'].post.requestBody.content;
+    assert.deepEqual(Object.keys(batch), ['application/json', 'text/csv']);
+    for (const p of ['/wallet/fund', '/wallet/balance', '/wallet/transactions', '/wallet/withdraw'])
+      assert.ok(doc.paths[`/api/v1${p}`], p);
   });
 });
