@@ -137,6 +137,10 @@ interface ConversionRow {
   total: number;
 }
 
+/**
+ * Conversions: the list, and status changes through the ledger (approve, reject, reverse, batch
+ * reconciliation; `conversions:write` API keys, live mode only).
+ */
 export function conversionRoutes(): Route<never, never>[] {
   const list = [
     route({

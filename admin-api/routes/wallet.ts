@@ -71,6 +71,10 @@ const TX_TYPES = [
   'pending_expired',
 ] as const satisfies readonly PostingType[];
 
+/**
+ * `/wallet/*`: deposits (fund, admin confirm/void), balances, transactions, payout wallets and withdrawals,
+ * all through the ledger (`deps.ledger`; absent → 503 SERVICE_UNAVAILABLE). Session tokens only (no API-key scope).
+ */
 export function walletRoutes(): Route<never, never>[] {
   const list = [
     route({
