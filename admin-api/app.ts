@@ -20,14 +20,19 @@ import { authenticate, resolveJwtSecret, Tokens } from './security.ts';
 import { EventHub } from './sse.ts';
 import type { ApiDeps, Principal } from './types.ts';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Base path of every route. */
 export const API_PREFIX = '/api/v1';
 
 /** The Koa app plus a shutdown hook for what it owns (the SSE subscriber connection). */
 export type ApiApp = Koa & { shutdown(): Promise<void>; services: ApiServices };
 
-/** Reads the request body as JSON, refusing more than MAX_BODY_BYTES and non-JSON media types. */
-async function readJson(ctx: Context): Promise<unknown> {
+/**
+ * Reads the request body as JSON, refusing more than MAX_BODY_BYTES and non-JSON media types; with `csv`
+ * a `text/csv` body is accepted too and converted by it.
+ */
+async function readJson(ctx: Context, csv?: (text: string) => unknown): Promise<unknown> {
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > MAX_BODY_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', `body exceeds ${MAX_BODY_BYTES} bytes`);
   const chunks: Buffer[] = [];
@@ -38,8 +43,12 @@ async function readJson(ctx: Context): Promise<unknown> {
     chunks.push(chunk);
   }
   if (size === 0) return undefined;
+  if (csv && ctx.is('text/csv')) return csv(Buffer.concat(chunks).toString('utf8'));
   if (!ctx.is('application/json'))
-    throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'request body must be application/json');
+    throw new AppError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      csv ? 'request body must be application/json or text/csv' : 'request body must be application/json',
+    );
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {
@@ -56,6 +65,7 @@ function bearer(ctx: Context): string | undefined {
 /** Wraps one route: authentication, role and scope checks, input validation, envelope. */
 function handle(route: Route<unknown, unknown>, deps: ApiDeps, services: ApiServices) {
   const paramSchema = z.record(z.string(), idParam);
+  const uuidNames = route.uuidParams ?? [];
   return async (ctx: Context) => {
     // Only read by handlers of non-public routes, where it is always set below.
     let user = undefined as unknown as Principal;
@@ -72,11 +82,19 @@ function handle(route: Route<unknown, unknown>, deps: ApiDeps, services: ApiServ
       ctx.state.user = user;
     }
     // Every path param is an integer id except `sid` (a session uuid the handler checks itself).
+    // Names in `uuidParams` are UUIDs (ledger transfers, conversions).
     const { sid: _sid, ...rawParams } = (ctx as Context & { params?: Record<string, string> }).params ?? {};
+    const uuids: Record<string, string> = {};
+    for (const name of uuidNames) {
+      const v = rawParams[name] ?? '';
+      delete rawParams[name];
+      if (!UUID.test(v)) throw new AppError('NOT_FOUND', 'not found', { [name]: ['must be a UUID'] });
+      uuids[name] = v.toLowerCase();
+    }
     const pr = paramSchema.safeParse(rawParams);
     if (!pr.success) throw new AppError('NOT_FOUND', 'not found', zodDetails(pr.error));
     const query = route.query ? parse(route.query, ctx.query) : undefined;
-    const raw = ctx.method === 'GET' || ctx.method === 'DELETE' ? undefined : await readJson(ctx);
+    const raw = ctx.method === 'GET' || ctx.method === 'DELETE' ? undefined : await readJson(ctx, route.csv);
     const body = route.body ? parse(route.body, raw ?? {}) : undefined;
     const result: HandlerResult | undefined = await route.handler({
       ctx,
@@ -85,6 +103,7 @@ function handle(route: Route<unknown, unknown>, deps: ApiDeps, services: ApiServ
       body,
       query,
       params: pr.data,
+      uuids,
       user,
     });
     if (result === undefined) return;

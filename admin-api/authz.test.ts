@@ -20,13 +20,16 @@ const B = {} as {
   apiKey: number;
   session: string;
   affiliate: number;
+  conversion: string;
+  deposit: string;
+  payoutWallet: number;
 };
 let ownCampaignA: number;
 
 const routes = allRoutes().filter((r) => r.auth !== 'public');
 
 before(async () => {
-  t = await startTestApi();
+  t = await startTestApi({ ledger: true, env: { WALLET_TEST_DEPOSITS: 'false' } });
   for (const tenant of ['A', 'B'] as const) {
     users[tenant] = {
       admin: await t.user('admin'),
@@ -60,8 +63,23 @@ before(async () => {
   ).body.data.id;
   B.session = (await t.call('get', '/auth/sessions', { token: b.advertiser.token })).body.data[0].id;
   B.affiliate = b.affiliate.id;
+  B.conversion = '00000000-0000-7000-8000-0000000000b1';
   await t.env.sql`insert into conversions (id, advertiser_id, event_id, affiliate_id, status, event_time)
-    values ('00000000-0000-7000-8000-0000000000b1', ${b.advertiser.id}, 'b-1', ${b.affiliate.id}, 'approved', now())`;
+    values (${B.conversion}, ${b.advertiser.id}, 'b-1', ${b.affiliate.id}, 'pending', now())`;
+  B.deposit = (
+    await t.call('post', '/wallet/fund', {
+      token: b.advertiser.token,
+      body: { amount: 1000, currency: 'USD', reference: 'b' },
+    })
+  ).body.data.id;
+  B.payoutWallet = (
+    await t.call('post', '/wallet/wallets', {
+      token: b.affiliate.token,
+      body: { network: 'BTC', address: 'bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq' },
+    })
+  ).body.data.id;
+  // Old enough to withdraw to, so only ownership can refuse it.
+  await t.env.sql`update payout_wallets set usable_at = now() - interval '1 hour' where id = ${B.payoutWallet}`;
   // An object of tenant A, so that A's calls would succeed on the right ids (keeps the matrix honest).
   const wa = await t.call('post', '/websites', {
     token: users.A.advertiser.token,
@@ -93,6 +111,10 @@ function foreignPath(r: Route<unknown, unknown>): string {
     .replace(/^\/campaigns\/:id/, `/campaigns/${B.campaign}`)
     .replace(/^\/postback-tokens\/:id/, `/postback-tokens/${B.token}`)
     .replace(/^\/api-keys\/:id/, `/api-keys/${B.apiKey}`)
+    .replace(/^\/conversions\/:id/, `/conversions/${B.conversion}`)
+    .replace(/^\/wallet\/wallets\/:id/, `/wallet/wallets/${B.payoutWallet}`)
+    .replace(/^\/wallet\/deposits\/:id/, `/wallet/deposits/${B.deposit}`)
+    .replace(/^\/wallet\/withdrawals\/:id/, `/wallet/withdrawals/${B.deposit}`)
     .replace(':affiliate_id', String(B.affiliate))
     .replace(':sid', B.session);
 }
@@ -103,6 +125,7 @@ function foreignBody(r: Route<unknown, unknown>): unknown {
   const body = structuredClone(r.example) as Record<string, unknown>;
   if ('website_id' in body) body.website_id = B.website;
   if ('campaign_id' in body) body.campaign_id = B.campaign;
+  if ('wallet_id' in body) body.wallet_id = B.payoutWallet;
   if ('code' in body && typeof body.code === 'string' && !/^\d{6}$/.test(body.code)) body.code = `x${Date.now()}`;
   return body;
 }
@@ -132,14 +155,18 @@ describe('role matrix: every route refuses roles it does not allow', () => {
 
 describe("tenant matrix: another tenant's ids answer 403/404, never 2xx", () => {
   const withIds = routes.filter(
-    (r) => r.path.includes(':') || r.path === '/affiliate/links' || r.path === '/campaigns',
+    (r) =>
+      r.path.includes(':') || r.path === '/affiliate/links' || r.path === '/campaigns' || r.path === '/wallet/withdraw',
   );
   for (const r of withIds) {
     for (const role of ['advertiser', 'affiliate'] as const) {
       if (!(r.auth as readonly Role[]).includes(role)) continue;
       // Lists and creations without a foreign id in path or body are covered by the leak test below.
-      if (!r.path.includes(':') && !(r.method === 'post' && r.example && 'campaign_id' in (r.example as object)))
-        continue;
+      const foreignBodyId =
+        r.method === 'post' &&
+        r.example &&
+        ('campaign_id' in (r.example as object) || 'wallet_id' in (r.example as object));
+      if (!r.path.includes(':') && !foreignBodyId) continue;
       test(`${r.method.toUpperCase()} ${r.path} as tenant A's ${role} on tenant B's ids`, async () => {
         const res = await t.call(r.method, concretePath(r), { token: users.A[role].token, body: foreignBody(r) });
         assert.ok([403, 404].includes(res.status), `${res.status} ${res.text}`);
@@ -193,6 +220,8 @@ describe('lists never show another tenant’s objects', () => {
     ['/auth/sessions', 'advertiser', (r) => r.id === B.session],
     ['/conversions', 'advertiser', (r) => r.advertiser_id !== users.A.advertiser.id],
     ['/conversions', 'affiliate', (r) => r.affiliate_id !== users.A.affiliate.id],
+    ['/wallet/wallets', 'affiliate', (r) => r.affiliate_id !== users.A.affiliate.id],
+    ['/wallet/withdrawals', 'affiliate', (r) => r.affiliate_id !== users.A.affiliate.id],
   ];
   for (const [path, role, foreign] of lists) {
     test(`GET ${path} as ${role}`, async () => {
@@ -201,6 +230,25 @@ describe('lists never show another tenant’s objects', () => {
       assert.equal((res.body.data as Record<string, unknown>[]).filter(foreign).length, 0);
     });
   }
+  for (const path of ['/wallet/balance', '/wallet/transactions', '/wallet/wallets', '/wallet/withdrawals']) {
+    test(`GET ${path}?user_id=<tenant B’s> → 403 for non-admins`, async () => {
+      for (const role of ['advertiser', 'affiliate'] as const) {
+        const r = routes.find((x) => x.method === 'get' && x.path === path)!;
+        if (!(r.auth as readonly Role[]).includes(role)) continue;
+        const other = role === 'advertiser' ? users.B.advertiser.id : users.B.affiliate.id;
+        const res = await t.call('get', `${path}?user_id=${other}`, { token: users.A[role].token });
+        assert.equal(res.status, 403, res.text);
+        assert.equal(res.body.error.code, 'FORBIDDEN');
+      }
+    });
+  }
+  test('control: the owner reaches the same wallet objects', async () => {
+    const b = users.B;
+    const ws = await t.call('get', '/wallet/wallets', { token: b.affiliate.token });
+    assert.ok(ws.body.data.some((w: { id: number }) => w.id === B.payoutWallet));
+    const bal = await t.call('get', '/wallet/balance', { token: b.advertiser.token });
+    assert.deepEqual(bal.body.data.balances[0].pending_deposits, 1000);
+  });
   test('control: admins see tenant B’s objects in lists', async () => {
     const res = await t.call('get', '/websites?per_page=100', { token: users.A.admin.token });
     assert.ok(res.body.data.some((w: { id: number }) => w.id === B.website));

@@ -43,6 +43,8 @@ export interface HandlerArgs<B, Q> {
   body: B;
   query: Q;
   params: Record<string, number>;
+  /** Path params named in the route's `uuidParams` (validated UUIDs, lower case). */
+  uuids: Record<string, string>;
   /** Present on every route whose `auth` is not `'public'`. */
   user: Principal;
 }
@@ -53,8 +55,10 @@ export interface HandlerArgs<B, Q> {
  */
 export interface Route<B = unknown, Q = unknown> {
   method: 'get' | 'post' | 'put' | 'patch' | 'delete';
-  /** Path under `/api/v1`, Koa syntax (`/websites/:id`). Every param is a positive integer id. */
+  /** Path under `/api/v1`, Koa syntax (`/websites/:id`). Every param is a positive integer id unless named in `uuidParams`. */
   path: string;
+  /** Path params that are UUIDs (ledger transfers, conversions), handed to the handler in `uuids`; malformed → 404. */
+  uuidParams?: readonly string[];
   summary: string;
   tag: string;
   /** `'public'` (no token) or the roles allowed. */
@@ -65,6 +69,11 @@ export interface Route<B = unknown, Q = unknown> {
   query?: z.ZodType<Q>;
   /** A valid request body, used in the OpenAPI document and by the authorization-matrix test. */
   example?: unknown;
+  /**
+   * When set, the route also accepts a `text/csv` body (same size limit): this turns the CSV text into the
+   * JSON body shape before `body` validates it. @throws AppError VALIDATION_ERROR for malformed CSV.
+   */
+  csv?: (text: string) => unknown;
   /** Alternative response media types besides JSON (for OpenAPI), e.g. `['text/csv']`. */
   produces?: string[];
   handler(args: HandlerArgs<B, Q>): Promise<HandlerResult | undefined>;

@@ -1,6 +1,6 @@
 /**
  * Admin REST API (Koa, `/api/v1`): auth, 2FA, sessions, API keys, websites, campaigns, links,
- * postback tokens, reports, live events (SSE).
+ * postback tokens, reports, wallet & ledger operations, live events (SSE).
  */
 export { API_PREFIX, type ApiApp, createApi, type RunningApi, startApi } from './app.ts';
 export { createAdmin } from './create-admin.ts';
@@ -17,5 +17,4 @@ export type {
   ReportRow,
   Reports,
   Role,
-  Wallet,
 } from './types.ts';

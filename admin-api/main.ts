@@ -1,10 +1,12 @@
 /**
  * Runs the admin API on its own: `node --import tsx admin-api/main.ts` (env config;
  * `DATABASE_URL` and `REDIS_URL` required). Applies pending Postgres migrations first. Reports are
- * not wired here (no ClickHouse in this process): `infra/start.ts` calls `startApi` with them.
+ * not wired here (no ClickHouse in this process): `infra/start.ts` calls `startApi` with them. The ledger is
+ * (wallet routes, budgets reserved on activation); its maintenance jobs run in the pipeline process.
  * With an IPC channel it sends `{ type: 'ready', port }` to its parent once listening.
  */
 import { createLogger, createRedis, createSql, loadConfig, migratePostgres, redisKeys } from '../infra/index.ts';
+import { createLedger } from '../ledger/index.ts';
 import { createDeliveries } from '../tracker/index.ts';
 import { startApi } from './app.ts';
 
@@ -18,9 +20,11 @@ const sql = createSql(config.DATABASE_URL);
 const redis = createRedis(config.REDIS_URL);
 await migratePostgres(sql);
 // Outbound postbacks/webhooks: the engine's workers run in this process.
-const deliveries = createDeliveries({ config, logger, sql, redis, keys: redisKeys(config.REDIS_PREFIX) });
+const keys = redisKeys(config.REDIS_PREFIX);
+const deliveries = createDeliveries({ config, logger, sql, redis, keys });
 await deliveries.start();
-const api = await startApi({ config, logger, sql, redis, deliveries });
+const ledger = createLedger({ config, logger, sql, redis, keys });
+const api = await startApi({ config, logger, sql, redis, deliveries, ledger });
 logger.info({ url: `${api.url}/api/v1` }, 'admin API listening');
 process.send?.({ type: 'ready', port: api.port });
 

@@ -40,7 +40,10 @@ export function buildOpenApi(routes: readonly Route<unknown, unknown>[], prefix:
       name: m[1],
       in: 'path',
       required: true,
-      schema: m[1] === 'sid' ? { type: 'string', format: 'uuid' } : { type: 'integer', minimum: 1 },
+      schema:
+        m[1] === 'sid' || r.uuidParams?.includes(m[1]!)
+          ? { type: 'string', format: 'uuid' }
+          : { type: 'integer', minimum: 1 },
     }));
     if (r.query) {
       const q = schemaOf(r.query) as { properties?: Record<string, unknown>; required?: string[] };
@@ -72,6 +75,7 @@ export function buildOpenApi(routes: readonly Route<unknown, unknown>[], prefix:
               required: true,
               content: {
                 'application/json': { schema: schemaOf(r.body), ...(r.example ? { example: r.example } : {}) },
+                ...(r.csv ? { 'text/csv': { schema: { type: 'string' } } } : {}),
               },
             },
           }

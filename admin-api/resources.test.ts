@@ -5,8 +5,6 @@ import type { Redis } from '../infra/index.ts';
 import { sha256 } from './security.ts';
 import { startTestApi, type TestApi, type TestUser } from './test-helpers.ts';
 
-const balances = new Map<number, number>();
-
 let t: TestApi;
 let admin: TestUser;
 let adv: TestUser;
@@ -17,12 +15,18 @@ const invalidations: string[] = [];
 before(async () => {
   t = await startTestApi({
     clickhouse: true,
-    wallet: { availableBalance: async (id) => balances.get(id) ?? 0 },
+    ledger: true,
   });
   admin = await t.user('admin');
   adv = await t.user('advertiser');
   aff = await t.user('affiliate');
-  balances.set(adv.id, 1_000_000);
+  await t.ledger!.fund({
+    advertiserId: adv.id,
+    amount: 1_000_000,
+    currency: 'USD',
+    reference: 'test funds',
+    idempotencyKey: 'resources-setup',
+  });
   sub = t.env.redis.duplicate();
   sub.on('message', (_c: string, m: string) => invalidations.push(m));
   await sub.subscribe(t.env.keys.linkInvalidation);

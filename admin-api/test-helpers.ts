@@ -5,10 +5,11 @@
 
 import { createLogger } from '../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../infra/testing/index.ts';
+import { createLedger, type Ledger } from '../ledger/index.ts';
 import { createReports } from '../tracker/index.ts';
 import { type RunningApi, startApi } from './app.ts';
 import { createAdmin } from './create-admin.ts';
-import type { ApiDeps, Role, Wallet } from './types.ts';
+import type { ApiDeps, Role } from './types.ts';
 
 export interface Res {
   status: number;
@@ -29,6 +30,8 @@ export interface CallOpts {
 export interface TestApi {
   env: TestEnv;
   api: RunningApi;
+  /** The real ledger the API uses (when started with `ledger: true`). */
+  ledger?: Ledger;
   url: string;
   call(method: string, path: string, opts?: CallOpts): Promise<Res>;
   /** Registers (or, for admins, creates) a user and logs in. */
@@ -62,7 +65,8 @@ export async function startTestApi(
   opts: {
     env?: Record<string, string>;
     clickhouse?: boolean;
-    wallet?: Wallet;
+    /** Wires the real ledger (`createLedger` over the test database and Redis) as `deps.ledger`. */
+    ledger?: boolean;
     sseHeartbeatMs?: number;
     /** Builds the deliveries engine on the test environment (not started). */
     deliveries?: (env: TestEnv) => ApiDeps['deliveries'];
@@ -72,14 +76,18 @@ export async function startTestApi(
     clickhouse: opts.clickhouse,
     env: { RATE_LIMIT_POINTS: '100000', ...opts.env },
   });
+  const logger = createLogger({ level: env.config.LOG_LEVEL });
+  const ledger = opts.ledger
+    ? createLedger({ sql: env.sql, config: env.config, logger, redis: env.redis, keys: env.keys })
+    : undefined;
   const api = await startApi(
     {
       config: env.config,
-      logger: createLogger({ level: env.config.LOG_LEVEL }),
+      logger,
       sql: env.sql,
       redis: env.redis,
       reports: env.ch ? createReports(env.ch) : undefined,
-      wallet: opts.wallet,
+      ledger,
       sseHeartbeatMs: opts.sseHeartbeatMs,
       deliveries: opts.deliveries?.(env),
     },
@@ -120,6 +128,7 @@ export async function startTestApi(
   return {
     env,
     api,
+    ledger,
     url: base,
     call,
     user,

@@ -1,4 +1,5 @@
 import type { Config, Logger, Redis, Sql } from '../infra/index.ts';
+import type { Ledger } from '../ledger/index.ts';
 import type { Deliveries } from '../tracker/index.ts';
 
 export type Role = 'admin' | 'advertiser' | 'affiliate';
@@ -21,6 +22,7 @@ export interface Principal {
 /** Report types: contract 4, implemented by `tracker/reports` (`createReports`). */
 import type { Reports } from '../tracker/index.ts';
 
+export type { Ledger } from '../ledger/index.ts';
 export type {
   ClickLogQuery,
   ClickLogRow,
@@ -30,11 +32,6 @@ export type {
   Reports,
 } from '../tracker/index.ts';
 
-/** Ledger seam: the advertiser's spendable balance in minor units of `currency`. */
-export interface Wallet {
-  availableBalance(advertiserId: number, currency: string): Promise<number>;
-}
-
 /** Everything the API needs, injected so the integrator wires the real parts. */
 export interface ApiDeps {
   config: Config;
@@ -43,8 +40,12 @@ export interface ApiDeps {
   redis: Redis;
   /** ClickHouse reports (contract 4); absent → `GET /reports` answers 503 SERVICE_UNAVAILABLE. */
   reports?: Reports;
-  /** Ledger balance check for campaign budgets; absent → the check is skipped. */
-  wallet?: Wallet;
+  /**
+   * The ledger (`createLedger` from `ledger/`): wallet routes, conversion status changes, campaign budget
+   * reservation on activation. Absent → `/wallet/*` and the conversion status routes answer 503
+   * SERVICE_UNAVAILABLE, and campaign status changes skip the budget reservation.
+   */
+  ledger?: Ledger;
   /**
    * Outbound deliveries (postbacks, webhooks) from `tracker/` (`createDeliveries`); absent → the
    * `/postbacks` and `/webhooks` routes answer 503 SERVICE_UNAVAILABLE. Whoever creates it starts it.

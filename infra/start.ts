@@ -157,7 +157,7 @@ try {
       sql,
       redis,
       reports: createReports(ch),
-      wallet: ledger,
+      ledger,
       deliveries,
     });
     stops.push(() => api.close());

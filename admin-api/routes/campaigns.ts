@@ -177,8 +177,8 @@ function moneyColumns(model: CampaignRow['payout_model'], payout?: number, reven
 }
 
 async function checkFunds(a: HandlerArgs<unknown, unknown>, advertiserId: number, cur: string, budget?: number | null) {
-  if (!a.deps.wallet || budget === undefined || budget === null) return;
-  const available = await a.deps.wallet.availableBalance(advertiserId, cur);
+  if (!a.deps.ledger || budget === undefined || budget === null) return;
+  const available = await a.deps.ledger.availableBalance(advertiserId, cur);
   if (available < budget)
     throw new AppError('INSUFFICIENT_FUNDS', 'wallet balance does not cover the campaign budget', {
       budget,
@@ -308,7 +308,14 @@ export function campaignRoutes(): Route<never, never>[] {
               [k]: [rev ? 'RevShare: a percent 0..100 with at most 2 decimals' : 'must be integer minor units'],
             });
         }
-        if (body.budget !== undefined && body.budget !== null && body.budget > (c.budget ?? 0))
+        // An active campaign already holds its reservation: the ledger reserves only the difference below.
+        const resync = deps.ledger !== undefined && c.status === 'active';
+        if (resync && body.budget === null && c.budget !== null)
+          throw new AppError(
+            'INVALID_STATE',
+            'pause the campaign before removing its budget (releases the reservation)',
+          );
+        if (!resync && body.budget !== undefined && body.budget !== null && body.budget > (c.budget ?? 0))
           await checkFunds(a, c.advertiser_id, c.currency, body.budget);
         const m = moneyColumns(c.payout_model, body.payout, body.revenue);
         const patch: Record<string, unknown> = {};
@@ -338,6 +345,16 @@ export function campaignRoutes(): Route<never, never>[] {
         const [u] = await deps.sql<CampaignRow[]>`
           update campaigns set ${deps.sql(patch as Record<string, never>)}, updated_at = now()
           where id = ${c.id} returning *`;
+        // An active campaign's reservation follows its budget (raised: reserve more; lowered: release).
+        if (resync && deps.ledger && body.budget !== undefined && body.budget !== c.budget) {
+          try {
+            await deps.ledger.activateCampaign(c.id);
+          } catch (err) {
+            // Keep the stored budget and the reservation in step: the new budget cannot be reserved.
+            await deps.sql`update campaigns set budget = ${c.budget}, updated_at = now() where id = ${c.id}`;
+            throw err;
+          }
+        }
         await publishLinkInvalidation(deps.redis, services.keys, { campaign_id: c.id });
         return { data: campaignView(u!, user) };
       },
@@ -359,24 +376,38 @@ export function campaignRoutes(): Route<never, never>[] {
             to: body.status,
             allowed: TRANSITIONS[c.status],
           });
-        const u = await deps.sql.begin(async (tx) => {
-          const [u] = await tx<CampaignRow[]>`update campaigns set status = ${body.status}, updated_at = now()
-            where id = ${c.id} and status = ${c.status} returning *`;
-          if (!u) throw new AppError('CONFLICT', 'the campaign changed meanwhile; retry');
-          await tx`insert into campaign_status_events (campaign_id, from_status, to_status, actor_id)
-                   values (${c.id}, ${c.status}, ${body.status}, ${user.user_id})`;
-          return u;
-        });
+        let u: CampaignRow;
+        if (deps.ledger) {
+          // The ledger sets the status in the same transaction that reserves (active) or releases
+          // (paused/archived) the budget; INSUFFICIENT_FUNDS / BUDGET_EXHAUSTED leave everything as it was.
+          if (body.status === 'active') await deps.ledger.activateCampaign(c.id);
+          else await deps.ledger.stopCampaign(c.id, body.status);
+          const [row] = await deps.sql<CampaignRow[]>`select * from campaigns where id = ${c.id}`;
+          if (!row) return notFound('campaign');
+          u = row;
+          await deps.sql`insert into campaign_status_events (campaign_id, from_status, to_status, actor_id)
+                         values (${c.id}, ${c.status}, ${body.status}, ${user.user_id})`;
+        } else {
+          u = await deps.sql.begin(async (tx) => {
+            const [row] = await tx<CampaignRow[]>`update campaigns set status = ${body.status}, updated_at = now()
+              where id = ${c.id} and status = ${c.status} returning *`;
+            if (!row) throw new AppError('CONFLICT', 'the campaign changed meanwhile; retry');
+            await tx`insert into campaign_status_events (campaign_id, from_status, to_status, actor_id)
+                     values (${c.id}, ${c.status}, ${body.status}, ${user.user_id})`;
+            return row;
+          });
+        }
         await publishLinkInvalidation(deps.redis, services.keys, { campaign_id: c.id });
         const members = await deps.sql<{ affiliate_id: number }[]>`
           select affiliate_id from campaign_affiliates where campaign_id = ${c.id} and status = 'approved'`;
-        await emit(
-          deps.redis,
-          services.keys,
-          'campaign.status_changed',
-          [c.advertiser_id, ...members.map((m) => m.affiliate_id)],
-          { campaign_id: c.id, from: c.status, to: body.status },
-        );
+        // With a ledger, the ledger has already told the advertiser (after its commit).
+        const audience = [...(deps.ledger ? [] : [c.advertiser_id]), ...members.map((m) => m.affiliate_id)];
+        if (audience.length > 0)
+          await emit(deps.redis, services.keys, 'campaign.status_changed', audience, {
+            campaign_id: c.id,
+            from: c.status,
+            to: body.status,
+          });
         return { data: campaignView(u, user) };
       },
     }),

@@ -1,5 +1,115 @@
 import { z } from 'zod';
-import { offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
+import { AppError } from '../../infra/index.ts';
+import type { ReconcileRow } from '../../ledger/index.ts';
+import { type HandlerArgs, notFound, offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
+import { needLedger } from './wallet.ts';
+
+/** Most rows of one `POST /conversions/batch`. */
+export const MAX_BATCH_ROWS = 10_000;
+
+const CSV_COLUMNS = ['event_id', 'click_id', 'status', 'amount'] as const;
+
+/**
+ * Parses the CSV body of `POST /conversions/batch` into `{ rows }`: a header line naming columns of
+ * `event_id,click_id,status,amount` (any order, at least event_id or click_id), then one row per line. Empty
+ * cells are omitted; `amount` digits become numbers (anything else is left for validation to refuse). Fields
+ * may be double-quoted (RFC 4180, `""` inside quotes). @throws AppError VALIDATION_ERROR for a bad header,
+ * a wrong cell count or more than MAX_BATCH_ROWS rows.
+ */
+export function parseBatchCsv(text: string): { rows: Record<string, unknown>[] } {
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  while (lines.length > 0 && lines[lines.length - 1]!.trim() === '') lines.pop();
+  const bad = (line: number, msg: string): never => {
+    throw new AppError('VALIDATION_ERROR', 'invalid CSV', { [`line ${line}`]: [msg] });
+  };
+  const header = splitCsvLine(lines[0] ?? '', 1, bad).map((h) => h.trim().toLowerCase());
+  for (const h of header)
+    if (!(CSV_COLUMNS as readonly string[]).includes(h))
+      bad(1, `unknown column "${h}"; expected a header of ${CSV_COLUMNS.join(',')}`);
+  if (new Set(header).size !== header.length) bad(1, 'duplicate column');
+  if (!header.includes('event_id') && !header.includes('click_id')) bad(1, 'event_id or click_id column required');
+  if (lines.length - 1 > MAX_BATCH_ROWS) bad(MAX_BATCH_ROWS + 2, `at most ${MAX_BATCH_ROWS} rows`);
+  const rows: Record<string, unknown>[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const cells = splitCsvLine(lines[i]!, i + 1, bad);
+    if (cells.length !== header.length) bad(i + 1, `expected ${header.length} cells, got ${cells.length}`);
+    const row: Record<string, unknown> = {};
+    header.forEach((h, j) => {
+      const v = cells[j]!.trim();
+      if (v === '') return;
+      row[h] = h === 'amount' && /^\d{1,16}$/.test(v) ? Number(v) : v;
+    });
+    rows.push(row);
+  }
+  return { rows };
+}
+
+function splitCsvLine(line: string, n: number, bad: (line: number, msg: string) => never): string[] {
+  const out: string[] = [];
+  let i = 0;
+  for (;;) {
+    let cell = '';
+    if (line[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= line.length) bad(n, 'unterminated quoted field');
+        if (line[i] === '"') {
+          if (line[i + 1] === '"') {
+            cell += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        cell += line[i++];
+      }
+      if (i < line.length && line[i] !== ',') bad(n, 'unexpected character after a quoted field');
+    } else {
+      const end = line.indexOf(',', i);
+      cell = line.slice(i, end === -1 ? line.length : end);
+      i = end === -1 ? line.length : end;
+    }
+    out.push(cell);
+    if (i >= line.length) return out;
+    i++; // the comma
+  }
+}
+
+const batchRow = z
+  .object({
+    event_id: z.string().trim().min(1).max(255).optional(),
+    click_id: z.string().uuid().optional(),
+    status: z.enum(['approved', 'rejected', 'reversed']).optional(),
+    amount: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    revenue: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    payout: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    reason: z.string().max(500).optional(),
+  })
+  .strict()
+  .refine((r) => r.event_id !== undefined || r.click_id !== undefined, 'event_id or click_id is required');
+
+const reasonBody = z.object({ reason: z.string().trim().min(1).max(500) }).strict();
+
+/**
+ * The conversion `uuids.id` as the caller may change it: advertisers their own (others → NOT_FOUND), admins any.
+ * Test-mode API keys never change live conversions. @returns its status.
+ */
+async function changeable(a: HandlerArgs<unknown, unknown>): Promise<{ id: string; status: string }> {
+  if (a.user.mode === 'test') throw new AppError('FORBIDDEN', 'test-mode API keys cannot change conversions');
+  const [c] = await a.deps.sql<{ id: string; status: string; advertiser_id: number }[]>`
+    select id, status, advertiser_id from conversions where id = ${a.uuids.id!}`;
+  if (!c || (a.user.role !== 'admin' && c.advertiser_id !== a.user.user_id)) return notFound('conversion');
+  return c;
+}
+
+/** Scope the ledger checks again inside its transaction (advertisers: their own conversions). */
+const scopeOf = (a: HandlerArgs<unknown, unknown>) => (a.user.role === 'admin' ? {} : { advertiserId: a.user.user_id });
+
+async function statusOf(a: HandlerArgs<unknown, unknown>, id: string): Promise<string | undefined> {
+  const [c] = await a.deps.sql<{ status: string }[]>`select status from conversions where id = ${id}`;
+  return c?.status;
+}
 
 interface ConversionRow {
   id: string;
@@ -27,6 +137,10 @@ interface ConversionRow {
   total: number;
 }
 
+/**
+ * Conversions: the list, and status changes through the ledger (approve, reject, reverse, batch
+ * reconciliation; `conversions:write` API keys, live mode only).
+ */
 export function conversionRoutes(): Route<never, never>[] {
   const list = [
     route({
@@ -64,6 +178,105 @@ export function conversionRoutes(): Route<never, never>[] {
           return rest;
         });
         return paged(data, rows[0]?.total ?? 0, query);
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/conversions/:id/approve',
+      summary:
+        "Approve a pending conversion: the affiliate's payout becomes withdrawable (advertiser owning it, or admin)",
+      tag: 'conversions',
+      auth: ['admin', 'advertiser'],
+      scope: 'conversions:write',
+      uuidParams: ['id'],
+      async handler(a) {
+        const ledger = needLedger(a);
+        const c = await changeable(a as HandlerArgs<unknown, unknown>);
+        const r = await ledger.approveConversion(c.id, {
+          ...scopeOf(a as HandlerArgs<unknown, unknown>),
+          by: `user:${a.user.user_id}`,
+        });
+        return {
+          data: { id: c.id, status: await statusOf(a as HandlerArgs<unknown, unknown>, c.id), changed: r.changed },
+        };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/conversions/:id/reject',
+      summary: 'Reject a pending conversion (before approval; use /reverse afterwards): its money goes back',
+      tag: 'conversions',
+      auth: ['admin', 'advertiser'],
+      scope: 'conversions:write',
+      uuidParams: ['id'],
+      body: reasonBody,
+      example: { reason: 'duplicate order' },
+      async handler(a) {
+        const ledger = needLedger(a);
+        const args = a as HandlerArgs<unknown, unknown>;
+        const c = await changeable(args);
+        if (c.status === 'approved')
+          throw new AppError('INVALID_STATE', 'conversion is approved; reverse it instead', { status: c.status });
+        const r = await ledger.reverseConversion(c.id, 'rejected', a.body.reason, scopeOf(args));
+        return { data: { id: c.id, status: await statusOf(args, c.id), changed: r.changed } };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/conversions/:id/reverse',
+      summary:
+        'Reverse a conversion (refund/chargeback, also after approval): every posting is undone; a paid-out ' +
+        "commission becomes a clawback on the affiliate's next payout",
+      tag: 'conversions',
+      auth: ['admin', 'advertiser'],
+      scope: 'conversions:write',
+      uuidParams: ['id'],
+      body: reasonBody,
+      example: { reason: 'chargeback' },
+      async handler(a) {
+        const ledger = needLedger(a);
+        const args = a as HandlerArgs<unknown, unknown>;
+        const c = await changeable(args);
+        const r = await ledger.reverseConversion(c.id, 'reversed', a.body.reason, scopeOf(args));
+        return { data: { id: c.id, status: await statusOf(args, c.id), changed: r.changed } };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/conversions/batch',
+      summary:
+        'Bulk reconciliation: JSON {rows:[{event_id|click_id, status?, amount?}]} or text/csv with header ' +
+        'event_id,click_id,status,amount (max 10,000 rows / 1 MiB). Each row applies on its own (idempotent); ' +
+        'data holds one result per row. Advertisers: their own conversions; admins: any (click_id or a unique event_id).',
+      tag: 'conversions',
+      auth: ['admin', 'advertiser'],
+      scope: 'conversions:write',
+      body: z.object({ rows: z.array(batchRow).min(1).max(MAX_BATCH_ROWS) }).strict(),
+      csv: parseBatchCsv,
+      example: {
+        rows: [
+          { event_id: 'order-1001', status: 'approved' },
+          { click_id: '0193a5b0-7c1e-7000-8000-000000000001', status: 'reversed', reason: 'refund' },
+          { event_id: 'order-1003', amount: 4200 },
+        ],
+      },
+      async handler(a) {
+        const ledger = needLedger(a);
+        if (a.user.mode === 'test') throw new AppError('FORBIDDEN', 'test-mode API keys cannot change conversions');
+        const results = await ledger.reconcile(
+          a.user.role === 'admin' ? null : a.user.user_id,
+          a.body.rows as ReconcileRow[],
+        );
+        const failed = results.filter((r) => !r.ok).length;
+        return {
+          data: results,
+          meta: {
+            rows: results.length,
+            ok: results.length - failed,
+            failed,
+            changed: results.filter((r) => r.ok && r.changed).length,
+          },
+        };
       },
     }),
   ];

@@ -7,6 +7,7 @@ import { eventRoutes } from './events.ts';
 import { linkRoutes } from './links.ts';
 import { reportRoutes } from './reports.ts';
 import { tokenRoutes } from './tokens.ts';
+import { walletRoutes } from './wallet.ts';
 import { websiteRoutes } from './websites.ts';
 
 /** Every route of the API, in registration order (also the OpenAPI source and the authz matrix). */
@@ -21,5 +22,6 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...reportRoutes(),
     ...eventRoutes(),
     ...deliveryRoutes(),
+    ...walletRoutes(),
   ] as Route<unknown, unknown>[];
 }
