@@ -1,0 +1,99 @@
+/**
+ * The pipeline under test, as a child process of the bench with its own chDB directory
+ * (`node --import tsx bench/pipeline-child.ts`; env as tracker/main.ts plus `BENCH_CHDB_DIR` and
+ * `BENCH_POLL_MS`). It runs `startPipeline` from tracker/index.ts and, because chDB belongs to one
+ * process, also does the bench's counting: every `BENCH_POLL_MS` it asks ClickHouse how many clicks a
+ * report counts and sends `{ type: 'count', t_ms, count, query_ms }` over IPC. Sends `{ type: 'ready' }`
+ * once the pipeline runs.
+ */
+import path from 'node:path';
+import {
+  type ClickHouseClient,
+  createClickHouse,
+  createLogger,
+  createRedis,
+  createSql,
+  loadConfig,
+  migrateClickHouse,
+  migratePostgres,
+} from '../infra/index.ts';
+
+const config = loadConfig(process.env);
+const chdbDir = process.env.BENCH_CHDB_DIR ?? path.join(config.DATA_DIR, 'clickhouse');
+const pollMs = Number(process.env.BENCH_POLL_MS ?? 50);
+if (!config.DATABASE_URL || !config.REDIS_URL) throw new Error('DATABASE_URL and REDIS_URL are required');
+const logger = createLogger({ level: config.LOG_LEVEL });
+
+// The pipeline lands on main while the bench is written: load it by a computed specifier so this file
+// type-checks on either side of that merge; its shape is checked at run time.
+const trackerSpec = '../tracker/index.ts';
+const tracker = (await import(trackerSpec)) as Record<string, unknown>;
+type StartPipeline = (
+  deps: Record<string, unknown>,
+) => Promise<{ stop?: () => Promise<void>; close?: () => Promise<void> }>;
+const startPipeline = tracker.startPipeline as StartPipeline | undefined;
+if (typeof startPipeline !== 'function') throw new Error('tracker/index.ts does not export startPipeline');
+type Reports = { report(q: Record<string, unknown>): Promise<{ rows: Array<{ clicks: number }>; total: number }> };
+const createReports = tracker.createReports as ((ch: ClickHouseClient) => Reports) | undefined;
+
+const ch = createClickHouse({ chdbPath: chdbDir });
+await migrateClickHouse(ch);
+const sql = createSql(config.DATABASE_URL, { max: 4 });
+await migratePostgres(sql);
+const redis = createRedis(config.REDIS_URL);
+const pipeline = await startPipeline({ config, logger, ch, sql, redis });
+
+const reports = createReports?.(ch);
+const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+
+/** Clicks a report counts now (the definition of "queryable"), or a raw count when reports are missing. */
+async function countClicks(): Promise<number> {
+  if (reports) {
+    const { rows } = await reports.report({
+      group_by: 'day',
+      from: day(-1),
+      to: day(1),
+      tz: 'UTC',
+      page: 1,
+      per_page: 10,
+    });
+    return rows.reduce((s, r) => s + r.clicks, 0);
+  }
+  const rs = await ch.query({ query: 'SELECT count() AS n FROM clicks', format: 'JSONEachRow' });
+  const [row] = (await rs.json()) as Array<{ n: string | number }>;
+  return Number(row?.n ?? 0);
+}
+
+let stopping = false;
+process.send?.({ type: 'ready', port: 0, counting: reports ? 'reports' : 'count()' });
+void (async () => {
+  while (!stopping) {
+    const t0 = performance.now();
+    try {
+      const count = await countClicks();
+      process.send?.({
+        type: 'count',
+        t_ms: performance.timeOrigin + performance.now(),
+        count,
+        query_ms: performance.now() - t0,
+      });
+    } catch (err) {
+      logger.warn({ err: String(err) }, 'bench count query failed');
+    }
+    const wait = pollMs - (performance.now() - t0);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+})();
+
+async function stop(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await (pipeline.stop ?? pipeline.close)?.call(pipeline);
+  await sql.end({ timeout: 2 });
+  redis.disconnect();
+  await ch.close();
+  process.disconnect?.();
+}
+process.on('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop());
+process.on('disconnect', () => void stop());
