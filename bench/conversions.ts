@@ -25,7 +25,7 @@ export function writeConversionSetupModule(dir: string, name = 'conversion-setup
       '    click_id: randomUUID(),',
       "    event_id: 'bench-' + run + '-' + n,",
       "    goal: 'purchase',",
-      '    amount: 1999,',
+      '    amount: 19.99,',
       "    currency: 'USD',",
       "    status: 'approved',",
       '  });',

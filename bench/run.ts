@@ -304,7 +304,7 @@ async function main(): Promise<void> {
         const l = await runAutocannon({
           url: `http://127.0.0.1:${t.port}/api/v1/track/conversion`,
           method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${seeded.postback_token}` },
+          headers: { 'content-type': 'application/json', 'x-postback-token': seeded.postback_token },
           setupRequest: writeConversionSetupModule(tmp),
           expectStatus: 200,
           connections: CONNECTIONS,

@@ -63,22 +63,49 @@ export function clickPaths(codes: readonly string[], size = 1 << 16, seed = 42):
 }
 
 /**
+ * Client addresses for `X-Forwarded-For` (the tracker sits behind a load balancer on loopback, a trusted
+ * proxy): `distinct` addresses from documentation-free public-looking ranges, in a table of `size`.
+ */
+export function clientIps(size = 1 << 16, distinct = 20_000, seed = 7): string[] {
+  const rand = mulberry32(seed);
+  const out = new Array<string>(size);
+  for (let i = 0; i < size; i++) {
+    const n = Math.floor(rand() * distinct);
+    out[i] = `${11 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}.${1 + (n % 250)}`;
+  }
+  return out;
+}
+
+/**
  * Writes an autocannon `setupRequest` module (CommonJS, loadable by autocannon's worker threads, which
- * accept only file paths) that walks the path table from a random start per connection.
+ * accept only file paths) that walks the path table (and the client address table) from a random start.
  * @returns the module's absolute path.
  */
-export function writeSetupRequestModule(dir: string, paths: readonly string[], name = 'zipf-setup.cjs'): string {
+export function writeSetupRequestModule(
+  dir: string,
+  paths: readonly string[],
+  ips: readonly string[] = clientIps(paths.length),
+  name = 'zipf-setup.cjs',
+): string {
+  if (paths.length & (paths.length - 1) || ips.length !== paths.length) {
+    throw new RangeError('path and address tables must have the same power-of-two length');
+  }
   const tablePath = path.join(dir, `${name}.json`);
-  writeFileSync(tablePath, JSON.stringify(paths));
+  writeFileSync(tablePath, JSON.stringify({ paths, ips }));
   const modulePath = path.join(dir, name);
   writeFileSync(
     modulePath,
     [
       "'use strict';",
-      `const paths = require(${JSON.stringify(tablePath)});`,
+      `const { paths, ips } = require(${JSON.stringify(tablePath)});`,
       'const mask = paths.length - 1;',
       'let i = Math.floor(Math.random() * paths.length);',
-      'module.exports = function setupRequest(req) { i = (i + 1) & mask; req.path = paths[i]; return req; };',
+      'module.exports = function setupRequest(req) {',
+      '  i = (i + 1) & mask;',
+      '  req.path = paths[i];',
+      "  req.headers = { ...req.headers, 'x-forwarded-for': ips[i] };",
+      '  return req;',
+      '};',
       '',
     ].join('\n'),
   );
