@@ -162,6 +162,8 @@ export async function runWrk(o: {
   connections: number;
   duration_s: number;
   serverPids: number[];
+  /** Lua script (e.g. the Zipf one from zipf.ts); `url` then gives only scheme, host and port. */
+  script?: string;
 }): Promise<LoadResult> {
   const server = cpuMeter(o.serverPids);
   const started = performance.now();
@@ -173,8 +175,7 @@ export async function runWrk(o: {
     `-c${o.connections}`,
     `-d${o.duration_s}s`,
     '--latency',
-    '-H',
-    'User-Agent: Mozilla/5.0 (bench)',
+    ...(o.script ? ['-s', o.script] : ['-H', 'User-Agent: Mozilla/5.0 (bench)']),
     o.url,
   ];
   const out = await new Promise<string>((resolve, reject) => {

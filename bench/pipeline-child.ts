@@ -2,9 +2,11 @@
  * The pipeline under test, as a child process of the bench with its own chDB directory
  * (`node --import tsx bench/pipeline-child.ts`; env as tracker/main.ts plus `BENCH_CHDB_DIR` and
  * `BENCH_POLL_MS`). It runs `startPipeline` from tracker/index.ts and, because chDB belongs to one
- * process, also does the bench's counting: every `BENCH_POLL_MS` it asks ClickHouse how many clicks a
- * report counts and sends `{ type: 'count', t_ms, count, query_ms }` over IPC. Sends `{ type: 'ready' }`
- * once the pipeline runs.
+ * process, also does the bench's counting: every `BENCH_POLL_MS` it asks ClickHouse how many clicks the
+ * `clicks` table holds (`count()` on a MergeTree is answered from part metadata, so polling is cheap and
+ * barely disturbs the pipeline) and sends `{ type: 'count', t_ms, count, query_ms }` over IPC; every 2 s it
+ * also sends what a report counts (`{ type: 'report', count }`, via createReports) so the bench can check
+ * the two agree. Sends `{ type: 'ready' }` once the pipeline runs.
  */
 import path from 'node:path';
 import {
@@ -46,25 +48,23 @@ const pipeline = await startPipeline({ config, logger, ch, sql, redis });
 const reports = createReports?.(ch);
 const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
 
-/** Clicks a report counts now (the definition of "queryable"), or a raw count when reports are missing. */
+/** Clicks stored in ClickHouse now. */
 async function countClicks(): Promise<number> {
-  if (reports) {
-    const { rows } = await reports.report({
-      group_by: 'day',
-      from: day(-1),
-      to: day(1),
-      tz: 'UTC',
-      page: 1,
-      per_page: 10,
-    });
-    return rows.reduce((s, r) => s + r.clicks, 0);
-  }
   const rs = await ch.query({ query: 'SELECT count() AS n FROM clicks', format: 'JSONEachRow' });
   const [row] = (await rs.json()) as Array<{ n: string | number }>;
   return Number(row?.n ?? 0);
 }
 
+/** Clicks a report counts now (the definition of "queryable" for a user), or null without reports. */
+async function reportClicks(): Promise<number | null> {
+  if (!reports) return null;
+  const q = { group_by: 'day', from: day(-1), to: day(1), tz: 'UTC', page: 1, per_page: 10 };
+  const { rows } = await reports.report(q);
+  return rows.reduce((s, r) => s + r.clicks, 0);
+}
+
 let stopping = false;
+let lastReport = 0;
 process.send?.({ type: 'ready', port: 0, counting: reports ? 'reports' : 'count()' });
 void (async () => {
   while (!stopping) {
@@ -79,6 +79,11 @@ void (async () => {
       });
     } catch (err) {
       logger.warn({ err: String(err) }, 'bench count query failed');
+    }
+    if (performance.now() - lastReport >= 2_000) {
+      lastReport = performance.now();
+      const count = await reportClicks().catch(() => null);
+      if (count !== null) process.send?.({ type: 'report', count });
     }
     const wait = pollMs - (performance.now() - t0);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));

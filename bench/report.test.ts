@@ -31,7 +31,9 @@ const sample: BenchResults = {
   scenarios: [
     { id: 'ceiling-wrk', label: 'ceiling (bare uWS 302)', load: { ...load(50_000, 1), tool: 'wrk' } },
     { id: 'ceiling', label: 'ceiling (autocannon)', load: load(30_000, 3) },
+    { id: 'click-wrk', label: 'our click path (wrk)', load: { ...load(45_000, 1.2), tool: 'wrk' } },
     { id: 'click', label: 'our click path', load: load(40_000, 2) },
+    { id: 'koa-wrk', label: 'Koa + ioredis (wrk)', load: { ...load(9_000, 15), tool: 'wrk' } },
     { id: 'koa', label: 'Koa + ioredis', load: load(8_000, 20) },
     {
       id: 'click-fixed-rate',
@@ -82,13 +84,17 @@ function assertBalancedXml(xml: string): void {
 describe('bench results', () => {
   it('derives the headline ratios from the scenarios', () => {
     const s = summarize(sample);
+    assert.equal(s.load_generator, 'wrk');
     assert.equal(s.ceiling_rps, 50_000);
-    assert.equal(s.click_rps, 40_000);
-    assert.equal(s.click_vs_ceiling, 0.8);
+    assert.equal(s.click_rps, 45_000);
+    assert.equal(s.koa_rps, 9_000);
+    assert.equal(s.click_vs_ceiling, 0.9);
     assert.equal(s.click_vs_koa, 5);
+    assert.equal(s.click_vs_ceiling_autocannon, 1.33);
+    assert.equal(s.click_vs_koa_autocannon, 5);
     assert.equal(s.click_p99_ms, 1.5);
     assert.equal(s.conversion_rps, null);
-    assert.equal(s.pipeline_vs_clicks, 1.75);
+    assert.equal(s.pipeline_vs_clicks, 1.56);
     assert.equal(s.click_to_queryable_p99_ms, 900);
     assert.equal(s.tracker_rss_mb, 120);
     assert.equal(s.scale_out_2_vs_1, 1.1);
@@ -125,11 +131,19 @@ describe('bench results', () => {
       assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
       assertBalancedXml(svg);
       // One throughput bar per scenario that ran, with its value.
-      assert.equal((svg.match(/height="20" fill="#59a14f"\/>/g) ?? []).length, 5);
+      assert.equal((svg.match(/height="20" fill="#59a14f"\/>/g) ?? []).length, 7);
       assert.match(svg, />40000</);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('never mixes load generators in a ratio', () => {
+    const s = summarize({ ...sample, scenarios: sample.scenarios.filter((x) => x.id !== 'koa-wrk') });
+    assert.equal(s.load_generator, 'autocannon');
+    assert.equal(s.ceiling_rps, 30_000);
+    assert.equal(s.click_vs_ceiling, 1.33);
+    assert.equal(s.click_vs_koa, 5);
   });
 
   it('renders a chart without any scenario', () => {

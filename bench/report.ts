@@ -80,11 +80,16 @@ export function machineInfo(): MachineInfo {
 
 /** The headline numbers (`latest.json` top level). null = not measured in this run. */
 export interface Summary {
+  /** The load generator behind click_rps / ceiling_rps / koa_rps and their ratios. */
+  load_generator: 'wrk' | 'autocannon' | null;
   click_rps: number | null;
   ceiling_rps: number | null;
   koa_rps: number | null;
   click_vs_ceiling: number | null;
   click_vs_koa: number | null;
+  /** The same ratios measured with autocannon (a second opinion when wrk is the headline). */
+  click_vs_ceiling_autocannon: number | null;
+  click_vs_koa_autocannon: number | null;
   click_p50_ms: number | null;
   click_p99_ms: number | null;
   click_p99_9_ms: number | null;
@@ -107,22 +112,30 @@ function rpsOf(res: BenchResults, id: string): number | null {
   return s?.load ? Math.round(s.load.rps) : null;
 }
 
-/** Derives the headline numbers. The ceiling is the better of its wrk and autocannon runs. */
+/**
+ * Derives the headline numbers. Throughputs and their ratios come from one load generator for all three
+ * servers — wrk when it measured ceiling, click path and Koa (it is less likely to be the bottleneck),
+ * else autocannon — so a ratio never mixes tools; the other tool's ratios are kept as a second opinion.
+ */
 export function summarize(res: BenchResults): Summary {
-  const ceilings = [rpsOf(res, 'ceiling-wrk'), rpsOf(res, 'ceiling')].filter((x): x is number => x !== null);
-  const ceiling = ceilings.length ? Math.max(...ceilings) : null;
-  const click = rpsOf(res, 'click');
-  const koa = rpsOf(res, 'koa');
+  const wrkComplete = ['ceiling-wrk', 'click-wrk', 'koa-wrk'].every((id) => rpsOf(res, id) !== null);
+  const sfx = wrkComplete ? '-wrk' : '';
+  const ceiling = rpsOf(res, `ceiling${sfx}`);
+  const click = rpsOf(res, `click${sfx}`);
+  const koa = rpsOf(res, `koa${sfx}`);
   const fixed = res.scenarios.find((s) => s.id === 'click-fixed-rate')?.load;
   const so = res.scale_out;
   const so1 = so?.find((x) => x.processes === 1)?.rps ?? null;
   const so2 = so?.find((x) => x.processes === 2)?.rps ?? null;
   return {
+    load_generator: ceiling === null && click === null && koa === null ? null : wrkComplete ? 'wrk' : 'autocannon',
     click_rps: click,
     ceiling_rps: ceiling,
     koa_rps: koa,
     click_vs_ceiling: ratio(click, ceiling),
     click_vs_koa: ratio(click, koa),
+    click_vs_ceiling_autocannon: ratio(rpsOf(res, 'click'), rpsOf(res, 'ceiling')),
+    click_vs_koa_autocannon: ratio(rpsOf(res, 'click'), rpsOf(res, 'koa')),
     click_p50_ms: fixed ? r2(fixed.latency_ms.p50) : null,
     click_p99_ms: fixed ? r2(fixed.latency_ms.p99) : null,
     click_p99_9_ms: fixed ? r2(fixed.latency_ms.p99_9) : null,

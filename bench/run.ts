@@ -33,7 +33,7 @@ import { memoryMb, ROOT, type ServerProc, startServer } from './procs.ts';
 import { summarizeProfiles } from './profile.ts';
 import { type BenchResults, type MemoryResult, machineInfo, renderMarkdown, writeResults } from './report.ts';
 import { type Seeded, seed } from './seed.ts';
-import { clickPaths, writeSetupRequestModule } from './zipf.ts';
+import { clickPaths, writeSetupRequestModule, writeWrkScript } from './zipf.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -57,14 +57,14 @@ const PARTITIONS = 2;
 
 /** Seconds per phase; the full run stays under ~10 minutes. */
 const D = QUICK
-  ? { warm: 1, ceiling: 4, click: 5, koa: 4, conversion: 4, fixed: 10, pipeLatency: 6, pipeLoad: 5, scale: 4 }
+  ? { warm: 1, ceiling: 3, click: 4, koa: 3, conversion: 4, fixed: 8, pipeLatency: 6, pipeLoad: 4, scale: 3 }
   : { warm: 2, ceiling: 10, click: 15, koa: 10, conversion: 10, fixed: 300, pipeLatency: 20, pipeLoad: 15, scale: 10 };
 const want = (id: string) => !ONLY || ONLY.has(id);
 
 const planned =
   (want('ceiling') ? 2 * (D.ceiling + D.warm) : 0) +
-  (want('click') ? D.click + D.warm : 0) +
-  (want('koa') ? D.koa + D.warm : 0) +
+  (want('click') ? 2 * (D.click + D.warm) : 0) +
+  (want('koa') ? 2 * (D.koa + D.warm) : 0) +
   (want('conversion') ? D.conversion : 0) +
   (want('fixed') ? D.fixed : 0) +
   (want('pipeline') ? D.pipeLatency + D.pipeLoad * 2 : 0) +
@@ -175,6 +175,39 @@ function clickLoad(port: number, pids: number[], setup: string, duration: number
   });
 }
 
+const WRK = ['/usr/bin/wrk', '/usr/local/bin/wrk'].find((p) => existsSync(p));
+
+/**
+ * Maximum throughput of one server with both load generators: wrk (Zipf Lua script) when installed,
+ * then autocannon (Zipf setupRequest module); each after a short warm-up. Records `<id>-wrk` and `<id>`.
+ */
+async function maxBoth(
+  id: string,
+  label: string,
+  procs: ServerProc[],
+  setup: string,
+  wrkScript: string,
+  duration: number,
+): Promise<LoadResult> {
+  const port = procs[0]!.port;
+  const pids = procs.map((p) => p.pid);
+  let tick = phase(`${label} (wrk)`);
+  if (WRK) {
+    const w = { wrkPath: WRK, url: `http://127.0.0.1:${port}`, script: wrkScript, serverPids: pids };
+    await runWrk({ ...w, threads: 1, connections: CONNECTIONS, duration_s: D.warm });
+    tick(D.warm);
+    const l = await runWrk({ ...w, threads: Math.max(1, WORKERS), connections: CONNECTIONS, duration_s: duration });
+    record(`${id}-wrk`, `${label} (wrk)`, l);
+  } else record(`${id}-wrk`, `${label} (wrk)`, undefined, 'wrk not installed');
+  done(duration + D.warm);
+  tick = phase(`${label} (autocannon)`);
+  await clickLoad(port, pids, setup, D.warm);
+  const l = await clickLoad(port, pids, setup, duration, (s) => tick(D.warm + s));
+  record(id, `${label} (autocannon)`, l);
+  done(duration + D.warm);
+  return l;
+}
+
 function record(id: string, label: string, load: LoadResult | undefined, skipped?: string): void {
   scenarios.push(load ? { id, label, load } : { id, label, skipped: skipped ?? 'not run' });
   if (load) {
@@ -219,7 +252,9 @@ async function main(): Promise<void> {
     await resetStreams(redis, svc.prefix).catch(() => {});
     redis.disconnect();
   });
-  const setup = writeSetupRequestModule(tmp, clickPaths(seeded.codes));
+  const paths = clickPaths(seeded.codes);
+  const setup = writeSetupRequestModule(tmp, paths);
+  const wrkScript = writeWrkScript(tmp, paths);
   const baseEnv: Record<string, string> = {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
@@ -239,35 +274,7 @@ async function main(): Promise<void> {
   if (want('ceiling')) {
     const ceil = await startServer({ name: 'ceiling', entry: 'bench/ceiling-server.ts', env: trackerEnv(baseEnv, 0) });
     try {
-      const wrkPath = ['/usr/bin/wrk', '/usr/local/bin/wrk'].find((p) => existsSync(p));
-      let tick = phase('ceiling (wrk)');
-      if (wrkPath) {
-        const url = `http://127.0.0.1:${ceil.port}/c/${seeded.codes[0]}?sub1=x`;
-        await runWrk({
-          wrkPath,
-          url,
-          threads: 1,
-          connections: CONNECTIONS,
-          duration_s: D.warm,
-          serverPids: [ceil.pid],
-        });
-        tick(D.warm);
-        const l = await runWrk({
-          wrkPath,
-          url,
-          threads: Math.max(1, WORKERS),
-          connections: CONNECTIONS,
-          duration_s: D.ceiling,
-          serverPids: [ceil.pid],
-        });
-        record('ceiling-wrk', 'ceiling: bare uWS 302 (wrk)', l);
-      } else record('ceiling-wrk', 'ceiling: bare uWS 302 (wrk)', undefined, 'wrk not installed');
-      done(D.ceiling + D.warm);
-      tick = phase('ceiling (autocannon)');
-      await clickLoad(ceil.port, [ceil.pid], setup, D.warm);
-      const l = await clickLoad(ceil.port, [ceil.pid], setup, D.ceiling, (s) => tick(D.warm + s));
-      record('ceiling', 'ceiling: bare uWS 302 (autocannon)', l);
-      done(D.ceiling + D.warm);
+      await maxBoth('ceiling', 'ceiling: bare uWS 302', [ceil], setup, wrkScript, D.ceiling);
     } finally {
       await ceil.stop();
     }
@@ -279,7 +286,7 @@ async function main(): Promise<void> {
   let memory: MemoryResult | undefined;
   if (!trackerAvailable) {
     for (const [id, label] of [
-      ['click', 'our click path (tracker/main.ts)'],
+      ['click', 'our click path'],
       ['conversion', 'conversions POST /api/v1/track/conversion'],
       ['click-fixed-rate', 'our click path at ~70% of max'],
     ] as const) {
@@ -290,14 +297,10 @@ async function main(): Promise<void> {
     const t = tracker!;
     try {
       if (want('click')) {
-        const tick = phase('our click path');
-        await clickLoad(t.port, [t.pid], setup, D.warm);
         await resetStreams(redis, svc.prefix);
-        const l = await clickLoad(t.port, [t.pid], setup, D.click, (s) => tick(D.warm + s));
-        record('click', 'our click path (tracker/main.ts)', l);
+        const l = await maxBoth('click', 'our click path', [t], setup, wrkScript, D.click);
         clickMax = l.rps;
         await resetStreams(redis, svc.prefix);
-        done(D.click + D.warm);
       }
       if (want('conversion')) {
         const tick = phase('conversions');
@@ -377,11 +380,7 @@ async function main(): Promise<void> {
   if (want('koa')) {
     const koa = await startServer({ name: 'koa', entry: 'bench/koa-stack.ts', env: trackerEnv(baseEnv, 0) });
     try {
-      const tick = phase('Koa + ioredis');
-      await clickLoad(koa.port, [koa.pid], setup, D.warm);
-      const l = await clickLoad(koa.port, [koa.pid], setup, D.koa, (s) => tick(D.warm + s));
-      record('koa', 'usual stack: Koa + ioredis', l);
-      done(D.koa + D.warm);
+      await maxBoth('koa', 'usual stack: Koa + ioredis', [koa], setup, wrkScript, D.koa);
     } finally {
       await koa.stop();
       await resetStreams(redis, svc.prefix);

@@ -111,3 +111,42 @@ export function writeSetupRequestModule(
   );
   return modulePath;
 }
+
+/**
+ * Writes a wrk Lua script that sends the same Zipf path table (and client addresses) as the autocannon
+ * module, so both load generators offer the same traffic. The table is read from a TSV file at start-up
+ * (a Lua table literal of 65,536 strings would hit constant limits).
+ * @returns the script's absolute path.
+ */
+export function writeWrkScript(
+  dir: string,
+  paths: readonly string[],
+  ips: readonly string[] = clientIps(paths.length),
+  name = 'zipf.lua',
+): string {
+  const tsv = path.join(dir, `${name}.tsv`);
+  writeFileSync(tsv, paths.map((p, i) => `${p}\t${ips[i]}\n`).join(''));
+  const script = path.join(dir, name);
+  writeFileSync(
+    script,
+    [
+      'local paths, ips = {}, {}',
+      `for line in io.lines(${JSON.stringify(tsv)}) do`,
+      '  local p, ip = line:match("^([^\\t]+)\\t([^\\t]+)$")',
+      '  if p then paths[#paths + 1] = p; ips[#ips + 1] = ip end',
+      'end',
+      'local n = #paths',
+      'local counter = 0',
+      'function setup(thread) thread:set("tid", counter); counter = counter + 1 end',
+      'local i = 0',
+      'function init(args) i = ((tid or 0) * 7919) % n end',
+      'local ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36"',
+      'function request()',
+      '  i = i % n + 1',
+      '  return wrk.format("GET", paths[i], { ["Host"] = "127.0.0.1", ["User-Agent"] = ua, ["X-Forwarded-For"] = ips[i] })',
+      'end',
+      '',
+    ].join('\n'),
+  );
+  return script;
+}
