@@ -57,7 +57,7 @@ describe('CPU profile summary', () => {
     assert.equal(areaOf('file:///a/node_modules/@scope/pkg/i.js', 'x'), '@scope/pkg');
   });
 
-  it('writes one line per profile file', () => {
+  it('writes one line per busy profile file', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-prof-'));
     try {
       const f = path.join(dir, 'a.cpuprofile');
@@ -65,8 +65,15 @@ describe('CPU profile summary', () => {
       const [line] = summarizeProfiles([f]);
       assert.match(
         line!,
-        /^CPU profile a\.cpuprofile — self time by area: our code \(tracker\/\) 50\.0%, ioredis 33\.3%/,
+        /^CPU profile a\.cpuprofile: busy 100\.0% of the run; of the busy time by area: our code \(tracker\/\) 50\.0%, ioredis 33\.3%/,
       );
+      const idle = {
+        nodes: [{ id: 1, callFrame: { functionName: '(idle)', url: '', lineNumber: -1 } }],
+        samples: [1, 1, 1],
+        timeDeltas: [5, 5, 5],
+      };
+      writeFileSync(f, JSON.stringify(idle));
+      assert.deepEqual(summarizeProfiles([f]), [], 'an idle thread is left out');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -54,19 +54,34 @@ export function selfTimes(profile: CpuProfile): {
   return { byFunction: sorted(fn), byArea: sorted(area) };
 }
 
-/** One report line per profile: the top areas and the top functions by self time. */
-export function summarizeProfiles(files: string[]): string[] {
+/**
+ * One report line per profile: how busy the thread was, then the top areas and functions as shares of
+ * its busy (non-idle) time. Threads busy less than `minBusy` of the time (e.g. tsx's loader thread) are
+ * left out.
+ */
+export function summarizeProfiles(files: string[], minBusy = 0.05): string[] {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-  return files.map((f) => {
+  const out: string[] = [];
+  for (const f of files) {
     const { byFunction, byArea } = selfTimes(JSON.parse(readFileSync(f, 'utf8')) as CpuProfile);
+    const idle = byArea.find(([k]) => k === '(idle)')?.[1] ?? 0;
+    const busy = 1 - idle;
+    if (busy < minBusy) continue;
+    const share = (v: number) => pct(v / busy);
     const areas = byArea
+      .filter(([k]) => k !== '(idle)')
       .slice(0, 8)
-      .map(([k, v]) => `${k} ${pct(v)}`)
+      .map(([k, v]) => `${k} ${share(v)}`)
       .join(', ');
     const fns = byFunction
+      .filter(([k]) => k !== '(idle)')
       .slice(0, 10)
-      .map(([k, v]) => `\`${k}\` ${pct(v)}`)
+      .map(([k, v]) => `\`${k}\` ${share(v)}`)
       .join(', ');
-    return `CPU profile ${path.basename(f)} — self time by area: ${areas}. Top functions: ${fns}.`;
-  });
+    out.push(
+      `CPU profile ${path.basename(f)}: busy ${pct(busy)} of the run; of the busy time by area: ${areas}. ` +
+        `Top functions (self time): ${fns}.`,
+    );
+  }
+  return out;
 }

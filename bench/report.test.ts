@@ -53,6 +53,7 @@ const sample: BenchResults = {
     method: 'cumulative curves',
   },
   memory: {
+    idle_rss_mb: 80,
     peak_rss_mb: 120.4,
     start_rss_mb: 100,
     end_rss_mb: 101,

@@ -33,6 +33,9 @@ export interface PipelineResult {
 
 /** Tracker memory over the constant-rate run. */
 export interface MemoryResult {
+  /** Right after start-up, before any load. */
+  idle_rss_mb: number;
+  /** VmHWM: the highest RSS over the process's life (covers the max-throughput runs too). */
   peak_rss_mb: number;
   start_rss_mb: number;
   end_rss_mb: number;
@@ -240,7 +243,8 @@ export function renderMarkdown(res: BenchResults): string {
       '',
       '### Memory',
       '',
-      `Tracker RSS over ${Math.round(mm.duration_s)} s at constant rate: start ${fmt(mm.start_rss_mb, 1)} MB, ` +
+      `Tracker RSS idle after start-up ${fmt(mm.idle_rss_mb, 1)} MB. ` +
+        `Over ${Math.round(mm.duration_s)} s at constant rate: start ${fmt(mm.start_rss_mb, 1)} MB, ` +
         `end ${fmt(mm.end_rss_mb, 1)} MB, peak ${fmt(mm.peak_rss_mb, 1)} MB; growth over the second half ` +
         `${fmt(mm.growth_mb_per_min)} MB/min (${mm.flat ? 'flat' : 'growing'}).`,
     );
