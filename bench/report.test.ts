@@ -67,6 +67,7 @@ const sample: BenchResults = {
     { processes: 2, rps: 44_000, server_cpu_cores: 1.2, loadgen_cpu_cores: 0.8 },
   ],
   notes: ['a note'],
+  findings: '### Findings\n\nTime goes to X.\n',
 };
 
 /** Minimal well-formedness check: every opened tag is closed in order (no XML parser is installed). */
@@ -128,6 +129,7 @@ describe('bench results', () => {
       assert.match(md, /\| our click path \| autocannon ×2 \| max \| 100 \| 40000 \|/);
       assert.match(md, /\| conversions \| – \| – \| – \| skipped: endpoint missing/);
       assert.match(md, /Test CPU <x>, 2 cores/);
+      assert.match(md, /\n### Findings\n\nTime goes to X\.\n/);
       const svg = readFileSync(path.join(dir, 'latest.svg'), 'utf8');
       assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
       assertBalancedXml(svg);

@@ -57,6 +57,8 @@ export interface BenchResults {
   /** Click throughput with 1 and 2 tracker processes (SO_REUSEPORT). */
   scale_out?: { processes: number; rps: number; server_cpu_cores: number; loadgen_cpu_cores: number }[];
   notes: string[];
+  /** Hand-written findings (Markdown, from bench/findings.md), appended to latest.md as they are. */
+  findings?: string;
 }
 
 export interface MachineInfo {
@@ -271,6 +273,7 @@ export function renderMarkdown(res: BenchResults): string {
     out.push('', '### Notes and findings', '');
     for (const n of res.notes) out.push(`- ${n}`);
   }
+  if (res.findings?.trim()) out.push('', res.findings.trim());
   out.push('', '![throughput and latency per scenario](bench/results/latest.svg)', '');
   return out.join('\n');
 }

@@ -9,7 +9,7 @@
  * processes. Writes bench/results/<date>.json, latest.json, latest.md and latest.svg.
  * Full run ≈ 9 minutes; --quick ≈ 1 minute (a smoke test, numbers indicative only).
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -476,6 +476,8 @@ async function main(): Promise<void> {
       ...notes,
     ],
   };
+  const findingsFile = path.join(ROOT, 'bench', 'findings.md');
+  if (existsSync(findingsFile)) results.findings = readFileSync(findingsFile, 'utf8');
   bar.update(planned, { phase: 'writing results' });
   multibar.stop();
   const files = writeResults(OUT_DIR, results);
