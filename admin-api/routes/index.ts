@@ -1,0 +1,23 @@
+import type { Route } from '../http.ts';
+import { authRoutes } from './auth.ts';
+import { campaignRoutes } from './campaigns.ts';
+import { conversionRoutes } from './conversions.ts';
+import { eventRoutes } from './events.ts';
+import { linkRoutes } from './links.ts';
+import { reportRoutes } from './reports.ts';
+import { tokenRoutes } from './tokens.ts';
+import { websiteRoutes } from './websites.ts';
+
+/** Every route of the API, in registration order (also the OpenAPI source and the authz matrix). */
+export function allRoutes(): Route<unknown, unknown>[] {
+  return [
+    ...authRoutes(),
+    ...websiteRoutes(),
+    ...campaignRoutes(),
+    ...linkRoutes(),
+    ...tokenRoutes(),
+    ...conversionRoutes(),
+    ...reportRoutes(),
+    ...eventRoutes(),
+  ] as Route<unknown, unknown>[];
+}

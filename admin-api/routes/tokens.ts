@@ -1,0 +1,111 @@
+import { z } from 'zod';
+import { AppError } from '../../infra/index.ts';
+import { API_SCOPES, notFound, offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
+import { randomToken, sha256 } from '../security.ts';
+import { ROLES } from '../types.ts';
+
+/** Postback tokens (conversion endpoint auth) and API keys: random, shown once, SHA-256 at rest. */
+export function tokenRoutes(): Route<never, never>[] {
+  const list = [
+    route({
+      method: 'post',
+      path: '/postback-tokens',
+      summary: 'Create a postback token for the conversion endpoint (shown once)',
+      tag: 'postback-tokens',
+      auth: ['advertiser'],
+      async handler({ deps: { sql }, user }) {
+        const token = `pbt_${randomToken(32)}`;
+        const [t] = await sql<{ id: number; prefix: string; created_at: Date }[]>`
+          insert into postback_tokens (advertiser_id, token_hash, prefix)
+          values (${user.user_id}, ${sha256(token)}, ${token.slice(0, 8)}) returning id, prefix, created_at`;
+        return { status: 201, data: { ...t!, token } };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/postback-tokens',
+      summary: "The advertiser's postback tokens (without the secret)",
+      tag: 'postback-tokens',
+      auth: ['advertiser'],
+      query: pageQuery,
+      async handler({ deps: { sql }, user, query }) {
+        const rows = await sql<{ total: number }[]>`
+          select id, prefix, created_at, last_used_at, revoked_at, count(*) over ()::int8 as total
+          from postback_tokens where advertiser_id = ${user.user_id}
+          order by id desc limit ${query.per_page} offset ${offsetOf(query)}`;
+        return paged(
+          rows.map(({ total: _t, ...r }) => r),
+          rows[0]?.total ?? 0,
+          query,
+        );
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/postback-tokens/:id',
+      summary: 'Revoke a postback token',
+      tag: 'postback-tokens',
+      auth: ['advertiser'],
+      async handler({ deps: { sql }, user, params }) {
+        const [t] = await sql`update postback_tokens set revoked_at = coalesce(revoked_at, now())
+          where id = ${params.id!} and advertiser_id = ${user.user_id} returning id, revoked_at`;
+        if (!t) return notFound('postback token');
+        return { data: t };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api-keys',
+      summary: 'Create an API key (live_/test_, shown once) with scopes',
+      tag: 'api-keys',
+      auth: ROLES,
+      body: z.object({
+        name: z.string().trim().min(1).max(100),
+        scopes: z.array(z.enum(API_SCOPES)).min(1).max(API_SCOPES.length),
+        mode: z.enum(['live', 'test']).default('live'),
+      }),
+      example: { name: 'reporting job', scopes: ['reports:read', 'campaigns:read'], mode: 'live' },
+      async handler({ deps: { sql }, user, body }) {
+        if (user.kind !== 'session') throw new AppError('FORBIDDEN', 'API keys cannot create API keys');
+        const key = `${body.mode}_${randomToken(32)}`;
+        const [k] = await sql`insert into api_keys (user_id, name, mode, prefix, key_hash, scopes)
+          values (${user.user_id}, ${body.name}, ${body.mode}, ${key.slice(0, 9)}, ${sha256(key)}, ${[...new Set(body.scopes)]})
+          returning id, name, mode, prefix, scopes, created_at`;
+        return { status: 201, data: { ...k!, key } };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api-keys',
+      summary: 'Your API keys (without the secret), with last-used time',
+      tag: 'api-keys',
+      auth: ROLES,
+      query: pageQuery,
+      async handler({ deps: { sql }, user, query }) {
+        const rows = await sql<{ total: number }[]>`
+          select id, name, mode, prefix, scopes, created_at, last_used_at, revoked_at, count(*) over ()::int8 as total
+          from api_keys where user_id = ${user.user_id}
+          order by id desc limit ${query.per_page} offset ${offsetOf(query)}`;
+        return paged(
+          rows.map(({ total: _t, ...r }) => r),
+          rows[0]?.total ?? 0,
+          query,
+        );
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/api-keys/:id',
+      summary: 'Revoke an API key',
+      tag: 'api-keys',
+      auth: ROLES,
+      async handler({ deps: { sql }, user, params }) {
+        const [k] = await sql`update api_keys set revoked_at = coalesce(revoked_at, now())
+          where id = ${params.id!} and user_id = ${user.user_id} returning id, revoked_at`;
+        if (!k) return notFound('API key');
+        return { data: k };
+      },
+    }),
+  ];
+  return list as unknown as Route<never, never>[];
+}

@@ -1,0 +1,88 @@
+/**
+ * The README walk-through, as a test: the exact request bodies of register → login → website →
+ * approve → campaign → activate → join → postback token → report.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { createAdmin } from './create-admin.ts';
+import { startTestApi, type TestApi } from './test-helpers.ts';
+import type { ReportQuery } from './types.ts';
+
+let t: TestApi;
+const asked: ReportQuery[] = [];
+before(async () => {
+  t = await startTestApi({
+    reports: {
+      async report(q) {
+        asked.push(q);
+        return { rows: [], total: 0 };
+      },
+    },
+  });
+});
+after(async () => {
+  await t.close();
+});
+
+test('walk-through', async () => {
+  await createAdmin(t.env.sql, { email: 'admin@example.com', password: 'admin-password-1' });
+  const admin = (
+    await t.call('post', '/auth/login', { body: { email: 'admin@example.com', password: 'admin-password-1' } })
+  ).body.data.access_token;
+
+  const reg = await t.call('post', '/auth/register', {
+    body: { name: 'Acme Ads', email: 'ads@example.com', password: 'advertiser-pass-1', role: 'advertiser' },
+  });
+  assert.equal(reg.status, 201);
+  await t.call('post', '/auth/register', {
+    body: { name: 'Pat Publisher', email: 'pub@example.com', password: 'affiliate-pass-1', role: 'affiliate' },
+  });
+  const adv = (
+    await t.call('post', '/auth/login', { body: { email: 'ads@example.com', password: 'advertiser-pass-1' } })
+  ).body.data.access_token;
+  const aff = (
+    await t.call('post', '/auth/login', { body: { email: 'pub@example.com', password: 'affiliate-pass-1' } })
+  ).body.data.access_token;
+
+  const site = await t.call('post', '/websites', {
+    token: adv,
+    body: { url: 'https://shop.example.com', name: 'Example shop' },
+  });
+  assert.equal(site.status, 201);
+  const siteId = site.body.data.id;
+  assert.equal((await t.call('post', `/websites/${siteId}/approve`, { token: admin })).body.data.status, 'approved');
+
+  const camp = await t.call('post', '/campaigns', {
+    token: adv,
+    body: {
+      website_id: siteId,
+      name: 'Spring sale',
+      destination_url: 'https://shop.example.com/landing?cid={click_id}&s1={sub1}',
+      payout_model: 'CPA',
+      payout: 500,
+      revenue: 800,
+      currency: 'USD',
+    },
+  });
+  assert.equal(camp.status, 201, camp.text);
+  const campId = camp.body.data.id;
+  assert.equal(
+    (await t.call('post', `/campaigns/${campId}/status`, { token: adv, body: { status: 'active' } })).body.data.status,
+    'active',
+  );
+
+  const join = await t.call('post', `/campaigns/${campId}/join`, { token: aff });
+  assert.equal(join.status, 201);
+  assert.match(join.body.data.link.url, /^http:\/\/localhost:8080\/c\/\w+$/);
+
+  const pbt = await t.call('post', '/postback-tokens', { token: adv });
+  assert.equal(pbt.status, 201);
+  assert.match(pbt.body.data.token, /^pbt_/);
+
+  const rep = await t.call('get', `/reports?group_by=day&from=2026-11-01&to=2026-11-30&tz=UTC&campaign_id=${campId}`, {
+    token: adv,
+  });
+  assert.equal(rep.status, 200);
+  assert.deepEqual(rep.body.meta, { page: 1, per_page: 100, total: 0, total_pages: 0 });
+  assert.equal(asked.at(-1)!.campaign_id, campId);
+});
