@@ -25,6 +25,15 @@ export interface LoadResult {
   latency_ms: { p50: number; p90: number; p99: number; p99_9: number; max: number; mean: number };
   loadgen_cpu_cores: number;
   server_cpu_cores: number;
+  /** CPU of the bench's redis-server over the run (absent when Redis is not ours). */
+  redis_cpu_cores?: number;
+}
+
+let redisPid: number | undefined;
+
+/** Also measure this redis-server process in every run (the click path's XADDs cost CPU there too). */
+export function measureRedisCpu(pid: number | undefined): void {
+  redisPid = pid;
 }
 
 /** Options shared by the autocannon runs. */
@@ -71,6 +80,7 @@ export async function runAutocannon(o: AutocannonOptions): Promise<LoadResult> {
   }
   const cpu = selfCpuMeter();
   const server = cpuMeter(o.serverPids);
+  const redisCpu = redisPid ? cpuMeter([redisPid]) : undefined;
   const started = performance.now();
   const ticker = setInterval(() => o.onTick?.((performance.now() - started) / 1000), 1000);
   try {
@@ -106,6 +116,7 @@ export async function runAutocannon(o: AutocannonOptions): Promise<LoadResult> {
       },
       loadgen_cpu_cores: loadgen,
       server_cpu_cores: serverCpu,
+      redis_cpu_cores: redisCpu?.stop(),
     };
   } finally {
     clearInterval(ticker);
@@ -166,6 +177,7 @@ export async function runWrk(o: {
   script?: string;
 }): Promise<LoadResult> {
   const server = cpuMeter(o.serverPids);
+  const redisCpu = redisPid ? cpuMeter([redisPid]) : undefined;
   const started = performance.now();
   // The shell waits for wrk, then prints its own /proc stat whose cutime/cstime now hold wrk's CPU.
   const script = '"$@"; rc=$?; echo; echo "CHILDSTAT $(cat /proc/$$/stat)"; exit $rc';
@@ -205,5 +217,6 @@ export async function runWrk(o: {
     ...parsed,
     loadgen_cpu_cores: Number.isFinite(childCpu) && wall > 0 ? childCpu / wall : 0,
     server_cpu_cores: serverCpu,
+    redis_cpu_cores: redisCpu?.stop(),
   };
 }

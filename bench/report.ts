@@ -198,17 +198,18 @@ export function renderMarkdown(res: BenchResults): string {
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.mem_gb} GB RAM, ${m.os}, Node ${m.node}; ` +
       `load average at start ${m.load_avg_at_start.join(' / ')}. Everything (servers, Redis, Postgres, ` +
       `load generator) ran on this one machine over loopback, so the load generator competes with the server ` +
-      `for the same cores: read the CPU columns (cores busy; 1.00 = one core) to see which side was saturated.`,
+      `for the same cores: read the CPU columns (cores busy; 1.00 = one core) to see which side was saturated. ` +
+      `"server µs/req" (the server's CPU time per answered request) is the figure least disturbed by a busy machine.`,
     '',
   );
   out.push(
-    '| scenario | tool | mode | conns | req/s | p50 ms | p99 ms | p99.9 ms | server CPU | loadgen CPU | errors |',
-    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | tool | mode | conns | req/s | p50 ms | p99 ms | p99.9 ms | server CPU | server µs/req | redis CPU | loadgen CPU | errors |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const sc of res.scenarios) {
     const l = sc.load;
     if (!l) {
-      out.push(`| ${sc.label} | – | – | – | skipped: ${sc.skipped ?? 'not run'} | | | | | | |`);
+      out.push(`| ${sc.label} | – | – | – | skipped: ${sc.skipped ?? 'not run'} | | | | | | | | |`);
       continue;
     }
     const mode = l.mode === 'constant-rate' ? `constant ${Math.round(l.target_rps ?? 0)}/s` : 'max';
@@ -216,6 +217,7 @@ export function renderMarkdown(res: BenchResults): string {
     out.push(
       `| ${sc.label} | ${tool} | ${mode} | ${l.connections} | ${Math.round(l.rps)} | ${fmt(l.latency_ms.p50)} | ` +
         `${fmt(l.latency_ms.p99)} | ${fmt(l.latency_ms.p99_9)} | ${fmt(l.server_cpu_cores)} | ` +
+        `${l.rps > 0 ? fmt((l.server_cpu_cores / l.rps) * 1e6, 1) : '–'} | ${fmt(l.redis_cpu_cores)} | ` +
         `${fmt(l.loadgen_cpu_cores)} | ${l.errors} |`,
     );
   }

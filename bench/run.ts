@@ -19,7 +19,6 @@ import {
   createRedis,
   createSql,
   freePort,
-  type LocalService,
   migratePostgres,
   type Redis,
   redisKeys,
@@ -27,7 +26,7 @@ import {
   startLocalRedis,
 } from '../infra/index.ts';
 import { writeConversionSetupModule } from './conversions.ts';
-import { type LoadResult, runAutocannon, runWrk } from './load.ts';
+import { type LoadResult, measureRedisCpu, runAutocannon, runWrk } from './load.ts';
 import { runPipelineScenario } from './pipeline.ts';
 import { memoryMb, ROOT, type ServerProc, startServer } from './procs.ts';
 import { summarizeProfiles } from './profile.ts';
@@ -101,8 +100,9 @@ async function services(tmp: string): Promise<{ dbUrl: string; redisUrl: string;
   const prefix = `bench${Date.now().toString(36)}:`;
   let redisUrl = process.env.REDIS_URL;
   if (!redisUrl) {
-    const r: LocalService = await startLocalRedis({ dir: path.join(tmp, 'redis'), persistent: false });
+    const r = await startLocalRedis({ dir: path.join(tmp, 'redis'), persistent: false });
     cleanup.push(() => r.stop());
+    measureRedisCpu(r.process.pid);
     redisUrl = r.url;
   }
   let dbUrl: string;
