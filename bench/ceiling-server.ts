@@ -26,7 +26,7 @@ let listenSocket: uWS.us_listen_socket | false = false;
 app.listen(config.BIND_HOST, config.TRACKER_PORT, (socket) => {
   if (!socket) {
     process.exitCode = 1;
-    process.disconnect?.();
+    if (process.connected) process.disconnect();
     return;
   }
   listenSocket = socket;
@@ -36,7 +36,7 @@ app.listen(config.BIND_HOST, config.TRACKER_PORT, (socket) => {
 function stop(): void {
   if (listenSocket) uWS.us_listen_socket_close(listenSocket);
   listenSocket = false;
-  process.disconnect?.();
+  if (process.connected) process.disconnect();
 }
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

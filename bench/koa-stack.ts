@@ -78,7 +78,7 @@ function stop(): void {
   server.close();
   server.closeAllConnections();
   redis.disconnect();
-  process.disconnect?.();
+  if (process.connected) process.disconnect();
 }
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -97,7 +97,7 @@ async function stop(): Promise<void> {
   await sql.end({ timeout: 2 });
   redis.disconnect();
   await ch.close();
-  process.disconnect?.();
+  if (process.connected) process.disconnect();
 }
 process.on('SIGTERM', () => void stop());
 process.on('SIGINT', () => void stop());

@@ -93,6 +93,9 @@ describe('bench results', () => {
     assert.equal(s.click_vs_ceiling, 0.9);
     assert.equal(s.click_vs_koa, 5);
     assert.equal(s.click_vs_ceiling_autocannon, 1.33);
+    // Every sample run used 0.95 server cores: CPU per request is inversely proportional to throughput.
+    assert.equal(s.click_vs_ceiling_cpu_per_req, 0.9);
+    assert.equal(s.click_vs_koa_cpu_per_req, 5);
     assert.equal(s.click_vs_koa_autocannon, 5);
     assert.equal(s.click_p99_ms, 1.5);
     assert.equal(s.conversion_rps, null);

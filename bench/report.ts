@@ -92,6 +92,13 @@ export interface Summary {
   koa_rps: number | null;
   click_vs_ceiling: number | null;
   click_vs_koa: number | null;
+  /**
+   * Efficiency ratios from server CPU time per answered request (same tool as the headline): ceiling's
+   * µs/req ÷ click path's, Koa's ÷ click path's. Less disturbed than throughput when the machine is busy
+   * or the load generator saturates first.
+   */
+  click_vs_ceiling_cpu_per_req: number | null;
+  click_vs_koa_cpu_per_req: number | null;
   /** The same ratios measured with autocannon (a second opinion when wrk is the headline). */
   click_vs_ceiling_autocannon: number | null;
   click_vs_koa_autocannon: number | null;
@@ -117,6 +124,12 @@ function rpsOf(res: BenchResults, id: string): number | null {
   return s?.load ? Math.round(s.load.rps) : null;
 }
 
+/** Server CPU per answered request, µs. */
+function cpuPerReq(res: BenchResults, id: string): number | null {
+  const l = res.scenarios.find((x) => x.id === id)?.load;
+  return l && l.rps > 0 && l.server_cpu_cores > 0 ? (l.server_cpu_cores / l.rps) * 1e6 : null;
+}
+
 /**
  * Derives the headline numbers. Throughputs and their ratios come from one load generator for all three
  * servers — wrk when it measured ceiling, click path and Koa (it is less likely to be the bottleneck),
@@ -139,6 +152,8 @@ export function summarize(res: BenchResults): Summary {
     koa_rps: koa,
     click_vs_ceiling: ratio(click, ceiling),
     click_vs_koa: ratio(click, koa),
+    click_vs_ceiling_cpu_per_req: ratio(cpuPerReq(res, `ceiling${sfx}`), cpuPerReq(res, `click${sfx}`)),
+    click_vs_koa_cpu_per_req: ratio(cpuPerReq(res, `koa${sfx}`), cpuPerReq(res, `click${sfx}`)),
     click_vs_ceiling_autocannon: ratio(rpsOf(res, 'click'), rpsOf(res, 'ceiling')),
     click_vs_koa_autocannon: ratio(rpsOf(res, 'click'), rpsOf(res, 'koa')),
     click_p50_ms: fixed ? r2(fixed.latency_ms.p50) : null,
