@@ -32,6 +32,8 @@ export interface PipelineScenarioOptions {
   connections: number;
   workers: number;
   startTracker(): Promise<ServerProc>;
+  /** Extra node flags for the pipeline child (e.g. --cpu-prof). */
+  nodeArgs?: string[];
   phase(name: string): (elapsed_s: number) => void;
   done(seconds: number): void;
   say(msg: string): void;
@@ -50,6 +52,7 @@ async function startPipelineChild(o: PipelineScenarioOptions, chdbDir: string): 
     name: 'pipeline',
     entry: 'bench/pipeline-child.ts',
     env: { ...o.env, BENCH_CHDB_DIR: chdbDir, BENCH_POLL_MS: '50' },
+    nodeArgs: o.nodeArgs,
     timeoutMs: 120_000,
   });
   const samples: Counter['samples'] = [];

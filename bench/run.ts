@@ -414,6 +414,9 @@ async function main(): Promise<void> {
           connections: CONNECTIONS,
           workers: WORKERS,
           startTracker: async () => (await startTrackers(1, baseEnv, false))[0]!,
+          nodeArgs: args['cpu-prof']
+            ? ['--cpu-prof', `--cpu-prof-dir=${path.join(OUT_DIR, 'profiles', 'pipeline')}`]
+            : [],
           phase,
           done,
           say,
@@ -455,8 +458,16 @@ async function main(): Promise<void> {
 
   if (args['cpu-prof']) {
     const dir = path.join(OUT_DIR, 'profiles');
-    const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
-    if (files.length) notes.push(...summarizeProfiles(files.map((f) => path.join(dir, f))));
+    const list = (d: string) =>
+      existsSync(d)
+        ? readdirSync(d)
+            .filter((f) => f.endsWith('.cpuprofile'))
+            .map((f) => path.join(d, f))
+        : [];
+    const files = list(dir);
+    const pipeFiles = list(path.join(dir, 'pipeline'));
+    if (files.length) notes.push(...summarizeProfiles(files).map((l) => `Tracker: ${l}`));
+    if (pipeFiles.length) notes.push(...summarizeProfiles(pipeFiles).map((l) => `Pipeline process: ${l}`));
     else notes.push('--cpu-prof: no profile was written (the tracker must exit cleanly on SIGTERM).');
   }
 
