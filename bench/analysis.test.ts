@@ -54,6 +54,7 @@ describe('CPU profile summary', () => {
       '(garbage collector)': 1 / 6,
     });
     assert.equal(areaOf('node:internal/streams', 'x'), 'node internals');
+    assert.equal(areaOf('file:///a/node_modules/piscina/dist/worker.js', 'atomicsWaitLoop'), '(idle)');
     assert.equal(areaOf('file:///a/node_modules/@scope/pkg/i.js', 'x'), '@scope/pkg');
   });
 

@@ -16,8 +16,15 @@ interface CpuProfile {
   timeDeltas?: number[];
 }
 
+/**
+ * Frames that mean "waiting", not working: V8's idle marker and piscina's Atomics.wait loop (a worker
+ * thread blocked waiting for a task is sampled as running that function).
+ */
+const IDLE_FRAMES = new Set(['(idle)', 'atomicsWaitLoop']);
+
 /** The area a frame belongs to: a package name, 'node internals', 'our code', or V8's pseudo-frames. */
 export function areaOf(url: string, functionName: string): string {
+  if (IDLE_FRAMES.has(functionName)) return '(idle)';
   if (!url) return functionName.startsWith('(') ? functionName : 'native';
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm) return nm[1]!;
@@ -74,7 +81,7 @@ export function summarizeProfiles(files: string[], minBusy = 0.05): string[] {
       .map(([k, v]) => `${k} ${share(v)}`)
       .join(', ');
     const fns = byFunction
-      .filter(([k]) => k !== '(idle)')
+      .filter(([k]) => !IDLE_FRAMES.has(k.split(' ')[0]!))
       .slice(0, 10)
       .map(([k, v]) => `\`${k}\` ${share(v)}`)
       .join(', ');

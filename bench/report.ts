@@ -194,8 +194,8 @@ export function goals(s: Summary, res: BenchResults): Goal[] {
     g('tracker RSS ≤ 200 MB at peak', s.tracker_rss_mb, ' MB', (v) => v <= 200),
     {
       goal: `tracker RSS flat over the run (${res.memory ? Math.round(res.memory.duration_s) : '?'} s)`,
-      actual: res.memory ? `${r2(res.memory.growth_mb_per_min)} MB/min` : 'not measured',
-      met: res.memory ? res.memory.flat : null,
+      actual: res.memory?.duration_s ? `${r2(res.memory.growth_mb_per_min)} MB/min` : 'not measured',
+      met: res.memory?.duration_s ? res.memory.flat : null,
     },
   ];
 }
@@ -262,10 +262,12 @@ export function renderMarkdown(res: BenchResults): string {
       '',
       '### Memory',
       '',
-      `Tracker RSS idle after start-up ${fmt(mm.idle_rss_mb, 1)} MB. ` +
-        `Over ${Math.round(mm.duration_s)} s at constant rate: start ${fmt(mm.start_rss_mb, 1)} MB, ` +
-        `end ${fmt(mm.end_rss_mb, 1)} MB, peak ${fmt(mm.peak_rss_mb, 1)} MB; growth over the second half ` +
-        `${fmt(mm.growth_mb_per_min)} MB/min (${mm.flat ? 'flat' : 'growing'}).`,
+      `Tracker RSS idle after start-up ${fmt(mm.idle_rss_mb, 1)} MB, peak over its life ${fmt(mm.peak_rss_mb, 1)} MB. ` +
+        (mm.duration_s > 0
+          ? `Over ${Math.round(mm.duration_s)} s at constant rate: start ${fmt(mm.start_rss_mb, 1)} MB, ` +
+            `end ${fmt(mm.end_rss_mb, 1)} MB; growth over the second half ` +
+            `${fmt(mm.growth_mb_per_min)} MB/min (${mm.flat ? 'flat' : 'growing'}).`
+          : 'No constant-rate soak in this run.'),
     );
   }
   if (res.scale_out?.length) {
