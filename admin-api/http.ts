@@ -52,7 +52,7 @@ export interface HandlerArgs<B, Q> {
  * drives the authorization-matrix test.
  */
 export interface Route<B = unknown, Q = unknown> {
-  method: 'get' | 'post' | 'patch' | 'delete';
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
   /** Path under `/api/v1`, Koa syntax (`/websites/:id`). Every param is a positive integer id. */
   path: string;
   summary: string;

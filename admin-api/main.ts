@@ -4,7 +4,8 @@
  * not wired here (no ClickHouse in this process): `infra/start.ts` calls `startApi` with them.
  * With an IPC channel it sends `{ type: 'ready', port }` to its parent once listening.
  */
-import { createLogger, createRedis, createSql, loadConfig, migratePostgres } from '../infra/index.ts';
+import { createLogger, createRedis, createSql, loadConfig, migratePostgres, redisKeys } from '../infra/index.ts';
+import { createDeliveries } from '../tracker/index.ts';
 import { startApi } from './app.ts';
 
 const config = loadConfig(process.env);
@@ -16,7 +17,10 @@ if (!config.DATABASE_URL || !config.REDIS_URL) {
 const sql = createSql(config.DATABASE_URL);
 const redis = createRedis(config.REDIS_URL);
 await migratePostgres(sql);
-const api = await startApi({ config, logger, sql, redis });
+// Outbound postbacks/webhooks: the engine's workers run in this process.
+const deliveries = createDeliveries({ config, logger, sql, redis, keys: redisKeys(config.REDIS_PREFIX) });
+await deliveries.start();
+const api = await startApi({ config, logger, sql, redis, deliveries });
 logger.info({ url: `${api.url}/api/v1` }, 'admin API listening');
 process.send?.({ type: 'ready', port: api.port });
 
@@ -26,6 +30,7 @@ async function stop(signal: string): Promise<void> {
   stopping = true;
   logger.info({ signal }, 'stopping');
   await api.close();
+  await deliveries.stop();
   await sql.end({ timeout: 5 });
   redis.disconnect();
   process.exit(0);

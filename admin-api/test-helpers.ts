@@ -7,7 +7,7 @@ import { createLogger } from '../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../infra/testing/index.ts';
 import { type RunningApi, startApi } from './app.ts';
 import { createAdmin } from './create-admin.ts';
-import type { Reports, Role, Wallet } from './types.ts';
+import type { ApiDeps, Reports, Role, Wallet } from './types.ts';
 
 export interface Res {
   status: number;
@@ -54,7 +54,14 @@ export function refreshCookieOf(res: Res): string {
 
 /** Starts the API with the given optional seams on a fresh environment. */
 export async function startTestApi(
-  opts: { env?: Record<string, string>; reports?: Reports; wallet?: Wallet; sseHeartbeatMs?: number } = {},
+  opts: {
+    env?: Record<string, string>;
+    reports?: Reports;
+    wallet?: Wallet;
+    sseHeartbeatMs?: number;
+    /** Builds the deliveries engine on the test environment (not started). */
+    deliveries?: (env: TestEnv) => ApiDeps['deliveries'];
+  } = {},
 ): Promise<TestApi> {
   const env = await createTestEnv({ env: { RATE_LIMIT_POINTS: '100000', ...opts.env } });
   const api = await startApi(
@@ -66,6 +73,7 @@ export async function startTestApi(
       reports: opts.reports,
       wallet: opts.wallet,
       sseHeartbeatMs: opts.sseHeartbeatMs,
+      deliveries: opts.deliveries?.(env),
     },
     { port: 0 },
   );

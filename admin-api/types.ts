@@ -1,4 +1,5 @@
 import type { Config, Logger, Redis, Sql } from '../infra/index.ts';
+import type { Deliveries } from '../tracker/index.ts';
 
 export type Role = 'admin' | 'advertiser' | 'affiliate';
 export const ROLES: readonly Role[] = ['admin', 'advertiser', 'affiliate'];
@@ -77,6 +78,11 @@ export interface ApiDeps {
   reports?: Reports;
   /** Ledger balance check for campaign budgets; absent → the check is skipped. */
   wallet?: Wallet;
+  /**
+   * Outbound deliveries (postbacks, webhooks) from `tracker/` (`createDeliveries`); absent → the
+   * `/postbacks` and `/webhooks` routes answer 503 SERVICE_UNAVAILABLE. Whoever creates it starts it.
+   */
+  deliveries?: Deliveries;
   /** SSE heartbeat interval, ms (default 15 000). */
   sseHeartbeatMs?: number;
 }

@@ -69,7 +69,41 @@ const schema = z.object({
   LOGIN_LOCK_S: z.coerce.number().int().min(1).default(900),
   WALLET_TEST_DEPOSITS: bool.default(true),
   WITHDRAWAL_MIN_AMOUNT: z.coerce.number().int().min(0).default(1000),
+  /**
+   * Outbound deliveries (postbacks, webhooks): hosts (`host` or `host:port`) that may resolve to
+   * private/loopback addresses. Every other destination resolving to one is refused (SSRF).
+   */
   DELIVERY_ALLOWED_HOSTS: csv.default([]),
+  /**
+   * Key encrypting webhook signing secrets at rest (AES-256-GCM): 32 bytes as 64 hex chars or base64.
+   * Required in production; in development/test it is generated once under DATA_DIR.
+   */
+  DELIVERY_SECRET_KEY: z.string().optional(),
+  /** Concurrent outbound requests per process. */
+  DELIVERY_WORKERS: z.coerce.number().int().min(1).max(256).default(8),
+  /** Concurrent outbound requests per destination host:port, per process. */
+  DELIVERY_PER_DESTINATION: z.coerce.number().int().min(1).max(64).default(2),
+  /** Whole-request timeout of one delivery attempt, ms. */
+  DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(10).max(120_000).default(10_000),
+  /** Delays between attempts, seconds; after the last one it repeats until DELIVERY_RETRY_WINDOW_S. */
+  DELIVERY_RETRY_SCHEDULE_S: csv
+    .transform((xs) => xs.map(Number))
+    .pipe(z.array(z.number().int().min(1).max(86_400)).min(1))
+    .default([30, 120, 600, 3600]),
+  /** Retries stop (delivery marked failed, replayable by hand) this long after the first attempt, s. */
+  DELIVERY_RETRY_WINDOW_S: z.coerce.number().int().min(1).default(86_400),
+  /** An endpoint failing without a single success for this long is disabled and its owner notified, s. */
+  DELIVERY_DISABLE_AFTER_S: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(5 * 86_400),
+  /** After a secret rotation the previous secret keeps signing (and verifying) this long, s. */
+  DELIVERY_ROTATION_GRACE_S: z.coerce.number().int().min(0).default(86_400),
+  /** Pending deliveries above this emit a `delivery.queue_alert` event. */
+  DELIVERY_QUEUE_ALERT_THRESHOLD: z.coerce.number().int().min(1).default(100),
+  /** How often idle workers look for due deliveries, ms. */
+  DELIVERY_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
 });
 
 export type Config = Readonly<

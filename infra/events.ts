@@ -31,7 +31,28 @@ export interface LiveEvent {
   data: Record<string, unknown>;
 }
 
-/** Publishes an event on the Redis pub/sub channel `keys.events` (fan-out to every API process). */
+/** Entries kept in the durable event log (approximate cap, `XADD MAXLEN ~`). */
+export const EVENT_LOG_MAXLEN = 100_000;
+
+/**
+ * Name of the durable copy of the bus: a capped Redis stream that consumers which must not miss
+ * an event (webhook deliveries) read with a consumer group; pub/sub alone is at-most-once.
+ */
+export function eventLogKey(keys: RedisKeys): string {
+  return keys.key('events', 'log');
+}
+
+/**
+ * Publishes an event on the Redis pub/sub channel `keys.events` (fan-out to every API process,
+ * e.g. SSE) and appends it to the durable event log ({@link eventLogKey}, field `e` = the JSON).
+ */
 export async function publishEvent(redis: Redis, keys: RedisKeys, event: LiveEvent): Promise<void> {
-  await redis.publish(keys.events, JSON.stringify(event));
+  const json = JSON.stringify(event);
+  const results = await redis
+    .multi()
+    .publish(keys.events, json)
+    .xadd(eventLogKey(keys), 'MAXLEN', '~', EVENT_LOG_MAXLEN, '*', 'e', json)
+    .exec();
+  const failed = results?.find(([err]) => err);
+  if (failed) throw failed[0];
 }

@@ -13,7 +13,7 @@ export {
   isRetriable,
   RetriableError,
 } from './errors.ts';
-export { type LiveEvent, type LiveEventType, publishEvent } from './events.ts';
+export { EVENT_LOG_MAXLEN, eventLogKey, type LiveEvent, type LiveEventType, publishEvent } from './events.ts';
 export { createLogger, type Logger } from './logger.ts';
 export { MigrationError, migrateClickHouse, migratePostgres, readMigrations } from './migrate.ts';
 export { createSql, type Sql, type TransactionSql } from './postgres.ts';

@@ -2,6 +2,7 @@ import type { Route } from '../http.ts';
 import { authRoutes } from './auth.ts';
 import { campaignRoutes } from './campaigns.ts';
 import { conversionRoutes } from './conversions.ts';
+import { deliveryRoutes } from './deliveries.ts';
 import { eventRoutes } from './events.ts';
 import { linkRoutes } from './links.ts';
 import { reportRoutes } from './reports.ts';
@@ -19,5 +20,6 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...conversionRoutes(),
     ...reportRoutes(),
     ...eventRoutes(),
+    ...deliveryRoutes(),
   ] as Route<unknown, unknown>[];
 }

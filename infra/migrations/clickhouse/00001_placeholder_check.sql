@@ -1,2 +1,0 @@
--- Replaced by the pipeline's event tables.
-SELECT 1;

@@ -1,0 +1,52 @@
+/**
+ * The tracker's public surface: ingest (hot path), pipeline (streams → ClickHouse), fraud
+ * scoring, reports and outbound deliveries (postbacks, webhooks). Other folders import the tracker only through this file.
+ */
+
+// --- pipeline, fraud, reports (pipeline task) ---
+export {
+  CLICK_RULES,
+  type ClickFeatures,
+  combine,
+  FRAUD_LIMITS,
+  FRAUD_THRESHOLD,
+  FRAUD_WEIGHTS,
+  type FraudReason,
+  type FraudVerdict,
+  REASON_MIN_CONTRIBUTION,
+  ruleBotUserAgent,
+  ruleDuplicateClick,
+  ruleEmptyUserAgent,
+  ruleHeadRequest,
+  ruleIpCampaignVelocity,
+  ruleIpDailyVolume,
+  ruleIpVelocity,
+  ruleManyUserAgents,
+  rulePrefetch,
+  type ScorableClick,
+  scoreClick,
+  scoreConversionTiming,
+} from './fraud/rules.ts';
+export { percentOf, priceConversion } from './pipeline/campaigns.ts';
+export type { ConversionRejectReason, ConversionSink, PricedConversion } from './pipeline/conversions.ts';
+export {
+  type Pipeline,
+  type PipelineOptions,
+  type PipelineStats,
+  type StreamStats,
+  startPipeline,
+} from './pipeline/runner.ts';
+export { ensureStreamGroups, GROUP as PIPELINE_GROUP } from './pipeline/streams.ts';
+export {
+  createReports,
+  MAX_REPORT_DAYS,
+  REPORT_GROUP_BY,
+  type ReportGroupBy,
+  type ReportQuery,
+  type ReportRow,
+  type Reports,
+} from './reports/reports.ts';
+// --- end pipeline ---
+
+// --- deliveries ---
+export * from './deliveries/index.ts';

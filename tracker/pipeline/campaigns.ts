@@ -1,0 +1,174 @@
+/**
+ * Campaign terms the pipeline needs (currency, attribution window, payout rules), read from
+ * Postgres through a small TTL cache, and the pricing of a conversion.
+ */
+import { RetriableError, type Sql } from '../../infra/index.ts';
+
+export type PayoutModel = 'CPC' | 'CPA' | 'CPL' | 'RevShare';
+
+/** The pricing fields of a campaign or of one of its per-goal overrides. */
+export interface PriceTerms {
+  payout_amount: number;
+  revenue_amount: number;
+  payout_percent_bp: number | null;
+  revenue_percent_bp: number | null;
+}
+
+export interface CampaignTerms extends PriceTerms {
+  id: number;
+  advertiser_id: number;
+  status: 'draft' | 'active' | 'paused' | 'archived';
+  payout_model: PayoutModel;
+  currency: string;
+  attribution_window_days: number;
+  /** Days a payout is held before it becomes available (for the ledger). */
+  hold_days: number;
+  /** Per-goal overrides: `{ goal, ...some PriceTerms }`. */
+  goals: Array<{ goal: string } & Partial<PriceTerms>>;
+}
+
+export interface CampaignCache {
+  /** Terms of the given campaigns; unknown ids are absent. @throws RetriableError when Postgres is down. */
+  get(ids: Iterable<number>): Promise<Map<number, CampaignTerms>>;
+}
+
+/**
+ * A read-through cache of campaign terms. Entries live `ttlMs` (default 30 s), so a campaign's
+ * new terms apply to conversions processed after that delay.
+ */
+export function createCampaignCache(sql: Sql, ttlMs = 30_000): CampaignCache {
+  const cache = new Map<number, { at: number; terms: CampaignTerms | null }>();
+  return {
+    async get(ids) {
+      const now = Date.now();
+      const out = new Map<number, CampaignTerms>();
+      const missing: number[] = [];
+      for (const id of new Set(ids)) {
+        if (id <= 0) continue;
+        const hit = cache.get(id);
+        if (hit && now - hit.at < ttlMs) {
+          if (hit.terms) out.set(id, hit.terms);
+        } else missing.push(id);
+      }
+      if (missing.length > 0) {
+        if (cache.size > 100_000) cache.clear();
+        let rows: CampaignTerms[];
+        try {
+          rows = await sql<CampaignTerms[]>`
+            select id, advertiser_id, status, payout_model, currency, attribution_window_days, hold_days,
+                   payout_amount, revenue_amount, payout_percent_bp, revenue_percent_bp, goals
+            from campaigns where id = any(${missing})`;
+        } catch (err) {
+          throw new RetriableError(`campaign lookup failed: ${(err as Error).message}`);
+        }
+        for (const id of missing) cache.set(id, { at: now, terms: null });
+        for (const r of rows) {
+          const goals: unknown = typeof r.goals === 'string' ? JSON.parse(r.goals) : r.goals;
+          const terms = { ...r, goals: Array.isArray(goals) ? goals : [] };
+          cache.set(r.id, { at: now, terms });
+          out.set(r.id, terms);
+        }
+      }
+      return out;
+    },
+  };
+}
+
+/**
+ * `amount × bp / 10000` in integer arithmetic, rounding half down (an exact half goes to the
+ * smaller value, so an affiliate is never paid a fraction the advertiser did not pay).
+ */
+export function percentOf(amountMinor: number, bp: number): number {
+  const q = BigInt(amountMinor) * BigInt(bp);
+  const whole = q / 10_000n;
+  const rest = q % 10_000n;
+  return Number(rest * 2n > 10_000n ? whole + 1n : whole);
+}
+
+/** Outcome of pricing: amounts in minor units of the campaign's currency, or a reject reason. */
+export type PriceResult =
+  | { type: 'ok'; payout: number; revenue: number }
+  | { type: 'reject'; reason: 'amount_required' | 'currency_mismatch' };
+
+/**
+ * Prices a conversion with the campaign's rules. The goal's override (from `campaigns.goals`)
+ * replaces the fields it sets. Percent terms (RevShare, or CPS-style `*_percent_bp` on a goal)
+ * take a share of the posted sale amount, which must be in the campaign's currency; fixed terms
+ * (CPA/CPL) ignore the amount. CPC campaigns pay per click, so their conversions price at 0.
+ */
+export function priceConversion(
+  campaign: CampaignTerms,
+  goal: string,
+  amountMinor: number,
+  currency: string,
+): PriceResult {
+  if (campaign.payout_model === 'CPC') return { type: 'ok', payout: 0, revenue: 0 };
+  const override = campaign.goals.find((g) => g && g.goal === goal);
+  const t: PriceTerms = {
+    payout_amount: override?.payout_amount ?? campaign.payout_amount,
+    revenue_amount: override?.revenue_amount ?? campaign.revenue_amount,
+    payout_percent_bp: override?.payout_percent_bp ?? campaign.payout_percent_bp,
+    revenue_percent_bp: override?.revenue_percent_bp ?? campaign.revenue_percent_bp,
+  };
+  // A goal's own terms decide its model: percent fields make it CPS-style, fixed amounts make it
+  // CPA-style, even on a campaign of the other model.
+  const goalPercent = override?.payout_percent_bp != null || override?.revenue_percent_bp != null;
+  const goalFixed = override?.payout_amount != null || override?.revenue_amount != null;
+  const percent = goalPercent || (!goalFixed && campaign.payout_model === 'RevShare');
+  if (!percent) return { type: 'ok', payout: t.payout_amount, revenue: t.revenue_amount };
+  if (amountMinor < 0) return { type: 'reject', reason: 'amount_required' };
+  if (currency !== campaign.currency) return { type: 'reject', reason: 'currency_mismatch' };
+  const payout = t.payout_percent_bp == null ? t.payout_amount : percentOf(amountMinor, t.payout_percent_bp);
+  const revenue = t.revenue_percent_bp == null ? t.revenue_amount : percentOf(amountMinor, t.revenue_percent_bp);
+  return { type: 'ok', payout, revenue };
+}
+
+/** A link's default sub-ids (sub1..sub5, '' when unset), used when a click carries none of its own. */
+export type LinkDefaults = [string, string, string, string, string];
+
+export interface LinkCache {
+  /** Default sub-ids of the given link codes; unknown codes are absent. @throws RetriableError */
+  get(codes: Iterable<string>): Promise<Map<string, LinkDefaults>>;
+}
+
+/** A read-through cache of links' default sub-ids, entries living `ttlMs` (default 30 s). */
+export function createLinkCache(sql: Sql, ttlMs = 30_000): LinkCache {
+  const cache = new Map<string, { at: number; subs: LinkDefaults | null }>();
+  return {
+    async get(codes) {
+      const now = Date.now();
+      const out = new Map<string, LinkDefaults>();
+      const missing: string[] = [];
+      for (const code of new Set(codes)) {
+        if (code === '') continue;
+        const hit = cache.get(code);
+        if (hit && now - hit.at < ttlMs) {
+          if (hit.subs) out.set(code, hit.subs);
+        } else missing.push(code);
+      }
+      if (missing.length > 0) {
+        let rows: Array<{
+          code: string;
+          sub1: string | null;
+          sub2: string | null;
+          sub3: string | null;
+          sub4: string | null;
+          sub5: string | null;
+        }>;
+        try {
+          rows = await sql`select code, sub1, sub2, sub3, sub4, sub5 from links where code = any(${missing})`;
+        } catch (err) {
+          throw new RetriableError(`link lookup failed: ${(err as Error).message}`);
+        }
+        if (cache.size > 100_000) cache.clear();
+        for (const code of missing) cache.set(code, { at: now, subs: null });
+        for (const r of rows) {
+          const subs: LinkDefaults = [r.sub1 ?? '', r.sub2 ?? '', r.sub3 ?? '', r.sub4 ?? '', r.sub5 ?? ''];
+          cache.set(r.code, { at: now, subs });
+          out.set(r.code, subs);
+        }
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,304 @@
+/**
+ * Steps of the click stream: decode → gather fraud features (Redis) → score (worker pool) →
+ * store click records for attribution (Redis) → rows for ClickHouse.
+ */
+import type { ClickHouseClient, Redis, RedisKeys } from '../../infra/index.ts';
+import { RetriableError } from '../../infra/index.ts';
+import { type ClickEvent, decodeClick, MalformedEventError } from '../events.ts';
+import type { FraudPool } from '../fraud/pool.ts';
+import { type ClickFeatures, FRAUD_LIMITS, FRAUD_THRESHOLD } from '../fraud/rules.ts';
+import type { ScoredClick } from '../fraud/worker.ts';
+import type { CampaignTerms, LinkDefaults } from './campaigns.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Latest event time ClickHouse DateTime64(3) holds comfortably (2200-01-01), ms. */
+const MAX_TS_MS = 7_258_118_400_000;
+const MAX_SUB_LENGTH = 255;
+
+/** Checks the values ClickHouse would refuse, so one bad click cannot block a batch. @throws MalformedEventError */
+export function validateClick(c: ClickEvent): ClickEvent {
+  if (!UUID.test(c.click_id)) throw new MalformedEventError('click_id is not a UUID');
+  if (c.ts_ms < 0 || c.ts_ms > MAX_TS_MS) throw new MalformedEventError('ts_ms out of range');
+  if (c.received_ms < 0 || c.received_ms > MAX_TS_MS) throw new MalformedEventError('received_ms out of range');
+  if (c.campaign_id < 0 || c.affiliate_id < 0 || c.advertiser_id < 0) throw new MalformedEventError('negative id');
+  return c;
+}
+
+/** Decodes and validates one click line. @throws MalformedEventError */
+export function parseClick(line: string): ClickEvent {
+  return validateClick(decodeClick(line));
+}
+
+/**
+ * sub1..sub5 of a click's raw query string, each cut to 255 characters; a sub-id the click does
+ * not carry takes the link's default (`links.sub1..5`), else ''.
+ */
+export function subIds(query: string, defaults?: LinkDefaults): [string, string, string, string, string] {
+  let params: URLSearchParams;
+  try {
+    params = new URLSearchParams(query);
+  } catch {
+    params = new URLSearchParams();
+  }
+  const get = (i: number) => (params.get(`sub${i + 1}`) || defaults?.[i] || '').slice(0, MAX_SUB_LENGTH);
+  return [get(0), get(1), get(2), get(3), get(4)];
+}
+
+function utcDay(ms: number): number {
+  return Math.floor(ms / 86_400_000);
+}
+
+/** Extra life of fraud keys beyond their window: tolerates clicks arriving that late (event time). */
+const LATENESS_MS = 3_600_000;
+
+/** Clicks per script call, so one call never holds Redis for long. */
+const FEATURE_CHUNK = 1_000;
+
+/**
+ * Server-side half of {@link gatherFeatures}: records a chunk of clicks in the fraud state, then
+ * reads every click's counts, then trims and expires each touched key once. One round trip and
+ * no per-command client overhead. ARGV: n, windows (1 min, 24 h, 1 h, duplicate), lateness, then
+ * per click: ip key, ip+campaign key, ip+link key, user-agent key, ts_ms, click_id, user agent
+ * (ip key '' = no IP). Returns 5 integers per click.
+ * Not Redis Cluster safe (keys are not declared): the fraud state of one IP spans slots.
+ */
+const FEATURES_LUA = `
+local n = tonumber(ARGV[1])
+local w1m, w24h, w1h, wdup, late = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local base = 6
+local maxts, window = {}, {}
+local function touch(k, ts, w)
+  if maxts[k] == nil or ts > maxts[k] then maxts[k] = ts end
+  window[k] = w
+end
+for i = 0, n - 1 do
+  local b = base + i * 7
+  local ip = ARGV[b + 1]
+  if ip ~= '' then
+    local ts = tonumber(ARGV[b + 5])
+    local id = ARGV[b + 6]
+    redis.call('ZADD', ip, ts, id)
+    redis.call('ZADD', ARGV[b + 2], ts, id)
+    redis.call('ZADD', ARGV[b + 3], ts, id)
+    if ARGV[b + 7] ~= '' then redis.call('PFADD', ARGV[b + 4], ARGV[b + 7]) end
+    touch(ip, ts, w24h)
+    touch(ARGV[b + 2], ts, w1h)
+    touch(ARGV[b + 3], ts, wdup)
+  end
+end
+local out = {}
+for i = 0, n - 1 do
+  local b = base + i * 7
+  local ip = ARGV[b + 1]
+  if ip == '' then
+    for _ = 1, 5 do out[#out + 1] = 0 end
+  else
+    local ts = tonumber(ARGV[b + 5])
+    local f = function(x) return string.format('%d', x) end
+    out[#out + 1] = redis.call('ZCOUNT', ip, '(' .. f(ts - w1m), f(ts))
+    out[#out + 1] = redis.call('ZCOUNT', ip, '(' .. f(ts - w24h), f(ts))
+    out[#out + 1] = redis.call('ZCOUNT', ARGV[b + 2], '(' .. f(ts - w1h), f(ts))
+    out[#out + 1] = redis.call('ZCOUNT', ARGV[b + 3], f(ts - wdup), f(ts))
+    out[#out + 1] = redis.call('PFCOUNT', ARGV[b + 4])
+    redis.call('PEXPIRE', ARGV[b + 4], 86400000 + late)
+  end
+end
+for k, ts in pairs(maxts) do
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. string.format('%d', ts - window[k] - late))
+  redis.call('PEXPIRE', k, window[k] + late)
+end
+return out
+`;
+
+/**
+ * Records the batch's clicks in the shared fraud state and reads each click's features (one
+ * script call per 1000 clicks). Idempotent under retries: sorted-set members are click ids (ZADD
+ * of the same click twice changes nothing) scored by event time, and every count is over an
+ * event-time window ending at the click's own ts. @throws RetriableError when Redis fails.
+ */
+export async function gatherFeatures(redis: Redis, keys: RedisKeys, clicks: ClickEvent[]): Promise<ClickFeatures[]> {
+  const L = FRAUD_LIMITS;
+  const out: ClickFeatures[] = [];
+  for (let start = 0; start < clicks.length; start += FEATURE_CHUNK) {
+    const chunk = clicks.slice(start, start + FEATURE_CHUNK);
+    const args: Array<string | number> = [
+      chunk.length,
+      L.ipVelocityWindowMs,
+      L.ipDailyWindowMs,
+      L.ipCampaignWindowMs,
+      L.duplicateWindowMs,
+      LATENESS_MS,
+    ];
+    for (const c of chunk) {
+      if (c.ip === '') args.push('', '', '', '', c.ts_ms, c.click_id, '');
+      else {
+        args.push(
+          keys.key('fraud', 'ip', c.ip),
+          keys.key('fraud', 'ipc', c.campaign_id, c.ip),
+          keys.key('fraud', 'ipl', c.link_code, c.ip),
+          keys.key('fraud', 'ipua', c.ip, utcDay(c.ts_ms)),
+          c.ts_ms,
+          c.click_id,
+          c.user_agent,
+        );
+      }
+    }
+    let res: number[];
+    try {
+      res = (await redis.eval(FEATURES_LUA, 0, ...args)) as number[];
+    } catch (err) {
+      throw new RetriableError(`fraud state: ${(err as Error).message}`);
+    }
+    for (let i = 0; i < chunk.length; i++) {
+      const r = i * 5;
+      out.push({
+        ip_clicks_1m: res[r]!,
+        ip_clicks_24h: res[r + 1]!,
+        ip_campaign_clicks_1h: res[r + 2]!,
+        ip_link_earlier: Math.max(0, res[r + 3]! - 1),
+        ip_user_agents_day: res[r + 4]!,
+      });
+    }
+  }
+  return out;
+}
+
+/** Scores a batch in the pool (one task for the whole batch). */
+export async function scoreFraud(pool: FraudPool, clicks: ClickEvent[], features: ClickFeatures[]) {
+  return pool.scoreBatch(
+    clicks.map((c, i) => ({ method: c.method, user_agent: c.user_agent, purpose: c.purpose, features: features[i]! })),
+  );
+}
+
+/** What the click store keeps per click for attribution (`keys.key('click', click_id)`, JSON). */
+export interface StoredClick {
+  campaign_id: number;
+  affiliate_id: number;
+  advertiser_id: number;
+  link_code: string;
+  ts_ms: number;
+  sub: [string, string, string, string, string];
+  ip: string;
+  country: string;
+  device: string;
+  invalid_reason: string;
+  fraud_score: number;
+  fraud_reasons: string[];
+}
+
+/** Key of a click in the attribution store. */
+export function clickKey(keys: RedisKeys, clickId: string): string {
+  return keys.key('click', clickId.toLowerCase());
+}
+
+/** One ClickHouse row of the `clicks` table. */
+export type ClickRow = Record<string, string | number | string[]>;
+
+/** 'YYYY-MM-DD HH:MM:SS.mmm' in UTC, the DateTime64(3, 'UTC') text form. */
+export function chTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+/** Builds the ClickHouse rows and the attribution records of a scored batch. */
+export function buildClicks(
+  clicks: ClickEvent[],
+  scored: ScoredClick[],
+  campaigns: Map<number, CampaignTerms>,
+  links: Map<string, LinkDefaults> = new Map(),
+): { rows: ClickRow[]; stored: StoredClick[] } {
+  const rows: ClickRow[] = [];
+  const stored: StoredClick[] = [];
+  for (let i = 0; i < clicks.length; i++) {
+    const c = clicks[i]!;
+    const s = scored[i]!;
+    const sub = subIds(c.query, links.get(c.link_code));
+    const country = '';
+    const flagged = c.invalid_reason !== '' || s.fraud_score >= FRAUD_THRESHOLD;
+    rows.push({
+      click_id: c.click_id,
+      ts: chTime(c.ts_ms),
+      received: chTime(c.received_ms),
+      link_code: c.link_code,
+      campaign_id: c.campaign_id,
+      affiliate_id: c.affiliate_id,
+      advertiser_id: c.advertiser_id,
+      currency: campaigns.get(c.campaign_id)?.currency ?? '',
+      ip: c.ip,
+      method: c.method,
+      sub1: sub[0],
+      sub2: sub[1],
+      sub3: sub[2],
+      sub4: sub[3],
+      sub5: sub[4],
+      user_agent: c.user_agent,
+      referer: c.referer,
+      country,
+      device: s.device,
+      os: s.os,
+      browser: s.browser,
+      invalid_reason: c.invalid_reason,
+      fraud_score: s.fraud_score,
+      fraud_reasons: s.fraud_reasons,
+      is_invalid: flagged ? 1 : 0,
+    });
+    stored.push({
+      campaign_id: c.campaign_id,
+      affiliate_id: c.affiliate_id,
+      advertiser_id: c.advertiser_id,
+      link_code: c.link_code,
+      ts_ms: c.ts_ms,
+      sub,
+      ip: c.ip,
+      country,
+      device: s.device,
+      invalid_reason: c.invalid_reason,
+      fraud_score: s.fraud_score,
+      fraud_reasons: s.fraud_reasons,
+    });
+  }
+  return { rows, stored };
+}
+
+/**
+ * Writes the attribution records (SET with PX). TTL: the campaign's attribution window (at least
+ * `defaultWindowDays`) plus one day, counted from now, so a click lives as long as any conversion
+ * could still be attributed to it. @throws RetriableError
+ */
+export async function storeClicks(
+  redis: Redis,
+  keys: RedisKeys,
+  clicks: ClickEvent[],
+  stored: StoredClick[],
+  campaigns: Map<number, CampaignTerms>,
+  defaultWindowDays: number,
+): Promise<void> {
+  if (clicks.length === 0) return;
+  const p = redis.pipeline();
+  for (let i = 0; i < clicks.length; i++) {
+    const days = Math.max(campaigns.get(clicks[i]!.campaign_id)?.attribution_window_days ?? 0, defaultWindowDays);
+    p.set(clickKey(keys, clicks[i]!.click_id), JSON.stringify(stored[i]), 'PX', (days + 1) * 86_400_000);
+  }
+  let res: Array<[Error | null, unknown]>;
+  try {
+    res = (await p.exec()) ?? [];
+  } catch (err) {
+    throw new RetriableError(`click store: ${(err as Error).message}`);
+  }
+  const failed = res.find(([e]) => e);
+  if (failed) throw new RetriableError(`click store: ${failed[0]!.message}`);
+}
+
+/** ClickHouse settings of every pipeline insert: deduplicate by token, also in the MVs' targets. */
+export function dedupSettings(token: string) {
+  return {
+    insert_deduplicate: 1,
+    insert_deduplication_token: token,
+    deduplicate_blocks_in_dependent_materialized_views: 1,
+  } as const;
+}
+
+/** Inserts rows idempotently: a retry with the same token adds nothing. */
+export async function insertRows(ch: ClickHouseClient, table: string, rows: ClickRow[], token: string): Promise<void> {
+  if (rows.length === 0) return;
+  await ch.insert({ table, values: rows, format: 'JSONEachRow', clickhouse_settings: dedupSettings(token) });
+}

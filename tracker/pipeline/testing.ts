@@ -1,0 +1,115 @@
+/**
+ * Fixtures for the pipeline's tests: seed rows and stream entries written exactly as the ingest
+ * writes them (`entryFields` + `encodeClick`/`encodeConversion`). Not part of the product.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis, RedisKeys, Sql } from '../../infra/index.ts';
+import { type ClickEvent, type ConversionEvent, encodeClick, encodeConversion, entryFields } from '../events.ts';
+
+export const PHONE_UA =
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
+
+export interface Seeded {
+  advertiserId: number;
+  affiliateId: number;
+  campaignId: number;
+  linkCode: string;
+}
+
+let seq = 0;
+
+/** Creates an advertiser, an affiliate, an active campaign (overridable columns) and a link. */
+export async function seedCampaign(sql: Sql, overrides: Record<string, unknown> = {}): Promise<Seeded> {
+  const { goals, ...campaign } = overrides;
+  const n = `${process.pid}_${++seq}_${Math.random().toString(36).slice(2, 8)}`;
+  const [adv] = await sql<{ id: number }[]>`
+    insert into users (role, name, email, password_hash) values ('advertiser', 'adv', ${`adv${n}@x.test`}, 'x') returning id`;
+  const [aff] = await sql<{ id: number }[]>`
+    insert into users (role, name, email, password_hash) values ('affiliate', 'aff', ${`aff${n}@x.test`}, 'x') returning id`;
+  const row = {
+    advertiser_id: adv!.id,
+    name: 'c',
+    destination_url: 'https://example.test/?c={click_id}',
+    payout_model: 'CPA',
+    currency: 'USD',
+    payout_amount: 500,
+    revenue_amount: 700,
+    status: 'active',
+    ...campaign,
+  };
+  const [c] = await sql<
+    { id: number }[]
+  >`insert into campaigns ${sql(row as unknown as Record<string, never>)} returning id`;
+  if (goals !== undefined) {
+    await sql`update campaigns set goals = ${JSON.stringify(goals)}::text::jsonb where id = ${c!.id}`;
+  }
+  const linkCode = `lnk_${n}`;
+  await sql`insert into links (code, campaign_id, affiliate_id, sub3) values (${linkCode}, ${c!.id}, ${aff!.id}, 'default3')`;
+  return { advertiserId: adv!.id, affiliateId: aff!.id, campaignId: c!.id, linkCode };
+}
+
+/** A valid click on the seeded link; `over` replaces any field. */
+export function makeClick(s: Seeded, over: Partial<ClickEvent> = {}): ClickEvent {
+  const now = Date.now();
+  return {
+    click_id: randomUUID(),
+    ts_ms: now,
+    received_ms: now,
+    link_code: s.linkCode,
+    campaign_id: s.campaignId,
+    affiliate_id: s.affiliateId,
+    advertiser_id: s.advertiserId,
+    ip: `10.0.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`,
+    method: 'GET',
+    query: 'sub1=alpha&sub2=beta',
+    user_agent: PHONE_UA,
+    referer: '',
+    accept_language: 'en',
+    purpose: '',
+    invalid_reason: '',
+    ...over,
+  };
+}
+
+/** A conversion of a click by the seeded advertiser; `over` replaces any field. */
+export function makeConversion(s: Seeded, clickId: string, over: Partial<ConversionEvent> = {}): ConversionEvent {
+  const now = Date.now();
+  return {
+    conversion_id: randomUUID(),
+    event_id: randomUUID(),
+    click_id: clickId,
+    advertiser_id: s.advertiserId,
+    goal: '',
+    amount_minor: -1,
+    currency: '',
+    status: 'approved',
+    event_time_ms: now,
+    received_ms: now,
+    ip: '192.0.2.1',
+    ...over,
+  };
+}
+
+/** XADDs one entry holding the given clicks to click partition `p`; returns the entry id. */
+export async function addClicks(redis: Redis, keys: RedisKeys, p: number, clicks: ClickEvent[]): Promise<string> {
+  return (await redis.xadd(keys.clicks(p), '*', ...entryFields(clicks.map(encodeClick)))) as string;
+}
+
+/** XADDs one entry holding the given conversions to conversion partition `p`; returns the entry id. */
+export async function addConversions(
+  redis: Redis,
+  keys: RedisKeys,
+  p: number,
+  convs: ConversionEvent[],
+): Promise<string> {
+  return (await redis.xadd(keys.conversions(p), '*', ...entryFields(convs.map(encodeConversion)))) as string;
+}
+
+/** Polls `check` every 25 ms until it returns true. @throws Error after `timeoutMs` with `what`. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000) {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -1,0 +1,243 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { AppError, type ClickHouseClient } from '../../infra/index.ts';
+import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { chTime, insertRows } from '../pipeline/clicks.ts';
+import { createReports, type ReportQuery, type ReportRow, type Reports, reportSql } from './reports.ts';
+
+let env: TestEnv;
+let ch: ClickHouseClient;
+let reports: Reports;
+
+const H = 3_600_000;
+/** 2017-11-06 16:30 UTC = 2017-11-07 00:30 in Shanghai = 2017-11-06 22:00 in Kolkata. */
+const T0 = Date.UTC(2017, 10, 6, 16, 30, 0);
+
+function clickRow(o: {
+  ts: number;
+  campaign: number;
+  advertiser?: number;
+  affiliate?: number;
+  ip: string;
+  link?: string;
+  currency?: string;
+  invalid?: boolean;
+  sub1?: string;
+  device?: string;
+}) {
+  return {
+    click_id: randomUUID(),
+    ts: chTime(o.ts),
+    received: chTime(o.ts),
+    link_code: o.link ?? `l${o.campaign}`,
+    campaign_id: o.campaign,
+    affiliate_id: o.affiliate ?? 7,
+    advertiser_id: o.advertiser ?? 1,
+    currency: o.currency ?? 'USD',
+    ip: o.ip,
+    sub1: o.sub1 ?? '',
+    device: o.device ?? 'mobile',
+    fraud_reasons: o.invalid ? ['duplicate_click'] : [],
+    fraud_score: o.invalid ? 0.6 : 0,
+    is_invalid: o.invalid ? 1 : 0,
+  };
+}
+
+function convRow(o: {
+  ts: number;
+  campaign: number;
+  advertiser?: number;
+  payout: number;
+  revenue: number;
+  currency?: string;
+  status?: string;
+  sub1?: string;
+}) {
+  return {
+    conversion_id: randomUUID(),
+    event_id: randomUUID(),
+    click_id: randomUUID(),
+    advertiser_id: o.advertiser ?? 1,
+    campaign_id: o.campaign,
+    affiliate_id: 7,
+    status: o.status ?? 'approved',
+    amount: -1,
+    currency: o.currency ?? 'USD',
+    payout: o.payout,
+    revenue: o.revenue,
+    event_time: chTime(o.ts),
+    click_time: chTime(o.ts - H),
+    sub1: o.sub1 ?? '',
+    device: 'mobile',
+  };
+}
+
+const q = (over: Partial<ReportQuery>): ReportQuery => ({
+  group_by: 'day',
+  from: '2017-11-06',
+  to: '2017-11-08',
+  tz: 'UTC',
+  page: 1,
+  per_page: 100,
+  ...over,
+});
+
+const pick = (rows: ReportRow[]) =>
+  rows.map((r) => [r.key, r.currency, r.clicks, r.unique_clicks, r.invalid_clicks, r.conversions, r.payout]);
+
+before(async () => {
+  env = await createTestEnv({ clickhouse: true });
+  ch = env.ch!;
+  reports = createReports(ch);
+  await insertRows(
+    ch,
+    'clicks',
+    [
+      clickRow({ ts: T0, campaign: 10, ip: 'a', sub1: 's1' }),
+      clickRow({ ts: T0 + 60_000, campaign: 10, ip: 'a', sub1: 's1', invalid: true }), // same IP + link, same day
+      clickRow({ ts: T0 + 2 * H, campaign: 10, ip: 'b', sub1: 's2', device: 'desktop' }),
+      clickRow({ ts: T0 + 24 * H, campaign: 10, ip: 'a', sub1: 's1' }), // same IP + link, next day
+      clickRow({ ts: T0, campaign: 20, ip: 'c', currency: 'EUR' }),
+      clickRow({ ts: T0, campaign: 30, advertiser: 2, ip: 'd' }),
+    ],
+    'seed-clicks',
+  );
+  await insertRows(
+    ch,
+    'conversions',
+    [
+      convRow({ ts: T0 + H, campaign: 10, payout: 500, revenue: 700, sub1: 's1' }),
+      convRow({ ts: T0 + 25 * H, campaign: 10, payout: 500, revenue: 700, sub1: 's1', status: 'pending' }),
+      convRow({ ts: T0 + H, campaign: 10, payout: 999, revenue: 999, status: 'rejected' }),
+      convRow({ ts: T0 + H, campaign: 20, payout: 100, revenue: 150, currency: 'EUR' }),
+    ],
+    'seed-conversions',
+  );
+});
+
+after(async () => {
+  await env?.close();
+});
+
+describe('createReports().report', () => {
+  test('by day in UTC: clicks, unique clicks per IP+link per day, invalid clicks, accepted conversions, per currency', async () => {
+    const r = await reports.report(q({ group_by: 'day' }));
+    assert.deepEqual(pick(r.rows), [
+      ['2017-11-06', 'EUR', 1, 1, 0, 1, 100],
+      ['2017-11-06', 'USD', 4, 3, 1, 1, 500],
+      ['2017-11-07', 'USD', 1, 1, 0, 1, 500],
+    ]);
+    assert.equal(r.total, 3);
+    const usd = r.rows[1]!;
+    assert.equal(usd.cr, 0.25);
+    assert.equal(usd.epc, 125);
+    assert.equal(usd.revenue, 700);
+    assert.equal(usd.profit, 200);
+  });
+
+  test('a day is a day of the requested time zone (aggregates and raw tables agree)', async () => {
+    const shanghai = await reports.report(q({ group_by: 'day', tz: 'Asia/Shanghai' }));
+    assert.deepEqual(pick(shanghai.rows), [
+      ['2017-11-07', 'EUR', 1, 1, 0, 1, 100],
+      ['2017-11-07', 'USD', 4, 3, 1, 1, 500],
+      ['2017-11-08', 'USD', 1, 1, 0, 1, 500],
+    ]);
+    // Kolkata (+05:30) cannot use hourly aggregates; 16:30 UTC is 22:00 there, 18:30 UTC is 00:00 next day.
+    const kolkata = await reports.report(q({ group_by: 'day', tz: 'Asia/Kolkata' }));
+    assert.deepEqual(pick(kolkata.rows), [
+      ['2017-11-06', 'EUR', 1, 1, 0, 1, 100],
+      ['2017-11-06', 'USD', 3, 2, 1, 1, 500],
+      ['2017-11-07', 'USD', 2, 2, 0, 1, 500],
+    ]);
+    const sum = (rows: ReportRow[]) => rows.reduce((n, x) => n + x.clicks, 0);
+    assert.equal(sum(kolkata.rows), 6);
+    for (const tz of ['UTC', 'Asia/Shanghai', 'America/New_York']) {
+      for (const group_by of ['day', 'hour', 'campaign', 'affiliate'] as const) {
+        const query = q({ group_by, tz });
+        const params = {
+          tz,
+          from: '2017-11-06 00:00:00',
+          until: '2017-11-09 00:00:00',
+          limit: 100,
+          offset: 0,
+        };
+        const run = async (agg: boolean) =>
+          (
+            await (
+              await ch.query({
+                query: reportSql(query, agg),
+                query_params: params,
+                format: 'JSONEachRow',
+                clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+              })
+            ).json()
+          ).map((x) => JSON.stringify(x));
+        assert.deepEqual(await run(true), await run(false), `${group_by} in ${tz}`);
+      }
+    }
+  });
+
+  test('by hour, campaign, sub1 and device', async () => {
+    const hour = await reports.report(q({ group_by: 'hour', campaign_id: 10 }));
+    assert.deepEqual(pick(hour.rows), [
+      ['2017-11-06 16:00', 'USD', 2, 1, 1, 0, 0],
+      ['2017-11-06 17:00', 'USD', 0, 0, 0, 1, 500],
+      ['2017-11-06 18:00', 'USD', 1, 1, 0, 0, 0],
+      ['2017-11-07 16:00', 'USD', 1, 1, 0, 0, 0],
+      ['2017-11-07 17:00', 'USD', 0, 0, 0, 1, 500],
+    ]);
+    const byCampaign = await reports.report(q({ group_by: 'campaign' }));
+    assert.deepEqual(pick(byCampaign.rows), [
+      ['10', 'USD', 4, 3, 1, 2, 1000],
+      ['20', 'EUR', 1, 1, 0, 1, 100],
+      ['30', 'USD', 1, 1, 0, 0, 0],
+    ]);
+    const bySub = await reports.report(q({ group_by: 'sub1', campaign_id: 10 }));
+    assert.deepEqual(pick(bySub.rows), [
+      ['s1', 'USD', 3, 2, 1, 2, 1000],
+      ['s2', 'USD', 1, 1, 0, 0, 0],
+    ]);
+    const byDevice = await reports.report(q({ group_by: 'device', advertiser_id: 1 }));
+    assert.deepEqual(
+      byDevice.rows.map((r) => [r.key, r.currency, r.clicks]),
+      [
+        ['mobile', 'USD', 3],
+        ['mobile', 'EUR', 1],
+        ['desktop', 'USD', 1],
+      ],
+    );
+  });
+
+  test('advertiser scope, filters and pagination with a total', async () => {
+    const scoped = await reports.report(q({ group_by: 'campaign', advertiser_id: 2 }));
+    assert.deepEqual(pick(scoped.rows), [['30', 'USD', 1, 1, 0, 0, 0]]);
+    const p2 = await reports.report(q({ group_by: 'campaign', per_page: 1, page: 2 }));
+    assert.deepEqual(pick(p2.rows), [['20', 'EUR', 1, 1, 0, 1, 100]]);
+    assert.equal(p2.total, 3);
+    const past = await reports.report(q({ group_by: 'campaign', per_page: 2, page: 5 }));
+    assert.deepEqual(past, { rows: [], total: 3 });
+    const empty = await reports.report(q({ from: '2020-01-01', to: '2020-01-02' }));
+    assert.deepEqual(empty, { rows: [], total: 0 });
+  });
+
+  const bad: Array<[string, Partial<ReportQuery>, string]> = [
+    ['unknown group_by', { group_by: 'os' as never }, 'group_by'],
+    ['malformed date', { from: '2017-13-01' }, 'from'],
+    ['to before from', { from: '2017-11-08', to: '2017-11-06' }, 'to'],
+    ['unknown time zone', { tz: 'Mars/Olympus' }, 'tz'],
+    ['per_page above 1000', { per_page: 1001 }, 'per_page'],
+    ['page 0', { page: 0 }, 'page'],
+    ['negative campaign id', { campaign_id: -1 }, 'campaign_id'],
+  ];
+  for (const [name, over, field] of bad) {
+    test(`rejects ${name} with VALIDATION_ERROR`, async () => {
+      await assert.rejects(reports.report(q(over)), (err: unknown) => {
+        assert.ok(err instanceof AppError);
+        assert.equal(err.code, 'VALIDATION_ERROR');
+        assert.deepEqual(err.details, { field });
+        return true;
+      });
+    });
+  }
+});

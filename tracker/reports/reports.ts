@@ -1,0 +1,265 @@
+/**
+ * Reports over ClickHouse (contract 4): clicks, unique clicks, invalid clicks, conversions, CR,
+ * revenue, payout, profit and EPC, grouped by one dimension, per currency.
+ *
+ * Groupings by day, hour, campaign or affiliate read the hourly aggregates (`stats_hourly`) when
+ * the time zone's offset is a whole number of hours over the whole range (then every local day
+ * is a union of UTC hours); everything else reads the raw `clicks` and `conversions` tables.
+ * Clicks count on click time, conversions on conversion event time; only accepted conversions
+ * (status pending or approved) count. Unique clicks: distinct (IP, link) per local day, summed
+ * over days (per hour when grouped by hour).
+ */
+import { AppError, type ClickHouseClient } from '../../infra/index.ts';
+
+export type ReportGroupBy =
+  | 'day'
+  | 'hour'
+  | 'campaign'
+  | 'affiliate'
+  | 'sub1'
+  | 'sub2'
+  | 'sub3'
+  | 'sub4'
+  | 'sub5'
+  | 'country'
+  | 'device';
+
+export const REPORT_GROUP_BY: readonly ReportGroupBy[] = [
+  'day',
+  'hour',
+  'campaign',
+  'affiliate',
+  'sub1',
+  'sub2',
+  'sub3',
+  'sub4',
+  'sub5',
+  'country',
+  'device',
+];
+
+export interface ReportQuery {
+  group_by: ReportGroupBy;
+  /** 'YYYY-MM-DD', inclusive, in tz. */
+  from: string;
+  /** 'YYYY-MM-DD', inclusive, in tz. */
+  to: string;
+  /** IANA time zone, e.g. 'UTC', 'Asia/Shanghai'. */
+  tz: string;
+  campaign_id?: number;
+  affiliate_id?: number;
+  /** Scope: set for advertisers (only their campaigns). */
+  advertiser_id?: number;
+  /** 1-based. */
+  page: number;
+  /** At most 1000. */
+  per_page: number;
+}
+
+export interface ReportRow {
+  /** The group value ('2017-11-07', '2017-11-07 13:00', '42', 'ios', …). */
+  key: string;
+  /** Money metrics are per currency ('' when the row has no money). */
+  currency: string;
+  clicks: number;
+  unique_clicks: number;
+  /** Ingest-invalid or fraud-flagged clicks. */
+  invalid_clicks: number;
+  conversions: number;
+  /** conversions / clicks, rounded to 6 decimals (0 without clicks). */
+  cr: number;
+  /** Minor units. */
+  revenue: number;
+  payout: number;
+  profit: number;
+  /** payout per click in minor units, rounded to 4 decimals (0 without clicks). */
+  epc: number;
+}
+
+export interface Reports {
+  /** @throws AppError VALIDATION_ERROR for a bad query. */
+  report(q: ReportQuery): Promise<{ rows: ReportRow[]; total: number }>;
+}
+
+/** Longest range one report may cover, days. */
+export const MAX_REPORT_DAYS = 3_660;
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+function parseDay(s: string, field: string): number {
+  const ms = DATE.test(s) ? Date.parse(`${s}T00:00:00Z`) : Number.NaN;
+  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== s) {
+    throw new AppError('VALIDATION_ERROR', `${field} must be a date YYYY-MM-DD`, { field });
+  }
+  return ms;
+}
+
+function bad(field: string, message: string): never {
+  throw new AppError('VALIDATION_ERROR', message, { field });
+}
+
+/** Offset of `tz` from UTC at an instant, minutes (e.g. 330 for Asia/Kolkata). */
+function offsetMinutes(fmt: Intl.DateTimeFormat, ms: number): number {
+  const name = fmt.formatToParts(new Date(ms)).find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
+  const m = /GMT([+-])(\d{2}):?(\d{2})?/.exec(name);
+  if (!m) return 0;
+  return (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3] ?? 0));
+}
+
+/** Whether every local day of the range is made of whole UTC hours in `tz`. */
+function wholeHourOffsets(tz: string, fromMs: number, toMs: number): boolean {
+  const fmt = new Intl.DateTimeFormat('en-US', { timeZone: tz, timeZoneName: 'longOffset' });
+  for (let t = fromMs - 86_400_000; t <= toMs + 2 * 86_400_000; t += 43_200_000) {
+    if (offsetMinutes(fmt, t) % 60 !== 0) return false;
+  }
+  return true;
+}
+
+/** Validates a query. @throws AppError VALIDATION_ERROR */
+export function validateReportQuery(q: ReportQuery): { fromMs: number; toMs: number } {
+  if (!REPORT_GROUP_BY.includes(q.group_by)) bad('group_by', `group_by must be one of ${REPORT_GROUP_BY.join(', ')}`);
+  const fromMs = parseDay(q.from, 'from');
+  const toMs = parseDay(q.to, 'to');
+  if (toMs < fromMs) bad('to', 'to must not be before from');
+  if ((toMs - fromMs) / 86_400_000 >= MAX_REPORT_DAYS) bad('to', `a report covers at most ${MAX_REPORT_DAYS} days`);
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: q.tz });
+  } catch {
+    bad('tz', 'tz must be an IANA time zone');
+  }
+  if (!Number.isSafeInteger(q.page) || q.page < 1) bad('page', 'page must be an integer >= 1');
+  if (!Number.isSafeInteger(q.per_page) || q.per_page < 1 || q.per_page > 1000) {
+    bad('per_page', 'per_page must be an integer between 1 and 1000');
+  }
+  for (const f of ['campaign_id', 'affiliate_id', 'advertiser_id'] as const) {
+    const v = q[f];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) bad(f, `${f} must be a non-negative integer`);
+  }
+  return { fromMs, toMs };
+}
+
+/** The group expression over a time column `t` (DateTime/DateTime64) of a table. */
+function keyExpr(g: ReportGroupBy, t: string): string {
+  switch (g) {
+    case 'day':
+      return `toString(toDate(${t}, {tz:String}))`;
+    case 'hour':
+      return `formatDateTime(toStartOfHour(${t}, {tz:String}), '%Y-%m-%d %H:00', {tz:String})`;
+    case 'campaign':
+      return 'toString(campaign_id)';
+    case 'affiliate':
+      return 'toString(affiliate_id)';
+    default:
+      return g;
+  }
+}
+
+function filters(q: ReportQuery): string {
+  const f: string[] = [];
+  if (q.campaign_id !== undefined) f.push('campaign_id = {campaign_id:UInt64}');
+  if (q.affiliate_id !== undefined) f.push('affiliate_id = {affiliate_id:UInt64}');
+  if (q.advertiser_id !== undefined) f.push('advertiser_id = {advertiser_id:UInt64}');
+  return f.map((x) => ` AND ${x}`).join('');
+}
+
+function range(t: string): string {
+  return `${t} >= toDateTime64({from:String}, 3, {tz:String}) AND ${t} < toDateTime64({until:String}, 3, {tz:String})`;
+}
+
+/** Builds the SQL of a report (exported for tests); every value is a query parameter. */
+export function reportSql(q: ReportQuery, useAggregates: boolean): string {
+  const f = filters(q);
+  const order =
+    q.group_by === 'day' || q.group_by === 'hour' ? 'key, currency' : 'clicks DESC, conversions DESC, key, currency';
+  const unique = q.group_by === 'hour' ? 'toStartOfHour(ts, {tz:String})' : 'toDate(ts, {tz:String})';
+  const inner = useAggregates
+    ? `SELECT key, currency, sum(c) AS clicks, sum(u) AS unique_clicks, sum(i) AS invalid_clicks,
+         sum(v) AS conversions, sum(r) AS revenue, sum(p) AS payout
+       FROM (
+         SELECT ${keyExpr(q.group_by, 'hour')} AS key, currency,
+           ${q.group_by === 'hour' ? 'hour' : 'toDate(hour, {tz:String})'} AS bucket,
+           sum(clicks) AS c, uniqExactMerge(unique_state) AS u, sum(invalid_clicks) AS i,
+           sum(conversions) AS v, sum(revenue) AS r, sum(payout) AS p
+         FROM stats_hourly
+         WHERE ${range('hour')}${f}
+         GROUP BY key, currency, bucket)
+       GROUP BY key, currency`
+    : `SELECT key, currency, sum(c) AS clicks, sum(u) AS unique_clicks, sum(i) AS invalid_clicks,
+         sum(v) AS conversions, sum(r) AS revenue, sum(p) AS payout
+       FROM (
+         SELECT ${keyExpr(q.group_by, 'ts')} AS key, currency, count() AS c,
+           uniqExact(ip, link_code, ${unique}) AS u, countIf(is_invalid = 1) AS i,
+           toUInt64(0) AS v, toInt64(0) AS r, toInt64(0) AS p
+         FROM clicks WHERE ${range('ts')}${f}
+         GROUP BY key, currency
+         UNION ALL
+         SELECT ${keyExpr(q.group_by, 'event_time')} AS key, currency, toUInt64(0), toUInt64(0), toUInt64(0),
+           count(), toInt64(sum(revenue)), toInt64(sum(payout))
+         FROM conversions WHERE status IN ('pending', 'approved') AND ${range('event_time')}${f}
+         GROUP BY key, currency)
+       GROUP BY key, currency`;
+  return `SELECT key, currency, clicks, unique_clicks, invalid_clicks, conversions, revenue, payout,
+      count() OVER () AS total
+    FROM (${inner})
+    ORDER BY ${order}
+    LIMIT {limit:UInt32} OFFSET {offset:UInt64}`;
+}
+
+const round = (x: number, digits: number) => {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+};
+
+/** Creates the report functions over a ClickHouse client (server or chDB). */
+export function createReports(ch: ClickHouseClient): Reports {
+  return {
+    async report(q) {
+      const { fromMs, toMs } = validateReportQuery(q);
+      const timeGroup = ['day', 'hour', 'campaign', 'affiliate'].includes(q.group_by);
+      const useAggregates = timeGroup && wholeHourOffsets(q.tz, fromMs, toMs);
+      const until = new Date(toMs + 86_400_000).toISOString().slice(0, 10);
+      const rs = await ch.query({
+        query: reportSql(q, useAggregates),
+        format: 'JSONEachRow',
+        query_params: {
+          tz: q.tz,
+          from: `${q.from} 00:00:00`,
+          until: `${until} 00:00:00`,
+          campaign_id: q.campaign_id,
+          affiliate_id: q.affiliate_id,
+          advertiser_id: q.advertiser_id,
+          limit: q.per_page,
+          offset: (q.page - 1) * q.per_page,
+        },
+        clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+      });
+      const raw = await rs.json<Record<string, string | number>>();
+      let total = raw.length > 0 ? Number(raw[0]!.total) : 0;
+      if (raw.length === 0 && q.page > 1) {
+        // Past the last page: still report the total.
+        const first = await this.report({ ...q, page: 1, per_page: 1 });
+        total = first.total;
+      }
+      const rows = raw.map((r): ReportRow => {
+        const clicks = Number(r.clicks);
+        const conversions = Number(r.conversions);
+        const revenue = Number(r.revenue);
+        const payout = Number(r.payout);
+        return {
+          key: String(r.key),
+          currency: String(r.currency),
+          clicks,
+          unique_clicks: Number(r.unique_clicks),
+          invalid_clicks: Number(r.invalid_clicks),
+          conversions,
+          cr: clicks > 0 ? round(conversions / clicks, 6) : 0,
+          revenue,
+          payout,
+          profit: revenue - payout,
+          epc: clicks > 0 ? round(payout / clicks, 4) : 0,
+        };
+      });
+      return { rows, total };
+    },
+  };
+}
