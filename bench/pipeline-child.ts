@@ -10,7 +10,6 @@
  */
 import path from 'node:path';
 import {
-  type ClickHouseClient,
   createClickHouse,
   createLogger,
   createRedis,
@@ -19,24 +18,13 @@ import {
   migrateClickHouse,
   migratePostgres,
 } from '../infra/index.ts';
+import { createReports, startPipeline } from '../tracker/index.ts';
 
 const config = loadConfig(process.env);
 const chdbDir = process.env.BENCH_CHDB_DIR ?? path.join(config.DATA_DIR, 'clickhouse');
 const pollMs = Number(process.env.BENCH_POLL_MS ?? 50);
 if (!config.DATABASE_URL || !config.REDIS_URL) throw new Error('DATABASE_URL and REDIS_URL are required');
 const logger = createLogger({ level: config.LOG_LEVEL });
-
-// The pipeline lands on main while the bench is written: load it by a computed specifier so this file
-// type-checks on either side of that merge; its shape is checked at run time.
-const trackerSpec = '../tracker/index.ts';
-const tracker = (await import(trackerSpec)) as Record<string, unknown>;
-type StartPipeline = (
-  deps: Record<string, unknown>,
-) => Promise<{ stop?: () => Promise<void>; close?: () => Promise<void> }>;
-const startPipeline = tracker.startPipeline as StartPipeline | undefined;
-if (typeof startPipeline !== 'function') throw new Error('tracker/index.ts does not export startPipeline');
-type Reports = { report(q: Record<string, unknown>): Promise<{ rows: Array<{ clicks: number }>; total: number }> };
-const createReports = tracker.createReports as ((ch: ClickHouseClient) => Reports) | undefined;
 
 const ch = createClickHouse({ chdbPath: chdbDir });
 await migrateClickHouse(ch);
@@ -45,7 +33,7 @@ await migratePostgres(sql);
 const redis = createRedis(config.REDIS_URL);
 const pipeline = await startPipeline({ config, logger, ch, sql, redis });
 
-const reports = createReports?.(ch);
+const reports = createReports(ch);
 const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
 
 /** Clicks stored in ClickHouse now. */
@@ -55,17 +43,16 @@ async function countClicks(): Promise<number> {
   return Number(row?.n ?? 0);
 }
 
-/** Clicks a report counts now (the definition of "queryable" for a user), or null without reports. */
+/** Clicks a report counts now (the definition of "queryable" for a user). */
 async function reportClicks(): Promise<number | null> {
-  if (!reports) return null;
-  const q = { group_by: 'day', from: day(-1), to: day(1), tz: 'UTC', page: 1, per_page: 10 };
+  const q = { group_by: 'day' as const, from: day(-1), to: day(1), tz: 'UTC', page: 1, per_page: 10 };
   const { rows } = await reports.report(q);
   return rows.reduce((s, r) => s + r.clicks, 0);
 }
 
 let stopping = false;
 let lastReport = 0;
-process.send?.({ type: 'ready', port: 0, counting: reports ? 'reports' : 'count()' });
+process.send?.({ type: 'ready', port: 0 });
 void (async () => {
   while (!stopping) {
     const t0 = performance.now();
@@ -93,7 +80,7 @@ void (async () => {
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
-  await (pipeline.stop ?? pipeline.close)?.call(pipeline);
+  await pipeline.close();
   await sql.end({ timeout: 2 });
   redis.disconnect();
   await ch.close();
