@@ -203,18 +203,18 @@ export async function runPipelineScenario(o: PipelineScenarioOptions): Promise<P
     // The slope while the pipeline was the bottleneck: from its first counted batch until it caught up.
     const s = pipe.samples;
     const first = s.find((x) => x.count > countedBefore) ?? s[0];
-    let caught = s.find((x) => {
-      const arrived = arrivals.filter((a) => a <= x.t_ms).length;
-      return x.count >= countedBefore + backlogClicks + arrived;
-    });
-    caught ??= s.at(-1);
+    // Arrivals and samples are both in time order: walk them together.
+    const expected: number[] = [];
+    let a = 0;
+    for (const x of s) {
+      while (a < arrivals.length && arrivals[a]! <= x.t_ms) a++;
+      expected.push(countedBefore + backlogClicks + a);
+    }
+    const caughtAt = s.findIndex((x, i) => x.count >= expected[i]!);
+    const caught = caughtAt >= 0 ? s[caughtAt] : s.at(-1);
     const rows = first && caught && caught.t_ms > first.t_ms ? caught.count - first.count : 0;
     const secs = first && caught ? (caught.t_ms - first.t_ms) / 1000 : 0;
-    let maxLag = 0;
-    for (const x of s) {
-      const arrived = arrivals.filter((a) => a <= x.t_ms).length;
-      maxLag = Math.max(maxLag, countedBefore + backlogClicks + arrived - x.count);
-    }
+    const maxLag = s.reduce((m, x, i) => Math.max(m, expected[i]! - x.count), 0);
     // Let one more report poll land after catching up, then compare it with the table count.
     await sleep(2_200);
     const agree =
