@@ -307,10 +307,10 @@ export function renderSvg(res: BenchResults): string {
   const rows = res.scenarios.filter((s) => s.load);
   const rowH = 34;
   const top = 56;
-  const labelW = 210;
+  const labelW = 270;
   const panelW = 330;
   const gap = 40;
-  const width = labelW + panelW + gap + labelW - 120 + panelW + 20;
+  const width = labelW + panelW + gap + panelW + 40;
   const height = top + Math.max(1, rows.length) * rowH + 40;
   const maxRps = Math.max(1, ...rows.map((s) => s.load!.rps));
   const lat = (s: ScenarioResult) => {
@@ -330,19 +330,24 @@ export function renderSvg(res: BenchResults): string {
     `<text x="${labelW}" y="44" font-weight="bold">Throughput (req/s, higher is better)</text>`,
   );
   const x2 = labelW + panelW + gap;
-  parts.push(`<text x="${x2}" y="44" font-weight="bold">Latency ms: p50 / p99 / p99.9 (lower is better)</text>`);
+  parts.push(
+    `<text x="${x2}" y="44" font-weight="bold">Latency ms, log scale: p50 / p99 / p99.9 (lower is better)</text>`,
+  );
+  // Log scale from 0.1 ms: tails of hundreds of ms must not flatten sub-millisecond medians to nothing.
+  const logW = (v: number) =>
+    (Math.log10(Math.max(v, 0.1) / 0.1) / Math.log10(Math.max(maxLat, 1) / 0.1)) * (panelW - 60);
   rows.forEach((s, i) => {
     const y = top + i * rowH;
     const l = s.load!;
     const w = Math.max(1, (l.rps / maxRps) * (panelW - 70));
     parts.push(
-      `<text x="${labelW - 8}" y="${y + 20}" text-anchor="end">${esc(s.label)}</text>`,
+      `<text x="${labelW - 8}" y="${y + 20}" text-anchor="end">${esc(s.label.length > 40 ? `${s.label.slice(0, 39)}…` : s.label)}</text>`,
       `<rect x="${labelW}" y="${y + 6}" width="${w.toFixed(1)}" height="20" fill="#59a14f"/>`,
       `<text x="${(labelW + w + 4).toFixed(1)}" y="${y + 20}">${Math.round(l.rps)}</text>`,
     );
     lat(s).forEach((v, k) => {
       if (!Number.isFinite(v)) return;
-      const bw = Math.max(1, (v / maxLat) * (panelW - 60));
+      const bw = Math.max(1, logW(v));
       parts.push(
         `<rect x="${x2}" y="${y + 3 + k * 9}" width="${bw.toFixed(1)}" height="8" fill="${colors[k]}"/>`,
         `<text x="${(x2 + bw + 4).toFixed(1)}" y="${y + 10 + k * 9}" font-size="9">${fmt(v)}</text>`,

@@ -287,7 +287,7 @@ async function main(): Promise<void> {
   if (!trackerAvailable) {
     for (const [id, label] of [
       ['click', 'our click path'],
-      ['conversion', 'conversions POST /api/v1/track/conversion'],
+      ['conversion', 'conversions (POST /api/v1/track/conversion)'],
       ['click-fixed-rate', 'our click path at ~70% of max'],
     ] as const) {
       if (want(id.split('-')[0]!)) record(id, label, undefined, 'tracker/main.ts is not on this branch yet');
@@ -318,7 +318,7 @@ async function main(): Promise<void> {
           serverPids: [t.pid],
           onTick: tick,
         });
-        record('conversion', 'conversions POST /api/v1/track/conversion', l);
+        record('conversion', 'conversions (POST /api/v1/track/conversion)', l);
         if (l.errors > 0 && l.rps === 0) notes.push('Every conversion post was refused: check the token scheme.');
         await resetStreams(redis, svc.prefix);
         done(D.conversion);
