@@ -25,6 +25,9 @@ const reports: Reports = {
     };
     return { rows: [row], total: 1 };
   },
+  async clickLog() {
+    return { rows: [], total: 0 };
+  },
 };
 const balances = new Map<number, number>();
 

@@ -18,50 +18,17 @@ export interface Principal {
   mode: 'live' | 'test';
 }
 
-// --- Contract 4 (CONTRACTS.md): implemented by tracker/reports; defined here until it lands. ---
-export type ReportGroupBy =
-  | 'day'
-  | 'hour'
-  | 'campaign'
-  | 'affiliate'
-  | 'sub1'
-  | 'sub2'
-  | 'sub3'
-  | 'sub4'
-  | 'sub5'
-  | 'country'
-  | 'device';
-export interface ReportQuery {
-  group_by: ReportGroupBy;
-  /** 'YYYY-MM-DD', inclusive, in tz. */
-  from: string;
-  /** 'YYYY-MM-DD', inclusive, in tz. */
-  to: string;
-  /** IANA time zone. */
-  tz: string;
-  campaign_id?: number;
-  affiliate_id?: number;
-  /** Scope: set for advertisers (only their campaigns). */
-  advertiser_id?: number;
-  page: number;
-  per_page: number;
-}
-export interface ReportRow {
-  key: string;
-  currency: string;
-  clicks: number;
-  unique_clicks: number;
-  invalid_clicks: number;
-  conversions: number;
-  cr: number;
-  revenue: number;
-  payout: number;
-  profit: number;
-  epc: number;
-}
-export interface Reports {
-  report(q: ReportQuery): Promise<{ rows: ReportRow[]; total: number }>;
-}
+/** Report types: contract 4, implemented by `tracker/reports` (`createReports`). */
+import type { Reports } from '../tracker/index.ts';
+
+export type {
+  ClickLogQuery,
+  ClickLogRow,
+  ReportGroupBy,
+  ReportQuery,
+  ReportRow,
+  Reports,
+} from '../tracker/index.ts';
 
 /** Ledger seam: the advertiser's spendable balance in minor units of `currency`. */
 export interface Wallet {

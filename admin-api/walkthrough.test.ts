@@ -17,6 +17,9 @@ before(async () => {
         asked.push(q);
         return { rows: [], total: 0 };
       },
+      async clickLog() {
+        return { rows: [], total: 0 };
+      },
     },
   });
 });

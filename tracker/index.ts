@@ -38,6 +38,8 @@ export {
 } from './pipeline/runner.ts';
 export { ensureStreamGroups, GROUP as PIPELINE_GROUP } from './pipeline/streams.ts';
 export {
+  type ClickLogQuery,
+  type ClickLogRow,
   createReports,
   MAX_REPORT_DAYS,
   REPORT_GROUP_BY,

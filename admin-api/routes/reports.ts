@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
 import { paged, type Route, route } from '../http.ts';
-import type { ReportQuery, ReportRow } from '../types.ts';
+import type { ClickLogQuery, ReportQuery, ReportRow } from '../types.ts';
 import { visibleCampaign } from './campaigns.ts';
 
 const isoDate = z
@@ -24,6 +24,26 @@ function validTz(tz: string): boolean {
 /** Longest report range, days. */
 export const MAX_REPORT_DAYS = 366;
 
+const rangeQuery = {
+  from: isoDate,
+  to: isoDate,
+  tz: z.string().max(64).refine(validTz, 'must be an IANA time zone').default('UTC'),
+  campaign_id: z.coerce.number().int().min(1).optional(),
+  affiliate_id: z.coerce.number().int().min(1).optional(),
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
+  per_page: z.coerce.number().int().min(1).max(1000).default(100),
+};
+
+function checkRange(q: { from: string; to: string }, ctx: z.RefinementCtx): void {
+  const days = (Date.parse(q.to) - Date.parse(q.from)) / 86_400_000;
+  if (days < 0) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must not be before from' });
+  else if (days >= MAX_REPORT_DAYS)
+    ctx.addIssue({ code: 'custom', path: ['to'], message: `range is limited to ${MAX_REPORT_DAYS} days` });
+}
+
+/** Query of the raw click log: a report range without grouping. */
+export const clickLogQuery = z.object(rangeQuery).superRefine(checkRange);
+
 export const reportQuery = z
   .object({
     group_by: z.enum([
@@ -39,20 +59,9 @@ export const reportQuery = z
       'country',
       'device',
     ]),
-    from: isoDate,
-    to: isoDate,
-    tz: z.string().max(64).refine(validTz, 'must be an IANA time zone').default('UTC'),
-    campaign_id: z.coerce.number().int().min(1).optional(),
-    affiliate_id: z.coerce.number().int().min(1).optional(),
-    page: z.coerce.number().int().min(1).max(1_000_000).default(1),
-    per_page: z.coerce.number().int().min(1).max(1000).default(100),
+    ...rangeQuery,
   })
-  .superRefine((q, ctx) => {
-    const days = (Date.parse(q.to) - Date.parse(q.from)) / 86_400_000;
-    if (days < 0) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must not be before from' });
-    else if (days >= MAX_REPORT_DAYS)
-      ctx.addIssue({ code: 'custom', path: ['to'], message: `range is limited to ${MAX_REPORT_DAYS} days` });
-  });
+  .superRefine(checkRange);
 
 const COLUMNS = [
   'key',
@@ -113,6 +122,24 @@ export function reportRoutes(): Route<never, never>[] {
           return undefined;
         }
         return pageInfo;
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/reports/clicks',
+      summary: 'The raw click log (event time order) with fraud scores and reasons, scoped by role',
+      tag: 'reports',
+      auth: ['admin', 'advertiser', 'affiliate'],
+      scope: 'reports:read',
+      query: clickLogQuery,
+      async handler({ deps, user, query }) {
+        if (query.campaign_id) await visibleCampaign(deps.sql, query.campaign_id, user);
+        if (!deps.reports) throw new AppError('SERVICE_UNAVAILABLE', 'reports are not available');
+        const q: ClickLogQuery = { ...query };
+        if (user.role === 'affiliate') q.affiliate_id = user.user_id;
+        if (user.role === 'advertiser') q.advertiser_id = user.user_id;
+        const { rows, total } = user.mode === 'test' ? { rows: [], total: 0 } : await deps.reports.clickLog(q);
+        return paged(rows, total, query);
       },
     }),
   ];

@@ -76,9 +76,37 @@ export interface ReportRow {
   epc: number;
 }
 
+/** A click-log query: a report query without grouping. */
+export type ClickLogQuery = Omit<ReportQuery, 'group_by'>;
+
+/** One click of the raw click log (Everflow's "clicks" report, Voluum's "log"). */
+export interface ClickLogRow {
+  click_id: string;
+  /** Event time, ISO 8601 UTC. */
+  ts: string;
+  link_code: string;
+  campaign_id: number;
+  affiliate_id: number;
+  sub1: string;
+  sub2: string;
+  sub3: string;
+  sub4: string;
+  sub5: string;
+  ip: string;
+  country: string;
+  device: string;
+  /** Why the ingest recorded the click as invalid ('' when valid). */
+  invalid_reason: string;
+  /** 0..1, see tracker/fraud/rules.ts. */
+  fraud_score: number;
+  fraud_reasons: string[];
+}
+
 export interface Reports {
   /** @throws AppError VALIDATION_ERROR for a bad query. */
   report(q: ReportQuery): Promise<{ rows: ReportRow[]; total: number }>;
+  /** Raw clicks in event-time order, paginated. @throws AppError VALIDATION_ERROR for a bad query. */
+  clickLog(q: ClickLogQuery): Promise<{ rows: ClickLogRow[]; total: number }>;
 }
 
 /** Longest range one report may cover, days. */
@@ -259,6 +287,55 @@ export function createReports(ch: ClickHouseClient): Reports {
           epc: clicks > 0 ? round(payout / clicks, 4) : 0,
         };
       });
+      return { rows, total };
+    },
+
+    async clickLog(q) {
+      const { toMs } = validateReportQuery({ ...q, group_by: 'day' });
+      const until = new Date(toMs + 86_400_000).toISOString().slice(0, 10);
+      const rs = await ch.query({
+        query: `SELECT toString(click_id) AS click_id, toUnixTimestamp64Milli(ts) AS ts_ms, link_code, campaign_id,
+            affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, country, device, invalid_reason, fraud_score,
+            fraud_reasons, count() OVER () AS total
+          FROM clicks WHERE ${range('ts')}${filters({ ...q, group_by: 'day' })}
+          ORDER BY ts, click_id
+          LIMIT {limit:UInt32} OFFSET {offset:UInt64}`,
+        format: 'JSONEachRow',
+        query_params: {
+          tz: q.tz,
+          from: `${q.from} 00:00:00`,
+          until: `${until} 00:00:00`,
+          campaign_id: q.campaign_id,
+          affiliate_id: q.affiliate_id,
+          advertiser_id: q.advertiser_id,
+          limit: q.per_page,
+          offset: (q.page - 1) * q.per_page,
+        },
+        clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+      });
+      const raw = await rs.json<Record<string, unknown>>();
+      let total = raw.length > 0 ? Number(raw[0]!.total) : 0;
+      if (raw.length === 0 && q.page > 1) total = (await this.clickLog({ ...q, page: 1, per_page: 1 })).total;
+      const rows = raw.map(
+        (r): ClickLogRow => ({
+          click_id: String(r.click_id),
+          ts: new Date(Number(r.ts_ms)).toISOString(),
+          link_code: String(r.link_code),
+          campaign_id: Number(r.campaign_id),
+          affiliate_id: Number(r.affiliate_id),
+          sub1: String(r.sub1),
+          sub2: String(r.sub2),
+          sub3: String(r.sub3),
+          sub4: String(r.sub4),
+          sub5: String(r.sub5),
+          ip: String(r.ip),
+          country: String(r.country),
+          device: String(r.device),
+          invalid_reason: String(r.invalid_reason),
+          fraud_score: round(Number(r.fraud_score), 4),
+          fraud_reasons: (r.fraud_reasons as string[]) ?? [],
+        }),
+      );
       return { rows, total };
     },
   };
