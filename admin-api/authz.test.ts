@@ -110,6 +110,7 @@ function foreignBody(r: Route<unknown, unknown>): unknown {
 function concretePath(r: Route<unknown, unknown>): string {
   let p = foreignPath(r);
   if (r.path === '/reports') p += '?group_by=day&from=2026-01-01&to=2026-01-02';
+  if (r.path === '/reports/clicks') p += '?from=2026-01-01&to=2026-01-02';
   return p;
 }
 
@@ -154,14 +155,24 @@ describe("tenant matrix: another tenant's ids answer 403/404, never 2xx", () => 
     });
     assert.equal(res.status, 404);
   });
-  test('GET /reports?campaign_id=<tenant B’s> → 404 (advertiser and affiliate)', async () => {
-    for (const role of ['advertiser', 'affiliate'] as const) {
-      const res = await t.call('get', `/reports?group_by=day&from=2026-01-01&to=2026-01-02&campaign_id=${B.campaign}`, {
-        token: users.A[role].token,
-      });
-      // reports are not wired in this test app: the scope check must come first
-      assert.equal(res.status === 503 ? 'reached reports' : res.status, 404);
-    }
+  for (const path of ['/reports?group_by=day&', '/reports/clicks?']) {
+    test(`GET ${path.split('?')[0]}?campaign_id=<tenant B’s> → 404 (advertiser and affiliate)`, async () => {
+      for (const role of ['advertiser', 'affiliate'] as const) {
+        const res = await t.call('get', `${path}from=2026-01-01&to=2026-01-02&campaign_id=${B.campaign}`, {
+          token: users.A[role].token,
+        });
+        // reports are not wired in this test app: the scope check must come first
+        assert.equal(res.status === 503 ? 'reached reports' : res.status, 404);
+        assert.deepEqual(res.body, { success: false, error: { code: 'NOT_FOUND', message: 'campaign not found' } });
+      }
+    });
+  }
+  test('control: the reports routes are in the route table', () => {
+    for (const p of ['/reports', '/reports/clicks'])
+      assert.ok(
+        routes.some((r) => r.method === 'get' && r.path === p),
+        p,
+      );
   });
   test('control: the owner reaches the same objects', async () => {
     const b = users.B.advertiser.token;

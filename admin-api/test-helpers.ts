@@ -5,9 +5,10 @@
 
 import { createLogger } from '../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../infra/testing/index.ts';
+import { createReports } from '../tracker/index.ts';
 import { type RunningApi, startApi } from './app.ts';
 import { createAdmin } from './create-admin.ts';
-import type { ApiDeps, Reports, Role, Wallet } from './types.ts';
+import type { ApiDeps, Role, Wallet } from './types.ts';
 
 export interface Res {
   status: number;
@@ -52,25 +53,32 @@ export function refreshCookieOf(res: Res): string {
   return c ? c.split(';')[0]! : '';
 }
 
-/** Starts the API with the given optional seams on a fresh environment. */
+/**
+ * Starts the API with the given optional seams on a fresh environment. With `clickhouse: true` the
+ * environment gets a private chDB (migrated) and the API the real reports over it (`t.env.ch`);
+ * without it the API has no reports (`GET /reports*` → 503).
+ */
 export async function startTestApi(
   opts: {
     env?: Record<string, string>;
-    reports?: Reports;
+    clickhouse?: boolean;
     wallet?: Wallet;
     sseHeartbeatMs?: number;
     /** Builds the deliveries engine on the test environment (not started). */
     deliveries?: (env: TestEnv) => ApiDeps['deliveries'];
   } = {},
 ): Promise<TestApi> {
-  const env = await createTestEnv({ env: { RATE_LIMIT_POINTS: '100000', ...opts.env } });
+  const env = await createTestEnv({
+    clickhouse: opts.clickhouse,
+    env: { RATE_LIMIT_POINTS: '100000', ...opts.env },
+  });
   const api = await startApi(
     {
       config: env.config,
       logger: createLogger({ level: env.config.LOG_LEVEL }),
       sql: env.sql,
       redis: env.redis,
-      reports: opts.reports,
+      reports: env.ch ? createReports(env.ch) : undefined,
       wallet: opts.wallet,
       sseHeartbeatMs: opts.sseHeartbeatMs,
       deliveries: opts.deliveries?.(env),

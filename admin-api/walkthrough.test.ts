@@ -6,22 +6,10 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createAdmin } from './create-admin.ts';
 import { startTestApi, type TestApi } from './test-helpers.ts';
-import type { ReportQuery } from './types.ts';
 
 let t: TestApi;
-const asked: ReportQuery[] = [];
 before(async () => {
-  t = await startTestApi({
-    reports: {
-      async report(q) {
-        asked.push(q);
-        return { rows: [], total: 0 };
-      },
-      async clickLog() {
-        return { rows: [], total: 0 };
-      },
-    },
-  });
+  t = await startTestApi({ clickhouse: true });
 });
 after(async () => {
   await t.close();
@@ -85,7 +73,19 @@ test('walk-through', async () => {
   const rep = await t.call('get', `/reports?group_by=day&from=2026-11-01&to=2026-11-30&tz=UTC&campaign_id=${campId}`, {
     token: adv,
   });
-  assert.equal(rep.status, 200);
-  assert.deepEqual(rep.body.meta, { page: 1, per_page: 100, total: 0, total_pages: 0 });
-  assert.equal(asked.at(-1)!.campaign_id, campId);
+  // Real reports over ClickHouse: no traffic went through the link yet, so the report is empty.
+  assert.equal(rep.status, 200, rep.text);
+  assert.deepEqual(rep.body, {
+    success: true,
+    data: [],
+    meta: { page: 1, per_page: 100, total: 0, total_pages: 0 },
+  });
+  const clicks = await t.call('get', `/reports/clicks?from=2026-11-01&to=2026-11-30&campaign_id=${campId}`, {
+    token: aff,
+  });
+  assert.deepEqual(clicks.body, {
+    success: true,
+    data: [],
+    meta: { page: 1, per_page: 100, total: 0, total_pages: 0 },
+  });
 });

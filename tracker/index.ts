@@ -3,6 +3,8 @@
  * scoring, reports and outbound deliveries (postbacks, webhooks). Other folders import the tracker only through this file.
  */
 
+// --- wire format and ingest ---
+export * from './events.ts';
 // --- pipeline, fraud, reports (pipeline task) ---
 export {
   CLICK_RULES,
@@ -27,6 +29,9 @@ export {
   scoreClick,
   scoreConversionTiming,
 } from './fraud/rules.ts';
+export { type LinkInvalidation, publishLinkInvalidation } from './ingest/link-cache.ts';
+export { LIMITS as INGEST_LIMITS, startTracker, type Tracker, type TrackerOptions } from './ingest/server.ts';
+export { UuidV7 } from './ingest/uuid7.ts';
 export { percentOf, priceConversion } from './pipeline/campaigns.ts';
 export type { ConversionRejectReason, ConversionSink, PricedConversion } from './pipeline/conversions.ts';
 export {

@@ -1,0 +1,181 @@
+import { createHash } from 'node:crypto';
+import { AppError, type Sql } from '../../infra/index.ts';
+import type { ConversionStatus } from '../events.ts';
+import { UUID_RE } from './uuid7.ts';
+
+/** Max length of `event_id` and `goal`. */
+const MAX_ID_LENGTH = 255;
+/** Future skew tolerated on `event_time`, ms. */
+const FUTURE_SKEW_MS = 5 * 60_000;
+const AMOUNT_RE = /^(\d{1,18})(?:\.(\d+))?$/;
+const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/;
+
+/** Whether `s` contains a C0 control character or DEL. */
+export function hasControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
+let currencies: Map<string, number> | undefined;
+
+/** Minor-unit digits of an ISO 4217 code known to Intl, or undefined when unknown. */
+export function currencyDigits(code: string): number | undefined {
+  if (!currencies) {
+    currencies = new Map();
+    for (const c of Intl.supportedValuesOf('currency')) {
+      const d = new Intl.NumberFormat('en', { style: 'currency', currency: c }).resolvedOptions().maximumFractionDigits;
+      currencies.set(c, d ?? 2);
+    }
+  }
+  return currencies.get(code);
+}
+
+/**
+ * Converts a decimal string to integer minor units of `digits` fraction digits ("12.5", 2 → 1250).
+ * @returns null when the string is not a non-negative decimal, has too many decimals, or overflows.
+ */
+export function toMinorUnits(amount: string, digits: number): number | null {
+  const m = AMOUNT_RE.exec(amount);
+  if (!m) return null;
+  const frac = m[2] ?? '';
+  if (frac.length > digits) return null;
+  const n = Number(m[1]! + frac.padEnd(digits, '0'));
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** The validated fields of a postback (before the ingest adds ids and times). */
+export interface PostbackFields {
+  click_id: string;
+  event_id: string;
+  goal: string;
+  amount_minor: number;
+  currency: string;
+  status: ConversionStatus;
+  /** undefined when not posted. */
+  event_time_ms: number | undefined;
+}
+
+function str(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return undefined;
+}
+
+/**
+ * Validates a postback's parameters (query string, form or JSON body).
+ * @param windowDays the attribution window: `event_time` older than this is refused.
+ * @throws AppError VALIDATION_ERROR with `details` mapping each bad field to its problem.
+ */
+export function parsePostback(params: Record<string, unknown>, nowMs: number, windowDays: number): PostbackFields {
+  const bad: Record<string, string> = {};
+  const get = (k: string): string | undefined => {
+    const v = params[k];
+    const s = str(v);
+    if (v !== undefined && v !== null && s === undefined) bad[k] = 'must be a string';
+    return s === '' ? undefined : s;
+  };
+  const text = (k: string): string => {
+    const v = get(k) ?? '';
+    if (v.length > MAX_ID_LENGTH) bad[k] = `must be at most ${MAX_ID_LENGTH} characters`;
+    else if (hasControl(v)) bad[k] = 'must not contain control characters';
+    return v;
+  };
+
+  const clickRaw = get('click_id');
+  let click_id = '';
+  if (clickRaw === undefined) bad.click_id ??= 'is required';
+  else if (!UUID_RE.test(clickRaw)) bad.click_id = 'must be a UUID';
+  else click_id = clickRaw.toLowerCase();
+
+  const goal = text('goal');
+  const eventIdRaw = text('event_id');
+
+  const statusRaw = get('status') ?? 'pending';
+  let status: ConversionStatus = 'pending';
+  if (statusRaw === 'pending' || statusRaw === 'approved' || statusRaw === 'rejected') status = statusRaw;
+  else if (!bad.status) bad.status = 'must be one of pending, approved, rejected';
+
+  const amountRaw = get('amount');
+  const currencyRaw = get('currency');
+  let amount_minor = -1;
+  let currency = '';
+  let digits: number | undefined;
+  if (currencyRaw !== undefined) {
+    digits = currencyDigits(currencyRaw);
+    if (digits === undefined) bad.currency = 'must be an ISO 4217 currency code';
+  }
+  if (amountRaw !== undefined) {
+    if (currencyRaw === undefined) bad.currency ??= 'is required with amount';
+    else if (digits !== undefined) {
+      const n = toMinorUnits(amountRaw, digits);
+      if (n === null) {
+        bad.amount = `must be a non-negative decimal with at most ${digits} decimals for ${currencyRaw}`;
+      } else {
+        amount_minor = n;
+        currency = currencyRaw;
+      }
+    }
+  }
+
+  const timeRaw = get('event_time');
+  let event_time_ms: number | undefined;
+  if (timeRaw !== undefined) {
+    const t = /^\d{1,15}$/.test(timeRaw) ? Number(timeRaw) : ISO_RE.test(timeRaw) ? Date.parse(timeRaw) : Number.NaN;
+    if (!Number.isSafeInteger(t)) bad.event_time = 'must be epoch milliseconds or an ISO 8601 timestamp';
+    else if (t > nowMs + FUTURE_SKEW_MS) bad.event_time = 'must not be in the future';
+    else if (t < nowMs - windowDays * 86_400_000) bad.event_time = `must be within the last ${windowDays} days`;
+    else event_time_ms = t;
+  }
+
+  if (Object.keys(bad).length > 0) throw new AppError('VALIDATION_ERROR', 'invalid conversion postback', bad);
+  const event_id = eventIdRaw || `${click_id}:${goal}`;
+  if (event_id.length > 2 * MAX_ID_LENGTH) throw new AppError('VALIDATION_ERROR', 'invalid conversion postback');
+  return { click_id, event_id, goal, amount_minor, currency, status, event_time_ms };
+}
+
+/**
+ * Resolves postback tokens to their advertiser: SHA-256 hex of the token looked up in
+ * `postback_tokens` (not revoked). Results are cached (hits `hitMs`, misses `missMs`), so a revoked
+ * token keeps working for at most `hitMs`.
+ */
+export class TokenCache {
+  private readonly map = new Map<string, { advertiser_id: number | null; until_ms: number }>();
+  private readonly loading = new Map<string, Promise<number | null>>();
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly hitMs = 30_000,
+    private readonly missMs = 5_000,
+  ) {}
+
+  /** The advertiser owning `token`, or null. @throws on a Postgres error. */
+  async advertiser(token: string): Promise<number | null> {
+    const hash = createHash('sha256').update(token).digest('hex');
+    const now = Date.now();
+    const hit = this.map.get(hash);
+    if (hit && hit.until_ms > now) return hit.advertiser_id;
+    let p = this.loading.get(hash);
+    if (!p) {
+      p = this.lookup(hash);
+      this.loading.set(hash, p);
+      const done = () => this.loading.delete(hash);
+      p.then(done, done);
+    }
+    return p;
+  }
+
+  private async lookup(hash: string): Promise<number | null> {
+    const rows = await this.sql<{ advertiser_id: number }[]>`
+      update postback_tokens set last_used_at = now()
+      where token_hash = ${hash} and revoked_at is null
+      returning advertiser_id`;
+    const advertiser_id = rows[0]?.advertiser_id ?? null;
+    if (this.map.size > 100_000) this.map.clear();
+    this.map.set(hash, { advertiser_id, until_ms: Date.now() + (advertiser_id === null ? this.missMs : this.hitMs) });
+    return advertiser_id;
+  }
+}

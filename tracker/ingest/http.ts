@@ -1,0 +1,86 @@
+import type { HttpResponse } from 'uWebSockets.js';
+import { STATUS_CODES } from 'node:http';
+import { AppError, type ErrorCode, errorBody } from '../../infra/index.ts';
+
+const STATUS_LINE = new Map<number, string>();
+/** "404 Not Found" for 404 (uWS wants the whole status line). */
+export function statusLine(status: number): string {
+  let s = STATUS_LINE.get(status);
+  if (!s) {
+    s = `${status} ${STATUS_CODES[status] ?? ''}`;
+    STATUS_LINE.set(status, s);
+  }
+  return s;
+}
+
+/**
+ * Per-request state shared by the uWS handlers: uWS forbids touching `res` after `onAborted`, and
+ * each request must be answered once.
+ */
+export interface ReqState {
+  res: HttpResponse;
+  aborted: boolean;
+  done: boolean;
+  head: boolean;
+}
+
+/** Registers the abort handler (mandatory in uWS before returning without answering). */
+export function track(res: HttpResponse, head: boolean, onEnd?: () => void): ReqState {
+  const st: ReqState = { res, aborted: false, done: false, head };
+  res.onAborted(() => {
+    st.aborted = true;
+    if (!st.done) {
+      st.done = true;
+      onEnd?.();
+    }
+  });
+  return st;
+}
+
+/** Writes a JSON response (corked). No-op when the request was aborted or already answered. */
+export function sendJson(
+  st: ReqState,
+  status: number,
+  body: unknown,
+  headers?: Record<string, string>,
+  closeConnection = false,
+): void {
+  if (st.done || st.aborted) return;
+  st.done = true;
+  const json = JSON.stringify(body);
+  st.res.cork(() => {
+    st.res.writeStatus(statusLine(status)).writeHeader('Content-Type', 'application/json; charset=utf-8');
+    st.res.writeHeader('Cache-Control', 'no-store');
+    if (headers) for (const k in headers) st.res.writeHeader(k, headers[k]!);
+    if (st.head) st.res.endWithoutBody(Buffer.byteLength(json), closeConnection);
+    else st.res.end(json, closeConnection);
+  });
+}
+
+/** Writes the error envelope for any thrown value (unknown errors: 500 without internals). */
+export function sendError(st: ReqState, err: unknown, closeConnection = false): void {
+  const { status, body, headers } = errorBody(err);
+  sendJson(st, status, body, headers, closeConnection);
+}
+
+/** Shorthand for an {@link AppError} response. */
+export function sendAppError(
+  st: ReqState,
+  code: ErrorCode,
+  message: string,
+  details?: unknown,
+  headers?: Record<string, string>,
+  closeConnection = false,
+): void {
+  sendError(st, new AppError(code, message, details, headers), closeConnection);
+}
+
+/** 302 to `location`. */
+export function sendRedirect(st: ReqState, location: string): void {
+  if (st.done || st.aborted) return;
+  st.done = true;
+  st.res.cork(() => {
+    st.res.writeStatus('302 Found').writeHeader('Location', location).writeHeader('Cache-Control', 'no-store');
+    st.res.endWithoutBody(0);
+  });
+}

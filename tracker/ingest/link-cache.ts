@@ -1,0 +1,199 @@
+import type { Logger, Redis, RedisKeys, Sql } from '../../infra/index.ts';
+import type { InvalidClickReason } from '../events.ts';
+import { compileTemplate, type Template } from './macros.ts';
+
+/** A tracking link as the click path needs it, with its destination compiled once. */
+export interface CachedLink {
+  code: string;
+  campaign_id: number;
+  affiliate_id: number;
+  advertiser_id: number;
+  /** '' when the link redirects to its destination; else why it does not. */
+  invalid_reason: InvalidClickReason;
+  destination: Template;
+  /** Where invalid clicks go instead of a 404 (macros allowed); null when unset. */
+  fallback: Template | null;
+  /** Link default sub-ids sub1..sub5 ('' when unset), used when the click has none. */
+  subs: [string, string, string, string, string];
+}
+
+/** A link invalidation message (CONTRACTS.md §2). */
+export type LinkInvalidation = { code: string } | { campaign_id: number } | { all: true };
+
+/**
+ * Announces a link/campaign change to every tracker process (Redis PUBLISH on `keys.linkInvalidation`).
+ * Call it after the change is committed in Postgres.
+ */
+export async function publishLinkInvalidation(redis: Redis, keys: RedisKeys, msg: LinkInvalidation): Promise<void> {
+  await redis.publish(keys.linkInvalidation, JSON.stringify(msg));
+}
+
+interface LinkRow {
+  code: string;
+  campaign_id: number;
+  affiliate_id: number;
+  advertiser_id: number;
+  link_status: string;
+  campaign_status: string;
+  destination_url: string;
+  fallback_url: string | null;
+  sub1: string | null;
+  sub2: string | null;
+  sub3: string | null;
+  sub4: string | null;
+  sub5: string | null;
+}
+
+type Entry = CachedLink | { missing: true; until_ms: number };
+
+function compile(r: LinkRow): CachedLink {
+  return {
+    code: r.code,
+    campaign_id: r.campaign_id,
+    affiliate_id: r.affiliate_id,
+    advertiser_id: r.advertiser_id,
+    invalid_reason:
+      r.link_status !== 'active' ? 'link_disabled' : r.campaign_status !== 'active' ? 'campaign_inactive' : '',
+    destination: compileTemplate(r.destination_url),
+    fallback: r.fallback_url ? compileTemplate(r.fallback_url) : null,
+    subs: [r.sub1 ?? '', r.sub2 ?? '', r.sub3 ?? '', r.sub4 ?? '', r.sub5 ?? ''],
+  };
+}
+
+/**
+ * In-process cache of tracking links: warm-loaded with the active links of active campaigns, filled
+ * on a miss by one Postgres query per code (concurrent misses share it), unknown codes remembered
+ * for `negativeMs`. Invalidated through Redis pub/sub (CONTRACTS.md §2); on a resubscription (a
+ * message may have been missed) the whole cache is dropped.
+ */
+export class LinkCache {
+  private readonly map = new Map<string, Entry>();
+  private readonly loading = new Map<string, Promise<CachedLink | null>>();
+  /** Bumped by every invalidation, so a load that raced with one is used once but not cached. */
+  private generation = 0;
+  private sub: Redis | undefined;
+  /** True once the warm load has succeeded. */
+  loaded = false;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly negativeMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads every active link of an active campaign. @throws on a Postgres error. */
+  async warm(): Promise<number> {
+    const gen = this.generation;
+    const rows = await this.sql<LinkRow[]>`
+      select l.code, l.campaign_id, l.affiliate_id, c.advertiser_id, l.status as link_status,
+             c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5
+      from links l join campaigns c on c.id = l.campaign_id
+      where l.status = 'active' and c.status = 'active'`;
+    if (gen === this.generation) for (const r of rows) this.map.set(r.code, compile(r));
+    this.loaded = true;
+    return rows.length;
+  }
+
+  /**
+   * The cached link for `code`: the link, null when unknown (negative-cached), or a promise when
+   * Postgres must be asked (it rejects when Postgres fails; nothing is cached then).
+   */
+  get(code: string): CachedLink | null | Promise<CachedLink | null> {
+    const e = this.map.get(code);
+    if (e !== undefined) {
+      if (!('missing' in e)) return e;
+      if (e.until_ms > Date.now()) return null;
+      this.map.delete(code);
+    }
+    let p = this.loading.get(code);
+    if (!p) {
+      p = this.load(code);
+      this.loading.set(code, p);
+      const done = () => this.loading.delete(code);
+      p.then(done, done);
+    }
+    return p;
+  }
+
+  private async load(code: string): Promise<CachedLink | null> {
+    const gen = this.generation;
+    const rows = await this.sql<LinkRow[]>`
+      select l.code, l.campaign_id, l.affiliate_id, c.advertiser_id, l.status as link_status,
+             c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5
+      from links l join campaigns c on c.id = l.campaign_id
+      where l.code = ${code}`;
+    const link = rows[0] ? compile(rows[0]) : null;
+    if (gen === this.generation) {
+      this.map.set(code, link ?? { missing: true, until_ms: Date.now() + this.negativeMs });
+    }
+    return link;
+  }
+
+  /** Applies one invalidation message. */
+  invalidate(msg: LinkInvalidation): void {
+    this.generation++;
+    if ('code' in msg) this.map.delete(msg.code);
+    else if ('campaign_id' in msg) {
+      for (const [code, e] of this.map) {
+        // Negative entries are dropped too: a new link of this campaign may now exist.
+        if ('missing' in e || e.campaign_id === msg.campaign_id) this.map.delete(code);
+      }
+    } else this.map.clear();
+  }
+
+  /**
+   * Subscribes to `keys.linkInvalidation` on a dedicated connection (`sub` must be unused and created
+   * with `autoResubscribe: false`): it (re)subscribes on every 'ready'. Resolves after the first
+   * successful subscription.
+   */
+  subscribe(sub: Redis, channel: string): Promise<void> {
+    this.sub = sub;
+    let first = true;
+    return new Promise((resolve) => {
+      const onReady = () => {
+        // After a reconnection, messages published while we were away are lost: start afresh.
+        if (!first) this.invalidate({ all: true });
+        first = false;
+        sub.subscribe(channel).then(
+          () => resolve(),
+          (err: Error) => this.log.warn({ err: err.message }, 'link invalidation subscribe failed'),
+        );
+      };
+      sub.on('ready', onReady);
+      if (sub.status === 'ready') onReady();
+      sub.on('message', (ch: string, raw: string) => {
+        if (ch !== channel) return;
+        const msg = parseInvalidation(raw);
+        if (msg) this.invalidate(msg);
+        else this.log.warn({ raw: raw.slice(0, 200) }, 'ignoring malformed link invalidation');
+      });
+      sub.on('error', (err: Error) => this.log.debug({ err: err.message }, 'link invalidation subscriber error'));
+    });
+  }
+
+  /** Number of cached entries (positive and negative). */
+  get size(): number {
+    return this.map.size;
+  }
+
+  close(): void {
+    this.sub?.disconnect();
+  }
+}
+
+/** Parses a contract-2 message; null when it is not one. */
+export function parseInvalidation(raw: string): LinkInvalidation | null {
+  try {
+    const m = JSON.parse(raw) as Record<string, unknown>;
+    if (m && typeof m === 'object') {
+      if (typeof m.code === 'string') return { code: m.code };
+      if (typeof m.campaign_id === 'number' && Number.isSafeInteger(m.campaign_id)) {
+        return { campaign_id: m.campaign_id };
+      }
+      if (m.all === true) return { all: true };
+    }
+  } catch {
+    // fall through
+  }
+  return null;
+}

@@ -1,0 +1,41 @@
+/** Values a destination template can refer to, in slot order. */
+export const MACROS = ['click_id', 'campaign_id', 'affiliate_id', 'sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
+export type MacroName = (typeof MACROS)[number];
+
+/** Macro values in {@link MACROS} order; each is URL-encoded when filled. */
+export type MacroValues = [string, string, string, string, string, string, string, string];
+
+/**
+ * A destination URL compiled once: `literals[0] + enc(v[slots[0]]) + literals[1] + …`.
+ * Unknown `{...}` sequences stay literal.
+ */
+export interface Template {
+  literals: string[];
+  slots: number[];
+}
+
+const MACRO_RE = /\{(click_id|campaign_id|affiliate_id|sub[1-5])\}/g;
+
+/** Compiles a destination template with macros `{click_id}`, `{campaign_id}`, `{affiliate_id}`, `{sub1}`..`{sub5}`. */
+export function compileTemplate(url: string): Template {
+  const literals: string[] = [];
+  const slots: number[] = [];
+  let last = 0;
+  for (const m of url.matchAll(MACRO_RE)) {
+    literals.push(url.slice(last, m.index));
+    slots.push(MACROS.indexOf(m[1] as MacroName));
+    last = m.index + m[0].length;
+  }
+  literals.push(url.slice(last));
+  return { literals, slots };
+}
+
+/** Fills a compiled template; every value is passed through encodeURIComponent. */
+export function fillTemplate(t: Template, values: MacroValues): string {
+  let out = t.literals[0]!;
+  for (let i = 0; i < t.slots.length; i++) {
+    const v = values[t.slots[i]!]!;
+    out += (v === '' ? '' : encodeURIComponent(v)) + t.literals[i + 1]!;
+  }
+  return out;
+}

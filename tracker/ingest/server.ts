@@ -1,0 +1,550 @@
+import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
+import os from 'node:os';
+import path from 'node:path';
+import { AppError, type Config, createRedis, type Logger, type Redis, redisKeys, type Sql } from '../../infra/index.ts';
+import { type ClickEvent, clean, encodeClick, encodeConversion } from '../events.ts';
+import { hasControl, parsePostback, TokenCache } from './conversion.ts';
+import { type ReqState, sendAppError, sendError, sendJson, sendRedirect, track } from './http.ts';
+import { type CachedLink, LinkCache } from './link-cache.ts';
+import { fillTemplate, type MacroValues } from './macros.ts';
+import { normalise, TrustedProxies } from './proxies.ts';
+import { Spool } from './spool.ts';
+import { UuidV7 } from './uuid7.ts';
+import { GroupWriter } from './writer.ts';
+
+/** Explicit input limits of the ingest. */
+export const LIMITS = {
+  /** Raw query string of a click, characters. */
+  queryLength: 4096,
+  /** Each sub1..sub5 value, characters (decoded). */
+  subLength: 255,
+  /** Each recorded header (User-Agent, Referer, Accept-Language, X-Forwarded-For), characters. */
+  headerLength: 4096,
+  /** Conversion request body, bytes. */
+  bodyBytes: 16 * 1024,
+  /** Events per XADD. */
+  maxGroup: 1000,
+} as const;
+
+const CODE_RE = /^[A-Za-z0-9_-]{3,64}$/;
+const SUBS = ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
+const FUTURE_SKEW_MS = 5 * 60_000;
+/** X-Event-Time older than this is refused (replays of older traffic make no sense for reports). */
+const MAX_EVENT_AGE_MS = 400 * 86_400_000;
+const CLOSE_TIMEOUT_MS = 10_000;
+
+export interface TrackerOptions {
+  config: Config;
+  logger: Logger;
+  sql: Sql;
+  redisUrl: string;
+}
+
+/** A running ingest server. */
+export interface Tracker {
+  port: number;
+  /** `http://<host>:<port>` */
+  url: string;
+  /** Requests received and not yet answered (waiting for their write or lookup). */
+  inflight(): number;
+  /** Stops listening, answers every in-flight request after its write is stored, closes connections. */
+  close(): Promise<void>;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * Starts the uWebSockets.js ingest: `GET|HEAD /c/:code` and `/api/v1/track/:code` (click → 302),
+ * `GET|POST /api/v1/track/conversion` (postback), `/healthz`, `/readyz`.
+ * Listens on `config.BIND_HOST:config.TRACKER_PORT` (0 = any free port). uWS listens with
+ * SO_REUSEPORT on Linux, so several processes can share one port.
+ * @throws Error when the port cannot be bound.
+ */
+export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
+  const { config, sql } = opts;
+  const log = opts.logger.child({ module: 'ingest' });
+  const keys = redisKeys(config.REDIS_PREFIX);
+  const P = config.STREAM_PARTITIONS;
+  const proxies = new TrustedProxies(config.TRUSTED_PROXIES);
+  const uuid = new UuidV7();
+
+  // The hot-path connection fails fast: no offline queue, bounded command time, so an outage
+  // sends events to the spool instead of stalling redirects.
+  const redis = createRedis(opts.redisUrl, {
+    enableOfflineQueue: false,
+    commandTimeout: config.TRACKER_REDIS_TIMEOUT_MS,
+    maxRetriesPerRequest: 0,
+  });
+  redis.on('error', (err: Error) => log.debug({ err: err.message }, 'redis error'));
+  const sub = createRedis(opts.redisUrl, { autoResubscribe: false, maxRetriesPerRequest: null });
+
+  const spool = new Spool(
+    path.join(config.DATA_DIR, 'spool'),
+    (config.TRACKER_INSTANCE_ID ?? os.hostname()).replace(/[^A-Za-z0-9_-]/g, '_'),
+    log,
+  );
+  await spool.init();
+  const clicks = new GroupWriter(redis, spool, keys.clicks, P, config.TRACKER_GROUP_COMMIT_MS, LIMITS.maxGroup, log);
+  const conversions = new GroupWriter(redis, spool, keys.conversions, P, 0, LIMITS.maxGroup, log);
+  const links = new LinkCache(sql, config.LINK_NEGATIVE_CACHE_MS, log);
+  const tokens = new TokenCache(sql);
+
+  // Spool replay: at start-up, whenever Redis (re)connects, and periodically while anything is spooled.
+  let spoolDirty = true;
+  const replay = () => {
+    if (redis.status !== 'ready' || !(spoolDirty || spool.hasUnreplayed)) return;
+    spool.replay(redis).then(
+      () => {
+        spoolDirty = false;
+      },
+      (err: Error) => {
+        spoolDirty = true;
+        log.warn({ err: err.message }, 'spool replay failed, will retry');
+      },
+    );
+  };
+  redis.on('ready', replay);
+  const replayTimer = setInterval(replay, 1_000);
+  replayTimer.unref();
+
+  // Warm the link cache; if Postgres is down, keep serving (cached/unknown links) and retry.
+  let warmTimer: NodeJS.Timeout | undefined;
+  const warm = async (): Promise<void> => {
+    try {
+      const n = await links.warm();
+      log.info({ links: n }, 'link cache warmed');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'link cache warm-up failed, retrying');
+      warmTimer = setTimeout(() => void warm(), 2_000);
+      warmTimer.unref();
+    }
+  };
+  await Promise.all([
+    // Start-up does not wait for a slow/unreachable Postgres: /readyz says 503 until the warm load ends.
+    withTimeout(warm(), 5_000),
+    withTimeout(links.subscribe(sub, keys.linkInvalidation), 2_000),
+    withTimeout(once(redis, 'ready'), 2_000),
+  ]);
+
+  let active = 0;
+  let closing = false;
+  let idle: (() => void) | undefined;
+  const ended = () => {
+    active--;
+    if (active === 0 && idle) idle();
+  };
+  const begin = (res: HttpResponse, head: boolean): ReqState => {
+    active++;
+    return track(res, head, ended);
+  };
+  // Every request state passes here exactly once when it is answered or aborted.
+  const finish = (st: ReqState) => {
+    if (!st.aborted) ended();
+  };
+
+  const record = (ev: ClickEvent, then: () => void) => clicks.add(encodeClick(ev), then);
+
+  const onClick = (res: HttpResponse, req: HttpRequest) => {
+    const head = req.getMethod() === 'head';
+    const st = begin(res, head);
+    try {
+      const received_ms = Date.now();
+      const code = req.getParameter(0) ?? '';
+      const query = req.getQuery() ?? '';
+      const ua = req.getHeader('user-agent');
+      const referer = req.getHeader('referer');
+      const lang = req.getHeader('accept-language');
+      const xff = req.getHeader('x-forwarded-for');
+      const eventTime = req.getHeader('x-event-time');
+      const purpose = req.getHeader('sec-purpose') || req.getHeader('purpose');
+      const subs: string[] = ['', '', '', '', ''];
+      if (query.includes('sub')) for (let i = 0; i < 5; i++) subs[i] = req.getQuery(SUBS[i]!) || '';
+      const peer = peerAddress(res);
+
+      if (!CODE_RE.test(code)) {
+        sendAppError(st, 'VALIDATION_ERROR', 'invalid link code', { code: 'must match [A-Za-z0-9_-]{3,64}' });
+        return finish(st);
+      }
+      if (query.length > LIMITS.queryLength) {
+        sendAppError(st, 'VALIDATION_ERROR', 'query string too long', {
+          query: `must be at most ${LIMITS.queryLength} characters`,
+        });
+        return finish(st);
+      }
+      const badSubs: Record<string, string> = {};
+      for (let i = 0; i < 5; i++) {
+        const s = subs[i]!;
+        if (s.length > LIMITS.subLength) badSubs[SUBS[i]!] = `must be at most ${LIMITS.subLength} characters`;
+        else if (hasControl(s)) badSubs[SUBS[i]!] = 'must not contain control characters';
+      }
+      if (Object.keys(badSubs).length > 0) {
+        sendAppError(st, 'VALIDATION_ERROR', 'invalid sub-id', badSubs);
+        return finish(st);
+      }
+      const long =
+        ua.length > LIMITS.headerLength
+          ? 'user-agent'
+          : referer.length > LIMITS.headerLength
+            ? 'referer'
+            : lang.length > LIMITS.headerLength
+              ? 'accept-language'
+              : xff.length > LIMITS.headerLength
+                ? 'x-forwarded-for'
+                : purpose.length > LIMITS.headerLength
+                  ? 'purpose'
+                  : '';
+      if (long !== '') {
+        sendAppError(st, 'HEADERS_TOO_LARGE', 'header too large', {
+          [long]: `must be at most ${LIMITS.headerLength} characters`,
+        });
+        return finish(st);
+      }
+      let ts_ms = received_ms;
+      const trusted = peer !== '' && proxies.isTrusted(peer);
+      if (trusted && eventTime !== '') {
+        const t = /^\d{1,15}$/.test(eventTime) ? Number(eventTime) : Number.NaN;
+        if (!(t <= received_ms + FUTURE_SKEW_MS && t >= received_ms - MAX_EVENT_AGE_MS)) {
+          sendAppError(st, 'VALIDATION_ERROR', 'invalid X-Event-Time', {
+            'x-event-time': 'must be epoch milliseconds, not in the future',
+          });
+          return finish(st);
+        }
+        ts_ms = t;
+      }
+      const ev: ClickEvent = {
+        click_id: uuid.next(received_ms),
+        ts_ms,
+        received_ms,
+        link_code: code,
+        campaign_id: 0,
+        affiliate_id: 0,
+        advertiser_id: 0,
+        ip: trusted ? proxies.clientIp(peer, xff) : peer,
+        method: head ? 'HEAD' : 'GET',
+        query: clean(query),
+        user_agent: clean(ua),
+        referer: clean(referer),
+        accept_language: clean(lang),
+        purpose: clean(purpose),
+        invalid_reason: '',
+      };
+      const link = links.get(code);
+      if (link === null || !(link instanceof Promise)) return answerClick(st, ev, subs, link);
+      link.then(
+        (l) => answerClick(st, ev, subs, l),
+        (err: Error) => {
+          // Postgres is down and the link is not cached: record the click, ask the client to retry.
+          log.error({ err: err.message, code }, 'link lookup failed');
+          ev.invalid_reason = 'unknown_link';
+          record(ev, () => {
+            sendAppError(st, 'SERVICE_UNAVAILABLE', 'link lookup unavailable, retry later', undefined, {
+              'Retry-After': '1',
+            });
+            finish(st);
+          });
+        },
+      );
+    } catch (err) {
+      log.error({ err }, 'click handler failed');
+      sendError(st, err);
+      finish(st);
+    }
+  };
+
+  const answerClick = (st: ReqState, ev: ClickEvent, subs: string[], link: CachedLink | null) => {
+    if (link) {
+      ev.campaign_id = link.campaign_id;
+      ev.affiliate_id = link.affiliate_id;
+      ev.advertiser_id = link.advertiser_id;
+      ev.invalid_reason = link.invalid_reason;
+      // Link default sub-ids the click did not carry are appended to the recorded query, so the
+      // pipeline (which reads sub1..sub5 from the query) sees the effective values.
+      const d = link.subs;
+      for (let i = 0; i < 5; i++) {
+        if (subs[i] === '' && d[i] !== '') {
+          ev.query += (ev.query === '' ? '' : '&') + SUBS[i] + '=' + encodeURIComponent(d[i]!);
+        }
+      }
+    } else ev.invalid_reason = 'unknown_link';
+    record(ev, () => {
+      if (link && (link.invalid_reason === '' || link.fallback)) {
+        const d = link.subs;
+        const values: MacroValues = [
+          ev.click_id,
+          String(link.campaign_id),
+          String(link.affiliate_id),
+          subs[0] || d[0],
+          subs[1] || d[1],
+          subs[2] || d[2],
+          subs[3] || d[3],
+          subs[4] || d[4],
+        ];
+        sendRedirect(st, fillTemplate(link.invalid_reason === '' ? link.destination : link.fallback!, values));
+      } else sendAppError(st, 'NOT_FOUND', 'link not found');
+      finish(st);
+    });
+  };
+
+  const onConversion = (res: HttpResponse, req: HttpRequest) => {
+    const post = req.getMethod() === 'post';
+    const st = begin(res, false);
+    try {
+      const received_ms = Date.now();
+      const query = req.getQuery() ?? '';
+      const headerToken = req.getHeader('x-postback-token');
+      const contentType = req.getHeader('content-type').split(';')[0]!.trim().toLowerCase();
+      const contentLength = req.getHeader('content-length');
+      const peer = peerAddress(res);
+      const ip =
+        peer !== '' && proxies.isTrusted(peer) ? proxies.clientIp(peer, req.getHeader('x-forwarded-for')) : peer;
+      if (query.length > LIMITS.queryLength) {
+        sendAppError(st, 'VALIDATION_ERROR', 'query string too long', {
+          query: `must be at most ${LIMITS.queryLength} characters`,
+        });
+        return finish(st);
+      }
+      const params: Record<string, unknown> = Object.fromEntries(new URLSearchParams(query));
+      const go = (body: Record<string, unknown>) => {
+        Object.assign(params, body);
+        const token = headerToken || (typeof params.token === 'string' ? params.token : '');
+        if (token === '' || token.length > 512) {
+          sendAppError(st, 'UNAUTHORIZED', 'missing or invalid postback token');
+          return finish(st);
+        }
+        tokens.advertiser(token).then(
+          (advertiser_id) => {
+            if (advertiser_id === null) {
+              sendAppError(st, 'UNAUTHORIZED', 'missing or invalid postback token');
+              return finish(st);
+            }
+            try {
+              const f = parsePostback(params, received_ms, config.ATTRIBUTION_WINDOW_DAYS);
+              const conversion_id = uuid.next(received_ms);
+              const line = encodeConversion({
+                conversion_id,
+                event_id: f.event_id,
+                click_id: f.click_id,
+                advertiser_id,
+                goal: f.goal,
+                amount_minor: f.amount_minor,
+                currency: f.currency,
+                status: f.status,
+                event_time_ms: f.event_time_ms ?? received_ms,
+                received_ms,
+                ip,
+              });
+              conversions.add(line, (ok) => {
+                if (ok) {
+                  sendJson(st, 200, {
+                    success: true,
+                    data: { decision: 'accepted', conversion_id, event_id: f.event_id },
+                  });
+                } else {
+                  sendAppError(st, 'SERVICE_UNAVAILABLE', 'conversion could not be stored, retry later', undefined, {
+                    'Retry-After': '5',
+                  });
+                }
+                finish(st);
+              });
+            } catch (err) {
+              sendError(st, err);
+              finish(st);
+            }
+          },
+          (err: Error) => {
+            log.error({ err: err.message }, 'postback token lookup failed');
+            sendAppError(st, 'SERVICE_UNAVAILABLE', 'authentication unavailable, retry later', undefined, {
+              'Retry-After': '5',
+            });
+            finish(st);
+          },
+        );
+      };
+      if (!post) return go({});
+
+      if (contentLength !== '' && !(Number(contentLength) <= LIMITS.bodyBytes)) {
+        sendAppError(
+          st,
+          'PAYLOAD_TOO_LARGE',
+          `body must be at most ${LIMITS.bodyBytes} bytes`,
+          undefined,
+          undefined,
+          true,
+        );
+        return finish(st);
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.onData((chunk, isLast) => {
+        if (st.done) return;
+        size += chunk.byteLength;
+        if (size > LIMITS.bodyBytes) {
+          sendAppError(
+            st,
+            'PAYLOAD_TOO_LARGE',
+            `body must be at most ${LIMITS.bodyBytes} bytes`,
+            undefined,
+            undefined,
+            true,
+          );
+          return finish(st);
+        }
+        chunks.push(Buffer.from(chunk.slice(0)));
+        if (!isLast) return;
+        try {
+          go(parseBody(contentType, Buffer.concat(chunks)));
+        } catch (err) {
+          sendError(st, err);
+          finish(st);
+        }
+      });
+    } catch (err) {
+      log.error({ err }, 'conversion handler failed');
+      sendError(st, err);
+      finish(st);
+    }
+  };
+
+  const methodNotAllowed = (allow: string) => (res: HttpResponse, req: HttpRequest) => {
+    const st = begin(res, req.getMethod() === 'head');
+    sendAppError(st, 'METHOD_NOT_ALLOWED', `method not allowed; use ${allow}`, undefined, { Allow: allow });
+    finish(st);
+  };
+
+  const app = uWS.App();
+  for (const route of ['/c/:code', '/api/v1/track/:code']) {
+    app.get(route, onClick).head(route, onClick).any(route, methodNotAllowed('GET, HEAD'));
+  }
+  app
+    .get('/api/v1/track/conversion', onConversion)
+    .post('/api/v1/track/conversion', onConversion)
+    .any('/api/v1/track/conversion', methodNotAllowed('GET, POST'))
+    .get('/healthz', (res) => {
+      const st = begin(res, false);
+      sendJson(st, 200, { success: true, data: { status: 'ok' } });
+      finish(st);
+    })
+    .any('/healthz', methodNotAllowed('GET'))
+    .get('/readyz', (res) => {
+      const st = begin(res, false);
+      const redisReady = redis.status === 'ready';
+      spool.writable().then((spoolOk) => {
+        const ready = !closing && links.loaded && (redisReady || spoolOk);
+        const data = { ready, links_loaded: links.loaded, redis: redisReady, spool_writable: spoolOk };
+        if (ready) sendJson(st, 200, { success: true, data });
+        else sendAppError(st, 'SERVICE_UNAVAILABLE', 'not ready', data);
+        finish(st);
+      });
+    })
+    .any('/readyz', methodNotAllowed('GET'))
+    .any('/*', (res, req) => {
+      const st = begin(res, req.getMethod() === 'head');
+      sendAppError(st, 'NOT_FOUND', 'not found');
+      finish(st);
+    });
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(config.BIND_HOST, config.TRACKER_PORT, (ls) => {
+      if (ls) resolve(ls);
+      else reject(new Error(`tracker cannot listen on ${config.BIND_HOST}:${config.TRACKER_PORT}`));
+    });
+  }).catch((err: Error) => {
+    clearInterval(replayTimer);
+    if (warmTimer) clearTimeout(warmTimer);
+    links.close();
+    redis.disconnect();
+    throw err;
+  });
+  const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  const host = config.BIND_HOST.includes(':') ? `[${config.BIND_HOST}]` : config.BIND_HOST;
+  log.info({ port, partitions: P }, 'tracker listening');
+
+  let closed: Promise<void> | undefined;
+  return {
+    port,
+    url: `http://${host}:${port}`,
+    inflight: () => active,
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        uWS.us_listen_socket_close(listenSocket);
+        clearInterval(replayTimer);
+        if (warmTimer) clearTimeout(warmTimer);
+        // In-flight requests are answered once their events are stored (or time out).
+        const drained = new Promise<void>((r) => {
+          idle = r;
+          if (active === 0) r();
+        });
+        clicks.flush();
+        conversions.flush();
+        await withTimeout(drained, CLOSE_TIMEOUT_MS);
+        await clicks.drain();
+        await conversions.drain();
+        await spool.drain();
+        await spool.closeActive();
+        links.close();
+        await redis.quit().catch(() => redis.disconnect());
+        log.info('tracker closed');
+      })();
+      return closed;
+    },
+  };
+}
+
+const peers = new Map<string, string>();
+/** The peer's address in normalised text form ('' when uWS reports none), memoised per raw form. */
+function peerAddress(res: HttpResponse): string {
+  const raw = decoder.decode(res.getRemoteAddressAsText());
+  let ip = peers.get(raw);
+  if (ip === undefined) {
+    ip = normalise(raw);
+    if (peers.size > 10_000) peers.clear();
+    peers.set(raw, ip);
+  }
+  return ip;
+}
+
+/**
+ * Parses a postback body: JSON object or x-www-form-urlencoded (an empty body is fine).
+ * @throws AppError UNSUPPORTED_MEDIA_TYPE or VALIDATION_ERROR.
+ */
+function parseBody(contentType: string, body: Buffer): Record<string, unknown> {
+  if (body.length === 0) return {};
+  if (contentType === 'application/json') {
+    let v: unknown;
+    try {
+      v = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new AppError('VALIDATION_ERROR', 'body is not valid JSON', { body: 'must be a JSON object' });
+    }
+    if (!v || typeof v !== 'object' || Array.isArray(v)) {
+      throw new AppError('VALIDATION_ERROR', 'body must be a JSON object', { body: 'must be a JSON object' });
+    }
+    return v as Record<string, unknown>;
+  }
+  if (contentType === 'application/x-www-form-urlencoded') {
+    return Object.fromEntries(new URLSearchParams(body.toString('utf8')));
+  }
+  throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'use application/json or application/x-www-form-urlencoded');
+}
+
+function once(r: Redis, event: string): Promise<void> {
+  if (r.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => r.once(event, () => resolve()));
+}
+
+function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    p.then(
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+    );
+  });
+}

@@ -1,0 +1,69 @@
+import { randomFillSync } from 'node:crypto';
+
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const POOL_BYTES = 10 * 1024;
+
+/**
+ * Generates UUIDv7 strings (RFC 9562 §5.7): 48-bit Unix ms timestamp, version 7, a 12-bit counter
+ * in `rand_a` (RFC 9562 §6.2 method 1, seeded randomly each millisecond with its top bit clear so it
+ * has room to count), the variant bits, then 62 random bits. Ids are strictly increasing within a
+ * generator: when the clock stands still or goes back, the counter advances; when the counter
+ * overflows, the timestamp is advanced by one ms. Random bytes come from a pool refilled in bulk.
+ */
+export class UuidV7 {
+  private pool = Buffer.allocUnsafe(POOL_BYTES);
+  private pos = POOL_BYTES;
+  private lastMs = -1;
+  private counter = 0;
+  private prefix = '';
+
+  /** Returns a new id for `nowMs` (default `Date.now()`), lower-case hex with dashes. */
+  next(nowMs: number = Date.now()): string {
+    if (this.pos + 10 > POOL_BYTES) {
+      randomFillSync(this.pool);
+      this.pos = 0;
+    }
+    const p = this.pool;
+    let i = this.pos;
+    this.pos += 10;
+    if (nowMs > this.lastMs) {
+      this.setMs(nowMs);
+      this.counter = ((p[i]! << 4) | (p[i + 1]! >> 4)) & 0x7ff;
+    } else if (++this.counter > 0xfff) {
+      this.setMs(this.lastMs + 1);
+      this.counter = ((p[i]! << 4) | (p[i + 1]! >> 4)) & 0x7ff;
+    }
+    const c = this.counter;
+    i += 2;
+    return (
+      this.prefix +
+      '7' +
+      HEX[c >> 8]![1] +
+      HEX[c & 0xff] +
+      '-' +
+      HEX[0x80 | (p[i]! & 0x3f)] +
+      HEX[p[i + 1]!] +
+      '-' +
+      HEX[p[i + 2]!] +
+      HEX[p[i + 3]!] +
+      HEX[p[i + 4]!] +
+      HEX[p[i + 5]!] +
+      HEX[p[i + 6]!] +
+      HEX[p[i + 7]!]
+    );
+  }
+
+  private setMs(ms: number): void {
+    this.lastMs = ms;
+    const h = ms.toString(16).padStart(12, '0');
+    this.prefix = h.slice(0, 8) + '-' + h.slice(8, 12) + '-';
+  }
+}
+
+/** Extracts the Unix ms timestamp of a UUIDv7. */
+export function uuidV7Ms(id: string): number {
+  return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
+
+/** Any RFC 9562 UUID in canonical text form (case-insensitive). */
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
