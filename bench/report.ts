@@ -42,7 +42,8 @@ export interface MemoryResult {
   /** Slope of a least-squares fit over the second half of the run, MiB per minute. */
   growth_mb_per_min: number;
   duration_s: number;
-  flat: boolean;
+  /** Growth ≤ 1 MB/min over the second half; null when the soak was too short (< 60 s) to judge. */
+  flat: boolean | null;
   samples: Array<[number, number]>;
 }
 
@@ -266,7 +267,7 @@ export function renderMarkdown(res: BenchResults): string {
         (mm.duration_s > 0
           ? `Over ${Math.round(mm.duration_s)} s at constant rate: start ${fmt(mm.start_rss_mb, 1)} MB, ` +
             `end ${fmt(mm.end_rss_mb, 1)} MB; growth over the second half ` +
-            `${fmt(mm.growth_mb_per_min)} MB/min (${mm.flat ? 'flat' : 'growing'}).`
+            `${fmt(mm.growth_mb_per_min)} MB/min (${mm.flat === null ? 'too short to judge' : mm.flat ? 'flat' : 'growing'}).`
           : 'No constant-rate soak in this run.'),
     );
   }
