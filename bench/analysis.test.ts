@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { percentile, queueLatencies } from './pipeline.ts';
-import { areaOf, selfTimes, summarizeProfiles } from './profile.ts';
+import { areaOf, selfTimes, summarizeProfiles, threadOf } from './profile.ts';
 
 describe('click-to-queryable from cumulative curves', () => {
   it('matches the k-th answered click with the first count sample that covers it', () => {
@@ -54,6 +54,9 @@ describe('CPU profile summary', () => {
       '(garbage collector)': 1 / 6,
     });
     assert.equal(areaOf('node:internal/streams', 'x'), 'node internals');
+    assert.equal(areaOf('file:///work/wt/bench/tracker/ingest/http.ts', 'f'), 'our code (tracker/)');
+    assert.equal(threadOf('/x/CPU.20261122.041044.30164.0.001.cpuprofile'), 'main thread');
+    assert.equal(threadOf('/x/CPU.20261122.041044.30164.2.003.cpuprofile'), 'worker thread 2');
     assert.equal(areaOf('file:///a/node_modules/piscina/dist/worker.js', 'atomicsWaitLoop'), '(idle)');
     assert.equal(areaOf('file:///a/node_modules/@scope/pkg/i.js', 'x'), '@scope/pkg');
   });
@@ -66,7 +69,7 @@ describe('CPU profile summary', () => {
       const [line] = summarizeProfiles([f]);
       assert.match(
         line!,
-        /^CPU profile a\.cpuprofile: busy 100\.0% of the run; of the busy time by area: our code \(tracker\/\) 50\.0%, ioredis 33\.3%/,
+        /^CPU profile a\.cpuprofile \(thread \?\): busy 100\.0% of the run; of the busy time by area: our code \(tracker\/\) 50\.0%, ioredis 33\.3%/,
       );
       const idle = {
         nodes: [{ id: 1, callFrame: { functionName: '(idle)', url: '', lineNumber: -1 } }],

@@ -29,7 +29,8 @@ export function areaOf(url: string, functionName: string): string {
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm) return nm[1]!;
   if (url.startsWith('node:')) return 'node internals';
-  const m = /\/(tracker|infra|bench)\//.exec(url);
+  // Greedy prefix: the last matching folder wins (the checkout itself may sit in a folder named bench/).
+  const m = /.*\/(tracker|infra|bench|admin-api|ledger)\//.exec(url);
   return m ? `our code (${m[1]}/)` : 'other';
 }
 
@@ -61,12 +62,19 @@ export function selfTimes(profile: CpuProfile): {
   return { byFunction: sorted(fn), byArea: sorted(area) };
 }
 
+/** Node names profiles `CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`; thread 0 is the main thread. */
+export function threadOf(file: string): string {
+  const m = /\.(\d+)\.(\d+)\.(\d+)\.cpuprofile$/.exec(path.basename(file));
+  if (!m) return 'thread ?';
+  return m[2] === '0' ? 'main thread' : `worker thread ${m[2]}`;
+}
+
 /**
  * One report line per profile: how busy the thread was, then the top areas and functions as shares of
  * its busy (non-idle) time. Threads busy less than `minBusy` of the time (e.g. tsx's loader thread) are
  * left out.
  */
-export function summarizeProfiles(files: string[], minBusy = 0.05): string[] {
+export function summarizeProfiles(files: string[], minBusy = 0.1): string[] {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const out: string[] = [];
   for (const f of files) {
@@ -86,7 +94,7 @@ export function summarizeProfiles(files: string[], minBusy = 0.05): string[] {
       .map(([k, v]) => `\`${k}\` ${share(v)}`)
       .join(', ');
     out.push(
-      `CPU profile ${path.basename(f)}: busy ${pct(busy)} of the run; of the busy time by area: ${areas}. ` +
+      `CPU profile ${path.basename(f)} (${threadOf(f)}): busy ${pct(busy)} of the run; of the busy time by area: ${areas}. ` +
         `Top functions (self time): ${fns}.`,
     );
   }
