@@ -10,7 +10,7 @@ import { cpuMeter, selfCpuMeter } from './procs.ts';
 
 /** One load run's figures. Latencies in ms, rates per second, CPU in cores busy (1.0 = one core). */
 export interface LoadResult {
-  tool: 'autocannon' | 'wrk';
+  tool: 'autocannon' | 'wrk' | 'open-loop';
   /** 'closed-loop' (as fast as answers come back) or 'constant-rate' (open-loop target rate). */
   mode: 'closed-loop' | 'constant-rate';
   target_rps?: number;
@@ -34,6 +34,11 @@ let redisPid: number | undefined;
 /** Also measure this redis-server process in every run (the click path's XADDs cost CPU there too). */
 export function measureRedisCpu(pid: number | undefined): void {
   redisPid = pid;
+}
+
+/** The redis-server being measured (see {@link measureRedisCpu}). */
+export function measuredRedisPid(): number | undefined {
+  return redisPid;
 }
 
 /** Options shared by the autocannon runs. */

@@ -28,12 +28,13 @@ import {
 } from '../infra/index.ts';
 import { writeConversionSetupModule } from './conversions.ts';
 import { type LoadResult, measureRedisCpu, runAutocannon, runWrk } from './load.ts';
+import { runOpenLoop } from './open-loop.ts';
 import { runPipelineScenario } from './pipeline.ts';
 import { memoryMb, ROOT, type ServerProc, startServer } from './procs.ts';
 import { summarizeProfiles } from './profile.ts';
 import { type BenchResults, type MemoryResult, machineInfo, renderMarkdown, writeResults } from './report.ts';
 import { type Seeded, seed } from './seed.ts';
-import { clickPaths, writeSetupRequestModule, writeWrkScript } from './zipf.ts';
+import { clickPaths, clientIps, writeSetupRequestModule, writeWrkScript } from './zipf.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -339,14 +340,15 @@ async function main(): Promise<void> {
           // Redis would otherwise hold every click of the soak; the pipeline is not running here.
           void resetStreams(redis, svc.prefix).catch(() => {});
         }, 1000);
-        const l = await runAutocannon({
-          url: `http://127.0.0.1:${t.port}`,
-          setupRequest: setup,
-          expectStatus: 302,
-          connections: 100,
-          workers: WORKERS,
-          duration_s: D.fixed,
+        const l = await runOpenLoop({
+          port: t.port,
           rate,
+          duration_s: D.fixed,
+          threads: WORKERS,
+          connections: 64,
+          paths,
+          ips: clientIps(paths.length),
+          expectStatus: 302,
           serverPids: [t.pid],
           onTick: tick,
         });
@@ -356,7 +358,7 @@ async function main(): Promise<void> {
           args.rate
             ? `The constant rate (${rate}/s) was set with --rate.`
             : `The constant rate (${rate}/s) is 70% of the maximum autocannon reached on the click path ` +
-                `(${clickMax === undefined ? 'not measured in this run: 10,000/s assumed' : 'since autocannon drives that run'}); ` +
+                `(${clickMax === undefined ? 'not measured in this run: 10,000/s assumed' : 'a JavaScript generator like the open-loop one'}); ` +
                 'wrk may have reached more (see the table).',
         );
         const secondHalf = samples.filter(([x]) => x >= D.fixed / 2);
@@ -492,7 +494,8 @@ async function main(): Promise<void> {
       `Load generators: autocannon (${WORKERS} worker threads) and wrk (${WORKERS} threads, Lua script), ` +
         `${CONNECTIONS} connections each, the same Zipf(s=1) traffic over 10,000 links with X-Forwarded-For from ` +
         '20,000 client addresses. Headline throughputs and ratios use one tool for all three servers (see ' +
-        'load_generator). The constant-rate run uses autocannon overallRate with its coordinated-omission correction.',
+        "load_generator). The constant-rate run uses the bench's own open-loop generator (bench/open-loop.ts, " +
+        'wrk2-style: latency from when each request was due), not autocannon overallRate, which sends bursts.',
       ...notes,
     ],
   };
