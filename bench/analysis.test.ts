@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { completeLength } from './http-parse.ts';
 import { percentile, queueLatencies } from './pipeline.ts';
 import { areaOf, selfTimes, summarizeProfiles, threadOf } from './profile.ts';
 
@@ -81,5 +82,24 @@ describe('CPU profile summary', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('open-loop response framing', () => {
+  const r302 = 'HTTP/1.1 302 Found\r\nLocation: https://x.example/\r\nContent-Length: 0\r\n\r\n';
+  it('frames by Content-Length, including back-to-back responses', () => {
+    const two = Buffer.from(r302 + 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello');
+    const first = completeLength(two);
+    assert.deepEqual(first, { len: r302.length, status: 302 });
+    assert.deepEqual(completeLength(two.subarray(first.len)), { len: 43, status: 200 });
+  });
+  it('waits for the rest of a partial response', () => {
+    assert.equal(completeLength(Buffer.from('HTTP/1.1 302 Found\r\nContent-Le')).len, -1);
+    assert.equal(completeLength(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel')).len, -1);
+  });
+  it('frames chunked bodies by their last chunk', () => {
+    const body = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n';
+    assert.deepEqual(completeLength(Buffer.from(body)), { len: body.length, status: 200 });
+    assert.equal(completeLength(Buffer.from(body.slice(0, -3))).len, -1);
   });
 });

@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
+import { completeLength } from './http-parse.ts';
 
 /** What the main thread passes in. */
 export interface OpenLoopWorkerData {
@@ -59,27 +60,6 @@ interface Conn {
   buf: Buffer;
 }
 const idle: Conn[] = [];
-const HEADER_END = Buffer.from('\r\n\r\n');
-const CHUNK_END = Buffer.from('0\r\n\r\n');
-
-/** Length of the first complete response in `buf`, or -1 when incomplete. Also returns its status. */
-function completeLength(buf: Buffer): { len: number; status: number } {
-  const he = buf.indexOf(HEADER_END);
-  if (he < 0) return { len: -1, status: 0 };
-  const head = buf.toString('latin1', 0, he);
-  const status = Number(head.slice(9, 12));
-  const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-  if (cl) {
-    const len = he + 4 + Number(cl[1]);
-    return { len: buf.length >= len ? len : -1, status };
-  }
-  if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
-    const end = buf.indexOf(CHUNK_END, he + 4);
-    return { len: end < 0 ? -1 : end + CHUNK_END.length, status };
-  }
-  return { len: he + 4, status };
-}
-
 function send(c: Conn, i: number, due: number): void {
   c.due = due;
   c.sock.write(request(i));
