@@ -8,7 +8,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hash as argon2Hash } from '@node-rs/argon2';
 import { SingleBar } from 'cli-progress';
-import { createSql, type Sql } from '../../infra/index.ts';
+import { createLogger, createSql, loadConfig, type Sql } from '../../infra/index.ts';
+import { createLedger } from '../../ledger/index.ts';
 import { rocAuc, syntheticIp, syntheticUserAgent, type TalkingDataRow } from './talkingdata.ts';
 
 export interface DemoOptions {
@@ -47,6 +48,28 @@ interface Seeded {
 
 const PAYOUT_MINOR = 150;
 const REVENUE_MINOR = 200;
+/** Each advertiser deposits this much and reserves it as its campaign's budget (USD 10,000). */
+const BUDGET_MINOR = 1_000_000;
+
+/**
+ * Funds every demo advertiser's wallet and activates its campaign through the ledger, as an advertiser would
+ * (deposit → reserve the budget), so conversions are paid from real reservations.
+ */
+async function fundAndActivate(sql: Sql, seeded: Seeded, run: string): Promise<void> {
+  const config = loadConfig();
+  const ledger = createLedger({ config, logger: createLogger({ level: 'warn' }), sql });
+  for (const [app, campaignId] of seeded.campaigns) {
+    const [c] = await sql<{ advertiser_id: number }[]>`select advertiser_id from campaigns where id = ${campaignId}`;
+    await ledger.fund({
+      advertiserId: c!.advertiser_id,
+      amount: BUDGET_MINOR,
+      currency: 'USD',
+      reference: `demo ${run}`,
+      idempotencyKey: `demo-${run}-${app}`,
+    });
+    await ledger.activateCampaign(campaignId);
+  }
+}
 
 async function seed(sql: Sql, rows: TalkingDataRow[], run: string): Promise<Seeded> {
   const apps = [...new Set(rows.map((r) => r.app))].sort((a, b) => a - b);
@@ -84,7 +107,8 @@ async function seed(sql: Sql, rows: TalkingDataRow[], run: string): Promise<Seed
           currency: 'USD',
           payout_amount: PAYOUT_MINOR,
           revenue_amount: REVENUE_MINOR,
-          status: 'active',
+          budget: BUDGET_MINOR,
+          status: 'draft',
         })),
       )} returning id, advertiser_id`;
     const campaignByAdv = new Map(campaigns.map((c) => [c.advertiser_id, c.id]));
@@ -117,7 +141,7 @@ async function adminToken(sql: Sql, apiUrl: string, run: string): Promise<string
   const password = randomBytes(18).toString('base64url');
   await sql`insert into users (role, name, email, password_hash)
             values ('admin', ${`Demo admin ${run}`}, ${email}, ${await argon2Hash(password)})`;
-  const res = await fetch(`${apiUrl}/api/v1/auth/login`, {
+  const res = await apiCall(`${apiUrl}/api/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ email, password }),
@@ -127,8 +151,19 @@ async function adminToken(sql: Sql, apiUrl: string, run: string): Promise<string
   return body.data.access_token;
 }
 
+/** Calls the API, waiting out its rate limit (429 + Retry-After, seconds) as a well-behaved client does. */
+async function apiCall(url: string, init: RequestInit = {}): Promise<Response> {
+  for (;;) {
+    const res = await fetch(url, init);
+    if (res.status !== 429) return res;
+    await res.arrayBuffer();
+    const waitS = Number(res.headers.get('retry-after')) || 1;
+    await new Promise((r) => setTimeout(r, waitS * 1000));
+  }
+}
+
 async function apiGet<T>(apiUrl: string, token: string, pathAndQuery: string): Promise<T> {
-  const res = await fetch(`${apiUrl}/api/v1${pathAndQuery}`, { headers: { authorization: `Bearer ${token}` } });
+  const res = await apiCall(`${apiUrl}/api/v1${pathAndQuery}`, { headers: { authorization: `Bearer ${token}` } });
   if (!res.ok) throw new Error(`GET ${pathAndQuery}: HTTP ${res.status} ${await res.text()}`);
   return res.json() as Promise<T>;
 }
@@ -167,6 +202,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   const sql = createSql(o.databaseUrl, { max: 2 });
   try {
     const seeded = await seed(sql, o.rows, run);
+    await fundAndActivate(sql, seeded, run);
     const bar = o.progress ? new SingleBar({ format: 'replay [{bar}] {value}/{total} clicks {eta_formatted}' }) : null;
     bar?.start(o.rows.length, 0);
     let next = 0;
@@ -175,6 +211,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     let clickErrors = 0;
     let conversionErrors = 0;
     const clickIdByRow = new Map<number, string>();
+    const failures = new Map<string, number>();
     const worker = async () => {
       while (next < o.rows.length) {
         const r = o.rows[next++]!;
@@ -186,11 +223,18 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
             'user-agent': syntheticUserAgent(r.device, r.os),
             'x-event-time': String(r.click_ms),
           },
-        }).catch(() => null);
+        }).catch((err: Error) => {
+          failures.set(
+            `${err.message} ${String((err.cause as Error)?.message ?? '')}`.trim(),
+            1 + (failures.get(err.message) ?? 0),
+          );
+          return null;
+        });
         const location = res?.headers.get('location') ?? '';
         const clickId = /[?&]click_id=([0-9a-f-]{36})/.exec(location)?.[1];
         await res?.arrayBuffer().catch(() => {});
         if (res?.status !== 302 || !clickId) {
+          if (res) failures.set(`HTTP ${res.status}`, 1 + (failures.get(`HTTP ${res.status}`) ?? 0));
           clickErrors++;
           bar?.increment();
           continue;
@@ -218,6 +262,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     };
     await Promise.all(Array.from({ length: o.concurrency }, worker));
     bar?.stop();
+    for (const [why, n] of failures) o.print(`click failures: ${n} × ${why}`);
 
     const token = await adminToken(sql, o.apiUrl, run);
     const ours = new Set(seeded.campaigns.values());
@@ -240,7 +285,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
         last = now;
         lastChange = Date.now();
       } else if (Date.now() - lastChange > o.drainTimeoutMs) break;
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, 1000));
     }
 
     const appByCampaign = new Map([...seeded.campaigns].map(([app, id]) => [id, app]));
@@ -264,15 +309,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     }
 
     const converted = new Set(o.rows.filter((r) => r.is_attributed).map((r) => String(r.row)));
-    const samples: Array<{ score: number; label: boolean }> = [];
-    for (const campaignId of ours) {
-      const clicks = await allPages<{ sub1: string; fraud_score: number }>(
-        o.apiUrl,
-        token,
-        `/reports/clicks?campaign_id=${campaignId}&from=${from}&to=${to}&tz=UTC`,
-      );
-      for (const c of clicks) samples.push({ score: 1 - c.fraud_score, label: converted.has(c.sub1) });
-    }
+    const clicks = await allPages<{ campaign_id: number; sub1: string; fraud_score: number }>(
+      o.apiUrl,
+      token,
+      `/reports/clicks?from=${from}&to=${to}&tz=UTC`,
+    );
+    const samples = clicks
+      .filter((c) => ours.has(c.campaign_id))
+      .map((c) => ({ score: 1 - c.fraud_score, label: converted.has(c.sub1) }));
     return {
       clicks_sent: clicksSent,
       clicks_recorded: rows.reduce((s, x) => s + x.clicks, 0),

@@ -5,8 +5,14 @@ import { UUID_RE } from './uuid7.ts';
 
 /** Max length of `event_id` and `goal`. */
 const MAX_ID_LENGTH = 255;
-/** Future skew tolerated on `event_time`, ms. */
-const FUTURE_SKEW_MS = 5 * 60_000;
+/** Future skew tolerated on `event_time` and `X-Event-Time`, ms. */
+export const FUTURE_SKEW_MS = 5 * 60_000;
+/**
+ * Earliest `event_time` / `X-Event-Time` accepted (2000-01-01T00:00:00Z), a sanity floor. The attribution window is measured from
+ * the click to the conversion, which only the pipeline knows, so an old event time is not refused here: backfills
+ * and replays post conversions of old clicks.
+ */
+export const MIN_EVENT_TIME_MS = Date.UTC(2000, 0, 1);
 const AMOUNT_RE = /^(\d{1,18})(?:\.(\d+))?$/;
 const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/;
 
@@ -67,10 +73,9 @@ function str(v: unknown): string | undefined {
 
 /**
  * Validates a postback's parameters (query string, form or JSON body).
- * @param windowDays the attribution window: `event_time` older than this is refused.
  * @throws AppError VALIDATION_ERROR with `details` mapping each bad field to its problem.
  */
-export function parsePostback(params: Record<string, unknown>, nowMs: number, windowDays: number): PostbackFields {
+export function parsePostback(params: Record<string, unknown>, nowMs: number): PostbackFields {
   const bad: Record<string, string> = {};
   const get = (k: string): string | undefined => {
     const v = params[k];
@@ -127,7 +132,7 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number, wi
     const t = /^\d{1,15}$/.test(timeRaw) ? Number(timeRaw) : ISO_RE.test(timeRaw) ? Date.parse(timeRaw) : Number.NaN;
     if (!Number.isSafeInteger(t)) bad.event_time = 'must be epoch milliseconds or an ISO 8601 timestamp';
     else if (t > nowMs + FUTURE_SKEW_MS) bad.event_time = 'must not be in the future';
-    else if (t < nowMs - windowDays * 86_400_000) bad.event_time = `must be within the last ${windowDays} days`;
+    else if (t < MIN_EVENT_TIME_MS) bad.event_time = 'must not be before 2000-01-01';
     else event_time_ms = t;
   }
 

@@ -1,6 +1,13 @@
-import type { HttpResponse } from 'uWebSockets.js';
+import uWS, { type HttpResponse } from 'uWebSockets.js';
 import { STATUS_CODES } from 'node:http';
 import { AppError, type ErrorCode, errorBody } from '../../infra/index.ts';
+
+/**
+ * Whether uWebSockets.js runs its pure-JS fallback (the package has no native binary for this Node
+ * ABI, e.g. Node 22/24). The fallback lacks a few calls (endWithoutBody, remote address, raw
+ * query), which the ingest then replaces.
+ */
+export const FALLBACK = typeof (uWS as unknown as { getParts?: unknown }).getParts !== 'function';
 
 const STATUS_LINE = new Map<number, string>();
 /** "404 Not Found" for 404 (uWS wants the whole status line). */
@@ -52,7 +59,7 @@ export function sendJson(
     st.res.writeStatus(statusLine(status)).writeHeader('Content-Type', 'application/json; charset=utf-8');
     st.res.writeHeader('Cache-Control', 'no-store');
     if (headers) for (const k in headers) st.res.writeHeader(k, headers[k]!);
-    if (st.head) st.res.endWithoutBody(Buffer.byteLength(json), closeConnection);
+    if (st.head && !FALLBACK) st.res.endWithoutBody(Buffer.byteLength(json), closeConnection);
     else st.res.end(json, closeConnection);
   });
 }
@@ -81,6 +88,7 @@ export function sendRedirect(st: ReqState, location: string): void {
   st.done = true;
   st.res.cork(() => {
     st.res.writeStatus('302 Found').writeHeader('Location', location).writeHeader('Cache-Control', 'no-store');
-    st.res.endWithoutBody(0);
+    if (FALLBACK) st.res.end();
+    else st.res.endWithoutBody(0);
   });
 }

@@ -64,7 +64,10 @@ function check(list: net.BlockList, ip: string): boolean {
 
 /** Text form of an address as uWS or a proxy gives it; '' when it is not an IP address. */
 export function normalise(ip: string): string {
-  if (net.isIP(ip)) return ip.toLowerCase();
+  if (net.isIP(ip)) {
+    // IPv4-mapped IPv6 (dual-stack sockets) is recorded as the IPv4 address.
+    return ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7)) ? ip.slice(7) : ip.toLowerCase();
+  }
   // "[v6]:port" or "v4:port" forms sometimes appear in X-Forwarded-For.
   const m = /^\[([0-9a-fA-F:.]+)\](?::\d+)?$/.exec(ip) ?? /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(ip);
   if (m && net.isIP(m[1]!)) return m[1]!.toLowerCase();

@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { AppError, type Config, createRedis, type Logger, type Redis, redisKeys, type Sql } from '../../infra/index.ts';
 import { type ClickEvent, clean, encodeClick, encodeConversion } from '../events.ts';
-import { hasControl, parsePostback, TokenCache } from './conversion.ts';
-import { type ReqState, sendAppError, sendError, sendJson, sendRedirect, track } from './http.ts';
+import { FUTURE_SKEW_MS, hasControl, MIN_EVENT_TIME_MS, parsePostback, TokenCache } from './conversion.ts';
+import { FALLBACK, type ReqState, sendAppError, sendError, sendJson, sendRedirect, track } from './http.ts';
 import { type CachedLink, LinkCache } from './link-cache.ts';
 import { fillTemplate, type MacroValues } from './macros.ts';
 import { normalise, TrustedProxies } from './proxies.ts';
@@ -28,9 +28,6 @@ export const LIMITS = {
 
 const CODE_RE = /^[A-Za-z0-9_-]{3,64}$/;
 const SUBS = ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
-const FUTURE_SKEW_MS = 5 * 60_000;
-/** X-Event-Time older than this is refused (replays of older traffic make no sense for reports). */
-const MAX_EVENT_AGE_MS = 400 * 86_400_000;
 const CLOSE_TIMEOUT_MS = 10_000;
 
 export interface TrackerOptions {
@@ -145,12 +142,22 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   const record = (ev: ClickEvent, then: () => void) => clicks.add(encodeClick(ev), then);
 
   const onClick = (res: HttpResponse, req: HttpRequest) => {
-    const head = req.getMethod() === 'head';
+    const head = isMethod(req, 'head');
     const st = begin(res, head);
     try {
       const received_ms = Date.now();
-      const code = req.getParameter(0) ?? '';
-      const query = req.getQuery() ?? '';
+      let code = req.getParameter(0) ?? '';
+      const query = rawQuery(req);
+      if (FALLBACK) {
+        // The fallback router leaves the query in the parameter and does not rank static routes first.
+        const q = code.indexOf('?');
+        if (q >= 0) code = code.slice(0, q);
+        if (code === 'conversion' && req.getUrl().startsWith('/api/v1/track/')) {
+          active--;
+          st.done = true;
+          return onConversion(res, req);
+        }
+      }
       const ua = req.getHeader('user-agent');
       const referer = req.getHeader('referer');
       const lang = req.getHeader('accept-language');
@@ -158,7 +165,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
       const eventTime = req.getHeader('x-event-time');
       const purpose = req.getHeader('sec-purpose') || req.getHeader('purpose');
       const subs: string[] = ['', '', '', '', ''];
-      if (query.includes('sub')) for (let i = 0; i < 5; i++) subs[i] = req.getQuery(SUBS[i]!) || '';
+      if (query.includes('sub')) readSubs(query, subs);
       const peer = peerAddress(res);
 
       if (!CODE_RE.test(code)) {
@@ -203,9 +210,9 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
       const trusted = peer !== '' && proxies.isTrusted(peer);
       if (trusted && eventTime !== '') {
         const t = /^\d{1,15}$/.test(eventTime) ? Number(eventTime) : Number.NaN;
-        if (!(t <= received_ms + FUTURE_SKEW_MS && t >= received_ms - MAX_EVENT_AGE_MS)) {
+        if (!(t <= received_ms + FUTURE_SKEW_MS && t >= MIN_EVENT_TIME_MS)) {
           sendAppError(st, 'VALIDATION_ERROR', 'invalid X-Event-Time', {
-            'x-event-time': 'must be epoch milliseconds, not in the future',
+            'x-event-time': 'must be epoch milliseconds, from 2000-01-01 and not in the future',
           });
           return finish(st);
         }
@@ -286,11 +293,11 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   };
 
   const onConversion = (res: HttpResponse, req: HttpRequest) => {
-    const post = req.getMethod() === 'post';
+    const post = isMethod(req, 'post');
     const st = begin(res, false);
     try {
       const received_ms = Date.now();
-      const query = req.getQuery() ?? '';
+      const query = rawQuery(req);
       const headerToken = req.getHeader('x-postback-token');
       const contentType = req.getHeader('content-type').split(';')[0]!.trim().toLowerCase();
       const contentLength = req.getHeader('content-length');
@@ -318,7 +325,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
               return finish(st);
             }
             try {
-              const f = parsePostback(params, received_ms, config.ATTRIBUTION_WINDOW_DAYS);
+              const f = parsePostback(params, received_ms);
               const conversion_id = uuid.next(received_ms);
               const line = encodeConversion({
                 conversion_id,
@@ -406,7 +413,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   };
 
   const methodNotAllowed = (allow: string) => (res: HttpResponse, req: HttpRequest) => {
-    const st = begin(res, req.getMethod() === 'head');
+    const st = begin(res, isMethod(req, 'head'));
     sendAppError(st, 'METHOD_NOT_ALLOWED', `method not allowed; use ${allow}`, undefined, { Allow: allow });
     finish(st);
   };
@@ -438,7 +445,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     })
     .any('/readyz', methodNotAllowed('GET'))
     .any('/*', (res, req) => {
-      const st = begin(res, req.getMethod() === 'head');
+      const st = begin(res, isMethod(req, 'head'));
       sendAppError(st, 'NOT_FOUND', 'not found');
       finish(st);
     });
@@ -491,10 +498,53 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   };
 }
 
+/**
+ * The raw query string (no '?'). Native uWS returns it from getQuery(); the package's pure-JS
+ * fallback (used when no binary matches the Node ABI, e.g. Node 22/24) cannot, but keeps it in getUrl().
+ */
+function rawQuery(req: HttpRequest): string {
+  if (!FALLBACK) return req.getQuery() ?? '';
+  const url = req.getUrl();
+  const i = url.indexOf('?');
+  return i < 0 ? '' : url.slice(i + 1);
+}
+
+/** Method test that works with native uWS (lower case) and its fallback (upper case). */
+function isMethod(req: HttpRequest, lower: string): boolean {
+  const m = req.getMethod();
+  return m === lower || (FALLBACK && m.toLowerCase() === lower);
+}
+
+/**
+ * Reads sub1..sub5 (decoded; the first occurrence wins) from a raw query into `out`. A value that
+ * is not valid percent-encoding is kept as sent.
+ */
+function readSubs(query: string, out: string[]): void {
+  let start = 0;
+  while (start < query.length) {
+    let end = query.indexOf('&', start);
+    if (end < 0) end = query.length;
+    if (query.startsWith('sub', start) && query.charCodeAt(start + 4) === 61 /* = */) {
+      const n = query.charCodeAt(start + 3) - 49; // '1' → 0
+      if (n >= 0 && n < 5 && out[n] === '') {
+        const raw = query.slice(start + 5, end).replace(/\+/g, ' ');
+        try {
+          out[n] = decodeURIComponent(raw);
+        } catch {
+          out[n] = raw;
+        }
+      }
+    }
+    start = end + 1;
+  }
+}
+
 const peers = new Map<string, string>();
 /** The peer's address in normalised text form ('' when uWS reports none), memoised per raw form. */
 function peerAddress(res: HttpResponse): string {
-  const raw = decoder.decode(res.getRemoteAddressAsText());
+  const raw: string = FALLBACK
+    ? (res.response?.socket?.remoteAddress ?? '')
+    : decoder.decode(res.getRemoteAddressAsText());
   let ip = peers.get(raw);
   if (ip === undefined) {
     ip = normalise(raw);

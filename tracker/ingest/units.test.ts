@@ -63,7 +63,7 @@ describe('amounts', () => {
   });
   it('event_id defaults to click_id:goal', () => {
     const click = '0190f2c4-1111-7abc-8def-0123456789ab';
-    const f = parsePostback({ click_id: click.toUpperCase(), goal: 'sale' }, Date.now(), 30);
+    const f = parsePostback({ click_id: click.toUpperCase(), goal: 'sale' }, Date.now());
     assert.equal(f.event_id, `${click}:sale`);
     assert.equal(f.status, 'pending');
     assert.equal(f.amount_minor, -1);

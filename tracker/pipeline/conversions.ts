@@ -53,6 +53,7 @@ export interface ConversionSink {
 export type ConversionRejectReason =
   | 'unknown_click'
   | 'attribution_expired'
+  | 'event_before_click'
   | 'invalid_click'
   | 'campaign_inactive'
   | 'amount_required'
@@ -84,12 +85,16 @@ export type Attribution =
     }
   | { type: 'reject'; reason: ConversionRejectReason; click: StoredClick | null; campaign: CampaignTerms | null };
 
+/** How far an advertiser's event time may lie before its click (their clock vs ours), ms. */
+export const CLOCK_SKEW_MS = 5 * 60_000;
+
 /**
  * Attributes and prices one conversion (pure). Rules, in order:
  * - no click, or a click of another advertiser → `unknown_click` (a foreign click is not revealed);
  * - a click the ingest marked invalid (unknown link, disabled link, inactive campaign) → `invalid_click`;
  * - campaign gone, `draft` or `archived` → `campaign_inactive` (a `paused` campaign still pays
  *   for conversions of clicks it received while it ran);
+ * - event time before the click (beyond {@link CLOCK_SKEW_MS} of advertiser clock skew) → `event_before_click`;
  * - event time − click time > the campaign's attribution window → `attribution_expired`;
  * - the advertiser posted status `rejected` → `advertiser_rejected`;
  * - pricing failures (`amount_required`, `currency_mismatch`).
@@ -106,6 +111,9 @@ export function attribute(
   if (click.invalid_reason !== '') return { type: 'reject', reason: 'invalid_click', click, campaign };
   if (!campaign || campaign.status === 'draft' || campaign.status === 'archived') {
     return { type: 'reject', reason: 'campaign_inactive', click, campaign };
+  }
+  if (c.event_time_ms < click.ts_ms - CLOCK_SKEW_MS) {
+    return { type: 'reject', reason: 'event_before_click', click, campaign };
   }
   const windowMs = (campaign.attribution_window_days || defaultWindowDays) * 86_400_000;
   if (c.event_time_ms - click.ts_ms > windowMs)

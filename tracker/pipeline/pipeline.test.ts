@@ -284,13 +284,14 @@ describe('conversion stream', () => {
       makeConversion(s, click.click_id, { event_id: 'expired', event_time_ms: ts + 2 * 86_400_000 }),
       makeConversion(s, click.click_id, { event_id: 'ok', event_time_ms: ts + 3_600_000 }),
       makeConversion(s, click.click_id, { event_id: 'fast', event_time_ms: ts + 1_000 }),
+      makeConversion(s, click.click_id, { event_id: 'before', event_time_ms: ts - 3_600_000 }),
     ];
     await addConversions(env.redis, env.keys, 1, convs);
-    await waitFor('6 rows', async () => {
+    await waitFor('7 rows', async () => {
       const [r] = await env.sql<
         { n: number }[]
       >`select count(*)::int8 as n from conversions where advertiser_id = ${s.advertiserId}`;
-      return r!.n === 6;
+      return r!.n === 7;
     });
     const rows = await env.sql<
       { event_id: string; status: string; reject_reason: string | null; fraud_reasons: string[] }[]
@@ -300,6 +301,7 @@ describe('conversion stream', () => {
     assert.deepEqual(
       rows.map((r) => [r.event_id, r.status, r.reject_reason]),
       [
+        ['before', 'rejected', 'event_before_click'],
         ['expired', 'rejected', 'attribution_expired'],
         ['fast', 'approved', null],
         ['foreign', 'rejected', 'unknown_click'],
@@ -314,7 +316,7 @@ describe('conversion stream', () => {
       const r = await one<{ n: number }>('SELECT count() AS n FROM conversions WHERE advertiser_id = {a:UInt64}', {
         a: s.advertiserId,
       });
-      return r.n === 6;
+      return r.n === 7;
     });
     const reports = createReports(ch);
     for (const group_by of ['day', 'sub1', 'campaign'] as const) {

@@ -224,6 +224,27 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     return { type: 'ok' };
   }
 
+  /** Updates rows and their pending live events with the status Postgres holds after the sink ran. */
+  async function applyFinalStatus(
+    rows: ClickRow[],
+    created: Array<{ c: ConversionEvent; reason: string | null }>,
+  ): Promise<void> {
+    const ids = rows.map((r) => String(r.conversion_id));
+    const final = await sql<{ id: string; status: string; reject_reason: string | null }[]>`
+      select id, status, reject_reason from conversions where id = any(${ids}::uuid[])`;
+    const byId = new Map(final.map((f) => [f.id.toLowerCase(), f]));
+    for (const row of rows) {
+      const f = byId.get(String(row.conversion_id).toLowerCase());
+      if (!f) continue;
+      row.status = f.status;
+      row.reject_reason = f.reject_reason ?? '';
+    }
+    for (const e of created) {
+      const f = byId.get(e.c.conversion_id.toLowerCase());
+      if (f?.status === 'rejected') e.reason = f.reject_reason ?? 'rejected';
+    }
+  }
+
   async function conversionBatch(stream: string, batch: Batch, s: StreamStats): Promise<Outcome> {
     const decoded = decodeEntries<ConversionEvent>(batch.entries, parseConversion);
     const convs = decoded.events.map((e) => e.event);
@@ -275,8 +296,13 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       if (r.rejectReason) s.rejected++;
       created.push({ c, reason: r.rejectReason, affiliate: a.type === 'ok' ? a.click.affiliate_id : null });
     }
-    await insertRows(ch, 'conversions', rows, batch.token);
+    // Money before ClickHouse: the ledger may still refuse an accepted conversion (budget exhausted, daily cap), so
+    // the rows take their final status from Postgres, the source of truth, and reports agree with the money. A crash
+    // between the sink and the insert is safe: the sink is idempotent by conversion id and a replayed conversion
+    // rebuilds its row from Postgres.
     for (const a of accepted) await opts.conversionSink?.conversionRecorded(a);
+    if (accepted.length > 0) await applyFinalStatus(rows, created);
+    await insertRows(ch, 'conversions', rows, batch.token);
     await opts.testHooks?.afterInsert?.({ stream, ids: batch.ids, token: batch.token });
     for (const { c, reason, affiliate } of created) {
       // At-least-once: a batch retried after a crash publishes again with the same event id.

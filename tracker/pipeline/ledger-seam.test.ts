@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { type ClickHouseClient, createLogger } from '../../infra/index.ts';
+import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createLedger } from '../../ledger/index.ts';
+import { createReports } from '../reports/reports.ts';
+import { type Pipeline, startPipeline } from './runner.ts';
+import { addClicks, addConversions, makeClick, makeConversion, seedCampaign, waitFor } from './testing.ts';
+
+let env: TestEnv;
+let ch: ClickHouseClient;
+let pipeline: Pipeline;
+
+before(async () => {
+  env = await createTestEnv({ clickhouse: true, env: { STREAM_PARTITIONS: '1', PIPELINE_BLOCK_MS: '20' } });
+  ch = env.ch!;
+  const logger = createLogger({ level: env.config.LOG_LEVEL });
+  const ledger = createLedger({ config: env.config, logger, sql: env.sql, redis: env.redis, keys: env.keys });
+  pipeline = await startPipeline({
+    config: env.config,
+    logger,
+    redis: env.redis,
+    sql: env.sql,
+    ch,
+    consumerName: 'seam',
+    conversionSink: ledger.sink,
+  });
+});
+
+after(async () => {
+  await pipeline?.close();
+  await env?.close();
+});
+
+test('a conversion the ledger refuses (unfunded advertiser) is rejected in ClickHouse and reports too', async () => {
+  const s = await seedCampaign(env.sql); // active, no budget, advertiser wallet empty
+  const ts = Date.UTC(2024, 5, 1, 10, 0, 0);
+  const click = makeClick(s, { ts_ms: ts });
+  await addClicks(env.redis, env.keys, 0, [click]);
+  await addConversions(env.redis, env.keys, 0, [
+    makeConversion(s, click.click_id, { event_id: 'unfunded', event_time_ms: ts + 60_000 }),
+  ]);
+  await waitFor('the conversion in ClickHouse', async () => {
+    const rs = await ch.query({
+      query: 'SELECT count() AS n FROM conversions WHERE advertiser_id = {a:UInt64}',
+      format: 'JSONEachRow',
+      query_params: { a: s.advertiserId },
+    });
+    return Number((await rs.json<{ n: string }>())[0]!.n) === 1;
+  });
+  const [pg] = await env.sql<{ status: string; reject_reason: string }[]>`
+    select status, reject_reason from conversions where advertiser_id = ${s.advertiserId}`;
+  assert.deepEqual(pg, { status: 'rejected', reject_reason: 'budget_exhausted' });
+  const rs = await ch.query({
+    query: 'SELECT status, reject_reason FROM conversions WHERE advertiser_id = {a:UInt64}',
+    format: 'JSONEachRow',
+    query_params: { a: s.advertiserId },
+  });
+  assert.deepEqual(await rs.json(), [{ status: 'rejected', reject_reason: 'budget_exhausted' }]);
+  const report = await createReports(ch).report({
+    group_by: 'campaign',
+    from: '2024-06-01',
+    to: '2024-06-01',
+    tz: 'UTC',
+    advertiser_id: s.advertiserId,
+    page: 1,
+    per_page: 10,
+  });
+  assert.equal(report.rows[0]!.clicks, 1);
+  assert.equal(report.rows[0]!.conversions, 0);
+  assert.equal(report.rows[0]!.revenue, 0);
+});
