@@ -48,9 +48,20 @@ const { values: args } = parseArgs({
     soak: { type: 'string' },
     /** Constant rate for that run, req/s; default 70% of the click path's autocannon maximum. */
     rate: { type: 'string' },
+    /** Re-render latest.md / latest.svg / latest.json from latest.json and bench/findings.md; no load. */
+    render: { type: 'boolean', default: false },
   },
   allowPositionals: true,
 });
+
+if (args.render) {
+  const dir = path.resolve(args.out ?? path.join(ROOT, 'bench', 'results'));
+  const res = JSON.parse(readFileSync(path.join(dir, 'latest.json'), 'utf8')) as BenchResults;
+  const findingsFile = path.join(ROOT, 'bench', 'findings.md');
+  res.findings = existsSync(findingsFile) ? readFileSync(findingsFile, 'utf8') : undefined;
+  process.stdout.write(`re-rendered: ${writeResults(dir, res).join(', ')}\n`);
+  process.exit(0);
+}
 
 const QUICK = args.quick ?? false;
 const CORES = os.cpus().length;
