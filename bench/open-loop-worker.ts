@@ -1,0 +1,138 @@
+/**
+ * One thread of the open-loop (wrk2-style) constant-rate load generator, see open-loop.ts.
+ * Request i is due at t0 + i / rate. It goes out on an idle keep-alive connection, or waits in a queue
+ * when none is idle; its latency is measured from when it was due, not from when it was sent, so a slow
+ * server cannot hide its stalls by slowing the generator down (no coordinated omission).
+ */
+import net from 'node:net';
+import { parentPort, workerData } from 'node:worker_threads';
+import { completeLength } from './http-parse.ts';
+
+/** What the main thread passes in. */
+export interface OpenLoopWorkerData {
+  port: number;
+  /** Requests per second for this thread. */
+  rate: number;
+  duration_s: number;
+  connections: number;
+  paths: string[];
+  ips: string[];
+  /** Status that counts as success (302 for clicks). */
+  expectStatus: number;
+  /** Index in the tables to start from, so threads do not send the same sequence. */
+  offset: number;
+}
+
+/** What the thread posts back when done. Latencies in ms. */
+export interface OpenLoopWorkerResult {
+  latencies: Float64Array;
+  count: number;
+  ok: number;
+  bad_status: number;
+  errors: number;
+  unfinished: number;
+  elapsed_s: number;
+}
+
+const d = workerData as OpenLoopWorkerData;
+const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36';
+const mask = d.paths.length - 1;
+const request = (i: number) =>
+  Buffer.from(
+    `GET ${d.paths[(i + d.offset) & mask]} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: ${UA}\r\n` +
+      `X-Forwarded-For: ${d.ips[(i + d.offset) & mask]}\r\n\r\n`,
+  );
+
+const total = Math.floor(d.rate * d.duration_s);
+const latencies = new Float64Array(total);
+let count = 0;
+let ok = 0;
+let badStatus = 0;
+let errors = 0;
+let sent = 0;
+const waiting: number[] = [];
+let waitHead = 0;
+
+interface Conn {
+  sock: net.Socket;
+  /** Due time of the request in flight, or -1 when idle. */
+  due: number;
+  buf: Buffer;
+}
+const idle: Conn[] = [];
+function send(c: Conn, i: number, due: number): void {
+  c.due = due;
+  c.sock.write(request(i));
+}
+
+function next(c: Conn): void {
+  if (waitHead < waiting.length) {
+    const i = waiting[waitHead++]!;
+    send(c, i, t0 + (i * 1000) / d.rate);
+  } else {
+    c.due = -1;
+    idle.push(c);
+  }
+}
+
+function open(): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(d.port, '127.0.0.1');
+    sock.setNoDelay(true);
+    const c: Conn = { sock, due: -1, buf: Buffer.alloc(0) };
+    sock.once('connect', () => resolve(c));
+    sock.once('error', reject);
+    sock.on('data', (chunk: Buffer) => {
+      c.buf = c.buf.length ? Buffer.concat([c.buf, chunk]) : chunk;
+      for (;;) {
+        const { len, status } = completeLength(c.buf);
+        if (len < 0) return;
+        c.buf = c.buf.subarray(len);
+        if (c.due >= 0) {
+          latencies[count++] = performance.now() - c.due;
+          if (status === d.expectStatus) ok++;
+          else badStatus++;
+          next(c);
+        }
+      }
+    });
+    sock.on('error', () => {
+      errors++;
+    });
+  });
+}
+
+const conns = await Promise.all(Array.from({ length: d.connections }, open));
+idle.push(...conns);
+const t0 = performance.now();
+
+await new Promise<void>((resolve) => {
+  const timer = setInterval(() => {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * d.rate));
+    while (sent < due) {
+      const i = sent++;
+      const c = idle.pop();
+      if (c) send(c, i, t0 + (i * 1000) / d.rate);
+      else waiting.push(i);
+    }
+    if (sent >= total) {
+      clearInterval(timer);
+      resolve();
+    }
+  }, 1);
+});
+// Let the requests in flight finish (bounded), then report.
+const until = performance.now() + 5_000;
+while (count < total && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
+const elapsed_s = (performance.now() - t0) / 1000;
+for (const c of conns) c.sock.destroy();
+const result: OpenLoopWorkerResult = {
+  latencies: latencies.subarray(0, count),
+  count,
+  ok,
+  bad_status: badStatus,
+  errors,
+  unfinished: total - count,
+  elapsed_s,
+};
+parentPort?.postMessage(result);

@@ -1,0 +1,531 @@
+/**
+ * `npm run bench [-- --quick] [--only=click,koa] [--cpu-prof] [--workers=N] [--connections=N] [--soak=S]
+ *   [--rate=R] [--out=DIR]` (see bench/README.md)
+ *
+ * Starts its own services (private redis-server, embedded Postgres — or a fresh database on
+ * `DATABASE_URL` and a prefix on `REDIS_URL` when set), seeds 10,000 links, then measures on this machine,
+ * in one run: the ceiling (bare uWS 302, wrk + autocannon), our click path (tracker/main.ts), the usual
+ * stack (Koa + ioredis), conversions, the click path at a constant ~70% of its maximum (latency + memory
+ * soak), the pipeline (rows/s, lag, click-to-queryable latency) and scale-out with 1 and 2 tracker
+ * processes. Writes bench/results/<date>.json, latest.json, latest.md and latest.svg.
+ * Full run ≈ 9 minutes; --quick ≈ 1.5 minutes (a smoke test, numbers indicative only).
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import postgres from 'postgres';
+import {
+  createRedis,
+  createSql,
+  freePort,
+  migratePostgres,
+  type Redis,
+  redisKeys,
+  startEmbeddedPostgres,
+  startLocalRedis,
+} from '../infra/index.ts';
+import { writeConversionSetupModule } from './conversions.ts';
+import { type LoadResult, measureRedisCpu, runAutocannon, runWrk } from './load.ts';
+import { runOpenLoop } from './open-loop.ts';
+import { runPipelineScenario } from './pipeline.ts';
+import { memoryMb, ROOT, type ServerProc, startServer } from './procs.ts';
+import { summarizeProfiles } from './profile.ts';
+import { type BenchResults, type MemoryResult, machineInfo, renderMarkdown, writeResults } from './report.ts';
+import { type Seeded, seed } from './seed.ts';
+import { clickPaths, clientIps, writeSetupRequestModule, writeWrkScript } from './zipf.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
+    workers: { type: 'string' },
+    connections: { type: 'string' },
+    out: { type: 'string' },
+    /** Seconds of the constant-rate run (latency + memory soak); default 300, --quick 8. */
+    soak: { type: 'string' },
+    /** Constant rate for that run, req/s; default 70% of the click path's autocannon maximum. */
+    rate: { type: 'string' },
+    /** Re-render latest.md / latest.svg / latest.json from latest.json and bench/findings.md; no load. */
+    render: { type: 'boolean', default: false },
+  },
+  allowPositionals: true,
+});
+
+if (args.render) {
+  const dir = path.resolve(args.out ?? path.join(ROOT, 'bench', 'results'));
+  const res = JSON.parse(readFileSync(path.join(dir, 'latest.json'), 'utf8')) as BenchResults;
+  const findingsFile = path.join(ROOT, 'bench', 'findings.md');
+  res.findings = existsSync(findingsFile) ? readFileSync(findingsFile, 'utf8') : undefined;
+  process.stdout.write(`re-rendered: ${writeResults(dir, res).join(', ')}\n`);
+  process.exit(0);
+}
+
+const QUICK = args.quick ?? false;
+const CORES = os.cpus().length;
+const WORKERS = Number(args.workers ?? Math.min(2, CORES));
+const CONNECTIONS = Number(args.connections ?? 64);
+const ONLY = args.only ? new Set(args.only.split(',')) : undefined;
+const OUT_DIR = path.resolve(args.out ?? path.join(ROOT, 'bench', 'results'));
+const PARTITIONS = 2;
+
+/** Seconds per phase; the full run stays under ~10 minutes. */
+const D = QUICK
+  ? { warm: 1, ceiling: 3, click: 4, koa: 3, conversion: 4, fixed: 8, pipeLatency: 6, pipeLoad: 4, scale: 3 }
+  : { warm: 2, ceiling: 10, click: 15, koa: 10, conversion: 10, fixed: 300, pipeLatency: 20, pipeLoad: 15, scale: 10 };
+if (args.soak) D.fixed = Math.max(1, Number(args.soak));
+const want = (id: string) => !ONLY || ONLY.has(id);
+
+const planned =
+  (want('ceiling') ? 2 * (D.ceiling + D.warm) : 0) +
+  (want('click') ? 2 * (D.click + D.warm) : 0) +
+  (want('koa') ? 2 * (D.koa + D.warm) : 0) +
+  (want('conversion') ? D.conversion : 0) +
+  (want('fixed') ? D.fixed : 0) +
+  (want('pipeline') ? D.pipeLatency + D.pipeLoad * 2 : 0) +
+  (want('scale') ? 2 * (D.scale + D.warm) : 0);
+
+const multibar = new cliProgress.MultiBar(
+  {
+    format: ' {bar} {percentage}% | {value}/{total} s | {phase}',
+    hideCursor: true,
+    clearOnComplete: false,
+    stopOnComplete: false,
+    etaBuffer: 30,
+  },
+  cliProgress.Presets.shades_classic,
+);
+const bar = multibar.create(planned, 0, { phase: 'starting services' });
+let progressBase = 0;
+const say = (msg: string) => multibar.log(`${msg}\n`);
+function phase(name: string): (elapsed: number) => void {
+  bar.update(Math.min(planned, progressBase), { phase: name });
+  const base = progressBase;
+  return (elapsed) => bar.update(Math.min(planned, Math.round(base + elapsed)), { phase: name });
+}
+function done(seconds: number): void {
+  progressBase += seconds;
+  bar.update(Math.min(planned, progressBase));
+}
+
+const cleanup: Array<() => Promise<void>> = [];
+const notes: string[] = [];
+const scenarios: BenchResults['scenarios'] = [];
+
+async function services(tmp: string): Promise<{ dbUrl: string; redisUrl: string; prefix: string }> {
+  const prefix = `bench${Date.now().toString(36)}:`;
+  let redisUrl = process.env.REDIS_URL;
+  if (!redisUrl) {
+    const r = await startLocalRedis({ dir: path.join(tmp, 'redis'), persistent: false });
+    cleanup.push(() => r.stop());
+    measureRedisCpu(r.process.pid);
+    redisUrl = r.url;
+  }
+  let dbUrl: string;
+  const dbName = `bench_${Date.now().toString(36)}`;
+  if (process.env.DATABASE_URL) {
+    const adminUrl = process.env.DATABASE_URL.replace(/\/[^/?]*(\?|$)/, '/postgres$1');
+    const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database ${dbName}`);
+    await admin.end();
+    dbUrl = process.env.DATABASE_URL.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
+    cleanup.push(async () => {
+      const a = postgres(adminUrl, { max: 1, onnotice: () => {} });
+      await a.unsafe(`drop database if exists ${dbName} with (force)`).catch(() => {});
+      await a.end();
+    });
+  } else {
+    const pg = await startEmbeddedPostgres({ dir: path.join(tmp, 'pg'), database: dbName });
+    cleanup.push(() => pg.stop());
+    dbUrl = pg.url;
+  }
+  return { dbUrl, redisUrl, prefix };
+}
+
+/** Deletes the click/conversion streams between scenarios so Redis memory does not grow across the run. */
+async function resetStreams(redis: Redis, prefix: string): Promise<void> {
+  const keys = redisKeys(prefix);
+  const names: string[] = [];
+  for (let p = 0; p < PARTITIONS; p++) names.push(keys.clicks(p), keys.conversions(p));
+  names.push(keys.key('bench', 'koa-clicks'));
+  await redis.del(...names);
+}
+
+function trackerEnv(base: Record<string, string>, port: number): Record<string, string> {
+  return { ...base, TRACKER_PORT: String(port) };
+}
+
+async function startTrackers(n: number, env: Record<string, string>, cpuProf: boolean): Promise<ServerProc[]> {
+  const port = await freePort();
+  const procs: ServerProc[] = [];
+  for (let i = 0; i < n; i++) {
+    procs.push(
+      await startServer({
+        name: `tracker#${i}`,
+        entry: 'tracker/main.ts',
+        env: trackerEnv(env, port),
+        nodeArgs: cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.join(OUT_DIR, 'profiles')}`] : [],
+        timeoutMs: 60_000,
+      }),
+    );
+  }
+  return procs;
+}
+
+async function stopAll(procs: ServerProc[]): Promise<void> {
+  await Promise.all(procs.map((p) => p.stop()));
+}
+
+/** Closed-loop max-throughput click run against `port` with the Zipf path table. */
+function clickLoad(port: number, pids: number[], setup: string, duration: number, onTick?: (s: number) => void) {
+  return runAutocannon({
+    url: `http://127.0.0.1:${port}`,
+    setupRequest: setup,
+    expectStatus: 302,
+    connections: CONNECTIONS,
+    workers: WORKERS,
+    duration_s: duration,
+    serverPids: pids,
+    onTick,
+    headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36' },
+  });
+}
+
+const WRK = ['/usr/bin/wrk', '/usr/local/bin/wrk'].find((p) => existsSync(p));
+
+/**
+ * Maximum throughput of one server with both load generators: wrk (Zipf Lua script) when installed,
+ * then autocannon (Zipf setupRequest module); each after a short warm-up. Records `<id>-wrk` and `<id>`.
+ */
+async function maxBoth(
+  id: string,
+  label: string,
+  procs: ServerProc[],
+  setup: string,
+  wrkScript: string,
+  duration: number,
+): Promise<LoadResult> {
+  const port = procs[0]!.port;
+  const pids = procs.map((p) => p.pid);
+  let tick = phase(`${label} (wrk)`);
+  if (WRK) {
+    const w = { wrkPath: WRK, url: `http://127.0.0.1:${port}`, script: wrkScript, serverPids: pids };
+    await runWrk({ ...w, threads: 1, connections: CONNECTIONS, duration_s: D.warm });
+    tick(D.warm);
+    const l = await runWrk({ ...w, threads: Math.max(1, WORKERS), connections: CONNECTIONS, duration_s: duration });
+    record(`${id}-wrk`, `${label} (wrk)`, l);
+  } else record(`${id}-wrk`, `${label} (wrk)`, undefined, 'wrk not installed');
+  done(duration + D.warm);
+  tick = phase(`${label} (autocannon)`);
+  await clickLoad(port, pids, setup, D.warm);
+  const l = await clickLoad(port, pids, setup, duration, (s) => tick(D.warm + s));
+  record(id, `${label} (autocannon)`, l);
+  done(duration + D.warm);
+  return l;
+}
+
+function record(id: string, label: string, load: LoadResult | undefined, skipped?: string): void {
+  scenarios.push(load ? { id, label, load } : { id, label, skipped: skipped ?? 'not run' });
+  if (load) {
+    say(
+      `${label}: ${Math.round(load.rps)} req/s, p99 ${load.latency_ms.p99} ms, server CPU ${load.server_cpu_cores.toFixed(2)}, ` +
+        `loadgen CPU ${load.loadgen_cpu_cores.toFixed(2)}, errors ${load.errors}`,
+    );
+  } else say(`${label}: skipped (${skipped})`);
+}
+
+function linearSlopePerMin(samples: Array<[number, number]>): number {
+  const n = samples.length;
+  if (n < 2) return 0;
+  const mx = samples.reduce((s, [x]) => s + x, 0) / n;
+  const my = samples.reduce((s, [, y]) => s + y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of samples) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den > 0 ? (num / den) * 60 : 0;
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'tracker-bench-'));
+  cleanup.push(async () => rmSync(tmp, { recursive: true, force: true }));
+  const machine = machineInfo();
+  if (args['cpu-prof']) {
+    rmSync(path.join(OUT_DIR, 'profiles'), { recursive: true, force: true });
+    mkdirSync(path.join(OUT_DIR, 'profiles'), { recursive: true });
+  }
+
+  const svc = await services(tmp);
+  const sql = createSql(svc.dbUrl, { max: 2 });
+  cleanup.push(() => sql.end({ timeout: 1 }));
+  await migratePostgres(sql);
+  const seeded: Seeded = await seed(sql, { links: 10_000, campaigns: 20, affiliates: 200 });
+  const redis = createRedis(svc.redisUrl);
+  cleanup.push(async () => {
+    await resetStreams(redis, svc.prefix).catch(() => {});
+    redis.disconnect();
+  });
+  const paths = clickPaths(seeded.codes);
+  const setup = writeSetupRequestModule(tmp, paths);
+  const wrkScript = writeWrkScript(tmp, paths);
+  const baseEnv: Record<string, string> = {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    DATA_DIR: path.join(tmp, 'data'),
+    DATABASE_URL: svc.dbUrl,
+    REDIS_URL: svc.redisUrl,
+    REDIS_PREFIX: svc.prefix,
+    STREAM_PARTITIONS: String(PARTITIONS),
+    BIND_HOST: '127.0.0.1',
+  };
+  say(
+    `machine: ${machine.cpu}, ${machine.cores} cores; load generator: autocannon with ${WORKERS} worker thread(s), ` +
+      `${CONNECTIONS} connections; ${QUICK ? 'QUICK smoke run' : 'full run'}`,
+  );
+
+  // 1. Ceiling: bare uWS 302, measured with wrk (multi-threaded C) and with autocannon.
+  if (want('ceiling')) {
+    const ceil = await startServer({ name: 'ceiling', entry: 'bench/ceiling-server.ts', env: trackerEnv(baseEnv, 0) });
+    try {
+      await maxBoth('ceiling', 'ceiling: bare uWS 302', [ceil], setup, wrkScript, D.ceiling);
+    } finally {
+      await ceil.stop();
+    }
+  }
+
+  // 2, 4, 6, 7. Our click path, conversions, constant-rate latency + memory soak — one tracker process.
+  const trackerAvailable = existsSync(path.join(ROOT, 'tracker', 'main.ts'));
+  let clickMax: number | undefined;
+  let memory: MemoryResult | undefined;
+  if (!trackerAvailable) {
+    for (const [id, label] of [
+      ['click', 'our click path'],
+      ['conversion', 'conversions (POST /api/v1/track/conversion)'],
+      ['click-fixed-rate', 'our click path at ~70% of max'],
+    ] as const) {
+      if (want(id.split('-')[0]!)) record(id, label, undefined, 'tracker/main.ts is not on this branch yet');
+    }
+  } else if (want('click') || want('conversion') || want('fixed')) {
+    const [tracker] = await startTrackers(1, baseEnv, args['cpu-prof'] ?? false);
+    const t = tracker!;
+    await new Promise((r) => setTimeout(r, 500));
+    const idleRss = memoryMb(t.pid).rss_mb;
+    try {
+      if (want('click')) {
+        await resetStreams(redis, svc.prefix);
+        const l = await maxBoth('click', 'our click path', [t], setup, wrkScript, D.click);
+        clickMax = l.rps;
+        await resetStreams(redis, svc.prefix);
+      }
+      if (want('conversion')) {
+        const tick = phase('conversions');
+        const l = await runAutocannon({
+          url: `http://127.0.0.1:${t.port}/api/v1/track/conversion`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-postback-token': seeded.postback_token },
+          setupRequest: writeConversionSetupModule(tmp),
+          expectStatus: 200,
+          connections: CONNECTIONS,
+          workers: WORKERS,
+          duration_s: D.conversion,
+          serverPids: [t.pid],
+          onTick: tick,
+        });
+        record('conversion', 'conversions (POST /api/v1/track/conversion)', l);
+        if (l.errors > 0 && l.rps === 0) notes.push('Every conversion post was refused: check the token scheme.');
+        await resetStreams(redis, svc.prefix);
+        done(D.conversion);
+      }
+      if (want('fixed')) {
+        const rate = args.rate ? Number(args.rate) : Math.max(100, Math.round(0.7 * (clickMax ?? 10_000)));
+        const tick = phase(`click path at ${rate}/s (constant rate)`);
+        const samples: Array<[number, number]> = [];
+        const t0 = performance.now();
+        const sampler = setInterval(() => {
+          samples.push([(performance.now() - t0) / 1000, memoryMb(t.pid).rss_mb]);
+          // Redis would otherwise hold every click of the soak; the pipeline is not running here.
+          void resetStreams(redis, svc.prefix).catch(() => {});
+        }, 1000);
+        const l = await runOpenLoop({
+          port: t.port,
+          rate,
+          duration_s: D.fixed,
+          threads: WORKERS,
+          connections: 64,
+          paths,
+          ips: clientIps(paths.length),
+          expectStatus: 302,
+          serverPids: [t.pid],
+          onTick: tick,
+        });
+        clearInterval(sampler);
+        record('click-fixed-rate', `our click path at ${rate}/s (~70%)`, l);
+        notes.push(
+          args.rate
+            ? `The constant rate (${rate}/s) was set with --rate.`
+            : `The constant rate (${rate}/s) is 70% of the maximum autocannon reached on the click path ` +
+                `(${clickMax === undefined ? 'not measured in this run: 10,000/s assumed' : 'a JavaScript generator like the open-loop one'}); ` +
+                'wrk may have reached more (see the table).',
+        );
+        const secondHalf = samples.filter(([x]) => x >= D.fixed / 2);
+        const growth = linearSlopePerMin(secondHalf);
+        const mem = memoryMb(t.pid);
+        memory = {
+          idle_rss_mb: idleRss,
+          peak_rss_mb: mem.peak_mb,
+          start_rss_mb: samples[0]?.[1] ?? mem.rss_mb,
+          end_rss_mb: mem.rss_mb,
+          growth_mb_per_min: growth,
+          duration_s: D.fixed,
+          flat: D.fixed >= 60 ? growth <= 1 : null,
+          samples: samples.map(([x, y]) => [Math.round(x), Math.round(y * 10) / 10]),
+        };
+        if (QUICK) notes.push('Memory flatness from a --quick run covers only seconds; the full run soaks 5 minutes.');
+        done(D.fixed);
+      } else {
+        const mem = memoryMb(t.pid);
+        memory = {
+          idle_rss_mb: idleRss,
+          peak_rss_mb: mem.peak_mb,
+          start_rss_mb: mem.rss_mb,
+          end_rss_mb: mem.rss_mb,
+          growth_mb_per_min: 0,
+          duration_s: 0,
+          flat: null,
+          samples: [],
+        };
+      }
+    } finally {
+      await t.stop();
+      await resetStreams(redis, svc.prefix);
+    }
+  }
+
+  // 3. The usual stack: Koa + ioredis.
+  if (want('koa')) {
+    const koa = await startServer({ name: 'koa', entry: 'bench/koa-stack.ts', env: trackerEnv(baseEnv, 0) });
+    try {
+      await maxBoth('koa', 'usual stack: Koa + ioredis', [koa], setup, wrkScript, D.koa);
+    } finally {
+      await koa.stop();
+      await resetStreams(redis, svc.prefix);
+    }
+  }
+
+  // 5. Pipeline: rows/s into ClickHouse with fraud scoring while clicks arrive, lag, click-to-queryable.
+  let pipeline: BenchResults['pipeline'];
+  if (want('pipeline')) {
+    if (!trackerAvailable) notes.push('Pipeline not measured: tracker/main.ts is not on this branch yet.');
+    else {
+      try {
+        pipeline = await runPipelineScenario({
+          env: baseEnv,
+          tmp,
+          redis,
+          prefix: svc.prefix,
+          partitions: PARTITIONS,
+          setup,
+          clickMaxRps: clickMax,
+          latency_s: D.pipeLatency,
+          load_s: D.pipeLoad,
+          connections: CONNECTIONS,
+          workers: WORKERS,
+          startTracker: async () => (await startTrackers(1, baseEnv, false))[0]!,
+          nodeArgs: args['cpu-prof']
+            ? ['--cpu-prof', `--cpu-prof-dir=${path.join(OUT_DIR, 'profiles', 'pipeline')}`]
+            : [],
+          phase,
+          done,
+          say,
+        });
+      } catch (err) {
+        notes.push(`Pipeline scenario failed: ${(err as Error).message.split('\n')[0]}`);
+        say(`pipeline: failed: ${(err as Error).message}`);
+      }
+      await resetStreams(redis, svc.prefix);
+    }
+  }
+
+  // 8. Scale-out: 1 and 2 tracker processes on one port (SO_REUSEPORT).
+  let scaleOut: BenchResults['scale_out'];
+  if (want('scale') && trackerAvailable) {
+    scaleOut = [];
+    for (const n of [1, 2]) {
+      const procs = await startTrackers(n, baseEnv, false);
+      try {
+        const tick = phase(`scale-out: ${n} tracker process(es)`);
+        const pids = procs.map((p) => p.pid);
+        await clickLoad(procs[0]!.port, pids, setup, D.warm);
+        await resetStreams(redis, svc.prefix);
+        const l = await clickLoad(procs[0]!.port, pids, setup, D.scale, (s) => tick(D.warm + s));
+        scaleOut.push({
+          processes: n,
+          rps: l.rps,
+          server_cpu_cores: l.server_cpu_cores,
+          loadgen_cpu_cores: l.loadgen_cpu_cores,
+        });
+        say(`scale-out ${n}: ${Math.round(l.rps)} req/s, server CPU ${l.server_cpu_cores.toFixed(2)}`);
+        done(D.scale + D.warm);
+      } finally {
+        await stopAll(procs);
+        await resetStreams(redis, svc.prefix);
+      }
+    }
+  }
+
+  if (args['cpu-prof']) {
+    const dir = path.join(OUT_DIR, 'profiles');
+    const list = (d: string) =>
+      existsSync(d)
+        ? readdirSync(d)
+            .filter((f) => f.endsWith('.cpuprofile'))
+            .map((f) => path.join(d, f))
+        : [];
+    const files = list(dir);
+    const pipeFiles = list(path.join(dir, 'pipeline'));
+    if (files.length) notes.push(...summarizeProfiles(files).map((l) => `Tracker: ${l}`));
+    if (pipeFiles.length) notes.push(...summarizeProfiles(pipeFiles).map((l) => `Pipeline process: ${l}`));
+    else notes.push('--cpu-prof: no profile was written (the tracker must exit cleanly on SIGTERM).');
+  }
+
+  const results: BenchResults = {
+    date: started.toISOString(),
+    quick: QUICK,
+    machine,
+    scenarios,
+    pipeline,
+    memory,
+    scale_out: scaleOut,
+    notes: [
+      `Load generators: autocannon (${WORKERS} worker threads) and wrk (${WORKERS} threads, Lua script), ` +
+        `${CONNECTIONS} connections each, the same Zipf(s=1) traffic over 10,000 links with X-Forwarded-For from ` +
+        '20,000 client addresses. Headline throughputs and ratios use one tool for all three servers (see ' +
+        "load_generator). The constant-rate run uses the bench's own open-loop generator (bench/open-loop.ts, " +
+        'wrk2-style: latency from when each request was due), not autocannon overallRate, which sends bursts.',
+      ...notes,
+    ],
+  };
+  const findingsFile = path.join(ROOT, 'bench', 'findings.md');
+  if (existsSync(findingsFile)) results.findings = readFileSync(findingsFile, 'utf8');
+  bar.update(planned, { phase: 'writing results' });
+  multibar.stop();
+  const files = writeResults(OUT_DIR, results);
+  process.stdout.write(`\n${renderMarkdown(results)}\nwritten: ${files.join(', ')}\n`);
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (err) {
+  multibar.stop();
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  exitCode = 1;
+} finally {
+  for (const c of cleanup.reverse()) await c().catch(() => {});
+}
+process.exit(exitCode);
