@@ -44,7 +44,8 @@ export class TrustedProxies {
     for (let i = parts.length - 1; i >= 0; i--) {
       const ip = normalise(parts[i]!.trim());
       if (ip === '') return peer;
-      if (!this.isTrusted(ip) || i === 0) return ip;
+      // The left-most entry is the client whatever it is, so it needs no trust check (the common single-hop case).
+      if (i === 0 || !this.isTrusted(ip)) return ip;
     }
     return peer;
   }
