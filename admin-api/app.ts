@@ -3,7 +3,7 @@ import { Router } from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
-import { AppError, errorBody, isRetriable, redisKeys } from '../infra/index.ts';
+import { AppError, errorBody, isRetriable, loadSecretKey, redisKeys } from '../infra/index.ts';
 import { clientIp, trustedProxies } from './client-ip.ts';
 import {
   type ApiServices,
@@ -15,6 +15,7 @@ import {
   zodDetails,
 } from './http.ts';
 import { buildOpenApi } from './openapi.ts';
+import { encryptPlainTotpSecrets } from './routes/auth.ts';
 import { allRoutes } from './routes/index.ts';
 import { authenticate, resolveJwtSecret, Tokens } from './security.ts';
 import { EventHub } from './sse.ts';
@@ -124,6 +125,7 @@ export function createApi(deps: ApiDeps): ApiApp {
     tokens: new Tokens(resolveJwtSecret(deps.config), deps.config.JWT_ISSUER, deps.config.JWT_AUDIENCE),
     keys,
     hub: new EventHub(deps.redis, keys, log, deps.sseHeartbeatMs ?? 15_000),
+    totpKey: loadSecretKey(deps.config, 'TOTP_SECRET_KEY', 'totp-secret.key'),
   };
   app.services = services;
   app.shutdown = () => services.hub.close();
@@ -206,11 +208,18 @@ export interface RunningApi {
 }
 
 /**
- * Starts the API on `port` (default `config.API_PORT`; 0 = any free port) at `config.BIND_HOST`.
+ * Encrypts any TOTP secret still stored in plain text, then starts the API on `port` (default
+ * `config.API_PORT`; 0 = any free port) at `config.BIND_HOST`.
  * `close()` ends open SSE streams, the subscriber connection and the HTTP server.
  */
 export async function startApi(deps: ApiDeps, opts: { port?: number } = {}): Promise<RunningApi> {
   const app = createApi(deps);
+  // Rows from before migration 00005 hold plain TOTP secrets: none may remain once the API has started.
+  const encrypted = await encryptPlainTotpSecrets(deps.sql, app.services.totpKey).catch(async (err) => {
+    await app.shutdown();
+    throw err;
+  });
+  if (encrypted > 0) deps.logger.child({ module: 'admin-api' }).info({ encrypted }, 'encrypted plain TOTP secrets');
   const server = app.listen(opts.port ?? deps.config.API_PORT, deps.config.BIND_HOST);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);

@@ -10,6 +10,8 @@ export interface ApiServices {
   tokens: Tokens;
   keys: RedisKeys;
   hub: EventHub;
+  /** AES-256 key for TOTP secrets at rest (`TOTP_SECRET_KEY` / the development key file). */
+  totpKey: Buffer;
 }
 
 /** Largest JSON request body accepted, bytes (bigger → 413 PAYLOAD_TOO_LARGE). */

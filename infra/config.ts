@@ -17,7 +17,7 @@ const csv = z.string().transform((s) =>
  * Nothing outside this module reads `process.env` (EXAMPLES.md, "one config module").
  */
 const schema = z.object({
-  /** `production` requires JWT_SECRET and DELIVERY_SECRET_KEY and sets Secure cookies. */
+  /** `production` requires JWT_SECRET, DELIVERY_SECRET_KEY and TOTP_SECRET_KEY and sets Secure cookies. */
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   /** pino level; `silent` in tests. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -105,6 +105,11 @@ const schema = z.object({
    * Required in production; in development/test it is generated once under DATA_DIR.
    */
   DELIVERY_SECRET_KEY: z.string().optional(),
+  /**
+   * Key encrypting users' TOTP (2FA) secrets at rest (AES-256-GCM): 32 bytes as 64 hex chars or base64.
+   * Required in production; in development/test it is generated once under DATA_DIR.
+   */
+  TOTP_SECRET_KEY: z.string().optional(),
   /** Concurrent outbound requests per process. */
   DELIVERY_WORKERS: z.coerce.number().int().min(1).max(256).default(8),
   /** Concurrent outbound requests per destination host:port, per process. */

@@ -19,6 +19,7 @@ export { MigrationError, migrateClickHouse, migratePostgres, readMigrations } fr
 export { createSql, type Sql, type TransactionSql } from './postgres.ts';
 export { createRedis, type Redis, type RedisKeys, redisKeys } from './redis.ts';
 export { operatorDatabaseUrl, type RuntimeInfo, readRuntime, writeRuntime } from './runtime.ts';
+export { decryptSecret, encryptSecret, loadSecretKey, parseSecretKey, type SecretKeyName } from './secrets.ts';
 export {
   ensureRedisServerBinary,
   freePort,

@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { generateSecret, generateURI, verify as verifyOtp } from 'otplib';
 import QRCode from 'qrcode';
 import { z } from 'zod';
-import { AppError, type Sql } from '../../infra/index.ts';
+import { AppError, decryptSecret, encryptSecret, type Sql } from '../../infra/index.ts';
 import { type ApiServices, type HandlerArgs, notFound, type Route, route } from '../http.ts';
 import { emit } from '../publish.ts';
 import {
@@ -123,10 +123,25 @@ export async function revokeSession(
 }
 
 /**
- * Checks a TOTP code (RFC 6238, 30 s step, ±1 step) and consumes its time step so it is accepted
- * once only.
+ * Checks a TOTP code (RFC 6238, 30 s step, ±1 step) against the user's encrypted secret
+ * (`user_two_factor.secret_enc`) and consumes its time step so it is accepted once only.
+ * Fails closed: a secret that does not decrypt (tampered row, wrong TOTP_SECRET_KEY) or a row not
+ * yet encrypted is treated as a wrong code, never as an error.
  */
-async function consumeTotp(sql: Sql, userId: number, secret: string, code: string): Promise<boolean> {
+async function consumeTotp(
+  sql: Sql,
+  services: ApiServices,
+  userId: number,
+  secretEnc: string | null,
+  code: string,
+): Promise<boolean> {
+  let secret: string;
+  try {
+    if (secretEnc === null) return false;
+    secret = decryptSecret(services.totpKey, secretEnc);
+  } catch {
+    return false;
+  }
   const r = await verifyOtp({ secret, token: code, epochTolerance: 30 }).catch(() => ({ valid: false as const }));
   if (!r.valid) return false;
   const step = (r as { timeStep?: number }).timeStep;
@@ -135,6 +150,23 @@ async function consumeTotp(sql: Sql, userId: number, secret: string, code: strin
                          where user_id = ${userId} and (last_time_step is null or last_time_step < ${step})
                          returning user_id`;
   return rows.length === 1;
+}
+
+/**
+ * Encrypts TOTP secrets still stored in plain text (rows from before migration 00005) with `key`
+ * into `secret_enc` and clears `secret`. Idempotent and safe to run from several processes at once.
+ * @returns how many rows it encrypted.
+ */
+export async function encryptPlainTotpSecrets(sql: Sql, key: Buffer): Promise<number> {
+  const rows = await sql<{ user_id: number; secret: string }[]>`
+    select user_id, secret from user_two_factor where secret is not null`;
+  let n = 0;
+  for (const r of rows) {
+    const done = await sql`update user_two_factor set secret_enc = ${encryptSecret(key, r.secret)}, secret = null
+                           where user_id = ${r.user_id} and secret = ${r.secret} returning user_id`;
+    n += done.length;
+  }
+  return n;
 }
 
 async function userById(sql: Sql, id: number): Promise<UserRow | undefined> {
@@ -229,11 +261,11 @@ export function authRoutes(): Route<never, never>[] {
         const userId = services.tokens.verifyChallenge(body.challenge_token);
         const lock = new Lockout(deps, services);
         await lock.check(userId);
-        const [tf] = await deps.sql<{ secret: string; enabled: boolean }[]>`
-          select secret, enabled from user_two_factor where user_id = ${userId}`;
+        const [tf] = await deps.sql<{ secret_enc: string | null; enabled: boolean }[]>`
+          select secret_enc, enabled from user_two_factor where user_id = ${userId}`;
         if (!tf?.enabled) throw new AppError('INVALID_TOKEN', 'invalid challenge token');
         let ok = false;
-        if (body.code) ok = await consumeTotp(deps.sql, userId, tf.secret, body.code);
+        if (body.code) ok = await consumeTotp(deps.sql, services, userId, tf.secret_enc, body.code);
         else {
           const used = await deps.sql`update two_factor_backup_codes set used_at = now()
             where user_id = ${userId} and code_hash = ${sha256(normalizeBackup(body.backup_code!))} and used_at is null
@@ -378,7 +410,7 @@ export function authRoutes(): Route<never, never>[] {
       auth: ROLES,
       async handler(a) {
         sessionOnly(a);
-        const { deps, user } = a;
+        const { deps, services, user } = a;
         const [tf] = await deps.sql<
           { enabled: boolean }[]
         >`select enabled from user_two_factor where user_id = ${user.user_id}`;
@@ -391,8 +423,10 @@ export function authRoutes(): Route<never, never>[] {
           return `${h.slice(0, 5)}-${h.slice(5)}`;
         });
         await deps.sql.begin(async (tx) => {
-          await tx`insert into user_two_factor (user_id, secret, enabled) values (${user.user_id}, ${secret}, false)
-                   on conflict (user_id) do update set secret = excluded.secret, enabled = false, last_time_step = null`;
+          const secretEnc = encryptSecret(services.totpKey, secret);
+          await tx`insert into user_two_factor (user_id, secret_enc, enabled) values (${user.user_id}, ${secretEnc}, false)
+                   on conflict (user_id) do update
+                   set secret_enc = excluded.secret_enc, secret = null, enabled = false, last_time_step = null`;
           await tx`delete from two_factor_backup_codes where user_id = ${user.user_id}`;
           for (const c of backup_codes)
             await tx`insert into two_factor_backup_codes (user_id, code_hash) values (${user.user_id}, ${sha256(normalizeBackup(c))})`;
@@ -412,12 +446,12 @@ export function authRoutes(): Route<never, never>[] {
       example: { code: '123456' },
       async handler(a) {
         sessionOnly(a);
-        const { deps, user, body } = a;
-        const [tf] = await deps.sql<{ secret: string; enabled: boolean }[]>`
-          select secret, enabled from user_two_factor where user_id = ${user.user_id}`;
+        const { deps, services, user, body } = a;
+        const [tf] = await deps.sql<{ secret_enc: string | null; enabled: boolean }[]>`
+          select secret_enc, enabled from user_two_factor where user_id = ${user.user_id}`;
         if (!tf) throw new AppError('INVALID_STATE', 'call POST /auth/2fa/setup first');
         if (tf.enabled) throw new AppError('CONFLICT', 'two-factor authentication is already enabled');
-        if (!(await consumeTotp(deps.sql, user.user_id, tf.secret, body.code)))
+        if (!(await consumeTotp(deps.sql, services, user.user_id, tf.secret_enc, body.code)))
           throw new AppError('UNAUTHORIZED', 'invalid two-factor code');
         await deps.sql`update user_two_factor set enabled = true, enabled_at = now() where user_id = ${user.user_id}`;
         return { data: { two_factor_enabled: true } };
@@ -433,16 +467,16 @@ export function authRoutes(): Route<never, never>[] {
       example: { password: 'correct-horse-9', code: '123456' },
       async handler(a) {
         sessionOnly(a);
-        const { deps, user, body } = a;
+        const { deps, services, user, body } = a;
         const [u] = await deps.sql<
           { password_hash: string }[]
         >`select password_hash from users where id = ${user.user_id}`;
-        const [tf] = await deps.sql<{ secret: string; enabled: boolean }[]>`
-          select secret, enabled from user_two_factor where user_id = ${user.user_id}`;
+        const [tf] = await deps.sql<{ secret_enc: string | null; enabled: boolean }[]>`
+          select secret_enc, enabled from user_two_factor where user_id = ${user.user_id}`;
         if (!tf?.enabled) throw new AppError('INVALID_STATE', 'two-factor authentication is not enabled');
         if (!u || !(await verifyPassword(u.password_hash, body.password)))
           throw new AppError('UNAUTHORIZED', 'invalid password');
-        if (!(await consumeTotp(deps.sql, user.user_id, tf.secret, body.code)))
+        if (!(await consumeTotp(deps.sql, services, user.user_id, tf.secret_enc, body.code)))
           throw new AppError('UNAUTHORIZED', 'invalid two-factor code');
         await deps.sql.begin(async (tx) => {
           await tx`delete from two_factor_backup_codes where user_id = ${user.user_id}`;
