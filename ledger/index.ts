@@ -15,6 +15,7 @@ export {
   type Ledger,
   type LedgerDeps,
   type PayoutWallet,
+  POSTING_TYPE_NAMES,
   type PricedConversion,
   type ReconcileResult,
   type ReconcileRow,

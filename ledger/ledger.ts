@@ -172,7 +172,8 @@ export interface Scope {
   advertiserId?: number;
 }
 
-const POSTING_TYPES: ReadonlySet<string> = new Set<PostingType>([
+/** Every posting type, as `GET /wallet/transactions?type=` accepts them. */
+export const POSTING_TYPE_NAMES = [
   'deposit',
   'deposit_confirm',
   'deposit_void',
@@ -187,7 +188,9 @@ const POSTING_TYPES: ReadonlySet<string> = new Set<PostingType>([
   'withdrawal_paid',
   'withdrawal_rejected',
   'pending_expired',
-]);
+] as const satisfies readonly PostingType[];
+
+const POSTING_TYPES: ReadonlySet<string> = new Set<string>(POSTING_TYPE_NAMES);
 
 interface CampaignRow {
   id: number;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
+import { REPORT_GROUP_BY } from '../../tracker/index.ts';
 import { paged, type Route, route } from '../http.ts';
 import type { ClickLogQuery, ReportQuery, ReportRow } from '../types.ts';
 import { visibleCampaign } from './campaigns.ts';
@@ -46,19 +47,7 @@ export const clickLogQuery = z.object(rangeQuery).superRefine(checkRange);
 
 export const reportQuery = z
   .object({
-    group_by: z.enum([
-      'day',
-      'hour',
-      'campaign',
-      'affiliate',
-      'sub1',
-      'sub2',
-      'sub3',
-      'sub4',
-      'sub5',
-      'country',
-      'device',
-    ]),
+    group_by: z.enum(REPORT_GROUP_BY),
     ...rangeQuery,
   })
   .superRefine(checkRange);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { AppError, type Sql } from '../../infra/index.ts';
-import { type Ledger, PAYOUT_NETWORKS, type PayoutNetwork, type PostingType } from '../../ledger/index.ts';
+import { type Ledger, PAYOUT_NETWORKS, type PayoutNetwork, POSTING_TYPE_NAMES } from '../../ledger/index.ts';
 import { currency, paged, pageQuery, type Route, route } from '../http.ts';
 import type { Principal, Role } from '../types.ts';
 
@@ -54,22 +54,7 @@ const isoInstant = z
 
 const dateOnly = (s: string) => /^\d{4}-\d{2}-\d{2}$/.test(s);
 
-const TX_TYPES = [
-  'deposit',
-  'deposit_confirm',
-  'deposit_void',
-  'campaign_reserve',
-  'campaign_release',
-  'conversion',
-  'conversion_approve',
-  'conversion_adjust',
-  'conversion_reverse',
-  'click_charge',
-  'withdrawal',
-  'withdrawal_paid',
-  'withdrawal_rejected',
-  'pending_expired',
-] as const satisfies readonly PostingType[];
+const TX_TYPES = POSTING_TYPE_NAMES;
 
 /**
  * `/wallet/*`: deposits (fund, admin confirm/void), balances, transactions, payout wallets and withdrawals,

@@ -10,6 +10,7 @@ import { hash as argon2Hash } from '@node-rs/argon2';
 import { SingleBar } from 'cli-progress';
 import { createLogger, createSql, loadConfig, type Sql } from '../../infra/index.ts';
 import { createLedger } from '../../ledger/index.ts';
+import type { ReportRow } from '../../tracker/index.ts';
 import { rocAuc, syntheticIp, syntheticUserAgent, type TalkingDataRow } from './talkingdata.ts';
 
 export interface DemoOptions {
@@ -168,17 +169,6 @@ async function apiGet<T>(apiUrl: string, token: string, pathAndQuery: string): P
   return res.json() as Promise<T>;
 }
 
-interface ReportRow {
-  key: string;
-  clicks: number;
-  unique_clicks: number;
-  invalid_clicks: number;
-  conversions: number;
-  cr: number;
-  revenue: number;
-  payout: number;
-  epc: number;
-}
 type Page<T> = { data: T[]; meta: { total_pages: number } };
 
 async function allPages<T>(apiUrl: string, token: string, pathAndQuery: string): Promise<T[]> {

@@ -194,6 +194,21 @@ function range(t: string): string {
   return `${t} >= toDateTime64({from:String}, 3, {tz:String}) AND ${t} < toDateTime64({until:String}, 3, {tz:String})`;
 }
 
+/** Query parameters shared by reports and the click log: the local-day range [from, to + 1 day), filters, page. */
+function rangeParams(q: ClickLogQuery, toMs: number): Record<string, unknown> {
+  const until = new Date(toMs + 86_400_000).toISOString().slice(0, 10);
+  return {
+    tz: q.tz,
+    from: `${q.from} 00:00:00`,
+    until: `${until} 00:00:00`,
+    campaign_id: q.campaign_id,
+    affiliate_id: q.affiliate_id,
+    advertiser_id: q.advertiser_id,
+    limit: q.per_page,
+    offset: (q.page - 1) * q.per_page,
+  };
+}
+
 /** Builds the SQL of a report (exported for tests); every value is a query parameter. */
 export function reportSql(q: ReportQuery, useAggregates: boolean): string {
   const f = filters(q);
@@ -245,20 +260,10 @@ export function createReports(ch: ClickHouseClient): Reports {
       const { fromMs, toMs } = validateReportQuery(q);
       const timeGroup = ['day', 'hour', 'campaign', 'affiliate'].includes(q.group_by);
       const useAggregates = timeGroup && wholeHourOffsets(q.tz, fromMs, toMs);
-      const until = new Date(toMs + 86_400_000).toISOString().slice(0, 10);
       const rs = await ch.query({
         query: reportSql(q, useAggregates),
         format: 'JSONEachRow',
-        query_params: {
-          tz: q.tz,
-          from: `${q.from} 00:00:00`,
-          until: `${until} 00:00:00`,
-          campaign_id: q.campaign_id,
-          affiliate_id: q.affiliate_id,
-          advertiser_id: q.advertiser_id,
-          limit: q.per_page,
-          offset: (q.page - 1) * q.per_page,
-        },
+        query_params: rangeParams(q, toMs),
         clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
       });
       const raw = await rs.json<Record<string, string | number>>();
@@ -292,7 +297,6 @@ export function createReports(ch: ClickHouseClient): Reports {
 
     async clickLog(q) {
       const { toMs } = validateReportQuery({ ...q, group_by: 'day' });
-      const until = new Date(toMs + 86_400_000).toISOString().slice(0, 10);
       const rs = await ch.query({
         query: `SELECT toString(click_id) AS click_id, toUnixTimestamp64Milli(ts) AS ts_ms, link_code, campaign_id,
             affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, country, device, invalid_reason, fraud_score,
@@ -301,16 +305,7 @@ export function createReports(ch: ClickHouseClient): Reports {
           ORDER BY ts, click_id
           LIMIT {limit:UInt32} OFFSET {offset:UInt64}`,
         format: 'JSONEachRow',
-        query_params: {
-          tz: q.tz,
-          from: `${q.from} 00:00:00`,
-          until: `${until} 00:00:00`,
-          campaign_id: q.campaign_id,
-          affiliate_id: q.affiliate_id,
-          advertiser_id: q.advertiser_id,
-          limit: q.per_page,
-          offset: (q.page - 1) * q.per_page,
-        },
+        query_params: rangeParams(q, toMs),
         clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
       });
       const raw = await rs.json<Record<string, unknown>>();
