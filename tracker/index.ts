@@ -32,7 +32,13 @@ export {
 export { type LinkInvalidation, publishLinkInvalidation } from './ingest/link-cache.ts';
 export { LIMITS as INGEST_LIMITS, startTracker, type Tracker, type TrackerOptions } from './ingest/server.ts';
 export { UuidV7 } from './ingest/uuid7.ts';
-export { percentOf, priceConversion } from './pipeline/campaigns.ts';
+export {
+  type ClickCharge,
+  type ClickChargeSink,
+  cpcCharges,
+  percentOf,
+  priceConversion,
+} from './pipeline/campaigns.ts';
 export type { ConversionRejectReason, ConversionSink, PricedConversion } from './pipeline/conversions.ts';
 export {
   type Pipeline,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type CampaignTerms, percentOf, priceConversion } from './campaigns.ts';
+import { type CampaignTerms, cpcCharges, percentOf, priceConversion } from './campaigns.ts';
 
 const base: CampaignTerms = {
   id: 1,
@@ -91,4 +91,24 @@ describe('priceConversion', () => {
   for (const [name, over, goal, amount, currency, want] of cases) {
     test(name, () => assert.deepEqual(priceConversion({ ...base, ...over }, goal, amount, currency), want));
   }
+});
+
+test('cpcCharges counts valid clicks of CPC campaigns per campaign and affiliate', () => {
+  const terms = new Map([
+    [1, { payout_model: 'CPC' as const }],
+    [2, { payout_model: 'CPA' as const }],
+  ]);
+  const row = (campaign_id: number, affiliate_id: number, is_invalid = 0) => ({
+    campaign_id,
+    affiliate_id,
+    is_invalid,
+  });
+  assert.deepEqual(
+    cpcCharges([row(1, 7), row(1, 7), row(1, 8), row(1, 7, 1), row(2, 7), row(3, 7), row(0, 0, 1)], terms),
+    [
+      { campaign_id: 1, affiliate_id: 7, count: 2 },
+      { campaign_id: 1, affiliate_id: 8, count: 1 },
+    ],
+  );
+  assert.deepEqual(cpcCharges([], terms), []);
 });

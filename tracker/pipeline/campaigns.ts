@@ -172,3 +172,38 @@ export function createLinkCache(sql: Sql, ttlMs = 30_000): LinkCache {
     },
   };
 }
+
+/** Valid clicks of one CPC campaign from one affiliate in a batch: what the ledger charges. */
+export interface ClickCharge {
+  campaign_id: number;
+  affiliate_id: number;
+  count: number;
+}
+
+/**
+ * Receives each click batch's CPC charges once the batch is in ClickHouse. Must be idempotent by
+ * `batchKey` (+ campaign and affiliate): a batch retried after a crash carries the same key.
+ */
+export interface ClickChargeSink {
+  clicksCharged(charges: ClickCharge[], batchKey: string): Promise<void>;
+}
+
+/**
+ * The CPC charges of a batch (pure): clicks that are valid (not ingest-invalid, not fraud-flagged) on campaigns
+ * whose payout model is CPC, counted per (campaign, affiliate).
+ */
+export function cpcCharges(
+  rows: ReadonlyArray<Readonly<Record<string, unknown>>>,
+  terms: ReadonlyMap<number, Pick<CampaignTerms, 'payout_model'>>,
+): ClickCharge[] {
+  const counts = new Map<string, ClickCharge>();
+  for (const r of rows) {
+    const campaign = Number(r.campaign_id);
+    if (Number(r.is_invalid) !== 0 || terms.get(campaign)?.payout_model !== 'CPC') continue;
+    const k = `${campaign}:${r.affiliate_id}`;
+    const c = counts.get(k);
+    if (c) c.count++;
+    else counts.set(k, { campaign_id: campaign, affiliate_id: Number(r.affiliate_id), count: 1 });
+  }
+  return [...counts.values()];
+}

@@ -10,12 +10,13 @@ import { addClicks, addConversions, makeClick, makeConversion, seedCampaign, wai
 let env: TestEnv;
 let ch: ClickHouseClient;
 let pipeline: Pipeline;
+let ledger: ReturnType<typeof createLedger>;
 
 before(async () => {
   env = await createTestEnv({ clickhouse: true, env: { STREAM_PARTITIONS: '1', PIPELINE_BLOCK_MS: '20' } });
   ch = env.ch!;
   const logger = createLogger({ level: env.config.LOG_LEVEL });
-  const ledger = createLedger({ config: env.config, logger, sql: env.sql, redis: env.redis, keys: env.keys });
+  ledger = createLedger({ config: env.config, logger, sql: env.sql, redis: env.redis, keys: env.keys });
   pipeline = await startPipeline({
     config: env.config,
     logger,
@@ -24,6 +25,15 @@ before(async () => {
     ch,
     consumerName: 'seam',
     conversionSink: ledger.sink,
+    clickChargeSink: {
+      async clicksCharged(charges, batchKey) {
+        for (const c of charges) {
+          await ledger.chargeClicks(c.campaign_id, c.count, `${batchKey}:${c.affiliate_id}`, {
+            affiliateId: c.affiliate_id,
+          });
+        }
+      },
+    },
   });
 });
 
@@ -69,4 +79,35 @@ test('a conversion the ledger refuses (unfunded advertiser) is rejected in Click
   assert.equal(report.rows[0]!.clicks, 1);
   assert.equal(report.rows[0]!.conversions, 0);
   assert.equal(report.rows[0]!.revenue, 0);
+});
+
+test('CPC: valid clicks are charged to the campaign once, fraud-flagged ones are not', async () => {
+  const s = await seedCampaign(env.sql, {
+    payout_model: 'CPC',
+    payout_amount: 30,
+    revenue_amount: 50,
+    budget: 10_000,
+    status: 'draft',
+  });
+  await ledger.fund({
+    advertiserId: s.advertiserId,
+    amount: 10_000,
+    currency: 'USD',
+    reference: 'cpc test',
+    idempotencyKey: 'cpc-1',
+  });
+  await ledger.activateCampaign(s.campaignId);
+  const ts = Date.UTC(2024, 5, 2, 10, 0, 0);
+  const valid = [0, 1, 2].map((i) => makeClick(s, { ts_ms: ts + i, ip: `198.51.100.${i + 1}` }));
+  const bot = makeClick(s, { ts_ms: ts + 5, ip: '198.51.100.9', user_agent: 'curl/8.0' });
+  await addClicks(env.redis, env.keys, 0, [...valid, bot]);
+  await waitFor('the CPC charge', async () => {
+    const [b] = await ledger.advertiserBalances(s.advertiserId);
+    return b?.spent === 150;
+  });
+  const [adv] = await ledger.advertiserBalances(s.advertiserId);
+  assert.equal(adv!.spent, 3 * 50, 'three valid clicks at 50 each; the bot click is not charged');
+  assert.equal(adv!.reserved, 10_000 - 150);
+  const [aff] = await ledger.affiliateBalances(s.affiliateId);
+  assert.equal(aff!.approved, 3 * 30);
 });

@@ -25,7 +25,7 @@ import {
   MalformedEventError,
 } from '../events.ts';
 import { createFraudPool, type FraudPool } from '../fraud/pool.ts';
-import { createCampaignCache, createLinkCache } from './campaigns.ts';
+import { type ClickChargeSink, cpcCharges, createCampaignCache, createLinkCache } from './campaigns.ts';
 import {
   buildClicks,
   type ClickRow,
@@ -98,6 +98,8 @@ export interface PipelineOptions {
   ch: ClickHouseClient;
   /** Receives accepted conversions (contract 5); default: none. */
   conversionSink?: ConversionSink;
+  /** Receives each batch's CPC click charges; default: none. */
+  clickChargeSink?: ClickChargeSink;
   /** Consumer name in the groups; default config PIPELINE_CONSUMER, else `<hostname>-<pid>`. */
   consumerName?: string;
   /** How often pending entries are checked for takeover and streams trimmed, ms (default 1000). */
@@ -218,6 +220,10 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       const { rows, stored } = buildClicks(clicks, scored, terms, defaults);
       await storeClicks(redis, keys, clicks, stored, terms, config.ATTRIBUTION_WINDOW_DAYS);
       await insertRows(ch, 'clicks', rows, batch.token);
+      // CPC money after the data, before the ack: a retried batch re-charges with the same key, which the ledger
+      // answers with the first result.
+      const charges = opts.clickChargeSink ? cpcCharges(rows, terms) : [];
+      if (charges.length > 0) await opts.clickChargeSink!.clicksCharged(charges, batch.token);
     }
     await opts.testHooks?.afterInsert?.({ stream, ids: batch.ids, token: batch.token });
     await deadLetterAndAck(stream, batch, decoded.dead, s, clicks.length);
