@@ -77,7 +77,7 @@ function announce(line: string): void {
 function startTrackerProcess(env: NodeJS.ProcessEnv, index: number): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'tracker', 'main.ts')], {
     cwd: root,
-    env: { ...env, TRACKER_INSTANCE: String(index) },
+    env: { ...env, TRACKER_INSTANCE_ID: `tracker-${index}` },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   return new Promise((resolve, reject) => {
