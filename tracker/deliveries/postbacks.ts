@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
 import { fillTemplate, type MacroValues, sampleUrl, unknownMacros } from './macros.ts';
 import { checkUrl, DestinationRefusedError, destinationOf } from './ssrf.ts';
-import { type Ctx, insertDeliveries, listEndpointDeliveries, type NewDelivery } from './store.ts';
+import { type Ctx, insertDeliveries, listEndpointDeliveries, type NewDelivery, softDeleteEndpoint } from './store.ts';
 import {
   type Actor,
   type DeliveryView,
@@ -209,13 +209,7 @@ export function postbackRepository(ctx: Ctx) {
     /** `DELETE /postbacks/:id`: soft delete (the attempt log stays); pending deliveries fail. */
     async remove(actor: Actor, id: number): Promise<void> {
       await load(ctx, actor, id);
-      const now = new Date(ctx.clock());
-      await sql.begin(async (tx) => {
-        await tx`update postback_endpoints set status = 'deleted', updated_at = ${now} where id = ${id}`;
-        await tx`update deliveries set status = 'failed', last_error = 'endpoint deleted', completed_at = ${now},
-                   updated_at = ${now}
-                 where postback_id = ${id} and status = 'pending'`;
-      });
+      await softDeleteEndpoint(ctx, 'postback', id);
     },
 
     /** `GET /postbacks/:id/logs`: deliveries with every attempt. */

@@ -345,3 +345,21 @@ describe('metrics', () => {
     assert.equal((await f.deliveries.refreshStats()).depth < stats.depth, true);
   });
 });
+
+describe('deleting an endpoint', () => {
+  test('fails its pending deliveries and keeps the delivery log; another owner cannot delete it', async () => {
+    const w = await endpoint('/delete/500');
+    rx.reply(() => ({ status: 500 }));
+    await f.deliveries.handleEvent(liveEvent('wallet.updated', [f.affiliate.id]));
+    await f.deliveries.drain();
+    assert.equal((await row(w.id)).status, 'pending', 'a 500 leaves the delivery pending for its retry');
+    await assert.rejects(f.deliveries.webhooks.remove(f.advertiser, w.id), { code: 'NOT_FOUND' });
+    assert.equal((await row(w.id)).status, 'pending');
+    await f.deliveries.webhooks.remove(f.affiliate, w.id);
+    const [d] = await f.env.sql<{ status: string; last_error: string; attempts: number }[]>`
+      select status, last_error, attempts from deliveries where webhook_id = ${w.id}`;
+    assert.deepEqual(d, { status: 'failed', last_error: 'endpoint deleted', attempts: 1 });
+    const [e] = await f.env.sql<{ status: string }[]>`select status from webhook_endpoints where id = ${w.id}`;
+    assert.equal(e!.status, 'deleted');
+  });
+});

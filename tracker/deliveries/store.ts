@@ -96,6 +96,22 @@ export async function insertDeliveries(ctx: Ctx, rows: NewDelivery[]): Promise<n
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /**
+ * Soft-deletes a postback or webhook endpoint (its delivery log stays) and fails its pending deliveries, in one
+ * transaction. The caller has checked ownership.
+ */
+export async function softDeleteEndpoint(ctx: Ctx, kind: 'postback' | 'webhook', id: number): Promise<void> {
+  const table = kind === 'postback' ? 'postback_endpoints' : 'webhook_endpoints';
+  const column = kind === 'postback' ? 'postback_id' : 'webhook_id';
+  const now = new Date(ctx.clock());
+  await ctx.sql.begin(async (tx) => {
+    await tx`update ${tx(table)} set status = 'deleted', updated_at = ${now} where id = ${id}`;
+    await tx`update deliveries set status = 'failed', last_error = 'endpoint deleted', completed_at = ${now},
+               updated_at = ${now}
+             where ${tx(column)} = ${id} and status = 'pending'`;
+  });
+}
+
+/**
  * Deliveries of one endpoint, newest first, each with its attempt log.
  * The caller has checked that the actor owns the endpoint.
  */

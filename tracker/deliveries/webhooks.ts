@@ -9,6 +9,7 @@ import {
   insertDeliveries,
   listEndpointDeliveries,
   type NewDelivery,
+  softDeleteEndpoint,
   toView,
 } from './store.ts';
 import {
@@ -244,13 +245,7 @@ export function webhookRepository(ctx: Ctx) {
     /** `DELETE /webhooks/:id`: soft delete (the delivery log stays); pending deliveries fail. */
     async remove(actor: Actor, id: number): Promise<void> {
       await load(ctx, actor, id);
-      const now = new Date(ctx.clock());
-      await sql.begin(async (tx) => {
-        await tx`update webhook_endpoints set status = 'deleted', updated_at = ${now} where id = ${id}`;
-        await tx`update deliveries set status = 'failed', last_error = 'endpoint deleted', completed_at = ${now},
-                   updated_at = ${now}
-                 where webhook_id = ${id} and status = 'pending'`;
-      });
+      await softDeleteEndpoint(ctx, 'webhook', id);
     },
 
     /**
