@@ -47,7 +47,11 @@ describe('ledger', () => {
     await env.close();
   });
 
-  const settle = () => new Promise((r) => setTimeout(r, 100));
+  /** Waits (up to 5 s) until a pub/sub message matching `pred` has arrived; delivery time varies with load. */
+  const received = async (pred: (m: (typeof messages)[number]) => boolean): Promise<boolean> => {
+    for (let i = 0; i < 500 && !messages.some(pred); i++) await new Promise((r) => setTimeout(r, 10));
+    return messages.some(pred);
+  };
 
   describe('fund', () => {
     it('credits at once with test deposits; the same key replays, another body conflicts', async () => {
@@ -70,8 +74,7 @@ describe('ledger', () => {
         pending_deposits: 0,
       });
       assert.equal(await ledger.availableBalance(adv, 'USD'), 10_000);
-      await settle();
-      assert.ok(messages.some((m) => m.msg.type === 'wallet.updated' && (m.msg.user_ids as number[]).includes(adv)));
+      assert.ok(await received((m) => m.msg.type === 'wallet.updated' && (m.msg.user_ids as number[]).includes(adv)));
     });
 
     it('concurrent calls with one key move money once', async () => {
@@ -286,9 +289,8 @@ describe('ledger', () => {
       await rejectsWith(small.rejectWithdrawal(w.id), 'INVALID_STATE');
       [a] = await ledger.affiliateBalances(aff);
       assert.deepEqual(a, { currency: 'USD', pending: 0, approved: 0, withdrawal_pending: 0, paid: 700 });
-      await settle();
       assert.ok(
-        messages.some(
+        await received(
           (m) => m.msg.type === 'payout.paid' && (m.msg.data as { withdrawal_id: string }).withdrawal_id === w.id,
         ),
       );
@@ -329,8 +331,7 @@ describe('ledger', () => {
       const [b] = await ledger.advertiserBalances(adv);
       assert.equal(b!.spent, 3_000);
       assert.equal(b!.reserved, 0);
-      await settle();
-      assert.ok(messages.some((m) => m.channel === env.keys.linkInvalidation && m.msg.campaign_id === camp));
+      assert.ok(await received((m) => m.channel === env.keys.linkInvalidation && m.msg.campaign_id === camp));
       await rejectsWith(ledger.activateCampaign(camp), 'BUDGET_EXHAUSTED');
     });
 
