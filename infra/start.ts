@@ -16,13 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startApi } from '../admin-api/index.ts';
 import { createLedger } from '../ledger/index.ts';
-import {
-  type ClickChargeSink,
-  type ConversionSink,
-  createDeliveries,
-  createReports,
-  startPipeline,
-} from '../tracker/index.ts';
+import { type ConversionSink, createDeliveries, createReports, startPipeline } from '../tracker/index.ts';
 import { ensureDemoTenant } from './demo-seed.ts';
 import {
   createClickHouse,
@@ -146,18 +140,17 @@ try {
       await deliveries.conversionSink.conversionRecorded(c);
     },
   };
-  // CPC: valid clicks are charged per batch; the key (batch token + affiliate) makes a retried batch a no-op.
-  const clickChargeSink: ClickChargeSink = {
-    async clicksCharged(charges, batchKey) {
-      for (const c of charges) {
-        await ledger.chargeClicks(c.campaign_id, c.count, `${batchKey}:${c.affiliate_id}`, {
-          affiliateId: c.affiliate_id,
-        });
-      }
-    },
-  };
   if (role === 'all' || role === 'pipeline') {
-    const pipeline = await startPipeline({ config, logger: log, redis, sql, ch, conversionSink, clickChargeSink });
+    const pipeline = await startPipeline({
+      config,
+      logger: log,
+      redis,
+      sql,
+      ch,
+      conversionSink,
+      // CPC: valid clicks are charged per batch, keyed by the batch token (a retried batch is a no-op).
+      clickChargeSink: ledger.clickSink,
+    });
     stops.push(() => pipeline.close());
     // Expires two-phase transfers and approves conversions whose hold period has passed.
     const maintenance = ledger.startMaintenance();

@@ -9,6 +9,7 @@ export { checkInvariants } from './invariants.ts';
 export {
   type AdvertiserBalance,
   type AffiliateBalance,
+  type ClickChargeSink,
   type ConversionOutcome,
   type ConversionSink,
   createLedger,

@@ -53,6 +53,17 @@ export interface ConversionSink {
   conversionRecorded(c: PricedConversion): Promise<void>;
 }
 
+/**
+ * Called by the pipeline with each click batch's valid CPC clicks per (campaign, affiliate); idempotent by
+ * `batchKey` (the batch's dedup token), so a retried batch charges nothing twice.
+ */
+export interface ClickChargeSink {
+  clicksCharged(
+    charges: Array<{ campaign_id: number; affiliate_id: number; count: number }>,
+    batchKey: string,
+  ): Promise<void>;
+}
+
 /** What happened to a conversion handed to the ledger. */
 export type ConversionOutcome =
   | { type: 'posted'; posting_id: string; revenue: number; payout: number; currency: string }
@@ -1388,10 +1399,21 @@ export function createLedger(deps: LedgerDeps) {
 
     /** Contract 5 sink for the pipeline. */
     sink: undefined as unknown as ConversionSink,
+    /** CPC sink for the pipeline: charges each (campaign, affiliate) group once per batch. */
+    clickSink: undefined as unknown as ClickChargeSink,
   };
   ledger.sink = {
     async conversionRecorded(c) {
       await ledger.conversionRecorded(c);
+    },
+  };
+  ledger.clickSink = {
+    async clicksCharged(charges, batchKey) {
+      for (const c of charges) {
+        await ledger.chargeClicks(c.campaign_id, c.count, `${batchKey}:${c.affiliate_id}`, {
+          affiliateId: c.affiliate_id,
+        });
+      }
     },
   };
 

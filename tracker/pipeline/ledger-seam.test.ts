@@ -25,15 +25,7 @@ before(async () => {
     ch,
     consumerName: 'seam',
     conversionSink: ledger.sink,
-    clickChargeSink: {
-      async clicksCharged(charges, batchKey) {
-        for (const c of charges) {
-          await ledger.chargeClicks(c.campaign_id, c.count, `${batchKey}:${c.affiliate_id}`, {
-            affiliateId: c.affiliate_id,
-          });
-        }
-      },
-    },
+    clickChargeSink: ledger.clickSink,
   });
 });
 
