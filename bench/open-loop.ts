@@ -12,7 +12,10 @@ import type { OpenLoopWorkerData, OpenLoopWorkerResult } from './open-loop-worke
 import { percentile } from './pipeline.ts';
 import { cpuMeter, selfCpuMeter } from './procs.ts';
 
-const WORKER_URL = new URL('./open-loop-worker.ts', import.meta.url).href;
+const WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts') ? './open-loop-worker.ts' : './open-loop-worker.js',
+  import.meta.url,
+).href;
 
 /**
  * Sends `rate` requests/s for `duration_s` to 127.0.0.1:`port`, paths and client addresses from the

@@ -6,6 +6,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeEntry } from '../infra/index.ts';
 
 /** Repository root (the parent of bench/). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -22,7 +23,9 @@ export interface ServerProc {
 }
 
 /**
- * Forks `node --import tsx <entry>` with `env` and waits for its IPC `{ type: 'ready', port }`.
+ * Forks `<entry>` with `env` — compiled from dist/ when `npm run build` is current (see `nodeEntry`; the
+ * bench builds first, so every server runs as `npm start` runs the tracker), else through tsx — and
+ * waits for its IPC `{ type: 'ready', port }`.
  * @param opts.nodeArgs extra node flags (e.g. `--cpu-prof`).
  * @throws Error when the child exits or stays silent for `timeoutMs`.
  */
@@ -33,10 +36,11 @@ export async function startServer(opts: {
   nodeArgs?: string[];
   timeoutMs?: number;
 }): Promise<ServerProc> {
-  const child = fork(path.resolve(ROOT, opts.entry), [], {
+  const entry = nodeEntry(opts.entry);
+  const child = fork(entry.script, [], {
     cwd: ROOT,
     env: { ...process.env, ...opts.env },
-    execArgv: ['--import', 'tsx', ...(opts.nodeArgs ?? [])],
+    execArgv: [...entry.execArgv, ...(opts.nodeArgs ?? [])],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
   let tail = '';

@@ -1,11 +1,15 @@
 import { createRequire } from 'node:module';
-import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import type { ClickHouseClient, createClient as CreateClient } from '@clickhouse/client';
 
 export type { ClickHouseClient };
 
 const require = createRequire(import.meta.url);
+type CreateClientFn = typeof CreateClient;
+/** Loaded on first use, so processes that never open ClickHouse (the trackers) do not carry the client (~12 MB). */
+const createClient: CreateClientFn = (...args) =>
+  (require('@clickhouse/client') as { createClient: CreateClientFn }).createClient(...args);
 
-type ChdbAsClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
+type ChdbAsClientConnection = NonNullable<NonNullable<Parameters<CreateClientFn>[0]>['connection']>;
 
 /**
  * Opens ClickHouse: a real server over HTTP when `url` is given, else chDB (ClickHouse

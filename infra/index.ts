@@ -4,6 +4,7 @@
  */
 export { type ClickHouseClient, createClickHouse } from './clickhouse.ts';
 export { CONFIG_KEYS, type Config, ConfigError, loadConfig } from './config.ts';
+export { DIST_DIR, nodeEntry } from './entry.ts';
 export {
   AppError,
   ERROR_STATUS,

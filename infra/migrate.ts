@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 import type { ClickHouseClient } from './clickhouse.ts';
 import type { Sql } from './postgres.ts';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+// The .sql files stay in the source tree; compiled code (dist/infra/migrate.js) reads them from there.
+const moduleDir = path.dirname(fileURLToPath(import.meta.url));
+const here = import.meta.url.endsWith('.ts') ? moduleDir : path.resolve(moduleDir, '..', '..', 'infra');
 export const POSTGRES_MIGRATIONS_DIR = path.join(here, 'migrations', 'postgres');
 export const CLICKHOUSE_MIGRATIONS_DIR = path.join(here, 'migrations', 'clickhouse');
 

@@ -27,6 +27,7 @@ import {
   loadConfig,
   migrateClickHouse,
   migratePostgres,
+  nodeEntry,
   redisKeys,
   startEmbeddedPostgres,
   startLocalRedis,
@@ -69,7 +70,10 @@ function announce(line: string): void {
 
 /** Starts one tracker process and resolves with its port once it reports ready. */
 function startTrackerProcess(env: NodeJS.ProcessEnv, index: number): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'tracker', 'main.ts')], {
+  const entry = nodeEntry('tracker/main.ts');
+  if (index === 0 && !entry.compiled)
+    log.warn('dist/ is missing or older than the sources: tracker runs through tsx (npm run build)');
+  const child = spawn(process.execPath, [...entry.execArgv, entry.script], {
     cwd: root,
     env: { ...env, TRACKER_INSTANCE_ID: `tracker-${index}` },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

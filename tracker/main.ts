@@ -5,7 +5,7 @@
  * share one TRACKER_PORT (uWS binds with SO_REUSEPORT on Linux).
  */
 import { createLogger, createSql, loadConfig } from '../infra/index.ts';
-import { startTracker, type Tracker } from './index.ts';
+import { startTracker, type Tracker } from './ingest/server.ts';
 
 const config = loadConfig(process.env);
 const logger = createLogger({ level: config.LOG_LEVEL, name: 'tracker' });

@@ -11,12 +11,12 @@ export interface FraudPool {
 
 /**
  * Starts the scoring pool. Workers inherit the parent's `execArgv`, so under `node --import tsx`
- * they load the TypeScript worker directly; a compiled build would point at `worker.js`.
+ * they load the TypeScript worker directly; compiled code (dist/) loads `worker.js`.
  * @param threads worker threads (config FRAUD_WORKERS).
  */
 export function createFraudPool(threads: number): FraudPool {
   const pool = new Piscina({
-    filename: new URL('./worker.ts', import.meta.url).href,
+    filename: new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,
     execArgv: process.execArgv,

@@ -29,11 +29,17 @@ export interface ReqState {
   aborted: boolean;
   done: boolean;
   head: boolean;
+  /**
+   * For a click waiting for its write: the 302 target, or '' to answer NOT_FOUND (or
+   * SERVICE_UNAVAILABLE when `unavailable`). Kept on the state so the wait needs no closure.
+   */
+  location: string;
+  unavailable: boolean;
 }
 
 /** Registers the abort handler (mandatory in uWS before returning without answering). */
 export function track(res: HttpResponse, head: boolean, onEnd?: () => void): ReqState {
-  const st: ReqState = { res, aborted: false, done: false, head };
+  const st: ReqState = { res, aborted: false, done: false, head, location: '', unavailable: false };
   res.onAborted(() => {
     st.aborted = true;
     if (!st.done) {

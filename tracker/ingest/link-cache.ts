@@ -8,6 +8,9 @@ export interface CachedLink {
   campaign_id: number;
   affiliate_id: number;
   advertiser_id: number;
+  /** The ids as text for the {campaign_id}/{affiliate_id} macros, made once per link instead of per click. */
+  campaign_id_text: string;
+  affiliate_id_text: string;
   /** '' when the link redirects to its destination; else why it does not. */
   invalid_reason: InvalidClickReason;
   destination: Template;
@@ -52,6 +55,8 @@ function compile(r: LinkRow): CachedLink {
     campaign_id: r.campaign_id,
     affiliate_id: r.affiliate_id,
     advertiser_id: r.advertiser_id,
+    campaign_id_text: String(r.campaign_id),
+    affiliate_id_text: String(r.affiliate_id),
     invalid_reason:
       r.link_status !== 'active' ? 'link_disabled' : r.campaign_status !== 'active' ? 'campaign_inactive' : '',
     destination: compileTemplate(r.destination_url),

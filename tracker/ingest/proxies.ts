@@ -40,6 +40,8 @@ export class TrustedProxies {
    */
   clientIp(peer: string, xff: string): string {
     if (xff === '' || !this.isTrusted(peer)) return peer;
+    // One hop (the usual load balancer in front): the whole header is the client's address.
+    if (xff.indexOf(',') < 0) return normalise(xff.trim()) || peer;
     const parts = xff.split(',');
     for (let i = parts.length - 1; i >= 0; i--) {
       const ip = normalise(parts[i]!.trim());

@@ -10,7 +10,7 @@ import { fillTemplate, type MacroValues } from './macros.ts';
 import { normalise, TrustedProxies } from './proxies.ts';
 import { Spool } from './spool.ts';
 import { UuidV7 } from './uuid7.ts';
-import { GroupWriter } from './writer.ts';
+import { callStored, GroupWriter, type Stored } from './writer.ts';
 
 /** Explicit input limits of the ingest. */
 export const LIMITS = {
@@ -66,8 +66,10 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   const uuid = new UuidV7();
 
   // The hot-path connection fails fast: no offline queue, bounded command time, so an outage
-  // sends events to the spool instead of stalling redirects.
+  // sends events to the spool instead of stalling redirects. No auto-pipelining: the writers already
+  // send one XADD per turn, and the pipelining machinery would cost more than it saves.
   const redis = createRedis(opts.redisUrl, {
+    enableAutoPipelining: false,
     enableOfflineQueue: false,
     commandTimeout: config.TRACKER_REDIS_TIMEOUT_MS,
     maxRetriesPerRequest: 0,
@@ -81,8 +83,18 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     log,
   );
   await spool.init();
-  const clicks = new GroupWriter(redis, spool, keys.clicks, P, config.TRACKER_GROUP_COMMIT_MS, LIMITS.maxGroup, log);
-  const conversions = new GroupWriter(redis, spool, keys.conversions, P, 0, LIMITS.maxGroup, log);
+  // A click's wait for its XADD is its request state: the writer hands it back to answerStored.
+  const clicks = new GroupWriter<ReqState>(
+    redis,
+    spool,
+    keys.clicks,
+    P,
+    config.TRACKER_GROUP_COMMIT_MS,
+    LIMITS.maxGroup,
+    log,
+    (st) => answerStored(st),
+  );
+  const conversions = new GroupWriter<Stored>(redis, spool, keys.conversions, P, 0, LIMITS.maxGroup, log, callStored);
   const links = new LinkCache(sql, config.LINK_NEGATIVE_CACHE_MS, log);
   const tokens = new TokenCache(sql);
 
@@ -139,7 +151,19 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     if (!st.aborted) ended();
   };
 
-  const record = (ev: ClickEvent, then: () => void) => clicks.add(encodeClick(ev), then);
+  /**
+   * Answers a click once its event is stored (also when Redis and the spool both failed: the visitor
+   * still reaches the landing page, and the loss is logged by the writer).
+   */
+  const answerStored = (st: ReqState) => {
+    if (st.location !== '') sendRedirect(st, st.location);
+    else if (st.unavailable) {
+      sendAppError(st, 'SERVICE_UNAVAILABLE', 'link lookup unavailable, retry later', undefined, {
+        'Retry-After': '1',
+      });
+    } else sendAppError(st, 'NOT_FOUND', 'link not found');
+    finish(st);
+  };
 
   const onClick = (res: HttpResponse, req: HttpRequest) => {
     const head = isMethod(req, 'head');
@@ -236,19 +260,15 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         invalid_reason: '',
       };
       const link = links.get(code);
-      if (link === null || !(link instanceof Promise)) return answerClick(st, ev, subs, link);
+      if (link === null || !(link instanceof Promise)) return recordClick(st, ev, subs, link);
       link.then(
-        (l) => answerClick(st, ev, subs, l),
+        (l) => recordClick(st, ev, subs, l),
         (err: Error) => {
           // Postgres is down and the link is not cached: record the click, ask the client to retry.
           log.error({ err: err.message, code }, 'link lookup failed');
           ev.invalid_reason = 'unknown_link';
-          record(ev, () => {
-            sendAppError(st, 'SERVICE_UNAVAILABLE', 'link lookup unavailable, retry later', undefined, {
-              'Retry-After': '1',
-            });
-            finish(st);
-          });
+          st.unavailable = true;
+          clicks.add(encodeClick(ev), st);
         },
       );
     } catch (err) {
@@ -258,7 +278,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     }
   };
 
-  const answerClick = (st: ReqState, ev: ClickEvent, subs: string[], link: CachedLink | null) => {
+  const recordClick = (st: ReqState, ev: ClickEvent, subs: string[], link: CachedLink | null) => {
     if (link) {
       ev.campaign_id = link.campaign_id;
       ev.affiliate_id = link.affiliate_id;
@@ -272,24 +292,21 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
           ev.query += (ev.query === '' ? '' : '&') + SUBS[i] + '=' + encodeURIComponent(d[i]!);
         }
       }
-    } else ev.invalid_reason = 'unknown_link';
-    record(ev, () => {
-      if (link && (link.invalid_reason === '' || link.fallback)) {
-        const d = link.subs;
+      if (link.invalid_reason === '' || link.fallback) {
         const values: MacroValues = [
           ev.click_id,
-          String(link.campaign_id),
-          String(link.affiliate_id),
+          link.campaign_id_text,
+          link.affiliate_id_text,
           subs[0] || d[0],
           subs[1] || d[1],
           subs[2] || d[2],
           subs[3] || d[3],
           subs[4] || d[4],
         ];
-        sendRedirect(st, fillTemplate(link.invalid_reason === '' ? link.destination : link.fallback!, values));
-      } else sendAppError(st, 'NOT_FOUND', 'link not found');
-      finish(st);
-    });
+        st.location = fillTemplate(link.invalid_reason === '' ? link.destination : link.fallback!, values);
+      }
+    } else ev.invalid_reason = 'unknown_link';
+    clicks.add(encodeClick(ev), st);
   };
 
   const onConversion = (res: HttpResponse, req: HttpRequest) => {
@@ -527,24 +544,62 @@ function readSubs(query: string, out: string[]): void {
     if (query.startsWith('sub', start) && query.charCodeAt(start + 4) === 61 /* = */) {
       const n = query.charCodeAt(start + 3) - 49; // '1' → 0
       if (n >= 0 && n < 5 && out[n] === '') {
-        const raw = query.slice(start + 5, end).replace(/\+/g, ' ');
-        try {
-          out[n] = decodeURIComponent(raw);
-        } catch {
-          out[n] = raw;
-        }
+        const raw = query.slice(start + 5, end);
+        out[n] = needsDecoding(raw) ? decodeQueryValue(raw) : raw;
       }
     }
     start = end + 1;
   }
 }
 
+/** Whether a raw query value holds '%' or '+' (most sub-ids are plain words and are used as they are). */
+function needsDecoding(raw: string): boolean {
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c === 37 /* % */ || c === 43 /* + */) return true;
+  }
+  return false;
+}
+
+/** application/x-www-form-urlencoded value decoding; a malformed escape keeps the value as sent. */
+function decodeQueryValue(raw: string): string {
+  const v = raw.replace(/\+/g, ' ');
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
+}
+
 const peers = new Map<string, string>();
-/** The peer's address in normalised text form ('' when uWS reports none), memoised per raw form. */
+const peersV4 = new Map<number, string>();
+/**
+ * The peer's address in normalised text form ('' when uWS reports none), memoised. IPv4 peers (also
+ * IPv4-mapped on a dual-stack socket) are looked up by their 32-bit value from the binary address,
+ * which skips creating and decoding the text form on every request.
+ */
 function peerAddress(res: HttpResponse): string {
-  const raw: string = FALLBACK
-    ? (res.response?.socket?.remoteAddress ?? '')
-    : decoder.decode(res.getRemoteAddressAsText());
+  if (FALLBACK) return memoPeer(res.response?.socket?.remoteAddress ?? '');
+  const b = new Uint8Array(res.getRemoteAddress());
+  const v4 = b.length === 4 ? 0 : b.length === 16 && isV4Mapped(b) ? 12 : -1;
+  if (v4 < 0) return memoPeer(decoder.decode(res.getRemoteAddressAsText()));
+  const key = ((b[v4]! << 24) | (b[v4 + 1]! << 16) | (b[v4 + 2]! << 8) | b[v4 + 3]!) >>> 0;
+  let ip = peersV4.get(key);
+  if (ip === undefined) {
+    ip = `${b[v4]}.${b[v4 + 1]}.${b[v4 + 2]}.${b[v4 + 3]}`;
+    if (peersV4.size > 10_000) peersV4.clear();
+    peersV4.set(key, ip);
+  }
+  return ip;
+}
+
+/** ::ffff:a.b.c.d (RFC 4291 §2.5.5.2). */
+function isV4Mapped(b: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
+  return b[10] === 0xff && b[11] === 0xff;
+}
+
+function memoPeer(raw: string): string {
   let ip = peers.get(raw);
   if (ip === undefined) {
     ip = normalise(raw);

@@ -5,16 +5,22 @@ import type { Spool } from './spool.ts';
 /** Called once an event is stored: in Redis, or in the spool; `ok` false only when both failed. */
 export type Stored = (ok: boolean) => void;
 
+/** Runs a {@link Stored} callback: the `onStored` of a writer whose items are callbacks. */
+export const callStored = (stored: Stored, ok: boolean): void => stored(ok);
+
 /**
  * Group commit of encoded event lines into one stream (CONTRACTS.md §1): every line added within
  * one event-loop turn (or within `groupMs`) goes into ONE `XADD <stream(p)> * v 1 n N d …`,
- * partitions taken round-robin per flush. Each line's callback runs after that XADD is
- * acknowledged — or, when Redis is not ready or the XADD fails, after the group is appended to the
- * spool. No MAXLEN: trimming is the pipeline's job.
+ * partitions taken round-robin per flush. `onStored(item, ok)` runs for each line's item after that
+ * XADD is acknowledged — or, when Redis is not ready or the XADD fails, after the group is appended
+ * to the spool. No MAXLEN: trimming is the pipeline's job.
+ *
+ * Items are plain values handed back to one `onStored` (not a closure per line), so the click path
+ * allocates nothing per click for the wait.
  */
-export class GroupWriter {
+export class GroupWriter<T> {
   private lines: string[] = [];
-  private waiters: Stored[] = [];
+  private waiters: T[] = [];
   private scheduled = false;
   private rr = 0;
   private inflight = 0;
@@ -28,12 +34,13 @@ export class GroupWriter {
     private readonly groupMs: number,
     private readonly maxGroup: number,
     private readonly log: Logger,
+    private readonly onStored: (item: T, ok: boolean) => void,
   ) {}
 
-  /** Queues one encoded line. */
-  add(line: string, stored: Stored): void {
+  /** Queues one encoded line; `item` comes back through `onStored` once the line is stored. */
+  add(line: string, item: T): void {
     this.lines.push(line);
-    this.waiters.push(stored);
+    this.waiters.push(item);
     if (this.lines.length >= this.maxGroup) this.flush();
     else if (!this.scheduled) {
       this.scheduled = true;
@@ -58,7 +65,7 @@ export class GroupWriter {
     const fields = entryFields(lines);
     this.inflight++;
     const finish = (ok: boolean) => {
-      for (let i = 0; i < waiters.length; i++) waiters[i]!(ok);
+      for (let i = 0; i < waiters.length; i++) this.onStored(waiters[i]!, ok);
       if (--this.inflight === 0) for (const f of this.idle.splice(0)) f();
     };
     const toSpool = () =>
