@@ -1,8 +1,10 @@
 /**
  * One thread of the open-loop (wrk2-style) constant-rate load generator, see open-loop.ts.
- * Request i is due at t0 + i / rate. It goes out on an idle keep-alive connection, or waits in a queue
- * when none is idle; its latency is measured from when it was due, not from when it was sent, so a slow
- * server cannot hide its stalls by slowing the generator down (no coordinated omission).
+ * Request i is due at t0 + i / rate. The generator's clock ticks every ~1 ms (a timer); at each tick the
+ * requests that fell due go out on idle keep-alive connections, or wait in a queue when none is idle.
+ * A request's latency runs from the tick at which it fell due, not from when it was sent, so a slow server
+ * cannot hide its stalls by slowing the generator down (no coordinated omission), while the timer's own
+ * granularity (up to ~1 ms, not the server's doing) is not charged to the server.
  */
 import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -51,6 +53,8 @@ let badStatus = 0;
 let errors = 0;
 let sent = 0;
 const waiting: number[] = [];
+/** The tick at which each waiting request fell due (ms, performance.now()). */
+const waitingDue: number[] = [];
 let waitHead = 0;
 
 interface Conn {
@@ -67,8 +71,8 @@ function send(c: Conn, i: number, due: number): void {
 
 function next(c: Conn): void {
   if (waitHead < waiting.length) {
-    const i = waiting[waitHead++]!;
-    send(c, i, t0 + (i * 1000) / d.rate);
+    const i = waiting[waitHead]!;
+    send(c, i, waitingDue[waitHead++]!);
   } else {
     c.due = -1;
     idle.push(c);
@@ -108,12 +112,16 @@ const t0 = performance.now();
 
 await new Promise<void>((resolve) => {
   const timer = setInterval(() => {
-    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * d.rate));
+    const tick = performance.now();
+    const due = Math.min(total, Math.floor(((tick - t0) / 1000) * d.rate));
     while (sent < due) {
       const i = sent++;
       const c = idle.pop();
-      if (c) send(c, i, t0 + (i * 1000) / d.rate);
-      else waiting.push(i);
+      if (c) send(c, i, tick);
+      else {
+        waiting.push(i);
+        waitingDue.push(tick);
+      }
     }
     if (sent >= total) {
       clearInterval(timer);
