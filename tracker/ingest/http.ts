@@ -9,6 +9,20 @@ import { AppError, type ErrorCode, errorBody } from '../../infra/index.ts';
  */
 export const FALLBACK = typeof (uWS as unknown as { getParts?: unknown }).getParts !== 'function';
 
+/**
+ * A constant header name or value in the form native uWS reads cheapest: a typed array is read in
+ * place, while a JS string is converted to UTF-8 into a fresh allocation on every call (the fallback
+ * wants strings).
+ */
+export function nativeString(s: string): uWS.RecognizedString {
+  return FALLBACK ? s : new TextEncoder().encode(s);
+}
+
+const STATUS_302 = nativeString('302 Found');
+const LOCATION = nativeString('Location');
+const CACHE_CONTROL = nativeString('Cache-Control');
+const NO_STORE = nativeString('no-store');
+
 const STATUS_LINE = new Map<number, string>();
 /** "404 Not Found" for 404 (uWS wants the whole status line). */
 export function statusLine(status: number): string {
@@ -93,7 +107,7 @@ export function sendRedirect(st: ReqState, location: string): void {
   if (st.done || st.aborted) return;
   st.done = true;
   st.res.cork(() => {
-    st.res.writeStatus('302 Found').writeHeader('Location', location).writeHeader('Cache-Control', 'no-store');
+    st.res.writeStatus(STATUS_302).writeHeader(LOCATION, location).writeHeader(CACHE_CONTROL, NO_STORE);
     if (FALLBACK) st.res.end();
     else st.res.endWithoutBody(0);
   });
