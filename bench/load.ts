@@ -27,6 +27,29 @@ export interface LoadResult {
   server_cpu_cores: number;
   /** CPU of the bench's redis-server over the run (absent when Redis is not ours). */
   redis_cpu_cores?: number;
+  /**
+   * Click path only: requests answered per XADD the tracker sent over the run (the group-commit size;
+   * from Redis `INFO commandstats`, see {@link xaddCalls}).
+   */
+  clicks_per_xadd?: number;
+}
+
+/** XADD calls a Redis server has served since it started (`INFO commandstats`); 0 when it has served none. */
+export async function xaddCalls(redis: { info(section: string): Promise<string> }): Promise<number> {
+  const m = /cmdstat_xadd:calls=(\d+)/.exec(await redis.info('commandstats'));
+  return m ? Number(m[1]) : 0;
+}
+
+/** Runs one load and records its {@link LoadResult.clicks_per_xadd} from the XADDs Redis served meanwhile. */
+export async function withXaddCount(
+  redis: { info(section: string): Promise<string> },
+  run: () => Promise<LoadResult>,
+): Promise<LoadResult> {
+  const before = await xaddCalls(redis);
+  const l = await run();
+  const xadds = (await xaddCalls(redis)) - before;
+  if (xadds > 0) l.clicks_per_xadd = Math.round((l.requests / xadds) * 10) / 10;
+  return l;
 }
 
 let redisPid: number | undefined;

@@ -31,14 +31,23 @@ const sample: BenchResults = {
   scenarios: [
     { id: 'ceiling-wrk', label: 'ceiling (bare uWS 302)', load: { ...load(50_000, 1), tool: 'wrk' } },
     { id: 'ceiling', label: 'ceiling (autocannon)', load: load(30_000, 3) },
-    { id: 'click-wrk', label: 'our click path (wrk)', load: { ...load(45_000, 1.2), tool: 'wrk' } },
+    {
+      id: 'click-wrk',
+      label: 'our click path (wrk)',
+      load: { ...load(45_000, 1.2), tool: 'wrk', clicks_per_xadd: 15.2 },
+    },
     { id: 'click', label: 'our click path', load: load(40_000, 2) },
     { id: 'koa-wrk', label: 'Koa + ioredis (wrk)', load: { ...load(9_000, 15), tool: 'wrk' } },
     { id: 'koa', label: 'Koa + ioredis', load: load(8_000, 20) },
     {
       id: 'click-fixed-rate',
       label: 'click @70%',
-      load: load(28_000, 1.5, { mode: 'constant-rate', target_rps: 28_000 }),
+      load: load(28_000, 1.5, { mode: 'constant-rate', target_rps: 28_000, clicks_per_xadd: 3.1 }),
+    },
+    {
+      id: 'ceiling-fixed-rate',
+      label: 'ceiling @ same rate',
+      load: load(28_000, 0.9, { mode: 'constant-rate', target_rps: 28_000 }),
     },
     { id: 'conversion', label: 'conversions', skipped: 'endpoint missing' },
   ],
@@ -98,6 +107,9 @@ describe('bench results', () => {
     assert.equal(s.click_vs_koa_cpu_per_req, 5);
     assert.equal(s.click_vs_koa_autocannon, 5);
     assert.equal(s.click_p99_ms, 1.5);
+    assert.equal(s.ceiling_p99_at_same_rate_ms, 0.9);
+    assert.equal(s.clicks_per_xadd, 15.2);
+    assert.equal(s.clicks_per_xadd_at_fixed_rate, 3.1);
     assert.equal(s.conversion_rps, null);
     assert.equal(s.pipeline_vs_clicks, 1.56);
     assert.equal(s.click_to_queryable_p99_ms, 900);
@@ -140,7 +152,7 @@ describe('bench results', () => {
       assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
       assertBalancedXml(svg);
       // One throughput bar per scenario that ran, with its value.
-      assert.equal((svg.match(/height="20" fill="#59a14f"\/>/g) ?? []).length, 7);
+      assert.equal((svg.match(/height="20" fill="#59a14f"\/>/g) ?? []).length, 8);
       assert.match(svg, />40000</);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -106,6 +106,14 @@ export interface Summary {
   click_p50_ms: number | null;
   click_p99_ms: number | null;
   click_p99_9_ms: number | null;
+  /**
+   * p99 of the bare uWS 302 under the same generator at the same constant rate: the machine's and the
+   * generator's share of `click_p99_ms` (its noise floor on this host).
+   */
+  ceiling_p99_at_same_rate_ms: number | null;
+  /** Clicks answered per XADD (group-commit size) at maximum throughput (headline tool) and at the constant rate. */
+  clicks_per_xadd: number | null;
+  clicks_per_xadd_at_fixed_rate: number | null;
   conversion_rps: number | null;
   pipeline_rows_per_s: number | null;
   pipeline_vs_clicks: number | null;
@@ -143,6 +151,8 @@ export function summarize(res: BenchResults): Summary {
   const click = rpsOf(res, `click${sfx}`);
   const koa = rpsOf(res, `koa${sfx}`);
   const fixed = res.scenarios.find((s) => s.id === 'click-fixed-rate')?.load;
+  const ceilingFixed = res.scenarios.find((s) => s.id === 'ceiling-fixed-rate')?.load;
+  const clickMax = res.scenarios.find((s) => s.id === `click${sfx}`)?.load;
   const so = res.scale_out;
   const so1 = so?.find((x) => x.processes === 1)?.rps ?? null;
   const so2 = so?.find((x) => x.processes === 2)?.rps ?? null;
@@ -160,6 +170,9 @@ export function summarize(res: BenchResults): Summary {
     click_p50_ms: fixed ? r2(fixed.latency_ms.p50) : null,
     click_p99_ms: fixed ? r2(fixed.latency_ms.p99) : null,
     click_p99_9_ms: fixed ? r2(fixed.latency_ms.p99_9) : null,
+    ceiling_p99_at_same_rate_ms: ceilingFixed ? r2(ceilingFixed.latency_ms.p99) : null,
+    clicks_per_xadd: clickMax?.clicks_per_xadd ?? null,
+    clicks_per_xadd_at_fixed_rate: fixed?.clicks_per_xadd ?? null,
     conversion_rps: rpsOf(res, 'conversion'),
     pipeline_rows_per_s: res.pipeline ? Math.round(res.pipeline.rows_per_s) : null,
     pipeline_vs_clicks: res.pipeline ? ratio(res.pipeline.rows_per_s, click) : null,

@@ -27,7 +27,7 @@ import {
   startLocalRedis,
 } from '../infra/index.ts';
 import { writeConversionSetupModule } from './conversions.ts';
-import { type LoadResult, measureRedisCpu, runAutocannon, runWrk } from './load.ts';
+import { type LoadResult, measureRedisCpu, runAutocannon, runWrk, withXaddCount } from './load.ts';
 import { runOpenLoop } from './open-loop.ts';
 import { runPipelineScenario } from './pipeline.ts';
 import { memoryMb, ROOT, type ServerProc, startServer } from './procs.ts';
@@ -73,8 +73,30 @@ const PARTITIONS = 2;
 
 /** Seconds per phase; the full run stays under ~10 minutes. */
 const D = QUICK
-  ? { warm: 1, ceiling: 3, click: 4, koa: 3, conversion: 4, fixed: 8, pipeLatency: 6, pipeLoad: 4, scale: 3 }
-  : { warm: 2, ceiling: 10, click: 15, koa: 10, conversion: 10, fixed: 300, pipeLatency: 20, pipeLoad: 15, scale: 10 };
+  ? {
+      warm: 1,
+      ceiling: 3,
+      click: 4,
+      koa: 3,
+      conversion: 4,
+      fixed: 8,
+      ceilingFixed: 4,
+      pipeLatency: 6,
+      pipeLoad: 4,
+      scale: 3,
+    }
+  : {
+      warm: 2,
+      ceiling: 10,
+      click: 15,
+      koa: 10,
+      conversion: 10,
+      fixed: 300,
+      ceilingFixed: 20,
+      pipeLatency: 20,
+      pipeLoad: 15,
+      scale: 10,
+    };
 if (args.soak) D.fixed = Math.max(1, Number(args.soak));
 const want = (id: string) => !ONLY || ONLY.has(id);
 
@@ -83,7 +105,7 @@ const planned =
   (want('click') ? 2 * (D.click + D.warm) : 0) +
   (want('koa') ? 2 * (D.koa + D.warm) : 0) +
   (want('conversion') ? D.conversion : 0) +
-  (want('fixed') ? D.fixed : 0) +
+  (want('fixed') ? D.fixed + D.ceilingFixed : 0) +
   (want('pipeline') ? D.pipeLatency + D.pipeLoad * 2 : 0) +
   (want('scale') ? 2 * (D.scale + D.warm) : 0);
 
@@ -206,21 +228,25 @@ async function maxBoth(
   setup: string,
   wrkScript: string,
   duration: number,
+  countXadds?: Redis,
 ): Promise<LoadResult> {
   const port = procs[0]!.port;
   const pids = procs.map((p) => p.pid);
+  const measured = (run: () => Promise<LoadResult>) => (countXadds ? withXaddCount(countXadds, run) : run());
   let tick = phase(`${label} (wrk)`);
   if (WRK) {
     const w = { wrkPath: WRK, url: `http://127.0.0.1:${port}`, script: wrkScript, serverPids: pids };
     await runWrk({ ...w, threads: 1, connections: CONNECTIONS, duration_s: D.warm });
     tick(D.warm);
-    const l = await runWrk({ ...w, threads: Math.max(1, WORKERS), connections: CONNECTIONS, duration_s: duration });
+    const l = await measured(() =>
+      runWrk({ ...w, threads: Math.max(1, WORKERS), connections: CONNECTIONS, duration_s: duration }),
+    );
     record(`${id}-wrk`, `${label} (wrk)`, l);
   } else record(`${id}-wrk`, `${label} (wrk)`, undefined, 'wrk not installed');
   done(duration + D.warm);
   tick = phase(`${label} (autocannon)`);
   await clickLoad(port, pids, setup, D.warm);
-  const l = await clickLoad(port, pids, setup, duration, (s) => tick(D.warm + s));
+  const l = await measured(() => clickLoad(port, pids, setup, duration, (s) => tick(D.warm + s)));
   record(id, `${label} (autocannon)`, l);
   done(duration + D.warm);
   return l;
@@ -318,7 +344,7 @@ async function main(): Promise<void> {
     try {
       if (want('click')) {
         await resetStreams(redis, svc.prefix);
-        const l = await maxBoth('click', 'our click path', [t], setup, wrkScript, D.click);
+        const l = await maxBoth('click', 'our click path', [t], setup, wrkScript, D.click, redis);
         clickMax = l.rps;
         await resetStreams(redis, svc.prefix);
       }
@@ -351,20 +377,36 @@ async function main(): Promise<void> {
           // Redis would otherwise hold every click of the soak; the pipeline is not running here.
           void resetStreams(redis, svc.prefix).catch(() => {});
         }, 1000);
-        const l = await runOpenLoop({
-          port: t.port,
-          rate,
-          duration_s: D.fixed,
-          threads: WORKERS,
-          connections: 64,
-          paths,
-          ips: clientIps(paths.length),
-          expectStatus: 302,
-          serverPids: [t.pid],
-          onTick: tick,
-        });
+        const openLoop = (port: number, pid: number, duration_s: number, onTick?: (s: number) => void) =>
+          runOpenLoop({
+            port,
+            rate,
+            duration_s,
+            threads: WORKERS,
+            connections: 64,
+            paths,
+            ips: clientIps(paths.length),
+            expectStatus: 302,
+            serverPids: [pid],
+            onTick,
+          });
+        const l = await withXaddCount(redis, () => openLoop(t.port, t.pid, D.fixed, tick));
         clearInterval(sampler);
         record('click-fixed-rate', `our click path at ${rate}/s (~70%)`, l);
+        // The same generator at the same rate against the bare uWS 302: the part of the latency that is the
+        // machine's and the generator's, not the tracker's (the noise floor of the p99 goal).
+        const ceilTick = phase(`ceiling at ${rate}/s (constant rate)`);
+        const ceil = await startServer({
+          name: 'ceiling',
+          entry: 'bench/ceiling-server.ts',
+          env: trackerEnv(baseEnv, 0),
+        });
+        try {
+          const c = await openLoop(ceil.port, ceil.pid, D.ceilingFixed, (s) => ceilTick(D.fixed + s));
+          record('ceiling-fixed-rate', `ceiling: bare uWS 302 at ${rate}/s (same generator)`, c);
+        } finally {
+          await ceil.stop();
+        }
         notes.push(
           args.rate
             ? `The constant rate (${rate}/s) was set with --rate.`
@@ -386,7 +428,7 @@ async function main(): Promise<void> {
           samples: samples.map(([x, y]) => [Math.round(x), Math.round(y * 10) / 10]),
         };
         if (QUICK) notes.push('Memory flatness from a --quick run covers only seconds; the full run soaks 5 minutes.');
-        done(D.fixed);
+        done(D.fixed + D.ceilingFixed);
       } else {
         const mem = memoryMb(t.pid);
         memory = {
