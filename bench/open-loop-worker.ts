@@ -62,8 +62,27 @@ interface Conn {
   /** Due time of the request in flight, or -1 when idle. */
   due: number;
   buf: Buffer;
+  /** Closed by the server or failed: never used again. */
+  dead: boolean;
 }
+/**
+ * Idle connections, first in first out: every connection stays in use, so none sits idle long enough for
+ * the server's keep-alive timeout to close it under a request (a LIFO pool leaves most of them idle at
+ * moderate rates, and a request sent on a connection the server has just closed is lost).
+ */
 const idle: Conn[] = [];
+let idleHead = 0;
+function takeIdle(): Conn | undefined {
+  while (idleHead < idle.length) {
+    const c = idle[idleHead++]!;
+    if (idleHead > 1024) {
+      idle.splice(0, idleHead);
+      idleHead = 0;
+    }
+    if (!c.dead) return c;
+  }
+  return undefined;
+}
 function send(c: Conn, i: number, due: number): void {
   c.due = due;
   c.sock.write(request(i));
@@ -83,7 +102,7 @@ function open(): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(d.port, '127.0.0.1');
     sock.setNoDelay(true);
-    const c: Conn = { sock, due: -1, buf: Buffer.alloc(0) };
+    const c: Conn = { sock, due: -1, buf: Buffer.alloc(0), dead: false };
     sock.once('connect', () => resolve(c));
     sock.once('error', reject);
     sock.on('data', (chunk: Buffer) => {
@@ -103,6 +122,10 @@ function open(): Promise<Conn> {
     sock.on('error', () => {
       errors++;
     });
+    // A request in flight on a closed connection stays unanswered (counted as unfinished); never reuse it.
+    sock.on('close', () => {
+      c.dead = true;
+    });
   });
 }
 
@@ -116,7 +139,7 @@ await new Promise<void>((resolve) => {
     const due = Math.min(total, Math.floor(((tick - t0) / 1000) * d.rate));
     while (sent < due) {
       const i = sent++;
-      const c = idle.pop();
+      const c = takeIdle();
       if (c) send(c, i, tick);
       else {
         waiting.push(i);
