@@ -72,7 +72,7 @@ const sample: BenchResults = {
     samples: [[0, 100]],
   },
   scale_out: [
-    { processes: 1, rps: 40_000, server_cpu_cores: 1, loadgen_cpu_cores: 1 },
+    { processes: 1, tool: 'wrk', rps: 40_000, server_cpu_cores: 1, loadgen_cpu_cores: 1 },
     { processes: 2, rps: 44_000, server_cpu_cores: 1.2, loadgen_cpu_cores: 0.8 },
   ],
   notes: ['a note'],
@@ -147,6 +147,7 @@ describe('bench results', () => {
       );
       assert.match(md, /\| conversions \| – \| – \| – \| skipped: endpoint missing/);
       assert.match(md, /Test CPU <x>, 2 cores/);
+      assert.match(md, /\| 1 \| wrk \| 40000 \| 1\.00 \| 1\.00 \|\n\| 2 \| – \| 44000 \|/);
       assert.match(md, /\n### Findings\n\nTime goes to X\.\n/);
       const svg = readFileSync(path.join(dir, 'latest.svg'), 'utf8');
       assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);

@@ -56,7 +56,14 @@ export interface BenchResults {
   pipeline?: PipelineResult;
   memory?: MemoryResult;
   /** Click throughput with 1 and 2 tracker processes (SO_REUSEPORT). */
-  scale_out?: { processes: number; rps: number; server_cpu_cores: number; loadgen_cpu_cores: number }[];
+  scale_out?: {
+    processes: number;
+    /** The load generator (absent in results written before it was recorded). */
+    tool?: LoadResult['tool'];
+    rps: number;
+    server_cpu_cores: number;
+    loadgen_cpu_cores: number;
+  }[];
   notes: string[];
   /** Hand-written findings (Markdown, from bench/findings.md), appended to latest.md as they are. */
   findings?: string;
@@ -289,11 +296,14 @@ export function renderMarkdown(res: BenchResults): string {
       '',
       '### Scale-out (SO_REUSEPORT, same port)',
       '',
-      '| tracker processes | req/s | server CPU | loadgen CPU |',
+      '| tracker processes | tool | req/s | server CPU | loadgen CPU |',
     );
-    out.push('|---:|---:|---:|---:|');
+    out.push('|---:|---|---:|---:|---:|');
     for (const x of res.scale_out) {
-      out.push(`| ${x.processes} | ${Math.round(x.rps)} | ${fmt(x.server_cpu_cores)} | ${fmt(x.loadgen_cpu_cores)} |`);
+      out.push(
+        `| ${x.processes} | ${x.tool ?? '–'} | ${Math.round(x.rps)} | ${fmt(x.server_cpu_cores)} | ` +
+          `${fmt(x.loadgen_cpu_cores)} |`,
+      );
     }
     out.push(
       '',

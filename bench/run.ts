@@ -497,20 +497,34 @@ async function main(): Promise<void> {
     }
   }
 
-  // 8. Scale-out: 1 and 2 tracker processes on one port (SO_REUSEPORT).
+  // 8. Scale-out: 1 and 2 tracker processes on one port (SO_REUSEPORT). wrk when installed: the lighter
+  // generator leaves the most CPU to the trackers on a small machine.
   let scaleOut: BenchResults['scale_out'];
   if (want('scale') && trackerAvailable) {
     scaleOut = [];
+    const scaleLoad = (port: number, pids: number[], duration_s: number, onTick?: (s: number) => void) =>
+      WRK
+        ? runWrk({
+            wrkPath: WRK,
+            url: `http://127.0.0.1:${port}`,
+            script: wrkScript,
+            serverPids: pids,
+            threads: Math.max(1, WORKERS),
+            connections: CONNECTIONS,
+            duration_s,
+          })
+        : clickLoad(port, pids, setup, duration_s, onTick);
     for (const n of [1, 2]) {
       const procs = await startTrackers(n, baseEnv, false);
       try {
         const tick = phase(`scale-out: ${n} tracker process(es)`);
         const pids = procs.map((p) => p.pid);
-        await clickLoad(procs[0]!.port, pids, setup, D.warm);
+        await scaleLoad(procs[0]!.port, pids, D.warm);
         await resetStreams(redis, svc.prefix);
-        const l = await clickLoad(procs[0]!.port, pids, setup, D.scale, (s) => tick(D.warm + s));
+        const l = await scaleLoad(procs[0]!.port, pids, D.scale, (s) => tick(D.warm + s));
         scaleOut.push({
           processes: n,
+          tool: l.tool,
           rps: l.rps,
           server_cpu_cores: l.server_cpu_cores,
           loadgen_cpu_cores: l.loadgen_cpu_cores,
