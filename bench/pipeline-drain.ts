@@ -8,11 +8,12 @@
  * redis-server (from /proc), and the wall time; `DRAIN_COMMANDSTATS=1` adds Redis time per command.
  *
  *   flock /tmp/bench.lock node --import tsx bench/pipeline-drain.ts [--clicks=100000] [--per-entry=32]
- *   (add `--cpu-prof --cpu-prof-dir=/tmp/prof` before the script for a profile of the drain)
+ *   [--profile=/tmp/drain.cpuprofile]   (the event loop thread during the drain; summarize with bench/profile.ts)
  *
  * It starts its own embedded Postgres and redis-server in a temporary directory.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,6 +40,7 @@ const { values: args } = parseArgs({
     clicks: { type: 'string', default: '100000' },
     'per-entry': { type: 'string', default: '32' },
     partitions: { type: 'string', default: '2' },
+    profile: { type: 'string' },
   },
 });
 const N = Number(args.clicks);
@@ -138,6 +140,17 @@ try {
   const th0 = threadCpu();
   const w0 = performance.now();
   await redis.config('RESETSTAT');
+  // --profile=FILE: a CPU profile of the event loop thread over the drain only (not the set-up).
+  const inspector = args.profile ? new Session() : undefined;
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) =>
+      inspector!.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))),
+    );
+  if (inspector) {
+    inspector.connect();
+    await post('Profiler.enable');
+    await post('Profiler.start');
+  }
   const pipeline = await startPipeline({ config, logger, ch, sql, redis });
   let count = 0;
   while (count < N) {
@@ -147,6 +160,11 @@ try {
     if (performance.now() - w0 > 300_000) throw new Error(`timed out at ${count}/${N}`);
   }
   const wall = (performance.now() - w0) / 1000;
+  if (inspector) {
+    const { profile } = (await post('Profiler.stop')) as { profile: object };
+    writeFileSync(args.profile!, JSON.stringify(profile));
+    inspector.disconnect();
+  }
   const u = process.cpuUsage(u0);
   const redisCpu = cpuSeconds(redisPid) - r0;
   const th1 = threadCpu();
