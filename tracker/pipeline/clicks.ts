@@ -151,24 +151,27 @@ return out
 
 /**
  * Records the batch's clicks in the shared fraud state and reads each click's features (one
- * script call per 1000 clicks). Idempotent under retries: sorted-set members are click ids (ZADD
+ * script call per 1000 clicks, all sent at once). Idempotent under retries: sorted-set members are click ids (ZADD
  * of the same click twice changes nothing) scored by event time, and every count is over an
  * event-time window ending at the click's own ts. @throws RetriableError when Redis fails.
  */
 export async function gatherFeatures(redis: Redis, keys: RedisKeys, clicks: ClickEvent[]): Promise<ClickFeatures[]> {
   const L = FRAUD_LIMITS;
-  const out: ClickFeatures[] = [];
+  // All chunks are sent at once: Redis runs them in order on this connection (a chunk still sees the earlier
+  // chunks' clicks, as when they were awaited one by one) without waiting for a round trip between them.
+  const calls: Array<Promise<unknown>> = [];
   for (let start = 0; start < clicks.length; start += FEATURE_CHUNK) {
-    const chunk = clicks.slice(start, start + FEATURE_CHUNK);
+    const end = Math.min(clicks.length, start + FEATURE_CHUNK);
     const args: Array<string | number> = [
-      chunk.length,
+      end - start,
       L.ipVelocityWindowMs,
       L.ipDailyWindowMs,
       L.ipCampaignWindowMs,
       L.duplicateWindowMs,
       LATENESS_MS,
     ];
-    for (const c of chunk) {
+    for (let i = start; i < end; i++) {
+      const c = clicks[i]!;
       if (c.ip === '') args.push('', '', '', '', c.ts_ms, c.click_id, '');
       else {
         args.push(
@@ -182,14 +185,17 @@ export async function gatherFeatures(redis: Redis, keys: RedisKeys, clicks: Clic
         );
       }
     }
-    let res: number[];
-    try {
-      res = (await redis.eval(FEATURES_LUA, 0, ...args)) as number[];
-    } catch (err) {
-      throw new RetriableError(`fraud state: ${(err as Error).message}`);
-    }
-    for (let i = 0; i < chunk.length; i++) {
-      const r = i * 5;
+    calls.push(redis.eval(FEATURES_LUA, 0, ...args));
+  }
+  let replies: number[][];
+  try {
+    replies = (await Promise.all(calls)) as number[][];
+  } catch (err) {
+    throw new RetriableError(`fraud state: ${(err as Error).message}`);
+  }
+  const out: ClickFeatures[] = [];
+  for (const res of replies) {
+    for (let r = 0; r < res.length; r += 5) {
       out.push({
         ip_clicks_1m: res[r]!,
         ip_clicks_24h: res[r + 1]!,
@@ -342,6 +348,7 @@ export async function storeClicks(
   campaigns: Map<number, CampaignTerms>,
   defaultWindowDays: number,
 ): Promise<void> {
+  const calls: Array<Promise<unknown>> = [];
   for (let start = 0; start < clicks.length; start += STORE_CHUNK) {
     const end = Math.min(clicks.length, start + STORE_CHUNK);
     const args: Array<string | number> = [];
@@ -349,11 +356,12 @@ export async function storeClicks(
       const days = Math.max(campaigns.get(clicks[i]!.campaign_id)?.attribution_window_days ?? 0, defaultWindowDays);
       args.push(clickKey(keys, clicks[i]!.click_id), JSON.stringify(stored[i]), (days + 1) * 86_400_000);
     }
-    try {
-      await redis.eval(STORE_LUA, 0, ...args);
-    } catch (err) {
-      throw new RetriableError(`click store: ${(err as Error).message}`);
-    }
+    calls.push(redis.eval(STORE_LUA, 0, ...args));
+  }
+  try {
+    await Promise.all(calls);
+  } catch (err) {
+    throw new RetriableError(`click store: ${(err as Error).message}`);
   }
 }
 
