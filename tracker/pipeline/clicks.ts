@@ -157,6 +157,7 @@ return out
  */
 export async function gatherFeatures(redis: Redis, keys: RedisKeys, clicks: ClickEvent[]): Promise<ClickFeatures[]> {
   const L = FRAUD_LIMITS;
+  const [ipKey, ipcKey, iplKey, ipuaKey] = ['ip', 'ipc', 'ipl', 'ipua'].map((k) => keys.key('fraud', k, ''));
   // All chunks are sent at once: Redis runs them in order on this connection (a chunk still sees the earlier
   // chunks' clicks, as when they were awaited one by one) without waiting for a round trip between them.
   const calls: Array<Promise<unknown>> = [];
@@ -174,11 +175,13 @@ export async function gatherFeatures(redis: Redis, keys: RedisKeys, clicks: Clic
       const c = clicks[i]!;
       if (c.ip === '') args.push('', '', '', '', c.ts_ms, c.click_id, '');
       else {
+        // The same keys as keys.key('fraud', 'ip', ip), ('fraud', 'ipc', campaign, ip), ('fraud', 'ipl', link,
+        // ip) and ('fraud', 'ipua', ip, day), with the constant part built once per batch.
         args.push(
-          keys.key('fraud', 'ip', c.ip),
-          keys.key('fraud', 'ipc', c.campaign_id, c.ip),
-          keys.key('fraud', 'ipl', c.link_code, c.ip),
-          keys.key('fraud', 'ipua', c.ip, utcDay(c.ts_ms)),
+          ipKey + c.ip,
+          `${ipcKey}${c.campaign_id}:${c.ip}`,
+          `${iplKey}${c.link_code}:${c.ip}`,
+          `${ipuaKey}${c.ip}:${utcDay(c.ts_ms)}`,
           c.ts_ms,
           c.click_id,
           c.user_agent,
