@@ -123,6 +123,24 @@ interface Batch {
 
 type Outcome = { type: 'ok' } | { type: 'retry'; delayMs: number; error?: unknown };
 
+/**
+ * Most events (clicks or conversions) in one batch. Entries hold a group commit of the ingest (from one to
+ * hundreds of events), so batches are bounded by events too: large enough that per-batch costs (round trips,
+ * one ClickHouse part) are spread over many rows, small enough to keep a batch well under a second.
+ */
+export const MAX_BATCH_EVENTS = 10_000;
+
+/** Events an entry says it holds (its `n` field); 1 when it has none (it is dead-lettered whole). */
+function entryEventCount(fields: string[]): number {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'n') {
+      const n = Number(fields[i + 1]);
+      return Number.isSafeInteger(n) && n > 0 ? n : 1;
+    }
+  }
+  return 1;
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Exponential backoff with jitter: 100 ms, 200 ms, … capped at 10 s. */
@@ -351,13 +369,27 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     }
   }
 
+  /**
+   * Splits entries into batches of at most PIPELINE_BATCH_SIZE entries and {@link MAX_BATCH_EVENTS} events,
+   * so a batch's cost (memory, time in Redis and ClickHouse) stays bounded whatever the ingest's group size.
+   */
   function toBatches(stream: string, entries: RawEntry[]): Batch[] {
     const out: Batch[] = [];
-    for (let i = 0; i < entries.length; i += config.PIPELINE_BATCH_SIZE) {
-      const part = entries.slice(i, i + config.PIPELINE_BATCH_SIZE);
+    let part: RawEntry[] = [];
+    let events = 0;
+    const close = () => {
       const ids = part.map((e) => e[0]);
       out.push({ ids, entries: part, token: batchToken(stream, ids), recovered: false });
+      part = [];
+      events = 0;
+    };
+    for (const e of entries) {
+      const n = entryEventCount(e[1]);
+      if (part.length > 0 && (part.length >= config.PIPELINE_BATCH_SIZE || events + n > MAX_BATCH_EVENTS)) close();
+      part.push(e);
+      events += n;
     }
+    if (part.length > 0) close();
     return out;
   }
 
