@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { type ClickHouseClient, createLogger } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
@@ -87,6 +88,43 @@ describe('ClickHouse idempotent inserts', () => {
     await insertRows(ch, 'clicks', rows, batchToken('test-stream', ['3-0']));
     const t2 = await one<{ n: number }>('SELECT count() AS n FROM clicks WHERE campaign_id = 902');
     assert.equal(t2.n, 6, 'another token inserts again (proves the dedup is by token)');
+  });
+
+  test('values with tabs, newlines, backslashes and quotes arrive unchanged (TabSeparated escaping)', async () => {
+    const nasty = ['a\tb', 'line1\nline2\r', 'back\\slash \\t \\n', "it's 'quoted'", 'ünïcødé ☃ 😀', ''];
+    const rows = nasty.map((v, i) => ({
+      click_id: randomUUID(),
+      ts: chTime(Date.UTC(2021, 5, 1, 12, 0, 0, i)),
+      received: chTime(Date.UTC(2021, 5, 1, 12, 0, 0, i)),
+      link_code: 'esc',
+      campaign_id: 903,
+      ip: v,
+      sub1: v,
+      user_agent: v,
+      fraud_score: 0.1234,
+      fraud_reasons: [v, "x'y\\z"],
+      is_invalid: 0,
+    }));
+    await insertRows(ch, 'clicks', rows, 'escape-test');
+    const rs = await ch.query({
+      query:
+        'SELECT ip, sub1, user_agent, fraud_reasons, fraud_score, toString(ts) AS ts FROM clicks WHERE campaign_id = 903 ORDER BY ts',
+      format: 'JSONEachRow',
+    });
+    const got = await rs.json<{
+      ip: string;
+      sub1: string;
+      user_agent: string;
+      fraud_reasons: string[];
+      fraud_score: number;
+      ts: string;
+    }>();
+    assert.deepEqual(
+      got.map((r) => [r.ip, r.sub1, r.user_agent, r.fraud_reasons]),
+      nasty.map((v) => [v, v, v, [v, "x'y\\z"]]),
+    );
+    assert.equal(got[1]!.ts, '2021-06-01 12:00:00.001');
+    assert.ok(Math.abs(got[0]!.fraud_score - 0.1234) < 1e-6);
   });
 });
 
