@@ -94,7 +94,9 @@ const FEATURE_CHUNK = 1_000;
  * (ip key '' = no IP). Returns 5 integers per click.
  *
  * Cost is per Redis call (≈1.4 µs each inside the script), so the script makes as few as the features
- * need: 9 per click plus one PEXPIRE per touched key. Trimming only bounds memory (every count is over
+ * need: 9 per click plus one PEXPIRE per touched sorted set. A user-agent key (one UTC day of one IP) gets
+ * its TTL (a day plus lateness) when PFADD changes it, i.e. on creation and on each new user agent, not on
+ * every click: it only has to outlive its own day by the lateness. Trimming only bounds memory (every count is over
  * an explicit score range), so a key is trimmed in about one chunk in 8 (when the newest ts_ms it got
  * is ≡ 0 mod 8: deterministic, spread evenly), which keeps at most a few chunks' worth of entries older
  * than window + lateness; its TTL is refreshed every time, so idle keys still disappear.
@@ -116,7 +118,7 @@ for b = 6, 6 + (n - 1) * 7, 7 do
     call('ZADD', kc, ts, id)
     call('ZADD', kl, ts, id)
     local ua = ARGV[b + 7]
-    if ua ~= '' then call('PFADD', ARGV[b + 4], ua) end
+    if ua ~= '' and call('PFADD', ARGV[b + 4], ua) == 1 then call('PEXPIRE', ARGV[b + 4], ttlUa) end
     local m = maxts[ip]
     if m == nil or ts > m then maxts[ip] = ts; window[ip] = w24h end
     m = maxts[kc]
@@ -132,13 +134,11 @@ for b = 6, 6 + (n - 1) * 7, 7 do
     out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 0, 0, 0, 0, 0
   else
     local ts = tonumber(ARGV[b + 5])
-    local ku = ARGV[b + 4]
     out[o + 1] = call('ZCOUNT', ip, '(' .. (ts - w1m), ts)
     out[o + 2] = call('ZCOUNT', ip, '(' .. (ts - w24h), ts)
     out[o + 3] = call('ZCOUNT', ARGV[b + 2], '(' .. (ts - w1h), ts)
     out[o + 4] = call('ZCOUNT', ARGV[b + 3], ts - wdup, ts)
-    out[o + 5] = call('PFCOUNT', ku)
-    if window[ku] == nil then window[ku] = -1; call('PEXPIRE', ku, ttlUa) end
+    out[o + 5] = call('PFCOUNT', ARGV[b + 4])
   end
   o = o + 5
 end
