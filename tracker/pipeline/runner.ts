@@ -229,20 +229,27 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   async function clickBatch(stream: string, batch: Batch, s: StreamStats): Promise<Outcome> {
     const decoded = decodeEntries<ClickEvent>(batch.entries, parseClick);
     const clicks = decoded.events.map((e) => e.event);
-    await writeManifest(stream, batch);
     if (clicks.length > 0) {
-      const features = await gatherFeatures(redis, keys, clicks);
+      // Independent steps run together (each is idempotent, so a retry after a partial failure is safe): the
+      // manifest only has to exist before the insert, and the click store only before the ack (until then a
+      // conversion of these clicks waits, since their entries are still pending).
+      const [, features, terms, defaults] = await Promise.all([
+        writeManifest(stream, batch),
+        gatherFeatures(redis, keys, clicks),
+        campaigns.get(clicks.map((c) => c.campaign_id)),
+        links.get(clicks.map((c) => c.link_code)),
+      ]);
       const scored = await scoreFraud(pool, clicks, features);
-      const terms = await campaigns.get(clicks.map((c) => c.campaign_id));
-      const defaults = await links.get(clicks.map((c) => c.link_code));
       const { rows, stored } = buildClicks(clicks, scored, terms, defaults);
-      await storeClicks(redis, keys, clicks, stored, terms, config.ATTRIBUTION_WINDOW_DAYS);
-      await insertRows(ch, 'clicks', rows, batch.token);
+      await Promise.all([
+        storeClicks(redis, keys, clicks, stored, terms, config.ATTRIBUTION_WINDOW_DAYS),
+        insertRows(ch, 'clicks', rows, batch.token),
+      ]);
       // CPC money after the data, before the ack: a retried batch re-charges with the same key, which the ledger
       // answers with the first result.
       const charges = opts.clickChargeSink ? cpcCharges(rows, terms) : [];
       if (charges.length > 0) await opts.clickChargeSink!.clicksCharged(charges, batch.token);
-    }
+    } else await writeManifest(stream, batch);
     await opts.testHooks?.afterInsert?.({ stream, ids: batch.ids, token: batch.token });
     await deadLetterAndAck(stream, batch, decoded.dead, s, clicks.length);
     return { type: 'ok' };
