@@ -218,7 +218,10 @@ export async function scoreFraud(pool: FraudPool, clicks: ClickEvent[], features
   );
 }
 
-/** What the click store keeps per click for attribution (`keys.key('click', click_id)`, JSON). */
+/**
+ * What the click store keeps per click for attribution (`keys.key('click', click_id)`), written by
+ * {@link encodeStoredClick} and read by {@link decodeStoredClick}.
+ */
 export interface StoredClick {
   campaign_id: number;
   affiliate_id: number;
@@ -232,6 +235,52 @@ export interface StoredClick {
   invalid_reason: string;
   fraud_score: number;
   fraud_reasons: string[];
+}
+
+/**
+ * A click record as stored: a JSON array in the order of {@link StoredClick}'s fields. Without the field
+ * names it is ≈40 % smaller than the object (Redis holds every click for its attribution window) and
+ * cheaper to write.
+ */
+export function encodeStoredClick(c: StoredClick): string {
+  return JSON.stringify([
+    c.campaign_id,
+    c.affiliate_id,
+    c.advertiser_id,
+    c.link_code,
+    c.ts_ms,
+    c.sub,
+    c.ip,
+    c.country,
+    c.device,
+    c.invalid_reason,
+    c.fraud_score,
+    c.fraud_reasons,
+  ]);
+}
+
+/**
+ * Reads a stored click record: the array of {@link encodeStoredClick}, or the JSON object earlier versions
+ * wrote (such records live for the attribution window).
+ * @throws SyntaxError when `value` is not JSON.
+ */
+export function decodeStoredClick(value: string): StoredClick {
+  const v = JSON.parse(value) as unknown;
+  if (!Array.isArray(v)) return v as StoredClick;
+  return {
+    campaign_id: v[0],
+    affiliate_id: v[1],
+    advertiser_id: v[2],
+    link_code: v[3],
+    ts_ms: v[4],
+    sub: v[5],
+    ip: v[6],
+    country: v[7],
+    device: v[8],
+    invalid_reason: v[9],
+    fraud_score: v[10],
+    fraud_reasons: v[11],
+  };
 }
 
 /** Key of a click in the attribution store. */
@@ -357,7 +406,7 @@ export async function storeClicks(
     const args: Array<string | number> = [];
     for (let i = start; i < end; i++) {
       const days = Math.max(campaigns.get(clicks[i]!.campaign_id)?.attribution_window_days ?? 0, defaultWindowDays);
-      args.push(clickKey(keys, clicks[i]!.click_id), JSON.stringify(stored[i]), (days + 1) * 86_400_000);
+      args.push(clickKey(keys, clicks[i]!.click_id), encodeStoredClick(stored[i]!), (days + 1) * 86_400_000);
     }
     calls.push(redis.eval(STORE_LUA, 0, ...args));
   }

@@ -4,8 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import { type ClickHouseClient, createLogger } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
 import { createReports } from '../reports/reports.ts';
-import { chTime, gatherFeatures, insertRows } from './clicks.ts';
-import { attribute, type PricedConversion, recordConversion } from './conversions.ts';
+import { chTime, clickKey, encodeStoredClick, gatherFeatures, insertRows, type StoredClick } from './clicks.ts';
+import { attribute, loadClicks, type PricedConversion, recordConversion } from './conversions.ts';
 import { type Pipeline, startPipeline } from './runner.ts';
 import { batchToken } from './streams.ts';
 import { addClicks, addConversions, makeClick, makeConversion, type Seeded, seedCampaign, waitFor } from './testing.ts';
@@ -202,6 +202,31 @@ describe('fraud state', () => {
     const [later] = await gatherFeatures(env.redis, env.keys, [makeClick(s, { ts_ms: ts + 30_000, ip: '192.0.2.99' })]);
     assert.equal(later!.ip_clicks_1m, 4);
     assert.equal(later!.ip_clicks_24h, 4);
+  });
+});
+
+describe('click store', () => {
+  test('records read back as written, and records in the earlier object form still read', async () => {
+    const s = await seedCampaign(env.sql);
+    const rec: StoredClick = {
+      campaign_id: s.campaignId,
+      affiliate_id: s.affiliateId,
+      advertiser_id: s.advertiserId,
+      link_code: s.linkCode,
+      ts_ms: 1_700_000_000_123,
+      sub: ['a', '', 'c"q', '', 'e\\'],
+      ip: '198.51.100.7',
+      country: '',
+      device: 'mobile',
+      invalid_reason: '',
+      fraud_score: 0.6,
+      fraud_reasons: ['duplicate_click'],
+    };
+    const [fresh, old, missing] = [makeClick(s), makeClick(s), makeClick(s)];
+    await env.redis.set(clickKey(env.keys, fresh.click_id), encodeStoredClick(rec));
+    await env.redis.set(clickKey(env.keys, old.click_id), JSON.stringify(rec));
+    const convs = [fresh, old, missing].map((c) => makeConversion(s, c.click_id));
+    assert.deepEqual(await loadClicks(env.redis, env.keys, convs), [rec, rec, null]);
   });
 });
 
