@@ -15,7 +15,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { type Redis, redisKeys } from '../infra/index.ts';
 import { runAutocannon } from './load.ts';
-import { type ServerProc, startServer } from './procs.ts';
+import { cpuSeconds, type ServerProc, startServer } from './procs.ts';
 import type { PipelineResult } from './report.ts';
 
 export interface PipelineScenarioOptions {
@@ -43,11 +43,12 @@ interface Counter {
   proc: ServerProc;
   /** Last total a report gave (null until one arrived). */
   report: number | null;
-  samples: Array<{ t_ms: number; count: number; query_ms: number }>;
+  /** Each count report, with the CPU seconds used so far by the pipeline child and by redis-server when it arrived. */
+  samples: Array<{ t_ms: number; count: number; query_ms: number; cpu_s: number; redis_cpu_s: number }>;
   latest(): number;
 }
 
-async function startPipelineChild(o: PipelineScenarioOptions, chdbDir: string): Promise<Counter> {
+async function startPipelineChild(o: PipelineScenarioOptions, chdbDir: string, redisPid = 0): Promise<Counter> {
   const proc = await startServer({
     name: 'pipeline',
     entry: 'bench/pipeline-child.ts',
@@ -59,7 +60,10 @@ async function startPipelineChild(o: PipelineScenarioOptions, chdbDir: string): 
   const c: Counter = { proc, samples, report: null, latest: () => samples.at(-1)?.count ?? 0 };
   proc.child.on('message', (m: unknown) => {
     const msg = m as { type?: string; t_ms: number; count: number; query_ms: number };
-    if (msg?.type === 'count') samples.push({ t_ms: msg.t_ms, count: msg.count, query_ms: msg.query_ms });
+    if (msg?.type === 'count') {
+      const cpu = { cpu_s: cpuSeconds(proc.pid), redis_cpu_s: redisPid ? cpuSeconds(redisPid) : 0 };
+      samples.push({ t_ms: msg.t_ms, count: msg.count, query_ms: msg.query_ms, ...cpu });
+    }
     if (msg?.type === 'report') c.report = msg.count;
   });
   return c;
@@ -173,7 +177,9 @@ export async function runPipelineScenario(o: PipelineScenarioOptions): Promise<P
     const backlogClicks = Math.round(backlog.rps * backlog.duration_s);
     const arriveRate = Math.max(200, Math.round(0.5 * (o.clickMaxRps ?? backlog.rps)));
     tick = o.phase(`pipeline: draining ${backlogClicks} clicks while ${arriveRate}/s arrive`);
-    pipe = await startPipelineChild(o, chdbDir);
+    // redis-server's pid, to charge its CPU per row (0 when it is not a local process /proc can see).
+    const redisPid = Number(/process_id:(\d+)/.exec(await o.redis.info('server'))?.[1] ?? 0);
+    pipe = await startPipelineChild(o, chdbDir, redisPid);
     const arrivals: number[] = [];
     let maxStreamLag = 0;
     const lagTimer = setInterval(() => {
@@ -214,6 +220,11 @@ export async function runPipelineScenario(o: PipelineScenarioOptions): Promise<P
     const caught = caughtAt >= 0 ? s[caughtAt] : s.at(-1);
     const rows = first && caught && caught.t_ms > first.t_ms ? caught.count - first.count : 0;
     const secs = first && caught ? (caught.t_ms - first.t_ms) / 1000 : 0;
+    // CPU per row between the same two samples: the pipeline child (all its threads: event loop, fraud pool,
+    // chDB) and redis-server (which also takes the arriving clicks' XADDs, a small share).
+    const perRow = (d: number) => (rows > 0 && first && caught ? (d * 1e6) / rows : Number.NaN);
+    const pipeUs = perRow((caught?.cpu_s ?? 0) - (first?.cpu_s ?? 0));
+    const redisUs = redisPid ? perRow((caught?.redis_cpu_s ?? 0) - (first?.redis_cpu_s ?? 0)) : Number.NaN;
     const maxLag = s.reduce((m, x, i) => Math.max(m, expected[i]! - x.count), 0);
     // Let one more report poll land after catching up, then compare it with the table count.
     await sleep(2_200);
@@ -224,7 +235,10 @@ export async function runPipelineScenario(o: PipelineScenarioOptions): Promise<P
           ? `a report counted the same ${pipe.report} clicks`
           : `a report counted ${pipe.report} clicks vs ${pipe.latest()} rows (reports lag or dedupe)`;
     const queryMs = s.length ? s.reduce((a, x) => a + x.query_ms, 0) / s.length : 0;
-    o.say(`pipeline: ${rows} rows in ${secs.toFixed(1)} s = ${Math.round(rows / Math.max(secs, 1e-9))} rows/s`);
+    const cpuText = `CPU per row: pipeline ${pipeUs.toFixed(1)} µs, redis-server ${redisUs.toFixed(1)} µs`;
+    o.say(
+      `pipeline: ${rows} rows in ${secs.toFixed(1)} s = ${Math.round(rows / Math.max(secs, 1e-9))} rows/s; ${cpuText}`,
+    );
     return {
       rows_per_s: secs > 0 ? rows / secs : 0,
       offered_clicks_per_s: arriveRate,
@@ -241,7 +255,8 @@ export async function runPipelineScenario(o: PipelineScenarioOptions): Promise<P
       method:
         'clicks acknowledged by the tracker (answer times) against count() of the ClickHouse clicks table, polled ' +
         `every 50 ms (mean query ${queryMs.toFixed(1)} ms); throughput = counted rows/s while draining a ` +
-        `${backlogClicks}-click backlog with ${arriveRate} clicks/s arriving (${secs.toFixed(1)} s); at the end ${agree}.`,
+        `${backlogClicks}-click backlog with ${arriveRate} clicks/s arriving (${secs.toFixed(1)} s; ${cpuText}); ` +
+        `at the end ${agree}.`,
     };
   } finally {
     await pipe?.proc.stop();

@@ -62,8 +62,11 @@ const schema = z.object({
   /** Redis command timeout on the click path before falling back to the spool, ms. */
   TRACKER_REDIS_TIMEOUT_MS: z.coerce.number().int().min(5).default(250),
 
-  /** Stream entries read per XREADGROUP (one fraud task and one ClickHouse insert per batch). */
-  PIPELINE_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(500),
+  /**
+   * Stream entries read per XREADGROUP; a batch (one fraud task and one ClickHouse insert) holds at most this
+   * many entries and at most 10,000 events.
+   */
+  PIPELINE_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(2000),
   /** Longest wait for new entries before a partial batch is processed, ms. */
   PIPELINE_BLOCK_MS: z.coerce.number().int().min(1).max(60_000).default(100),
   /** Pending entries idle longer than this are taken over from a dead consumer, ms. */

@@ -168,18 +168,44 @@ function decodeLine<T>(line: string, fields: readonly string[]): T {
   for (let i = 0; i < fields.length; i++) {
     const name = fields[i]!;
     const raw = parts[i]!;
-    if (NUMERIC.has(name)) {
-      const n = Number(raw);
-      if (raw === '' || !Number.isSafeInteger(n)) throw new MalformedEventError(`field ${name} is not an integer`);
-      out[name] = n;
-    } else out[name] = raw;
+    out[name] = NUMERIC.has(name) ? integerField(raw, name) : raw;
   }
   return out as T;
 }
 
-/** Decodes one click line. @throws MalformedEventError */
+/** The integer in field `name` of a line. @throws MalformedEventError */
+function integerField(raw: string, name: string): number {
+  const n = Number(raw);
+  if (raw === '' || !Number.isSafeInteger(n)) throw new MalformedEventError(`field ${name} is not an integer`);
+  return n;
+}
+
+/**
+ * Decodes one click line (the hot path of the pipeline: written out field by field, so every click gets
+ * the same object shape without a loop over the field names). @throws MalformedEventError
+ */
 export function decodeClick(line: string): ClickEvent {
-  return decodeLine<ClickEvent>(line, CLICK_FIELDS);
+  const p = line.split('\t');
+  if (p.length !== CLICK_FIELDS.length) {
+    throw new MalformedEventError(`expected ${CLICK_FIELDS.length} fields, got ${p.length}`);
+  }
+  return {
+    click_id: p[0]!,
+    ts_ms: integerField(p[1]!, 'ts_ms'),
+    received_ms: integerField(p[2]!, 'received_ms'),
+    link_code: p[3]!,
+    campaign_id: integerField(p[4]!, 'campaign_id'),
+    affiliate_id: integerField(p[5]!, 'affiliate_id'),
+    advertiser_id: integerField(p[6]!, 'advertiser_id'),
+    ip: p[7]!,
+    method: p[8]!,
+    query: p[9]!,
+    user_agent: p[10]!,
+    referer: p[11]!,
+    accept_language: p[12]!,
+    purpose: p[13]!,
+    invalid_reason: p[14] as ClickEvent['invalid_reason'],
+  };
 }
 
 /** Decodes one conversion line. @throws MalformedEventError */

@@ -9,7 +9,7 @@ import {
   scoreClick,
   scoreConversionTiming,
 } from './rules.ts';
-import scoreBatch, { parseUserAgent } from './worker.ts';
+import scoreBatch, { packClicks, parseUserAgent, scorePacked, unpackVerdicts } from './worker.ts';
 
 const PHONE =
   'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36';
@@ -125,4 +125,19 @@ test('the worker scores a batch in order and names the device', () => {
     'desktop',
   );
   assert.equal(parseUserAgent('').device, '');
+});
+
+test('a packed batch (as it crosses to the worker) scores exactly as the batch itself', () => {
+  const batch = [
+    click(),
+    click({ user_agent: 'curl/8.5.0', method: 'HEAD' }),
+    click({}, { ip_clicks_1m: 60, ip_link_earlier: 2, ip_user_agents_day: 30 }),
+    click({ user_agent: '', purpose: 'prefetch' }),
+    click({ user_agent: 'Mozilla/5.0 (compatible; bingbot/2.0)' }, { ip_clicks_24h: 450, ip_campaign_clicks_1h: 12 }),
+    click(),
+  ];
+  const packed = packClicks(batch);
+  assert.equal(packed.strings.length, 7, 'repeated strings travel once');
+  assert.deepEqual(unpackVerdicts(packed, scorePacked(packed)), scoreBatch(batch));
+  assert.deepEqual(unpackVerdicts(packClicks([]), scorePacked(packClicks([]))), []);
 });

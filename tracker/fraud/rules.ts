@@ -114,8 +114,19 @@ export function ramp(value: number, soft: number, hard: number): number {
   return Math.max(0.05, (value - soft) / (hard - soft));
 }
 
+/** isbot's verdict per user agent: its regular expression is most of a click's scoring cost and traffic repeats user agents. */
+const botCache = new Map<string, boolean>();
+const BOT_CACHE_MAX = 20_000;
+
 export function ruleBotUserAgent(c: ScorableClick): number {
-  return c.user_agent !== '' && isbot(c.user_agent) ? 1 : 0;
+  if (c.user_agent === '') return 0;
+  let bot = botCache.get(c.user_agent);
+  if (bot === undefined) {
+    bot = isbot(c.user_agent);
+    if (botCache.size >= BOT_CACHE_MAX) botCache.clear();
+    botCache.set(c.user_agent, bot);
+  }
+  return bot ? 1 : 0;
 }
 
 export function ruleEmptyUserAgent(c: ScorableClick): number {

@@ -9,7 +9,7 @@ import { RetriableError } from '../../infra/index.ts';
 import { type ConversionEvent, decodeConversion, MalformedEventError } from '../events.ts';
 import { type FraudVerdict, scoreConversionTiming } from '../fraud/rules.ts';
 import { type CampaignTerms, priceConversion } from './campaigns.ts';
-import { type ClickRow, chTime, clickKey, type StoredClick } from './clicks.ts';
+import { type ClickRow, chTime, clickKey, decodeStoredClick, type StoredClick } from './clicks.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_TS_MS = 7_258_118_400_000;
@@ -146,7 +146,7 @@ export async function loadClicks(
   }
   return res.map(([err, v]) => {
     if (err) throw new RetriableError(`click store: ${err.message}`);
-    return typeof v === 'string' ? (JSON.parse(v) as StoredClick) : null;
+    return typeof v === 'string' ? decodeStoredClick(v) : null;
   });
 }
 

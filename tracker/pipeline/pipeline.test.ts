@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { type ClickHouseClient, createLogger } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
 import { createReports } from '../reports/reports.ts';
-import { chTime, gatherFeatures, insertRows } from './clicks.ts';
-import { attribute, type PricedConversion, recordConversion } from './conversions.ts';
+import { chTime, clickKey, encodeStoredClick, gatherFeatures, insertRows, type StoredClick } from './clicks.ts';
+import { attribute, loadClicks, type PricedConversion, recordConversion } from './conversions.ts';
 import { type Pipeline, startPipeline } from './runner.ts';
 import { batchToken } from './streams.ts';
 import { addClicks, addConversions, makeClick, makeConversion, type Seeded, seedCampaign, waitFor } from './testing.ts';
@@ -88,6 +89,43 @@ describe('ClickHouse idempotent inserts', () => {
     const t2 = await one<{ n: number }>('SELECT count() AS n FROM clicks WHERE campaign_id = 902');
     assert.equal(t2.n, 6, 'another token inserts again (proves the dedup is by token)');
   });
+
+  test('values with tabs, newlines, backslashes and quotes arrive unchanged (TabSeparated escaping)', async () => {
+    const nasty = ['a\tb', 'line1\nline2\r', 'back\\slash \\t \\n', "it's 'quoted'", 'ünïcødé ☃ 😀', ''];
+    const rows = nasty.map((v, i) => ({
+      click_id: randomUUID(),
+      ts: chTime(Date.UTC(2021, 5, 1, 12, 0, 0, i)),
+      received: chTime(Date.UTC(2021, 5, 1, 12, 0, 0, i)),
+      link_code: 'esc',
+      campaign_id: 903,
+      ip: v,
+      sub1: v,
+      user_agent: v,
+      fraud_score: 0.1234,
+      fraud_reasons: [v, "x'y\\z"],
+      is_invalid: 0,
+    }));
+    await insertRows(ch, 'clicks', rows, 'escape-test');
+    const rs = await ch.query({
+      query:
+        'SELECT ip, sub1, user_agent, fraud_reasons, fraud_score, toString(ts) AS ts FROM clicks WHERE campaign_id = 903 ORDER BY ts',
+      format: 'JSONEachRow',
+    });
+    const got = await rs.json<{
+      ip: string;
+      sub1: string;
+      user_agent: string;
+      fraud_reasons: string[];
+      fraud_score: number;
+      ts: string;
+    }>();
+    assert.deepEqual(
+      got.map((r) => [r.ip, r.sub1, r.user_agent, r.fraud_reasons]),
+      nasty.map((v) => [v, v, v, [v, "x'y\\z"]]),
+    );
+    assert.equal(got[1]!.ts, '2021-06-01 12:00:00.001');
+    assert.ok(Math.abs(got[0]!.fraud_score - 0.1234) < 1e-6);
+  });
 });
 
 describe('click stream', () => {
@@ -164,6 +202,31 @@ describe('fraud state', () => {
     const [later] = await gatherFeatures(env.redis, env.keys, [makeClick(s, { ts_ms: ts + 30_000, ip: '192.0.2.99' })]);
     assert.equal(later!.ip_clicks_1m, 4);
     assert.equal(later!.ip_clicks_24h, 4);
+  });
+});
+
+describe('click store', () => {
+  test('records read back as written, and records in the earlier object form still read', async () => {
+    const s = await seedCampaign(env.sql);
+    const rec: StoredClick = {
+      campaign_id: s.campaignId,
+      affiliate_id: s.affiliateId,
+      advertiser_id: s.advertiserId,
+      link_code: s.linkCode,
+      ts_ms: 1_700_000_000_123,
+      sub: ['a', '', 'c"q', '', 'e\\'],
+      ip: '198.51.100.7',
+      country: '',
+      device: 'mobile',
+      invalid_reason: '',
+      fraud_score: 0.6,
+      fraud_reasons: ['duplicate_click'],
+    };
+    const [fresh, old, missing] = [makeClick(s), makeClick(s), makeClick(s)];
+    await env.redis.set(clickKey(env.keys, fresh.click_id), encodeStoredClick(rec));
+    await env.redis.set(clickKey(env.keys, old.click_id), JSON.stringify(rec));
+    const convs = [fresh, old, missing].map((c) => makeConversion(s, c.click_id));
+    assert.deepEqual(await loadClicks(env.redis, env.keys, convs), [rec, rec, null]);
   });
 });
 

@@ -123,6 +123,24 @@ interface Batch {
 
 type Outcome = { type: 'ok' } | { type: 'retry'; delayMs: number; error?: unknown };
 
+/**
+ * Most events (clicks or conversions) in one batch. Entries hold a group commit of the ingest (from one to
+ * hundreds of events), so batches are bounded by events too: large enough that per-batch costs (round trips,
+ * one ClickHouse part) are spread over many rows, small enough to keep a batch well under a second.
+ */
+export const MAX_BATCH_EVENTS = 10_000;
+
+/** Events an entry says it holds (its `n` field); 1 when it has none (it is dead-lettered whole). */
+function entryEventCount(fields: string[]): number {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'n') {
+      const n = Number(fields[i + 1]);
+      return Number.isSafeInteger(n) && n > 0 ? n : 1;
+    }
+  }
+  return 1;
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Exponential backoff with jitter: 100 ms, 200 ms, … capped at 10 s. */
@@ -211,20 +229,27 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   async function clickBatch(stream: string, batch: Batch, s: StreamStats): Promise<Outcome> {
     const decoded = decodeEntries<ClickEvent>(batch.entries, parseClick);
     const clicks = decoded.events.map((e) => e.event);
-    await writeManifest(stream, batch);
     if (clicks.length > 0) {
-      const features = await gatherFeatures(redis, keys, clicks);
+      // Independent steps run together (each is idempotent, so a retry after a partial failure is safe): the
+      // manifest only has to exist before the insert, and the click store only before the ack (until then a
+      // conversion of these clicks waits, since their entries are still pending).
+      const [, features, terms, defaults] = await Promise.all([
+        writeManifest(stream, batch),
+        gatherFeatures(redis, keys, clicks),
+        campaigns.get(clicks.map((c) => c.campaign_id)),
+        links.get(clicks.map((c) => c.link_code)),
+      ]);
       const scored = await scoreFraud(pool, clicks, features);
-      const terms = await campaigns.get(clicks.map((c) => c.campaign_id));
-      const defaults = await links.get(clicks.map((c) => c.link_code));
       const { rows, stored } = buildClicks(clicks, scored, terms, defaults);
-      await storeClicks(redis, keys, clicks, stored, terms, config.ATTRIBUTION_WINDOW_DAYS);
-      await insertRows(ch, 'clicks', rows, batch.token);
+      await Promise.all([
+        storeClicks(redis, keys, clicks, stored, terms, config.ATTRIBUTION_WINDOW_DAYS),
+        insertRows(ch, 'clicks', rows, batch.token),
+      ]);
       // CPC money after the data, before the ack: a retried batch re-charges with the same key, which the ledger
       // answers with the first result.
       const charges = opts.clickChargeSink ? cpcCharges(rows, terms) : [];
       if (charges.length > 0) await opts.clickChargeSink!.clicksCharged(charges, batch.token);
-    }
+    } else await writeManifest(stream, batch);
     await opts.testHooks?.afterInsert?.({ stream, ids: batch.ids, token: batch.token });
     await deadLetterAndAck(stream, batch, decoded.dead, s, clicks.length);
     return { type: 'ok' };
@@ -351,13 +376,27 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     }
   }
 
+  /**
+   * Splits entries into batches of at most PIPELINE_BATCH_SIZE entries and {@link MAX_BATCH_EVENTS} events,
+   * so a batch's cost (memory, time in Redis and ClickHouse) stays bounded whatever the ingest's group size.
+   */
   function toBatches(stream: string, entries: RawEntry[]): Batch[] {
     const out: Batch[] = [];
-    for (let i = 0; i < entries.length; i += config.PIPELINE_BATCH_SIZE) {
-      const part = entries.slice(i, i + config.PIPELINE_BATCH_SIZE);
+    let part: RawEntry[] = [];
+    let events = 0;
+    const close = () => {
       const ids = part.map((e) => e[0]);
       out.push({ ids, entries: part, token: batchToken(stream, ids), recovered: false });
+      part = [];
+      events = 0;
+    };
+    for (const e of entries) {
+      const n = entryEventCount(e[1]);
+      if (part.length > 0 && (part.length >= config.PIPELINE_BATCH_SIZE || events + n > MAX_BATCH_EVENTS)) close();
+      part.push(e);
+      events += n;
     }
+    if (part.length > 0) close();
     return out;
   }
 
