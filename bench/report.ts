@@ -355,7 +355,7 @@ export function renderSvg(res: BenchResults): string {
   );
   const x2 = labelW + panelW + gap;
   parts.push(
-    `<text x="${x2}" y="44" font-weight="bold">Latency ms, log scale: p50 / p99 / p99.9 (lower is better)</text>`,
+    `<text x="${x2}" y="44" font-weight="bold">Latency, ms (log scale, lower is better)</text>`,
   );
   // Log scale from 0.1 ms: tails of hundreds of ms must not flatten sub-millisecond medians to nothing.
   const logW = (v: number) =>
