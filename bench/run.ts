@@ -6,9 +6,9 @@
  * `DATABASE_URL` and a prefix on `REDIS_URL` when set), seeds 10,000 links, then measures on this machine,
  * in one run: the ceiling (bare uWS 302, wrk + autocannon), our click path (tracker/main.ts), the usual
  * stack (Koa + ioredis), conversions, the click path at a constant ~70% of its maximum (latency + memory
- * soak), the pipeline (rows/s, lag, click-to-queryable latency) and scale-out with 1 and 2 tracker
+ * soak) and the bare 302 at the same rate (the latency floor of the machine), the pipeline (rows/s, lag, click-to-queryable latency) and scale-out with 1 and 2 tracker
  * processes. Writes bench/results/<date>.json, latest.json, latest.md and latest.svg.
- * Full run ≈ 9 minutes; --quick ≈ 1.5 minutes (a smoke test, numbers indicative only).
+ * Full run ≈ 9 minutes; --quick ≈ 2 minutes (a smoke test, numbers indicative only).
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
