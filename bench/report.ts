@@ -354,9 +354,7 @@ export function renderSvg(res: BenchResults): string {
     `<text x="${labelW}" y="44" font-weight="bold">Throughput (req/s, higher is better)</text>`,
   );
   const x2 = labelW + panelW + gap;
-  parts.push(
-    `<text x="${x2}" y="44" font-weight="bold">Latency, ms (log scale, lower is better)</text>`,
-  );
+  parts.push(`<text x="${x2}" y="44" font-weight="bold">Latency, ms (log scale, lower is better)</text>`);
   // Log scale from 0.1 ms: tails of hundreds of ms must not flatten sub-millisecond medians to nothing.
   const logW = (v: number) =>
     (Math.log10(Math.max(v, 0.1) / 0.1) / Math.log10(Math.max(maxLat, 1) / 0.1)) * (panelW - 60);
