@@ -93,6 +93,8 @@ export function packClicks(clicks: readonly ScorableClick[]): PackedClicks {
   return { strings, refs, features };
 }
 
+// PackedVerdicts.reasons holds one bit per rule in a Uint16Array.
+if (CLICK_RULES.length > 16) throw new Error('more than 16 click rules: widen PackedVerdicts.reasons');
 const RULE_BIT = new Map(CLICK_RULES.map(([reason], i) => [reason, 1 << i]));
 
 /** Worker task (piscina `name: 'scorePacked'`): {@link scoreBatch} over a packed batch. */
