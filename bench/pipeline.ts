@@ -14,7 +14,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { type Redis, redisKeys } from '../infra/index.ts';
-import { runAutocannon } from './load.ts';
+import { measuredRedisPid, runAutocannon } from './load.ts';
 import { cpuSeconds, type ServerProc, startServer } from './procs.ts';
 import type { PipelineResult } from './report.ts';
 
@@ -177,8 +177,9 @@ export async function runPipelineScenario(o: PipelineScenarioOptions): Promise<P
     const backlogClicks = Math.round(backlog.rps * backlog.duration_s);
     const arriveRate = Math.max(200, Math.round(0.5 * (o.clickMaxRps ?? backlog.rps)));
     tick = o.phase(`pipeline: draining ${backlogClicks} clicks while ${arriveRate}/s arrive`);
-    // redis-server's pid, to charge its CPU per row (0 when it is not a local process /proc can see).
-    const redisPid = Number(/process_id:(\d+)/.exec(await o.redis.info('server'))?.[1] ?? 0);
+    // The bench's own redis-server, to charge its CPU per row (0 when Redis is not ours: a REDIS_URL server's
+    // process id names nothing on this host).
+    const redisPid = measuredRedisPid() ?? 0;
     pipe = await startPipelineChild(o, chdbDir, redisPid);
     const arrivals: number[] = [];
     let maxStreamLag = 0;

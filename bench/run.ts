@@ -6,8 +6,8 @@
  * `DATABASE_URL` and a prefix on `REDIS_URL` when set), seeds 10,000 links, then measures on this machine,
  * in one run: the ceiling (bare uWS 302, wrk + autocannon), our click path (tracker/main.ts), the usual
  * stack (Koa + ioredis), conversions, the click path at a constant ~70% of its maximum (latency + memory
- * soak) and the bare 302 at the same rate (the latency floor of the machine), the pipeline (rows/s, lag, click-to-queryable latency) and scale-out with 1 and 2 tracker
- * processes. Writes bench/results/<date>.json, latest.json, latest.md and latest.svg.
+ * soak) and the bare 302 at the same rate (the latency floor of the machine), the pipeline (rows/s, lag,
+ * click-to-queryable latency) and scale-out with 1 and 2 tracker processes. Writes bench/results/<date>.json, latest.json, latest.md and latest.svg.
  * Full run ≈ 9 minutes; --quick ≈ 2 minutes (a smoke test, numbers indicative only).
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -221,6 +221,19 @@ function clickLoad(port: number, pids: number[], setup: string, duration: number
 
 const WRK = ['/usr/bin/wrk', '/usr/local/bin/wrk'].find((p) => existsSync(p));
 
+/** One wrk run (Zipf Lua script) against `port`; `WRK` must be set. */
+function wrkLoad(port: number, pids: number[], wrkScript: string, duration_s: number, threads = Math.max(1, WORKERS)) {
+  return runWrk({
+    wrkPath: WRK!,
+    url: `http://127.0.0.1:${port}`,
+    script: wrkScript,
+    serverPids: pids,
+    threads,
+    connections: CONNECTIONS,
+    duration_s,
+  });
+}
+
 /**
  * Maximum throughput of one server with both load generators: wrk (Zipf Lua script) when installed,
  * then autocannon (Zipf setupRequest module); each after a short warm-up. Records `<id>-wrk` and `<id>`.
@@ -239,12 +252,9 @@ async function maxBoth(
   const measured = (run: () => Promise<LoadResult>) => (countXadds ? withXaddCount(countXadds, run) : run());
   let tick = phase(`${label} (wrk)`);
   if (WRK) {
-    const w = { wrkPath: WRK, url: `http://127.0.0.1:${port}`, script: wrkScript, serverPids: pids };
-    await runWrk({ ...w, threads: 1, connections: CONNECTIONS, duration_s: D.warm });
+    await wrkLoad(port, pids, wrkScript, D.warm, 1);
     tick(D.warm);
-    const l = await measured(() =>
-      runWrk({ ...w, threads: Math.max(1, WORKERS), connections: CONNECTIONS, duration_s: duration }),
-    );
+    const l = await measured(() => wrkLoad(port, pids, wrkScript, duration));
     record(`${id}-wrk`, `${label} (wrk)`, l);
   } else record(`${id}-wrk`, `${label} (wrk)`, undefined, 'wrk not installed');
   done(duration + D.warm);
@@ -503,17 +513,7 @@ async function main(): Promise<void> {
   if (want('scale') && trackerAvailable) {
     scaleOut = [];
     const scaleLoad = (port: number, pids: number[], duration_s: number, onTick?: (s: number) => void) =>
-      WRK
-        ? runWrk({
-            wrkPath: WRK,
-            url: `http://127.0.0.1:${port}`,
-            script: wrkScript,
-            serverPids: pids,
-            threads: Math.max(1, WORKERS),
-            connections: CONNECTIONS,
-            duration_s,
-          })
-        : clickLoad(port, pids, setup, duration_s, onTick);
+      WRK ? wrkLoad(port, pids, wrkScript, duration_s) : clickLoad(port, pids, setup, duration_s, onTick);
     for (const n of [1, 2]) {
       const procs = await startTrackers(n, baseEnv, false);
       try {
