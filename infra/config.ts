@@ -71,10 +71,30 @@ const schema = z.object({
   PIPELINE_BLOCK_MS: z.coerce.number().int().min(1).max(60_000).default(100),
   /** Pending entries idle longer than this are taken over from a dead consumer, ms. */
   PIPELINE_CLAIM_IDLE_MS: z.coerce.number().int().min(100).default(30_000),
+  /**
+   * A click partition's lease: its owner (the one consumer that keeps the partition's fraud state) renews it
+   * every third of this; a dead owner's partitions are taken over after at most this long (and at most
+   * PIPELINE_CLAIM_IDLE_MS), ms.
+   */
+  PIPELINE_LEASE_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+  /** How often a click partition's fraud state is checkpointed to Redis while it is busy (and whenever it goes idle), ms. */
+  PIPELINE_CHECKPOINT_MS: z.coerce.number().int().min(50).max(600_000).default(5_000),
   /** Consumer name in the stream groups (default: host name + pid). */
   PIPELINE_CONSUMER: z.string().optional(),
   /** Threads of the piscina fraud-scoring pool. */
   FRAUD_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
+  /**
+   * Keys (IPs, IP+campaign, IP+link) each click partition's fraud state holds at most per table; the least
+   * recently seen are evicted, so a flood of random IPs cannot grow memory. See tracker/fraud/state.ts.
+   */
+  FRAUD_STATE_MAX_KEYS: z.coerce.number().int().min(1_024).max(16_777_216).default(131_072),
+  /** A click still without a conversion this long after it (event time) is a negative label for the fraud model, ms. */
+  FRAUD_LABEL_DELAY_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(30 * 86_400_000)
+    .default(900_000),
   /** Default attribution window for campaigns that do not set one, days. */
   ATTRIBUTION_WINDOW_DAYS: z.coerce.number().int().min(1).max(365).default(30),
 

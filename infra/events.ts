@@ -15,6 +15,7 @@ export type LiveEventType =
   | 'wallet.updated'
   | 'payout.paid'
   | 'fraud.alert'
+  | 'pipeline.batch_parked'
   | 'delivery.endpoint_disabled'
   | 'delivery.queue_alert'
   | 'force-logout';

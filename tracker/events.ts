@@ -241,3 +241,13 @@ export function entryLines(fields: string[]): string[] {
 export function entryFields(lines: string[]): string[] {
   return ['v', FORMAT_VERSION, 'n', String(lines.length), 'd', lines.join('\n')];
 }
+
+/**
+ * The tag of a click_id: the value of its last byte (its last two hex digits), 0..255; 0 when they are not
+ * hex. The ingest writes the click's stream partition there (see ./ingest/uuid7.ts), so the click store,
+ * the labels and the conversions of a click find its partition from the click_id alone.
+ */
+export function idTag(id: string): number {
+  const v = Number.parseInt(id.slice(-2), 16);
+  return Number.isNaN(v) ? 0 : v;
+}

@@ -5,10 +5,9 @@
 import { Readable } from 'node:stream';
 import type { ClickHouseClient, Redis, RedisKeys } from '../../infra/index.ts';
 import { RetriableError } from '../../infra/index.ts';
-import { type ClickEvent, decodeClick, MalformedEventError } from '../events.ts';
-import type { FraudPool } from '../fraud/pool.ts';
-import { type ClickFeatures, FRAUD_LIMITS, FRAUD_THRESHOLD } from '../fraud/rules.ts';
-import type { ScoredClick } from '../fraud/worker.ts';
+import { type ClickEvent, decodeClick, idTag, MalformedEventError } from '../events.ts';
+import type { EngineVerdict } from '../fraud/engine-pool.ts';
+import { FRAUD_THRESHOLD } from '../fraud/rules.ts';
 import type { CampaignTerms, LinkDefaults } from './campaigns.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -76,148 +75,6 @@ export function subIds(query: string, defaults?: LinkDefaults): [string, string,
  */
 const PLAIN_QUERY = /^[^%+\uD800-\uDFFF]*$/;
 
-function utcDay(ms: number): number {
-  return Math.floor(ms / 86_400_000);
-}
-
-/** Extra life of fraud keys beyond their window: tolerates clicks arriving that late (event time). */
-const LATENESS_MS = 3_600_000;
-
-/** Clicks per script call, so one call never holds Redis for long. */
-const FEATURE_CHUNK = 1_000;
-
-/**
- * Server-side half of {@link gatherFeatures}: records a chunk of clicks in the fraud state, then
- * reads every click's counts, then expires (and now and then trims) each touched key once. One round
- * trip and no per-command client overhead. ARGV: n, windows (1 min, 24 h, 1 h, duplicate), lateness,
- * then per click: ip key, ip+campaign key, ip+link key, user-agent key, ts_ms, click_id, user agent
- * (ip key '' = no IP). Returns 5 integers per click.
- *
- * Cost is per Redis call (≈1.4 µs each inside the script), so the script makes as few as the features
- * need: 9 per click plus one PEXPIRE per touched sorted set. A user-agent key (one UTC day of one IP) gets
- * its TTL (a day plus lateness) when PFADD changes it, i.e. on creation and on each new user agent, not on
- * every click: it only has to outlive its own day by the lateness. Trimming only bounds memory (every count is over
- * an explicit score range), so a key is trimmed in about one chunk in 8 (when the newest ts_ms it got
- * is ≡ 0 mod 8: deterministic, spread evenly), which keeps at most a few chunks' worth of entries older
- * than window + lateness; its TTL is refreshed every time, so idle keys still disappear.
- * Score bounds are Lua numbers, formatted exactly ("%.14g": integers below 10^14 ms, year 5138).
- * Not Redis Cluster safe (keys are not declared): the fraud state of one IP spans slots.
- */
-const FEATURES_LUA = `
-local n = tonumber(ARGV[1])
-local w1m, w24h, w1h, wdup, late = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local ttlUa = 86400000 + late
-local call = redis.call
-local maxts, window = {}, {}
-for b = 6, 6 + (n - 1) * 7, 7 do
-  local ip = ARGV[b + 1]
-  if ip ~= '' then
-    local ts, id = tonumber(ARGV[b + 5]), ARGV[b + 6]
-    local kc, kl = ARGV[b + 2], ARGV[b + 3]
-    call('ZADD', ip, ts, id)
-    call('ZADD', kc, ts, id)
-    call('ZADD', kl, ts, id)
-    local ua = ARGV[b + 7]
-    if ua ~= '' and call('PFADD', ARGV[b + 4], ua) == 1 then call('PEXPIRE', ARGV[b + 4], ttlUa) end
-    local m = maxts[ip]
-    if m == nil or ts > m then maxts[ip] = ts; window[ip] = w24h end
-    m = maxts[kc]
-    if m == nil or ts > m then maxts[kc] = ts; window[kc] = w1h end
-    m = maxts[kl]
-    if m == nil or ts > m then maxts[kl] = ts; window[kl] = wdup end
-  end
-end
-local out, o = {}, 0
-for b = 6, 6 + (n - 1) * 7, 7 do
-  local ip = ARGV[b + 1]
-  if ip == '' then
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 0, 0, 0, 0, 0
-  else
-    local ts = tonumber(ARGV[b + 5])
-    out[o + 1] = call('ZCOUNT', ip, '(' .. (ts - w1m), ts)
-    out[o + 2] = call('ZCOUNT', ip, '(' .. (ts - w24h), ts)
-    out[o + 3] = call('ZCOUNT', ARGV[b + 2], '(' .. (ts - w1h), ts)
-    out[o + 4] = call('ZCOUNT', ARGV[b + 3], ts - wdup, ts)
-    out[o + 5] = call('PFCOUNT', ARGV[b + 4])
-  end
-  o = o + 5
-end
-for k, ts in pairs(maxts) do
-  if ts % 8 == 0 then call('ZREMRANGEBYSCORE', k, '-inf', '(' .. (ts - window[k] - late)) end
-  call('PEXPIRE', k, window[k] + late)
-end
-return out
-`;
-
-/**
- * Records the batch's clicks in the shared fraud state and reads each click's features (one
- * script call per 1000 clicks, all sent at once). Idempotent under retries: sorted-set members are click ids (ZADD
- * of the same click twice changes nothing) scored by event time, and every count is over an
- * event-time window ending at the click's own ts. @throws RetriableError when Redis fails.
- */
-export async function gatherFeatures(redis: Redis, keys: RedisKeys, clicks: ClickEvent[]): Promise<ClickFeatures[]> {
-  const L = FRAUD_LIMITS;
-  const [ipKey, ipcKey, iplKey, ipuaKey] = ['ip', 'ipc', 'ipl', 'ipua'].map((k) => keys.key('fraud', k, ''));
-  // All chunks are sent at once: Redis runs them in order on this connection (a chunk still sees the earlier
-  // chunks' clicks, as when they were awaited one by one) without waiting for a round trip between them.
-  const calls: Array<Promise<unknown>> = [];
-  for (let start = 0; start < clicks.length; start += FEATURE_CHUNK) {
-    const end = Math.min(clicks.length, start + FEATURE_CHUNK);
-    const args: Array<string | number> = [
-      end - start,
-      L.ipVelocityWindowMs,
-      L.ipDailyWindowMs,
-      L.ipCampaignWindowMs,
-      L.duplicateWindowMs,
-      LATENESS_MS,
-    ];
-    for (let i = start; i < end; i++) {
-      const c = clicks[i]!;
-      if (c.ip === '') args.push('', '', '', '', c.ts_ms, c.click_id, '');
-      else {
-        // The same keys as keys.key('fraud', 'ip', ip), ('fraud', 'ipc', campaign, ip), ('fraud', 'ipl', link,
-        // ip) and ('fraud', 'ipua', ip, day), with the constant part built once per batch.
-        args.push(
-          ipKey + c.ip,
-          `${ipcKey}${c.campaign_id}:${c.ip}`,
-          `${iplKey}${c.link_code}:${c.ip}`,
-          `${ipuaKey}${c.ip}:${utcDay(c.ts_ms)}`,
-          c.ts_ms,
-          c.click_id,
-          c.user_agent,
-        );
-      }
-    }
-    calls.push(redis.eval(FEATURES_LUA, 0, ...args));
-  }
-  let replies: number[][];
-  try {
-    replies = (await Promise.all(calls)) as number[][];
-  } catch (err) {
-    throw new RetriableError(`fraud state: ${(err as Error).message}`);
-  }
-  const out: ClickFeatures[] = [];
-  for (const res of replies) {
-    for (let r = 0; r < res.length; r += 5) {
-      out.push({
-        ip_clicks_1m: res[r]!,
-        ip_clicks_24h: res[r + 1]!,
-        ip_campaign_clicks_1h: res[r + 2]!,
-        ip_link_earlier: Math.max(0, res[r + 3]! - 1),
-        ip_user_agents_day: res[r + 4]!,
-      });
-    }
-  }
-  return out;
-}
-
-/** Scores a batch in the pool (one task for the whole batch). */
-export async function scoreFraud(pool: FraudPool, clicks: ClickEvent[], features: ClickFeatures[]) {
-  return pool.scoreBatch(
-    clicks.map((c, i) => ({ method: c.method, user_agent: c.user_agent, purpose: c.purpose, features: features[i]! })),
-  );
-}
-
 /**
  * What the click store keeps per click for attribution (`keys.key('click', click_id)`), written by
  * {@link encodeStoredClick} and read by {@link decodeStoredClick}.
@@ -235,7 +92,13 @@ export interface StoredClick {
   invalid_reason: string;
   fraud_score: number;
   fraud_reasons: string[];
+  /** The click's hashed model features (from its verdict), copied into its conversion's label; '' when unknown. */
+  features: string;
+  /** The stream entry the click was processed from: tells a spooled copy of the click from the click itself. */
+  entry: string;
 }
+
+export { idTag };
 
 /**
  * A click record as stored: a JSON array in the order of {@link StoredClick}'s fields. Without the field
@@ -256,6 +119,8 @@ export function encodeStoredClick(c: StoredClick): string {
     c.invalid_reason,
     c.fraud_score,
     c.fraud_reasons,
+    c.features,
+    c.entry,
   ]);
 }
 
@@ -266,7 +131,7 @@ export function encodeStoredClick(c: StoredClick): string {
  */
 export function decodeStoredClick(value: string): StoredClick {
   const v = JSON.parse(value) as unknown;
-  if (!Array.isArray(v)) return v as StoredClick;
+  if (!Array.isArray(v)) return { features: '', entry: '', ...(v as Omit<StoredClick, 'features' | 'entry'>) };
   return {
     campaign_id: v[0],
     affiliate_id: v[1],
@@ -280,12 +145,18 @@ export function decodeStoredClick(value: string): StoredClick {
     invalid_reason: v[9],
     fraud_score: v[10],
     fraud_reasons: v[11],
+    features: v[12] ?? '',
+    entry: v[13] ?? '',
   };
 }
 
-/** Key of a click in the attribution store. */
+/**
+ * Key of a click in the attribution store: `click:{<tag>}:<click_id>`. The hash tag is the click_id's tag
+ * ({@link idTag}, the click's partition), so a partition's click records share a Redis Cluster slot with its
+ * stream and one script call can write a batch's records.
+ */
 export function clickKey(keys: RedisKeys, clickId: string): string {
-  return keys.key('click', clickId.toLowerCase());
+  return keys.key('click', `{${idTag(clickId)}}`, clickId.toLowerCase());
 }
 
 /** One ClickHouse row of the `clicks` table. */
@@ -319,9 +190,10 @@ export function chTime(ms: number): string {
 /** Builds the ClickHouse rows and the attribution records of a scored batch. */
 export function buildClicks(
   clicks: ClickEvent[],
-  scored: ScoredClick[],
+  scored: readonly EngineVerdict[],
   campaigns: Map<number, CampaignTerms>,
   links: Map<string, LinkDefaults> = new Map(),
+  entries: readonly string[] = [],
 ): { rows: ClickRow[]; stored: StoredClick[] } {
   const rows: ClickRow[] = [];
   const stored: StoredClick[] = [];
@@ -356,6 +228,7 @@ export function buildClicks(
       invalid_reason: c.invalid_reason,
       fraud_score: s.fraud_score,
       fraud_reasons: s.fraud_reasons,
+      fraud_model_version: s.model_version,
       is_invalid: flagged ? 1 : 0,
     });
     stored.push({
@@ -371,15 +244,17 @@ export function buildClicks(
       invalid_reason: c.invalid_reason,
       fraud_score: s.fraud_score,
       fraud_reasons: s.fraud_reasons,
+      features: s.features,
+      entry: entries[i] ?? '',
     });
   }
   return { rows, stored };
 }
 
-/** Server side of {@link storeClicks}: ARGV is key, JSON record, TTL (ms) per click; SET … PX for each. */
+/** Server side of {@link storeClicks}: KEYS are the click keys (one hash tag), ARGV the record and TTL (ms) of each. */
 const STORE_LUA = `
 local call = redis.call
-for i = 1, #ARGV, 3 do call('SET', ARGV[i], ARGV[i + 1], 'PX', ARGV[i + 2]) end
+for i = 1, #KEYS do call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i]) end
 return 0
 `;
 
@@ -387,34 +262,69 @@ return 0
 const STORE_CHUNK = 1_000;
 
 /**
- * Writes the attribution records (SET with PX, one script call per 1000 records rather than a command
- * each: the client's cost per pipelined command was most of this step). TTL: the campaign's attribution
- * window (at least `defaultWindowDays`) plus one day, counted from now, so a click lives as long as any
- * conversion could still be attributed to it. Idempotent (a retry overwrites the same keys). @throws RetriableError
+ * Writes the attribution records (SET with PX, one script call per 1000 records of one hash tag rather than
+ * a command each: the client's cost per pipelined command was most of this step). Every key is declared,
+ * and the keys of one call share the tag of their clicks' partition, so this works on Redis Cluster.
+ * TTL: the campaign's attribution window (at least `defaultWindowDays`) plus one day, counted from now, so
+ * a click lives as long as any conversion could still be attributed to it. Idempotent (a retry overwrites
+ * the same keys). @throws RetriableError
  */
 export async function storeClicks(
   redis: Redis,
   keys: RedisKeys,
-  clicks: ClickEvent[],
-  stored: StoredClick[],
+  clicks: readonly ClickEvent[],
+  stored: readonly StoredClick[],
   campaigns: Map<number, CampaignTerms>,
   defaultWindowDays: number,
 ): Promise<void> {
-  const calls: Array<Promise<unknown>> = [];
-  for (let start = 0; start < clicks.length; start += STORE_CHUNK) {
-    const end = Math.min(clicks.length, start + STORE_CHUNK);
-    const args: Array<string | number> = [];
-    for (let i = start; i < end; i++) {
-      const days = Math.max(campaigns.get(clicks[i]!.campaign_id)?.attribution_window_days ?? 0, defaultWindowDays);
-      args.push(clickKey(keys, clicks[i]!.click_id), encodeStoredClick(stored[i]!), (days + 1) * 86_400_000);
+  const byTag = new Map<number, number[]>();
+  for (let i = 0; i < clicks.length; i++) {
+    const tag = idTag(clicks[i]!.click_id);
+    let list = byTag.get(tag);
+    if (!list) {
+      list = [];
+      byTag.set(tag, list);
     }
-    calls.push(redis.eval(STORE_LUA, 0, ...args));
+    list.push(i);
+  }
+  const calls: Array<Promise<unknown>> = [];
+  for (const list of byTag.values()) {
+    for (let start = 0; start < list.length; start += STORE_CHUNK) {
+      const chunk = list.slice(start, start + STORE_CHUNK);
+      const ks: string[] = [];
+      const args: Array<string | number> = [];
+      for (const i of chunk) {
+        const days = Math.max(campaigns.get(clicks[i]!.campaign_id)?.attribution_window_days ?? 0, defaultWindowDays);
+        ks.push(clickKey(keys, clicks[i]!.click_id));
+        args.push(encodeStoredClick(stored[i]!), (days + 1) * 86_400_000);
+      }
+      calls.push(redis.eval(STORE_LUA, ks.length, ...ks, ...args));
+    }
   }
   try {
     await Promise.all(calls);
   } catch (err) {
     throw new RetriableError(`click store: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Reads stored click records by click_id, one GET each (sent together; on Redis Cluster each goes to its
+ * slot's node). null where none is stored. @throws RetriableError
+ */
+export async function loadStoredClicks(
+  redis: Redis,
+  keys: RedisKeys,
+  clickIds: readonly string[],
+): Promise<Array<StoredClick | null>> {
+  if (clickIds.length === 0) return [];
+  let values: Array<string | null>;
+  try {
+    values = await Promise.all(clickIds.map((id) => redis.get(clickKey(keys, id))));
+  } catch (err) {
+    throw new RetriableError(`click store: ${(err as Error).message}`);
+  }
+  return values.map((v) => (typeof v === 'string' ? decodeStoredClick(v) : null));
 }
 
 /** ClickHouse settings of every pipeline insert: deduplicate by token, also in the MVs' targets. */

@@ -9,7 +9,7 @@ import { RetriableError } from '../../infra/index.ts';
 import { type ConversionEvent, decodeConversion, MalformedEventError } from '../events.ts';
 import { type FraudVerdict, scoreConversionTiming } from '../fraud/rules.ts';
 import { type CampaignTerms, priceConversion } from './campaigns.ts';
-import { type ClickRow, chTime, clickKey, decodeStoredClick, type StoredClick } from './clicks.ts';
+import { type ClickRow, chTime, loadStoredClicks, type StoredClick } from './clicks.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_TS_MS = 7_258_118_400_000;
@@ -129,25 +129,17 @@ export function attribute(
   return { type: 'ok', click, campaign, payout: price.payout, revenue: price.revenue, fraud };
 }
 
-/** Reads the click records of a batch of conversions in one round trip. @throws RetriableError */
+/** Reads the click records of a batch of conversions (null where the store has none). @throws RetriableError */
 export async function loadClicks(
   redis: Redis,
   keys: RedisKeys,
-  convs: ConversionEvent[],
+  convs: readonly ConversionEvent[],
 ): Promise<Array<StoredClick | null>> {
-  if (convs.length === 0) return [];
-  const p = redis.pipeline();
-  for (const c of convs) p.get(clickKey(keys, c.click_id));
-  let res: Array<[Error | null, unknown]>;
-  try {
-    res = (await p.exec()) ?? [];
-  } catch (err) {
-    throw new RetriableError(`click store: ${(err as Error).message}`);
-  }
-  return res.map(([err, v]) => {
-    if (err) throw new RetriableError(`click store: ${err.message}`);
-    return typeof v === 'string' ? decodeStoredClick(v) : null;
-  });
+  return loadStoredClicks(
+    redis,
+    keys,
+    convs.map((c) => c.click_id),
+  );
 }
 
 const ROW_COLUMNS = `id, status, reject_reason, campaign_id, affiliate_id, link_code, currency, payout, revenue,

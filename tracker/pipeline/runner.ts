@@ -1,51 +1,50 @@
 /**
- * The pipeline runner: one loop per stream partition (clicks and conversions), each reading
- * batches through the consumer group and running the named steps
- *   readBatch → decode → (clicks) gatherFeatures → scoreFraud → storeClicks → insertClicks → ack
- *                        (conversions) attribute → record → insertConversions → sink → events → ack
- * Every step's failure is classified once, here: malformed input is dead-lettered and
- * acknowledged; anything else is retried with backoff and never acknowledged.
+ * The pipeline runner: one loop per stream partition, each reading batches through the consumer group and
+ * running the named steps of ./steps through ./step-runner.ts (timing per step, retry vs park):
+ *   clicks:      decode → dedup → write_manifest → lookup_terms → score → build_rows → store_clicks
+ *                → insert_clicks → charge_clicks → ack
+ *   conversions: decode → write_manifest → attribute → record → settle → insert_conversions → emit_labels
+ *                → publish_events → ack
  *
- * Exactly-once as seen by ClickHouse: before a batch is inserted its manifest (token → entry ids)
- * is written to Redis; the token derives from the stream and the ids only. A consumer taking over
- * pending entries (its own after a restart, or another's via XAUTOCLAIM) rebuilds the original
- * batches from the manifests and re-inserts each with its original token, which ClickHouse
- * deduplicates (tables and MVs, see the ClickHouse migration). XACK and the manifest's removal
- * happen together, after the insert succeeded.
+ * Click partitions are owned: the consumer holding a partition's lease keeps its fraud state in the fraud
+ * engine (one worker thread per state), checkpoints it, and on taking a partition over restores the
+ * checkpoint and replays the entries after it (./partition.ts), so scores do not depend on restarts.
+ * Conversion partitions are shared by every consumer of the group, as before.
+ *
+ * Exactly-once as seen by ClickHouse: before a batch is inserted its manifest (token → entry ids) is written
+ * to Redis; the token derives from the stream and the ids only. A consumer taking over pending entries
+ * rebuilds the original batches from the manifests and re-inserts each with its original token, which
+ * ClickHouse deduplicates (tables and MVs, see the ClickHouse migration). XACK and the manifest's removal
+ * happen together, after the insert succeeded. Spooled copies of clicks are dropped by click_id
+ * (./steps/dedup-clicks.ts).
  */
 import os from 'node:os';
 import type { ClickHouseClient, Config, Logger, Redis, Sql } from '../../infra/index.ts';
-import { isRetriable, publishEvent, redisKeys } from '../../infra/index.ts';
+import { publishEvent, redisKeys } from '../../infra/index.ts';
+import { createFraudEngine, FraudStateMismatch } from '../fraud/engine-pool.ts';
+import { type Batch, type DeadLetter, toBatches } from './batches.ts';
+import { type ClickChargeSink, createCampaignCache, createLinkCache } from './campaigns.ts';
+import type { ConversionSink } from './conversions.ts';
+import { checkpointAt, checkpointKey, createLease, leaseKey, loadCheckpoint, saveCheckpoint } from './partition.ts';
+import { backoffMs, runSteps, type Step, type StepOutcome, type StepTimings } from './step-runner.ts';
+import { deadLetterAndAck } from './steps/ack.ts';
+import { attributeConversions } from './steps/attribute-conversions.ts';
+import { buildClickRows } from './steps/build-click-rows.ts';
+import { chargeClicks } from './steps/charge-clicks.ts';
+import type { ClickCtx, ConversionCtx, PartitionPosition, PipelineDeps, PipelineTestHooks } from './steps/context.ts';
+import { decodeClickEntries, decodeClicks } from './steps/decode-clicks.ts';
+import { decodeConversions } from './steps/decode-conversions.ts';
+import { dedupClicks, dedupClicksStep } from './steps/dedup-clicks.ts';
+import { emitLabels } from './steps/emit-labels.ts';
+import { insertRowsStep } from './steps/insert-rows.ts';
+import { lookupTerms } from './steps/lookup-terms.ts';
+import { publishConversions } from './steps/publish-conversions.ts';
+import { recordConversions } from './steps/record-conversions.ts';
+import { scoreClicks } from './steps/score-clicks.ts';
+import { settleConversions } from './steps/settle-conversions.ts';
+import { storeClicksStep } from './steps/store-clicks.ts';
+import { writeManifest } from './steps/write-manifest.ts';
 import {
-  type ClickEvent,
-  type ConversionEvent,
-  encodeConversion,
-  entryFields,
-  entryLines,
-  MalformedEventError,
-} from '../events.ts';
-import { createFraudPool, type FraudPool } from '../fraud/pool.ts';
-import { type ClickChargeSink, cpcCharges, createCampaignCache, createLinkCache } from './campaigns.ts';
-import {
-  buildClicks,
-  type ClickRow,
-  gatherFeatures,
-  insertRows,
-  parseClick,
-  scoreFraud,
-  storeClicks,
-} from './clicks.ts';
-import {
-  attribute,
-  type ConversionSink,
-  loadClicks,
-  type PricedConversion,
-  parseConversion,
-  recordConversion,
-} from './conversions.ts';
-import {
-  batchToken,
-  clicksProcessedBefore,
   compareIds,
   ensureStreamGroups,
   GROUP,
@@ -56,21 +55,28 @@ import {
   trimStream,
 } from './streams.ts';
 
+export { backoffMs } from './step-runner.ts';
+export type { PipelineTestHooks } from './steps/context.ts';
+
 /** Counters of one stream as seen by this consumer. */
 export interface StreamStats {
   stream: string;
   kind: 'clicks' | 'conversions';
   /** Entries acknowledged by this consumer. */
   processed_entries: number;
-  /** Events (clicks or conversions) in those entries, dead letters excluded. */
+  /** Events (clicks or conversions) in those entries, dead letters and duplicates excluded. */
   processed_events: number;
   dead_lettered: number;
   /** Conversions recorded as rejected (conversion streams only). */
   rejected: number;
-  /** Conversions ignored as duplicates of an earlier (advertiser, event_id). */
+  /** Conversions ignored as duplicates of an earlier (advertiser, event_id); clicks dropped as spooled copies. */
   duplicates: number;
   /** Batches taken over from pending entries (own after restart, or another consumer's). */
   recovered_batches: number;
+  /** Batches parked (dead-lettered whole after a failure no retry fixes). */
+  parked_batches: number;
+  /** Stream entries replayed into the fraud state after restoring a checkpoint (click streams). */
+  replayed_entries: number;
   retries: number;
   /** Entries not yet delivered to the group, as of the last maintenance pass (null: unknown). */
   lag: number | null;
@@ -81,12 +87,8 @@ export interface StreamStats {
 export interface PipelineStats {
   consumer: string;
   streams: StreamStats[];
-}
-
-/** Test-only fault injection. */
-export interface PipelineTestHooks {
-  /** Called after a batch's ClickHouse insert succeeded and before it is acknowledged. */
-  afterInsert?(info: { stream: string; ids: string[]; token: string }): void | Promise<void>;
+  /** Time per step name since start, over every partition. */
+  steps: StepTimings;
 }
 
 export interface PipelineOptions {
@@ -96,7 +98,7 @@ export interface PipelineOptions {
   redis: Redis;
   sql: Sql;
   ch: ClickHouseClient;
-  /** Receives accepted conversions (contract 5); default: none. */
+  /** Receives accepted conversions; default: none. */
   conversionSink?: ConversionSink;
   /** Receives each batch's CPC click charges; default: none. */
   clickChargeSink?: ClickChargeSink;
@@ -108,303 +110,212 @@ export interface PipelineOptions {
 }
 
 export interface Pipeline {
-  /** Stops reading, finishes (or abandons, un-acked) the batch in progress, releases the pool and connections. */
+  /** Stops reading, finishes (or abandons, un-acked) the batch in progress, releases leases, pool and connections. */
   close(): Promise<void>;
   stats(): PipelineStats;
 }
 
-interface Batch {
-  ids: string[];
-  entries: RawEntry[];
-  token: string;
-  /** Rebuilt from a manifest: the manifest is already written. */
-  recovered: boolean;
+const CLICK_STEPS: ReadonlyArray<Step<ClickCtx>> = [
+  decodeClicks,
+  dedupClicksStep,
+  writeManifestFor<ClickCtx>(),
+  lookupTerms,
+  scoreClicks,
+  buildClickRows,
+  storeClicksStep,
+  insertRowsStep('clicks') as Step<ClickCtx>,
+  chargeClicks,
+];
+
+const CONVERSION_STEPS: ReadonlyArray<Step<ConversionCtx>> = [
+  decodeConversions,
+  writeManifestFor<ConversionCtx>(),
+  attributeConversions,
+  recordConversions,
+  settleConversions,
+  insertRowsStep('conversions') as Step<ConversionCtx>,
+  emitLabels,
+  publishConversions,
+];
+
+function writeManifestFor<C extends ClickCtx | ConversionCtx>(): Step<C> {
+  return writeManifest as Step<C>;
 }
 
-type Outcome = { type: 'ok' } | { type: 'retry'; delayMs: number; error?: unknown };
+/** Entries read per XRANGE while replaying a partition into its fraud state. */
+const REPLAY_CHUNK = 2_000;
 
-/**
- * Most events (clicks or conversions) in one batch. Entries hold a group commit of the ingest (from one to
- * hundreds of events), so batches are bounded by events too: large enough that per-batch costs (round trips,
- * one ClickHouse part) are spread over many rows, small enough to keep a batch well under a second.
- */
-export const MAX_BATCH_EVENTS = 10_000;
-
-/** Events an entry says it holds (its `n` field); 1 when it has none (it is dead-lettered whole). */
-function entryEventCount(fields: string[]): number {
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === 'n') {
-      const n = Number(fields[i + 1]);
-      return Number.isSafeInteger(n) && n > 0 ? n : 1;
-    }
-  }
-  return 1;
-}
+/** How a batch ended: acknowledged (or parked), left pending, or its partition must be recovered first. */
+type BatchResult = 'done' | 'abandoned' | 'recover';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Exponential backoff with jitter: 100 ms, 200 ms, … capped at 10 s. */
-export function backoffMs(attempt: number): number {
-  const base = Math.min(100 * 2 ** Math.min(attempt, 10), 10_000);
-  return Math.round(base / 2 + Math.random() * (base / 2));
-}
-
-/** A decoded entry: its good events and the lines that did not decode (dead-lettered). */
-interface Decoded<T> {
-  events: Array<{ id: string; event: T }>;
-  dead: Array<{ id: string; fields: string[]; reason: string }>;
-}
-
-/** Decodes the entries of a batch; bad entries or lines become dead letters with their reason. */
-export function decodeEntries<T>(entries: RawEntry[], parse: (line: string) => T): Decoded<T> {
-  const out: Decoded<T> = { events: [], dead: [] };
-  for (const [id, fields] of entries) {
-    let lines: string[];
-    try {
-      lines = entryLines(fields);
-    } catch (err) {
-      out.dead.push({ id, fields, reason: (err as Error).message });
-      continue;
-    }
-    const bad: string[] = [];
-    let reason = '';
-    for (const line of lines) {
-      try {
-        out.events.push({ id, event: parse(line) });
-      } catch (err) {
-        if (!(err instanceof MalformedEventError)) throw err;
-        bad.push(line);
-        reason ||= err.message;
-      }
-    }
-    if (bad.length > 0) out.dead.push({ id, fields: ['v', '1', 'n', String(bad.length), 'd', bad.join('\n')], reason });
-  }
-  return out;
-}
-
 /**
- * Starts the pipeline: creates the consumer groups, then consumes every click and conversion
- * partition until `close()`.
+ * Starts the pipeline: creates the consumer groups, then consumes every click and conversion partition
+ * until `close()`.
  */
 export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
-  const { config, redis, sql, ch } = opts;
+  const { config, redis } = opts;
   const log = opts.logger.child({ module: 'pipeline' });
   const keys = redisKeys(config.REDIS_PREFIX);
   const consumer = opts.consumerName ?? config.PIPELINE_CONSUMER ?? `${os.hostname()}-${process.pid}`;
   const maintenanceMs = opts.maintenanceIntervalMs ?? 1_000;
-  const campaigns = createCampaignCache(sql);
-  const links = createLinkCache(sql);
+  const leaseMs = Math.min(config.PIPELINE_LEASE_MS, config.PIPELINE_CLAIM_IDLE_MS);
   await ensureStreamGroups(redis, keys, config.STREAM_PARTITIONS);
-  const pool: FraudPool = createFraudPool(config.FRAUD_WORKERS);
+  const engine = createFraudEngine({
+    threads: config.FRAUD_WORKERS,
+    maxKeys: config.FRAUD_STATE_MAX_KEYS,
+    labelDelayMs: config.FRAUD_LABEL_DELAY_MS,
+  });
+  const deps: PipelineDeps = {
+    config,
+    log,
+    redis,
+    sql: opts.sql,
+    ch: opts.ch,
+    keys,
+    engine,
+    campaigns: createCampaignCache(opts.sql),
+    links: createLinkCache(opts.sql),
+    conversionSink: opts.conversionSink,
+    clickChargeSink: opts.clickChargeSink,
+    testHooks: opts.testHooks,
+  };
   let closing = false;
   const stats: StreamStats[] = [];
+  const timings: StepTimings = {};
   const connections: Redis[] = [];
+  const s = (stream: string) => stats.find((x) => x.stream === stream)!;
 
-  async function deadLetterAndAck(
-    stream: string,
-    batch: Batch,
-    dead: Decoded<unknown>['dead'],
-    s: StreamStats,
-    events: number,
-  ) {
-    const m = redis.multi();
-    for (const d of dead) m.xadd(keys.deadLetter(stream), '*', ...d.fields, 'reason', d.reason, 'source_id', d.id);
-    if (batch.ids.length > 0) m.xack(stream, GROUP, ...batch.ids);
-    m.hdel(manifestKey(keys, stream), batch.token);
-    const res = await m.exec();
-    const failed = res?.find(([e]) => e);
-    if (!res || failed) throw failed?.[0] ?? new Error('ack transaction aborted');
-    s.processed_entries += batch.ids.length;
-    s.processed_events += events;
-    s.dead_lettered += dead.length;
-    if (dead.length > 0) log.warn({ stream, dead: dead.map((d) => ({ id: d.id, reason: d.reason })) }, 'dead-lettered');
-  }
-
-  async function writeManifest(stream: string, batch: Batch) {
-    if (batch.recovered) return;
-    await redis.hset(manifestKey(keys, stream), batch.token, batch.ids.join(' '));
-    batch.recovered = true;
-  }
-
-  async function clickBatch(stream: string, batch: Batch, s: StreamStats): Promise<Outcome> {
-    const decoded = decodeEntries<ClickEvent>(batch.entries, parseClick);
-    const clicks = decoded.events.map((e) => e.event);
-    if (clicks.length > 0) {
-      // Independent steps run together (each is idempotent, so a retry after a partial failure is safe): the
-      // manifest only has to exist before the insert, and the click store only before the ack (until then a
-      // conversion of these clicks waits, since their entries are still pending).
-      const [, features, terms, defaults] = await Promise.all([
-        writeManifest(stream, batch),
-        gatherFeatures(redis, keys, clicks),
-        campaigns.get(clicks.map((c) => c.campaign_id)),
-        links.get(clicks.map((c) => c.link_code)),
-      ]);
-      const scored = await scoreFraud(pool, clicks, features);
-      const { rows, stored } = buildClicks(clicks, scored, terms, defaults);
-      await Promise.all([
-        storeClicks(redis, keys, clicks, stored, terms, config.ATTRIBUTION_WINDOW_DAYS),
-        insertRows(ch, 'clicks', rows, batch.token),
-      ]);
-      // CPC money after the data, before the ack: a retried batch re-charges with the same key, which the ledger
-      // answers with the first result.
-      const charges = opts.clickChargeSink ? cpcCharges(rows, terms) : [];
-      if (charges.length > 0) await opts.clickChargeSink!.clicksCharged(charges, batch.token);
-    } else await writeManifest(stream, batch);
-    await opts.testHooks?.afterInsert?.({ stream, ids: batch.ids, token: batch.token });
-    await deadLetterAndAck(stream, batch, decoded.dead, s, clicks.length);
-    return { type: 'ok' };
-  }
-
-  /** Updates rows and their pending live events with the status Postgres holds after the sink ran. */
-  async function applyFinalStatus(
-    rows: ClickRow[],
-    created: Array<{ c: ConversionEvent; reason: string | null }>,
-  ): Promise<void> {
-    const ids = rows.map((r) => String(r.conversion_id));
-    const final = await sql<{ id: string; status: string; reject_reason: string | null }[]>`
-      select id, status, reject_reason from conversions where id = any(${ids}::uuid[])`;
-    const byId = new Map(final.map((f) => [f.id.toLowerCase(), f]));
-    for (const row of rows) {
-      const f = byId.get(String(row.conversion_id).toLowerCase());
-      if (!f) continue;
-      row.status = f.status;
-      row.reject_reason = f.reject_reason ?? '';
-    }
-    for (const e of created) {
-      const f = byId.get(e.c.conversion_id.toLowerCase());
-      if (f?.status === 'rejected') e.reason = f.reject_reason ?? 'rejected';
-    }
-  }
-
-  async function conversionBatch(stream: string, batch: Batch, s: StreamStats): Promise<Outcome> {
-    const decoded = decodeEntries<ConversionEvent>(batch.entries, parseConversion);
-    const convs = decoded.events.map((e) => e.event);
-    await writeManifest(stream, batch);
-    const clicks = await loadClicks(redis, keys, convs);
-    // A click not in the store may still be in flight on a click stream: decide only once the
-    // click consumers have processed everything written before this conversion.
-    let latestMissing: string | null = null;
-    decoded.events.forEach((e, i) => {
-      if (!clicks[i] && (latestMissing === null || compareIds(e.id, latestMissing) > 0)) latestMissing = e.id;
-    });
-    if (
-      latestMissing !== null &&
-      !(await clicksProcessedBefore(redis, keys, config.STREAM_PARTITIONS, latestMissing))
-    ) {
-      return { type: 'retry', delayMs: 100 };
-    }
-    const terms = await campaigns.get(clicks.map((c) => c?.campaign_id ?? 0));
-    const rows: ClickRow[] = [];
-    const accepted: PricedConversion[] = [];
-    const created: Array<{ c: ConversionEvent; reason: string | null; affiliate: number | null }> = [];
-    for (let i = 0; i < convs.length; i++) {
-      const c = convs[i]!;
-      const click = clicks[i] ?? null;
-      const a = attribute(
-        c,
-        click,
-        click ? (terms.get(click.campaign_id) ?? null) : null,
-        config.ATTRIBUTION_WINDOW_DAYS,
-      );
-      let r: Awaited<ReturnType<typeof recordConversion>>;
-      try {
-        r = await recordConversion(sql, c, a);
-      } catch (err) {
-        if (!(err instanceof MalformedEventError)) throw err;
-        decoded.dead.push({
-          id: decoded.events[i]!.id,
-          fields: entryFields([encodeConversion(c)]),
-          reason: err.message,
-        });
-        continue;
-      }
-      if (!r.stored) {
-        s.duplicates++;
-        continue;
-      }
-      rows.push(r.row!);
-      if (r.accepted) accepted.push(r.accepted);
-      if (r.rejectReason) s.rejected++;
-      created.push({ c, reason: r.rejectReason, affiliate: a.type === 'ok' ? a.click.affiliate_id : null });
-    }
-    // Money before ClickHouse: the ledger may still refuse an accepted conversion (budget exhausted, daily cap), so
-    // the rows take their final status from Postgres, the source of truth, and reports agree with the money. A crash
-    // between the sink and the insert is safe: the sink is idempotent by conversion id and a replayed conversion
-    // rebuilds its row from Postgres.
-    for (const a of accepted) await opts.conversionSink?.conversionRecorded(a);
-    if (accepted.length > 0) await applyFinalStatus(rows, created);
-    await insertRows(ch, 'conversions', rows, batch.token);
-    await opts.testHooks?.afterInsert?.({ stream, ids: batch.ids, token: batch.token });
-    for (const { c, reason, affiliate } of created) {
-      // At-least-once: a batch retried after a crash publishes again with the same event id.
-      await publishEvent(redis, keys, {
-        id: c.conversion_id,
-        type: reason ? 'conversion.rejected' : 'conversion.created',
-        created_at: new Date().toISOString(),
-        user_ids: affiliate ? [c.advertiser_id, affiliate] : [c.advertiser_id],
-        data: { conversion_id: c.conversion_id, event_id: c.event_id, reject_reason: reason, status: c.status },
-      }).catch((err) => log.warn({ err: (err as Error).message }, 'live event not published'));
-    }
-    await deadLetterAndAck(stream, batch, decoded.dead, s, created.length);
-    return { type: 'ok' };
-  }
-
-  /** Runs one batch until it is acknowledged or the pipeline closes (then it stays pending). */
-  async function runBatch(stream: string, kind: StreamStats['kind'], batch: Batch, s: StreamStats) {
-    let touched = Date.now();
-    for (let attempt = 0; !closing; attempt++) {
-      let out: Outcome;
-      try {
-        out = kind === 'clicks' ? await clickBatch(stream, batch, s) : await conversionBatch(stream, batch, s);
-      } catch (err) {
-        // Not acknowledged, so nothing is lost: outages are expected; other errors are logged louder.
-        out = { type: 'retry', delayMs: backoffMs(attempt), error: err };
-        const e = err as Error;
-        if (isRetriable(err)) log.warn({ stream, attempt, err: e.message }, 'batch failed, retrying');
-        else log.error({ stream, attempt, err: e.message }, 'batch failed (unexpected), retrying');
-      }
-      if (out.type === 'ok') return;
-      s.retries++;
-      // A live consumer retrying through an outage keeps its entries from looking abandoned: re-claim
-      // them (resets their idle time) unless someone else touched them meanwhile.
-      const half = Math.floor(config.PIPELINE_CLAIM_IDLE_MS / 2);
-      if (Date.now() - touched >= half && batch.ids.length > 0) {
-        touched = Date.now();
-        await redis.xclaim(stream, GROUP, consumer, half, ...batch.ids, 'JUSTID').catch(() => {});
-      }
-      await nap(out.delayMs);
-    }
+  /** Sleeps up to `ms`, waking early when the pipeline closes. */
+  async function nap(ms: number) {
+    const end = Date.now() + ms;
+    while (!closing && Date.now() < end) await sleep(Math.min(50, end - Date.now()));
   }
 
   /**
-   * Splits entries into batches of at most PIPELINE_BATCH_SIZE entries and {@link MAX_BATCH_EVENTS} events,
-   * so a batch's cost (memory, time in Redis and ClickHouse) stays bounded whatever the ingest's group size.
+   * Parks a batch no retry can fix: every entry goes to the dead-letter stream with the reason, the batch is
+   * acknowledged, and an alert is published (admins see `pipeline.batch_parked`). The partition moves on.
    */
-  function toBatches(stream: string, entries: RawEntry[]): Batch[] {
-    const out: Batch[] = [];
-    let part: RawEntry[] = [];
-    let events = 0;
-    const close = () => {
-      const ids = part.map((e) => e[0]);
-      out.push({ ids, entries: part, token: batchToken(stream, ids), recovered: false });
-      part = [];
-      events = 0;
-    };
-    for (const e of entries) {
-      const n = entryEventCount(e[1]);
-      if (part.length > 0 && (part.length >= config.PIPELINE_BATCH_SIZE || events + n > MAX_BATCH_EVENTS)) close();
-      part.push(e);
-      events += n;
+  async function park(batch: Batch, out: Extract<StepOutcome, { type: 'park' }>, st: StreamStats) {
+    const dead: DeadLetter[] = batch.entries.map(([id, fields]) => ({ id, fields, reason: `parked: ${out.reason}` }));
+    await deadLetterAndAck(deps, batch, dead);
+    st.processed_entries += batch.ids.length;
+    st.dead_lettered += dead.length;
+    st.parked_batches++;
+    log.error({ stream: batch.stream, step: out.step, reason: out.reason, entries: batch.ids.length }, 'batch parked');
+    await publishEvent(redis, keys, {
+      id: `parked:${batch.token}`,
+      type: 'pipeline.batch_parked',
+      created_at: new Date().toISOString(),
+      user_ids: [],
+      data: { stream: batch.stream, step: out.step, reason: out.reason, entries: batch.ids.length, token: batch.token },
+    }).catch((err) => log.warn({ err: (err as Error).message }, 'park alert not published'));
+  }
+
+  /**
+   * Runs one batch's steps until it is acknowledged or parked (`done`), or the pipeline closes or the
+   * partition's lease is lost (`abandoned`: it stays pending), or its fraud state was lost (`recover`).
+   */
+  async function runBatch<C extends ClickCtx | ConversionCtx>(
+    steps: ReadonlyArray<Step<C>>,
+    ctx: C,
+    st: StreamStats,
+    finish: (ctx: C) => void,
+    owned: () => boolean = () => true,
+  ): Promise<BatchResult> {
+    let touched = Date.now();
+    let unexpected = 0;
+    for (let attempt = 0; !closing && owned(); attempt++) {
+      const out = await runSteps(steps, ctx, timings, attempt, unexpected);
+      if (out.type === 'ok') {
+        try {
+          await deadLetterAndAck(deps, ctx.batch, ctx.dead);
+          finish(ctx);
+          st.processed_entries += ctx.batch.ids.length;
+          st.dead_lettered += ctx.dead.length;
+          return 'done';
+        } catch (err) {
+          log.warn({ stream: ctx.batch.stream, err: (err as Error).message }, 'ack failed, retrying');
+          await nap(100);
+          continue;
+        }
+      }
+      if (out.error instanceof FraudStateMismatch) {
+        log.warn({ stream: ctx.batch.stream, reason: out.reason }, 'fraud state lost, recovering the partition');
+        return 'recover';
+      }
+      if (out.type === 'park') {
+        try {
+          await park(ctx.batch, out, st);
+          return 'done';
+        } catch (err) {
+          log.warn({ stream: ctx.batch.stream, err: (err as Error).message }, 'parking failed, retrying');
+          await nap(100);
+          continue;
+        }
+      }
+      st.retries++;
+      if (out.unexpected) unexpected++;
+      if (out.error !== undefined)
+        log.warn({ stream: ctx.batch.stream, attempt, reason: out.reason }, 'batch failed, retrying');
+      // A live consumer retrying through an outage keeps its entries from looking abandoned: re-claim
+      // them (resets their idle time) unless someone else touched them meanwhile.
+      const half = Math.floor(config.PIPELINE_CLAIM_IDLE_MS / 2);
+      if (Date.now() - touched >= half && ctx.batch.ids.length > 0) {
+        touched = Date.now();
+        await redis.xclaim(ctx.batch.stream, GROUP, consumer, half, ...ctx.batch.ids, 'JUSTID').catch(() => {});
+      }
+      await nap(out.delayMs);
     }
-    if (part.length > 0) close();
-    return out;
+    return 'abandoned';
+  }
+
+  function clickCtx(batch: Batch, position: PartitionPosition): ClickCtx {
+    return {
+      deps,
+      batch,
+      position,
+      dead: [],
+      decoded: [],
+      labels: [],
+      clicks: [],
+      clickEntries: [],
+      records: [],
+      duplicates: 0,
+      terms: new Map(),
+      defaults: new Map(),
+      rows: [],
+      stored: [],
+    };
+  }
+
+  function conversionCtx(batch: Batch): ConversionCtx {
+    return {
+      deps,
+      batch,
+      dead: [],
+      decoded: [],
+      clicks: [],
+      terms: new Map(),
+      rows: [],
+      accepted: [],
+      created: [],
+      labels: [],
+      duplicates: 0,
+      rejected: 0,
+    };
   }
 
   /**
    * Rebuilds the original batches of taken-over pending entries from the manifests; entries of no
    * manifest were never inserted and form new batches. Entries deleted from the stream are acked.
    */
-  async function planRecovered(stream: string, entries: Array<[string, string[] | null]>): Promise<Batch[]> {
+  async function planRecovered(
+    stream: string,
+    partition: number,
+    entries: Array<[string, string[] | null]>,
+  ): Promise<Batch[]> {
     const gone = entries.filter(([, f]) => !f).map(([id]) => id);
     if (gone.length > 0) await redis.xack(stream, GROUP, ...gone);
     const live = entries.filter((e): e is RawEntry => e[1] !== null);
@@ -414,8 +325,12 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     for (const [token, ids] of manifests) for (const id of ids) owner.set(id, token);
     const byId = new Map(live.map((e) => [e[0], e]));
     const batches: Batch[] = [];
-    const loose: RawEntry[] = [];
+    let loose: RawEntry[] = [];
     const done = new Set<string>();
+    const flushLoose = () => {
+      batches.push(...toBatches(stream, partition, loose, config.PIPELINE_BATCH_SIZE));
+      loose = [];
+    };
     for (const e of live) {
       const token = owner.get(e[0]);
       if (!token) {
@@ -424,26 +339,221 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       }
       if (done.has(token)) continue;
       done.add(token);
+      flushLoose();
       const ids = manifests.get(token)!;
       const batchEntries: RawEntry[] = [];
       for (const id of ids) {
         let entry = byId.get(id);
-        if (!entry) {
-          const r = (await redis.xrange(stream, id, id)) as RawEntry[];
-          entry = r[0];
-        }
+        if (!entry) entry = ((await redis.xrange(stream, id, id)) as RawEntry[])[0];
         if (entry) batchEntries.push(entry);
       }
-      batches.push({ ids, entries: batchEntries, token, recovered: true });
+      batches.push({ stream, partition, ids, entries: batchEntries, token, recovered: true });
+      s(stream).recovered_batches++;
     }
-    const fresh = toBatches(stream, loose);
-    s(stream).recovered_batches += batches.length;
-    return [...batches, ...fresh];
+    flushLoose();
+    return batches;
   }
 
-  const s = (stream: string) => stats.find((x) => x.stream === stream)!;
+  /** Replays acknowledged entries into a partition's fraud state (no insert, no ack). */
+  async function replay(partition: number, entries: RawEntry[], position: PartitionPosition) {
+    if (entries.length === 0) return;
+    const decoded = decodeClickEntries(entries);
+    const { records } = await dedupClicks(redis, keys, decoded);
+    const to = entries[entries.length - 1]![0];
+    await engine.process(partition, records, { from: position.at, to }, { replay: true });
+    position.at = to;
+    s(keys.clicks(partition)).replayed_entries += entries.length;
+  }
 
-  async function loop(stream: string, kind: StreamStats['kind']) {
+  /**
+   * Takes a click partition over: restores its checkpoint, claims every pending entry (we hold the lease,
+   * so whoever read them is gone), then walks the stream after the checkpoint in order: acknowledged
+   * entries are replayed into the state, pending ones are processed as their original batches (rebuilt
+   * from the manifests), so they are scored exactly as they would have been without the interruption.
+   * @returns `done` when the partition is current up to the group's last delivered id.
+   */
+  async function recoverPartition(
+    partition: number,
+    conn: Redis,
+    position: PartitionPosition,
+    owned: () => boolean,
+  ): Promise<BatchResult> {
+    const stream = keys.clicks(partition);
+    const st = s(stream);
+    const snap = await loadCheckpoint(redis, checkpointKey(keys, stream));
+    await engine.restore(partition, snap);
+    position.at = snap?.at ?? '0-0';
+    const pending = new Set<string>();
+    for (let from = '0-0'; ; ) {
+      const [next, claimed] = (await conn.xautoclaim(stream, GROUP, consumer, 0, from, 'COUNT', 1000, 'JUSTID')) as [
+        string,
+        string[],
+      ];
+      for (const id of claimed) pending.add(id);
+      if (next === '0-0') break;
+      from = next;
+    }
+    const stale = [...pending].filter((id) => compareIds(id, position.at) <= 0);
+    if (stale.length > 0) {
+      // Only a consumer that kept working after losing its lease leaves these; the state already holds them.
+      log.error(
+        { stream, entries: stale.length, checkpoint: position.at },
+        'pending entries older than the checkpoint',
+      );
+    }
+    const lastDelivered = (await groupStates(redis, stream)).get(GROUP)?.lastDeliveredId ?? '0-0';
+    const done = new Set<string>();
+    let cursor = position.at;
+    while (compareIds(cursor, lastDelivered) < 0) {
+      if (closing || !owned()) return 'abandoned';
+      const chunk = (await conn.xrange(stream, `(${cursor}`, lastDelivered, 'COUNT', REPLAY_CHUNK)) as RawEntry[];
+      if (chunk.length === 0) break;
+      let acked: RawEntry[] = [];
+      let held: RawEntry[] = [];
+      const flushHeld = async (): Promise<BatchResult> => {
+        const batches = held.length > 0 ? await planRecovered(stream, partition, held) : [];
+        held = [];
+        for (const b of batches) {
+          const r = await runClickBatch(b, st, position, owned);
+          if (r !== 'done') return r;
+          for (const id of b.ids) done.add(id);
+        }
+        return 'done';
+      };
+      for (const entry of chunk) {
+        if (done.has(entry[0])) continue;
+        if (pending.has(entry[0])) {
+          await replay(partition, acked, position);
+          acked = [];
+          held.push(entry);
+        } else {
+          const r = await flushHeld();
+          if (r !== 'done') return r;
+          acked.push(entry);
+        }
+      }
+      await replay(partition, acked, position);
+      const r = await flushHeld();
+      if (r !== 'done') return r;
+      cursor = chunk[chunk.length - 1]![0];
+    }
+    log.info({ stream, from: snap?.at ?? null, to: position.at, pending: pending.size }, 'partition recovered');
+    return 'done';
+  }
+
+  function runClickBatch(batch: Batch, st: StreamStats, position: PartitionPosition, owned: () => boolean) {
+    return runBatch(
+      CLICK_STEPS,
+      clickCtx(batch, position),
+      st,
+      (ctx) => {
+        st.processed_events += ctx.clicks.length;
+        st.duplicates += ctx.duplicates;
+      },
+      owned,
+    );
+  }
+
+  /** Consumes click partition `p` whenever this consumer holds its lease. */
+  async function clickLoop(partition: number) {
+    const stream = keys.clicks(partition);
+    const st = s(stream);
+    const conn = redis.duplicate();
+    connections.push(conn);
+    const lease = createLease(redis, leaseKey(keys, stream), consumer, leaseMs);
+    const ckptKey = checkpointKey(keys, stream);
+    let owned = false;
+    let lost = false;
+    const isOwned = () => owned && !lost;
+    const renewTimer = setInterval(
+      () => {
+        if (!owned) return;
+        lease.renew().then(
+          (ok) => {
+            if (!ok) lost = true;
+          },
+          () => {},
+        );
+      },
+      Math.max(20, Math.floor(leaseMs / 3)),
+    );
+    renewTimer.unref();
+    const position: PartitionPosition = { at: '0-0' };
+    // The state may be checkpointed only where every entry up to its position is acknowledged: a state
+    // that already holds a pending batch would make a takeover skip that batch.
+    let settled = false;
+    let checkpointed = '';
+    let lastCheckpoint = Date.now();
+    const checkpoint = async (force: boolean) => {
+      if (!settled || position.at === checkpointed || position.at === '0-0') return;
+      if (!force && Date.now() - lastCheckpoint < config.PIPELINE_CHECKPOINT_MS) return;
+      const snap = await engine.snapshot(partition);
+      await saveCheckpoint(redis, ckptKey, snap);
+      checkpointed = snap.at;
+      lastCheckpoint = Date.now();
+    };
+    for (let attempt = 0; !closing; ) {
+      try {
+        if (lost) {
+          log.warn({ stream }, 'partition lease lost');
+          owned = false;
+          lost = false;
+        }
+        if (!owned) {
+          settled = false;
+          if (!(await lease.acquire())) {
+            await nap(Math.max(50, Math.floor(leaseMs / 2)));
+            continue;
+          }
+          owned = true;
+          const r = await recoverPartition(partition, conn, position, isOwned);
+          if (r === 'recover') owned = false;
+          if (r !== 'done') continue;
+          settled = true;
+          checkpointed = '';
+          await checkpoint(true);
+        }
+        const res = (await conn.xreadgroup(
+          'GROUP',
+          GROUP,
+          consumer,
+          'COUNT',
+          config.PIPELINE_BATCH_SIZE,
+          'BLOCK',
+          config.PIPELINE_BLOCK_MS,
+          'STREAMS',
+          stream,
+          '>',
+        )) as Array<[string, RawEntry[]]> | null;
+        const batches = toBatches(stream, partition, res?.[0]?.[1] ?? [], config.PIPELINE_BATCH_SIZE);
+        for (const b of batches) {
+          if (closing || !isOwned()) break;
+          settled = false;
+          const r = await runClickBatch(b, st, position, isOwned);
+          if (r === 'recover') owned = false; // restore the checkpoint and replay on the next turn
+          if (r !== 'done') break;
+          settled = true;
+          await checkpoint(false);
+        }
+        // Idle: make the checkpoint current, so a takeover replays little and trimming can proceed.
+        if (batches.length === 0 && isOwned()) await checkpoint(true);
+        attempt = 0;
+      } catch (err) {
+        log.warn({ stream, err: (err as Error).message }, 'click partition failed, retrying');
+        if (err instanceof FraudStateMismatch) owned = false;
+        await nap(backoffMs(attempt++));
+      }
+    }
+    clearInterval(renewTimer);
+    if (owned && !lost) {
+      await checkpoint(true).catch(() => {});
+      await lease.release().catch(() => {});
+    }
+  }
+
+  /** Consumes conversion partition `p` (shared by every consumer of the group). */
+  async function conversionLoop(partition: number) {
+    const stream = keys.conversions(partition);
     const st = s(stream);
     const conn = redis.duplicate();
     connections.push(conn);
@@ -451,6 +561,12 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     let lastClaim = 0;
     let claimFrom = '0-0';
     const claimEveryMs = Math.max(50, Math.min(config.PIPELINE_CLAIM_IDLE_MS / 2, maintenanceMs));
+    const run = (b: Batch) =>
+      runBatch(CONVERSION_STEPS, conversionCtx(b), st, (ctx) => {
+        st.processed_events += ctx.created.length;
+        st.duplicates += ctx.duplicates;
+        st.rejected += ctx.rejected;
+      });
     for (let attempt = 0; !closing; ) {
       try {
         let batches: Batch[] = [];
@@ -468,7 +584,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
           )) as Array<[string, Array<[string, string[] | null]>]> | null;
           const entries = res?.[0]?.[1] ?? [];
           ownPendingFrom = entries.length > 0 ? entries[entries.length - 1]![0] : null;
-          batches = await planRecovered(stream, entries);
+          batches = await planRecovered(stream, partition, entries);
         } else if (Date.now() - lastClaim >= claimEveryMs) {
           const [next, claimed] = (await conn.xautoclaim(
             stream,
@@ -482,7 +598,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
           claimFrom = next;
           if (next === '0-0') lastClaim = Date.now();
           if (claimed.length > 0) log.info({ stream, entries: claimed.length }, 'took over pending entries');
-          batches = await planRecovered(stream, claimed);
+          batches = await planRecovered(stream, partition, claimed);
         }
         if (batches.length === 0) {
           const res = (await conn.xreadgroup(
@@ -497,11 +613,10 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
             stream,
             '>',
           )) as Array<[string, RawEntry[]]> | null;
-          batches = toBatches(stream, res?.[0]?.[1] ?? []);
+          batches = toBatches(stream, partition, res?.[0]?.[1] ?? [], config.PIPELINE_BATCH_SIZE);
         }
         for (const b of batches) {
-          if (closing) break;
-          await runBatch(stream, kind, b, st);
+          if (closing || (await run(b)) !== 'done') break;
         }
         attempt = 0;
       } catch (err) {
@@ -519,7 +634,9 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
           const g = states.get(GROUP);
           st.lag = g?.lag ?? null;
           st.pending = g?.pending ?? null;
-          await trimStream(redis, st.stream, states);
+          // A click stream keeps every entry after its checkpoint: a takeover replays them into the state.
+          const keepFrom = st.kind === 'clicks' ? await checkpointAt(redis, checkpointKey(keys, st.stream)) : undefined;
+          await trimStream(redis, st.stream, states, keepFrom);
           // Manifests whose entries are all acknowledged (a crash between XACK and HDEL) are stale.
           const manifests = await readManifests(redis, keys, st.stream);
           const minPending = g?.minPendingId ?? null;
@@ -539,12 +656,6 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     }
   }
 
-  /** Sleeps up to `ms`, waking early when the pipeline closes. */
-  async function nap(ms: number) {
-    const end = Date.now() + ms;
-    while (!closing && Date.now() < end) await sleep(Math.min(50, end - Date.now()));
-  }
-
   const loops: Promise<void>[] = [];
   for (let p = 0; p < config.STREAM_PARTITIONS; p++) {
     for (const [kind, stream] of [
@@ -560,13 +671,17 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
         rejected: 0,
         duplicates: 0,
         recovered_batches: 0,
+        parked_batches: 0,
+        replayed_entries: 0,
         retries: 0,
         lag: null,
         pending: null,
       });
     }
   }
-  for (const st of stats) loops.push(loop(st.stream, st.kind));
+  for (let p = 0; p < config.STREAM_PARTITIONS; p++) {
+    loops.push(clickLoop(p), conversionLoop(p));
+  }
   loops.push(maintenance());
   log.info({ consumer, partitions: config.STREAM_PARTITIONS }, 'pipeline started');
 
@@ -574,12 +689,16 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     async close() {
       closing = true;
       await Promise.all(loops);
-      await pool.close();
+      await engine.close();
       for (const c of connections) c.disconnect();
       log.info({ consumer }, 'pipeline stopped');
     },
     stats() {
-      return { consumer, streams: stats.map((x) => ({ ...x })) };
+      return {
+        consumer,
+        streams: stats.map((x) => ({ ...x })),
+        steps: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, { ...v }])),
+      };
     },
   };
 }

@@ -118,9 +118,19 @@ export function neededFrom(states: Map<string, GroupState>): string | null {
 /**
  * Trims a stream by MINID to what every group still needs (never MAXLEN, which could drop entries
  * a group has not acknowledged). Returns the number of entries removed.
+ * @param keepFrom a click partition's checkpoint id: entries from it on are kept too (a takeover replays
+ *   them into the fraud state); null = the partition has no checkpoint yet, so nothing is trimmed;
+ *   undefined = no such bound (conversion streams).
  */
-export async function trimStream(redis: Redis, stream: string, states?: Map<string, GroupState>): Promise<number> {
-  const min = neededFrom(states ?? (await groupStates(redis, stream)));
+export async function trimStream(
+  redis: Redis,
+  stream: string,
+  states?: Map<string, GroupState>,
+  keepFrom?: string | null,
+): Promise<number> {
+  let min = neededFrom(states ?? (await groupStates(redis, stream)));
+  if (keepFrom === null) return 0;
+  if (keepFrom !== undefined && min !== null && compareIds(keepFrom, min) < 0) min = keepFrom;
   if (min === null || min === '0-0') return 0;
   return (await redis.xtrim(stream, 'MINID', min)) as number;
 }

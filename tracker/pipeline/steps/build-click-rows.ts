@@ -1,0 +1,13 @@
+import { buildClicks } from '../clicks.ts';
+import type { Step } from '../step-runner.ts';
+import type { ClickCtx } from './context.ts';
+
+/** Builds the ClickHouse rows and the attribution records of the scored clicks (pure). */
+export const buildClickRows: Step<ClickCtx> = {
+  name: 'build_rows',
+  async run(ctx) {
+    const { rows, stored } = buildClicks(ctx.clicks, ctx.verdicts ?? [], ctx.terms, ctx.defaults, ctx.clickEntries);
+    ctx.rows = rows;
+    ctx.stored = stored;
+  },
+};

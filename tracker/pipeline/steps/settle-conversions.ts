@@ -1,0 +1,31 @@
+import type { Step } from '../step-runner.ts';
+import type { ConversionCtx } from './context.ts';
+
+/**
+ * Money before ClickHouse: the ledger may still refuse an accepted conversion (budget exhausted, daily cap),
+ * so the rows take their final status from Postgres, the source of truth, and reports agree with the money.
+ * A crash between this step and the insert is safe: the sink is idempotent by conversion id and a replayed
+ * conversion rebuilds its row from Postgres.
+ */
+export const settleConversions: Step<ConversionCtx> = {
+  name: 'settle',
+  async run(ctx) {
+    const { deps } = ctx;
+    for (const a of ctx.accepted) await deps.conversionSink?.conversionRecorded(a);
+    if (ctx.accepted.length === 0) return;
+    const ids = ctx.rows.map((r) => String(r.conversion_id));
+    const final = await deps.sql<{ id: string; status: string; reject_reason: string | null }[]>`
+      select id, status, reject_reason from conversions where id = any(${ids}::uuid[])`;
+    const byId = new Map(final.map((f) => [f.id.toLowerCase(), f]));
+    for (const row of ctx.rows) {
+      const f = byId.get(String(row.conversion_id).toLowerCase());
+      if (!f) continue;
+      row.status = f.status;
+      row.reject_reason = f.reject_reason ?? '';
+    }
+    for (const e of ctx.created) {
+      const f = byId.get(e.c.conversion_id.toLowerCase());
+      if (f?.status === 'rejected') e.reason = f.reject_reason ?? 'rejected';
+    }
+  },
+};
