@@ -2,7 +2,8 @@
  * Test-only process entry: runs the pipeline in a child process so a test can kill it with
  * SIGKILL at a precise point (`KILL_AFTER_CLICK_INSERTS`: after that many click-batch inserts,
  * before their XACK). Config from the environment, plus `CHDB_PATH` and `CONSUMER`. Speaks IPC:
- * sends `{ type: 'ready' }`; answers 'stats' with `{ type: 'stats', stats }`; 'close' stops it.
+ * sends `{ type: 'ready' }`; answers 'stats' with `{ type: 'stats', stats }` and 'scores' with
+ * `{ type: 'scores', rows }` (every click's fraud verdict in ClickHouse); 'close' stops it.
  */
 import {
   createClickHouse,
@@ -38,6 +39,14 @@ const pipeline = await startPipeline({
 process.send?.({ type: 'ready' });
 process.on('message', async (m) => {
   if (m === 'stats') process.send?.({ type: 'stats', stats: pipeline.stats() });
+  if (m === 'scores') {
+    const rs = await ch.query({
+      query: `SELECT toString(click_id) AS id, fraud_score, fraud_reasons, fraud_model_version FROM clicks ORDER BY id`,
+      format: 'JSONEachRow',
+      clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+    });
+    process.send?.({ type: 'scores', rows: await rs.json() });
+  }
   if (m === 'close') {
     await pipeline.close();
     await ch.close();
