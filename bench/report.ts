@@ -275,7 +275,11 @@ export const SYSTEM_METRICS: Partial<Record<keyof Summary, string>> = {
 function renderSystem(res: BenchResults, s: Summary): string[] {
   const out: string[] = ['### System: the `npm start` stack with the pipeline consuming', ''];
   const sys = res.system;
-  if (!sys) out.push('_Not measured in this run (`--only=system` runs it; it needs tracker/main.ts)._', '');
+  if (!sys)
+    out.push(
+      '_Not measured in this run (a run from before the system scenario existed, or `--only` left it out)._',
+      '',
+    );
   out.push('| metric | value | meaning |', '|---|---:|---|');
   for (const [k, meaning] of Object.entries(SYSTEM_METRICS)) {
     const v = s[k as keyof Summary];
