@@ -23,6 +23,8 @@ export interface OpenLoopWorkerData {
   expectStatus: number;
   /** Index in the tables to start from, so threads do not send the same sequence. */
   offset: number;
+  /** User-Agent values sent in turn; absent = one desktop Chrome string. */
+  userAgents?: string[];
 }
 
 /** What the thread posts back when done. Latencies in ms. */
@@ -37,11 +39,13 @@ export interface OpenLoopWorkerResult {
 }
 
 const d = workerData as OpenLoopWorkerData;
-const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36';
+const UAS = d.userAgents?.length
+  ? d.userAgents
+  : ['Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36'];
 const mask = d.paths.length - 1;
 const request = (i: number) =>
   Buffer.from(
-    `GET ${d.paths[(i + d.offset) & mask]} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: ${UA}\r\n` +
+    `GET ${d.paths[(i + d.offset) & mask]} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: ${UAS[i % UAS.length]}\r\n` +
       `X-Forwarded-For: ${d.ips[(i + d.offset) & mask]}\r\n\r\n`,
   );
 

@@ -32,6 +32,8 @@ export async function runOpenLoop(o: {
   ips: string[];
   expectStatus: number;
   serverPids: number[];
+  /** User-Agent values sent in turn (default: one desktop Chrome string). */
+  userAgents?: string[];
   onTick?: (elapsed_s: number) => void;
 }): Promise<LoadResult> {
   const threads = Math.max(1, o.threads);
@@ -53,6 +55,7 @@ export async function runOpenLoop(o: {
           ips: o.ips,
           expectStatus: o.expectStatus,
           offset: t * 7919,
+          userAgents: o.userAgents,
         };
         return new Promise<OpenLoopWorkerResult>((resolve, reject) => {
           // Worker threads do not run the parent's `--import tsx`: boot through a one-line script that

@@ -168,6 +168,71 @@ describe('bench results', () => {
     assert.equal(s.click_vs_koa, 5);
   });
 
+  it('derives and renders the system headline, above the ingest-only figures', () => {
+    const verdict = {
+      sustained: true,
+      reasons: [],
+      end_backlog: 10,
+      allowed_end_backlog: 16_000,
+      slope_per_s: 0,
+      allowed_slope_per_s: 160,
+    };
+    const step = {
+      rate: 8_000,
+      duration_s: 60,
+      achieved_rps: 8_000,
+      errors: 0,
+      p50_ms: 1,
+      p99_ms: 5,
+      clicks_per_entry: 4,
+      processed_clicks: 480_000,
+      verdict,
+      backlog: [],
+      tracker_us_per_click: 20,
+      pipeline_process_us_per_click: 40.5,
+      redis_us_per_click: 10.25,
+    };
+    const res: BenchResults = {
+      ...sample,
+      system: {
+        steps: [step, { ...step, rate: 12_000, verdict: { ...verdict, sustained: false, reasons: ['3 errors'] } }],
+        sustained_rps: 8_000,
+        sustained_step: step,
+        tracker_processes: 1,
+        fraud_workers: 1,
+        latency: load(5_600, 4, { mode: 'constant-rate', target_rps: 5_600 }),
+        ceiling_latency: load(5_600, 2, { mode: 'constant-rate', target_rps: 5_600 }),
+        method: 'm',
+      },
+      scenarios: [
+        ...sample.scenarios,
+        { id: 'system-fixed-rate', label: 'system at 5600', load: load(5_600, 4, { mode: 'constant-rate' }) },
+      ],
+    };
+    const s = summarize(res);
+    assert.equal(s.system_sustained_rps, 8_000);
+    assert.equal(s.system_vs_ceiling, 0.16); // against the wrk ceiling (50,000/s)
+    assert.equal(s.system_p99_ms, 4);
+    assert.equal(s.system_ceiling_p99_at_same_rate_ms, 2);
+    assert.equal(s.pipeline_us_per_click, 50.75);
+    assert.equal(s.system_tracker_us_per_click, 20);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-report-'));
+    try {
+      writeResults(dir, res);
+      const md = readFileSync(path.join(dir, 'latest.md'), 'utf8');
+      const sys = md.indexOf('### System');
+      const ingest = md.indexOf('### Ingest only (no pipeline consuming)');
+      assert.ok(sys > 0 && ingest > sys, 'system table first');
+      assert.match(md, /\| system_sustained_rps \| 8000 \|/);
+      assert.match(md, /\| 12000 \| 8000 \| 0 \|.*\| no: 3 errors \|/);
+      // The system's latency run is not an ingest-only row (its p50/p99 are in the system table).
+      assert.doesNotMatch(md.slice(ingest), /system at 5600/);
+      assert.equal(summarize(sample).system_sustained_rps, null);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('renders a chart without any scenario', () => {
     assertBalancedXml(renderSvg({ ...sample, scenarios: [] }));
   });

@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { LoadResult } from './load.ts';
+import type { SystemResult } from './system.ts';
 
 /** One load scenario's outcome. `load` is absent when the scenario could not run (`skipped` says why). */
 export interface ScenarioResult {
@@ -54,6 +55,8 @@ export interface BenchResults {
   machine: MachineInfo;
   scenarios: ScenarioResult[];
   pipeline?: PipelineResult;
+  /** The `system` scenario: the npm start stack with the pipeline consuming (bench/system.ts). */
+  system?: SystemResult;
   memory?: MemoryResult;
   /** Click throughput with 1 and 2 tracker processes (SO_REUSEPORT). */
   scale_out?: {
@@ -93,6 +96,21 @@ export function machineInfo(): MachineInfo {
 
 /** The headline numbers (`latest.json` top level). null = not measured in this run. */
 export interface Summary {
+  /** Highest click rate the whole npm start stack sustained (pipeline consuming, backlog bounded), clicks/s. */
+  system_sustained_rps: number | null;
+  /** system_sustained_rps ÷ the bare uWS 302's maximum in the same run (wrk when it ran, else autocannon). */
+  system_vs_ceiling: number | null;
+  /** Redirect latency with the whole system running at 70 % of system_sustained_rps (open loop), ms. */
+  system_p50_ms: number | null;
+  system_p99_ms: number | null;
+  /** The bare uWS 302's p99 at that same rate with the same generator (stack stopped), ms. */
+  system_ceiling_p99_at_same_rate_ms: number | null;
+  /** CPU of the pipeline process + redis-server per click processed in the sustained step, µs. */
+  pipeline_us_per_click: number | null;
+  /** Its parts, and the tracker processes' CPU per answered click, in the sustained step, µs. */
+  system_pipeline_process_us_per_click: number | null;
+  system_redis_us_per_click: number | null;
+  system_tracker_us_per_click: number | null;
   /** The load generator behind click_rps / ceiling_rps / koa_rps and their ratios. */
   load_generator: 'wrk' | 'autocannon' | null;
   click_rps: number | null;
@@ -163,7 +181,20 @@ export function summarize(res: BenchResults): Summary {
   const so = res.scale_out;
   const so1 = so?.find((x) => x.processes === 1)?.rps ?? null;
   const so2 = so?.find((x) => x.processes === 2)?.rps ?? null;
+  const sys = res.system;
+  const st = sys?.sustained_step ?? null;
+  const fin = (x: number | undefined | null) => (x === undefined || x === null || !Number.isFinite(x) ? null : r2(x));
+  const pipeUs = st ? fin(st.pipeline_process_us_per_click + st.redis_us_per_click) : null;
   return {
+    system_sustained_rps: sys ? sys.sustained_rps : null,
+    system_vs_ceiling: sys ? ratio(sys.sustained_rps, rpsOf(res, 'ceiling-wrk') ?? rpsOf(res, 'ceiling')) : null,
+    system_p50_ms: fin(sys?.latency?.latency_ms.p50),
+    system_p99_ms: fin(sys?.latency?.latency_ms.p99),
+    system_ceiling_p99_at_same_rate_ms: fin(sys?.ceiling_latency?.latency_ms.p99),
+    pipeline_us_per_click: pipeUs,
+    system_pipeline_process_us_per_click: fin(st?.pipeline_process_us_per_click),
+    system_redis_us_per_click: fin(st?.redis_us_per_click),
+    system_tracker_us_per_click: fin(st?.tracker_us_per_click),
     load_generator: ceiling === null && click === null && koa === null ? null : wrkComplete ? 'wrk' : 'autocannon',
     click_rps: click,
     ceiling_rps: ceiling,
@@ -224,6 +255,59 @@ export function goals(s: Summary, res: BenchResults): Goal[] {
 const fmt = (x: number | null | undefined, digits = 2) =>
   x === null || x === undefined || Number.isNaN(x) ? '–' : x >= 100 ? String(Math.round(x)) : x.toFixed(digits);
 
+/** Scenario ids the system scenario records (its latency runs); rendered in the system section only. */
+const SYSTEM_SCENARIOS = new Set(['system-fixed-rate', 'ceiling-system-rate']);
+
+/** The system headline's metrics, in table order, with what each means (units included). */
+export const SYSTEM_METRICS: Partial<Record<keyof Summary, string>> = {
+  system_sustained_rps: 'highest click rate sustained with the pipeline consuming (clicks/s)',
+  system_vs_ceiling: 'that rate ÷ the bare uWS 302 maximum in the same run',
+  system_p50_ms: 'redirect p50 at 70 % of the sustained rate, whole system running (ms)',
+  system_p99_ms: 'redirect p99 at 70 % of the sustained rate, whole system running (ms)',
+  system_ceiling_p99_at_same_rate_ms: 'bare uWS 302 p99 at the same rate, same generator (ms)',
+  pipeline_us_per_click: 'CPU of pipeline process + redis-server per processed click (µs)',
+  system_pipeline_process_us_per_click: '… of which the pipeline process (µs)',
+  system_redis_us_per_click: '… of which redis-server, incl. the tracker’s XADDs (µs)',
+  system_tracker_us_per_click: 'tracker processes’ CPU per answered click (µs)',
+};
+
+/** The system section: headline table (always, '–' when not measured), steps, method. */
+function renderSystem(res: BenchResults, s: Summary): string[] {
+  const out: string[] = ['### System: the `npm start` stack with the pipeline consuming', ''];
+  const sys = res.system;
+  if (!sys)
+    out.push(
+      '_Not measured in this run (a run from before the system scenario existed, or `--only` left it out)._',
+      '',
+    );
+  out.push('| metric | value | meaning |', '|---|---:|---|');
+  for (const [k, meaning] of Object.entries(SYSTEM_METRICS)) {
+    const v = s[k as keyof Summary];
+    out.push(`| ${k} | ${v === null ? '–' : v} | ${meaning} |`);
+  }
+  if (sys) {
+    out.push(
+      '',
+      '| step clicks/s | answered/s | errors | p50 ms | p99 ms | clicks/entry | backlog end (≤ allowed) | ' +
+        'slope/s (≤ allowed) | sustained | tracker µs/click | pipeline µs/click | redis µs/click |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|',
+    );
+    for (const st of sys.steps) {
+      const v = st.verdict;
+      out.push(
+        `| ${st.rate}${st.bisect ? ' (bisect)' : ''} | ${st.achieved_rps} | ${st.errors} | ${fmt(st.p50_ms)} | ` +
+          `${fmt(st.p99_ms)} | ${fmt(st.clicks_per_entry, 1)} | ${v.end_backlog} (≤ ${v.allowed_end_backlog}) | ` +
+          `${v.slope_per_s} (≤ ${v.allowed_slope_per_s}) | ${v.sustained ? 'yes' : `no: ${v.reasons.join('; ')}`} | ` +
+          `${fmt(st.tracker_us_per_click, 1)} | ${fmt(st.pipeline_process_us_per_click, 1)} | ` +
+          `${fmt(st.redis_us_per_click, 1)} |`,
+      );
+    }
+    out.push('', `Method: ${sys.method}`);
+  }
+  out.push('');
+  return out;
+}
+
 /** The Markdown report: machine, scenario table, headline ratios, goals, pipeline, memory, scale-out, notes. */
 export function renderMarkdown(res: BenchResults): string {
   const s = summarize(res);
@@ -238,11 +322,21 @@ export function renderMarkdown(res: BenchResults): string {
       `"server µs/req" (the server's CPU time per answered request) is the figure least disturbed by a busy machine.`,
     '',
   );
+  out.push(...renderSystem(res, s));
+  out.push(
+    '### Ingest only (no pipeline consuming)',
+    '',
+    'The scenarios below measure the click path alone: no pipeline reads the click streams (they are reset ' +
+      'between runs and every second of the constant-rate run), so their throughputs and latencies are an upper ' +
+      'bound for what `npm start` serves, not what it sustains (that is the system table above).',
+    '',
+  );
   out.push(
     '| scenario | tool | mode | conns | req/s | p50 ms | p99 ms | p99.9 ms | server CPU | server µs/req | redis CPU | loadgen CPU | errors |',
     '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const sc of res.scenarios) {
+    if (SYSTEM_SCENARIOS.has(sc.id)) continue;
     const l = sc.load;
     if (!l) {
       out.push(`| ${sc.label} | – | – | – | skipped: ${sc.skipped ?? 'not run'} | | | | | | | | |`);
@@ -257,8 +351,10 @@ export function renderMarkdown(res: BenchResults): string {
         `${fmt(l.loadgen_cpu_cores)} | ${l.errors} |`,
     );
   }
-  out.push('', '### Headline', '', '| metric | value |', '|---|---:|');
-  for (const [k, v] of Object.entries(s)) out.push(`| ${k} | ${v === null ? '–' : v} |`);
+  out.push('', '### Headline, ingest only (no pipeline consuming)', '', '| metric | value |', '|---|---:|');
+  for (const [k, v] of Object.entries(s)) {
+    if (!(k in SYSTEM_METRICS)) out.push(`| ${k} | ${v === null ? '–' : v} |`);
+  }
   out.push('', '### Goals', '', '| goal | this run | met |', '|---|---:|:---:|');
   for (const g of goals(s, res))
     out.push(`| ${g.goal} | ${g.actual} | ${g.met === null ? '–' : g.met ? 'yes' : 'no'} |`);

@@ -7,8 +7,10 @@
  * in one run: the ceiling (bare uWS 302, wrk + autocannon), our click path (tracker/main.ts), the usual
  * stack (Koa + ioredis), conversions, the click path at a constant ~70% of its maximum (latency + memory
  * soak) and the bare 302 at the same rate (the latency floor of the machine), the pipeline (rows/s, lag,
- * click-to-queryable latency) and scale-out with 1 and 2 tracker processes. Writes bench/results/<date>.json, latest.json, latest.md and latest.svg.
- * Full run ≈ 9 minutes; --quick ≈ 2 minutes (a smoke test, numbers indicative only).
+ * click-to-queryable latency), scale-out with 1 and 2 tracker processes, and the system: the `npm start` stack
+ * (pipeline consuming) under stepped open-loop click rates, for the highest rate it sustains (bench/system.ts).
+ * Writes bench/results/<date>.json, latest.json, latest.md and latest.svg (--quick: under <tmp>/tracker-bench-quick).
+ * Full run ≈ 20 minutes; --quick ≈ 4 minutes (a smoke test, numbers indicative only).
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -27,13 +29,15 @@ import {
   startLocalRedis,
 } from '../infra/index.ts';
 import { writeConversionSetupModule } from './conversions.ts';
-import { type LoadResult, measureRedisCpu, runAutocannon, runWrk, withXaddCount } from './load.ts';
+import { type LoadResult, measuredRedisPid, measureRedisCpu, runAutocannon, runWrk, withXaddCount } from './load.ts';
 import { runOpenLoop } from './open-loop.ts';
 import { runPipelineScenario } from './pipeline.ts';
 import { memoryMb, ROOT, type ServerProc, startServer } from './procs.ts';
 import { summarizeProfiles } from './profile.ts';
 import { type BenchResults, type MemoryResult, machineInfo, renderMarkdown, writeResults } from './report.ts';
 import { type Seeded, seed } from './seed.ts';
+import { runSystemScenario } from './system.ts';
+import { SYSTEM_RATES } from './system-analysis.ts';
 import { clickPaths, clientIps, writeSetupRequestModule, writeWrkScript } from './zipf.ts';
 
 const { values: args } = parseArgs({
@@ -68,7 +72,13 @@ const CORES = os.cpus().length;
 const WORKERS = Number(args.workers ?? Math.min(2, CORES));
 const CONNECTIONS = Number(args.connections ?? 64);
 const ONLY = args.only ? new Set(args.only.split(',')) : undefined;
-const OUT_DIR = path.resolve(args.out ?? path.join(ROOT, 'bench', 'results'));
+/**
+ * Where results go. A --quick run never lands in bench/results (its latest.* are the committed full run):
+ * it goes to <tmp>/tracker-bench-quick unless --out says otherwise.
+ */
+const OUT_DIR = path.resolve(
+  args.out ?? (QUICK ? path.join(os.tmpdir(), 'tracker-bench-quick') : path.join(ROOT, 'bench', 'results')),
+);
 const PARTITIONS = 2;
 
 /** Seconds per phase; the full run stays under ~10 minutes. */
@@ -84,6 +94,9 @@ const D = QUICK
       pipeLatency: 6,
       pipeLoad: 4,
       scale: 3,
+      systemStep: 12,
+      systemLatency: 10,
+      systemCeiling: 6,
     }
   : {
       warm: 2,
@@ -96,6 +109,9 @@ const D = QUICK
       pipeLatency: 20,
       pipeLoad: 15,
       scale: 10,
+      systemStep: 60,
+      systemLatency: 60,
+      systemCeiling: 20,
     };
 if (args.soak) D.fixed = Math.max(1, Number(args.soak));
 const want = (id: string) => !ONLY || ONLY.has(id);
@@ -107,7 +123,9 @@ const planned =
   (want('conversion') ? D.conversion : 0) +
   (want('fixed') ? D.fixed + D.ceilingFixed : 0) +
   (want('pipeline') ? D.pipeLatency + D.pipeLoad * 2 : 0) +
-  (want('scale') ? 2 * (D.scale + D.warm) : 0);
+  (want('scale') ? 2 * (D.scale + D.warm) : 0) +
+  // A guess: the system scenario stops at the first rate it cannot sustain (about 5 steps + a bisection here).
+  (want('system') ? 6 * D.systemStep + D.systemLatency + D.systemCeiling : 0);
 
 const multibar = new cliProgress.MultiBar(
   {
@@ -538,6 +556,56 @@ async function main(): Promise<void> {
     }
   }
 
+  // 9. The system: the npm start stack with the pipeline consuming, stepped open-loop rates (bench/system.ts).
+  let system: BenchResults['system'];
+  if (want('system')) {
+    if (!trackerAvailable) record('system-fixed-rate', 'system (npm start)', undefined, 'tracker/main.ts missing');
+    else {
+      try {
+        system = await runSystemScenario({
+          tmp,
+          dbUrl: svc.dbUrl,
+          redisUrl: svc.redisUrl,
+          prefix: `${svc.prefix}sys:`,
+          partitions: PARTITIONS,
+          redis,
+          redisPid: measuredRedisPid(),
+          paths,
+          ips: clientIps(paths.length),
+          rates: SYSTEM_RATES,
+          step_s: D.systemStep,
+          warm_s: QUICK ? 5 : 15,
+          latency_s: D.systemLatency,
+          ceiling_s: D.systemCeiling,
+          threads: WORKERS,
+          connections: 64,
+          startCeiling: () =>
+            startServer({ name: 'ceiling', entry: 'bench/ceiling-server.ts', env: trackerEnv(baseEnv, 0) }),
+          onCleanup: (fn) => {
+            cleanup.push(fn);
+          },
+          phase,
+          done,
+          say,
+        });
+        if (system.latency) {
+          const rate = Math.round(system.latency.target_rps ?? 0);
+          record('system-fixed-rate', `system (npm start) at ${rate}/s (70 % of sustained)`, system.latency);
+          if (system.ceiling_latency)
+            record(
+              'ceiling-system-rate',
+              `ceiling: bare uWS 302 at ${rate}/s (same generator)`,
+              system.ceiling_latency,
+            );
+        }
+        say(`system: sustained ${system.sustained_rps} clicks/s`);
+      } catch (err) {
+        notes.push(`System scenario failed: ${(err as Error).message.split('\n')[0]}`);
+        say(`system: failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
   if (args['cpu-prof']) {
     const dir = path.join(OUT_DIR, 'profiles');
     const list = (d: string) =>
@@ -559,6 +627,7 @@ async function main(): Promise<void> {
     machine,
     scenarios,
     pipeline,
+    system,
     memory,
     scale_out: scaleOut,
     notes: [
@@ -579,6 +648,22 @@ async function main(): Promise<void> {
 }
 
 let exitCode = 0;
+let cleaning: Promise<void> | undefined;
+/** Runs every registered cleanup once (services, the system stack), last registered first. */
+function runCleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const c of cleanup.reverse()) await c().catch(() => {});
+  })();
+  return cleaning;
+}
+// Ctrl-C or a kill must not leave redis-server, Postgres or an npm start stack behind.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    multibar.stop();
+    process.stderr.write(`bench: ${sig}, stopping everything it started\n`);
+    void runCleanup().then(() => process.exit(130));
+  });
+}
 try {
   await main();
 } catch (err) {
@@ -586,6 +671,6 @@ try {
   process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
   exitCode = 1;
 } finally {
-  for (const c of cleanup.reverse()) await c().catch(() => {});
+  await runCleanup();
 }
 process.exit(exitCode);
