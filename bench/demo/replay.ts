@@ -37,6 +37,8 @@ export interface DemoSummary {
   seconds: number;
   /** ROC AUC of (1 − fraud_score) as a predictor of is_attributed over the replayed clicks. */
   fraud_auc: number;
+  /** The same over the later half of the clicks in click time (the model has learned from the first half). */
+  fraud_auc_later_half: number;
   click_errors: number;
   conversion_errors: number;
 }
@@ -299,6 +301,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     }
 
     const converted = new Set(o.rows.filter((r) => r.is_attributed).map((r) => String(r.row)));
+    const timeOf = new Map(o.rows.map((r) => [String(r.row), r.click_ms]));
     const clicks = await allPages<{ campaign_id: number; sub1: string; fraud_score: number }>(
       o.apiUrl,
       token,
@@ -306,7 +309,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     );
     const samples = clicks
       .filter((c) => ours.has(c.campaign_id))
-      .map((c) => ({ score: 1 - c.fraud_score, label: converted.has(c.sub1) }));
+      .map((c) => ({ score: 1 - c.fraud_score, label: converted.has(c.sub1), t: timeOf.get(c.sub1) ?? 0 }))
+      .sort((a, b) => a.t - b.t);
     return {
       clicks_sent: clicksSent,
       clicks_recorded: rows.reduce((s, x) => s + x.clicks, 0),
@@ -314,6 +318,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       conversions_recorded: rows.reduce((s, x) => s + x.conversions, 0),
       seconds: Math.round((Date.now() - started) / 100) / 10,
       fraud_auc: Math.round(rocAuc(samples) * 10_000) / 10_000,
+      fraud_auc_later_half: Math.round(rocAuc(samples.slice(Math.floor(samples.length / 2))) * 10_000) / 10_000,
       click_errors: clickErrors,
       conversion_errors: conversionErrors,
     };
