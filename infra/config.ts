@@ -69,6 +69,11 @@ const schema = z.object({
   PIPELINE_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(2000),
   /** Longest wait for new entries before a partial batch is processed, ms. */
   PIPELINE_BLOCK_MS: z.coerce.number().int().min(1).max(60_000).default(100),
+  /**
+   * After the first click entries of a read arrive, how long the pipeline waits for more while the batch is
+   * small (under 5,000 clicks), so per-batch costs are shared by more clicks; 0 = process at once, ms.
+   */
+  PIPELINE_LINGER_MS: z.coerce.number().int().min(0).max(5_000).default(200),
   /** Pending entries idle longer than this are taken over from a dead consumer, ms. */
   PIPELINE_CLAIM_IDLE_MS: z.coerce.number().int().min(100).default(30_000),
   /**

@@ -22,7 +22,7 @@ import os from 'node:os';
 import type { ClickHouseClient, Config, Logger, Redis, Sql } from '../../infra/index.ts';
 import { publishEvent, redisKeys } from '../../infra/index.ts';
 import { createFraudEngine, FraudStateMismatch } from '../fraud/engine-pool.ts';
-import { type Batch, type DeadLetter, toBatches } from './batches.ts';
+import { type Batch, type DeadLetter, entryEventCount, MAX_BATCH_EVENTS, toBatches } from './batches.ts';
 import { type ClickChargeSink, createCampaignCache, createLinkCache } from './campaigns.ts';
 import type { ConversionSink } from './conversions.ts';
 import { checkpointAt, checkpointKey, createLease, leaseKey, loadCheckpoint, saveCheckpoint } from './partition.ts';
@@ -141,6 +141,9 @@ const CONVERSION_STEPS: ReadonlyArray<Step<ConversionCtx>> = [
 function writeManifestFor<C extends ClickCtx | ConversionCtx>(): Step<C> {
   return writeManifest as Step<C>;
 }
+
+/** A click read stops lingering for more once it holds this many clicks (half a full batch). */
+const LINGER_UNTIL_EVENTS = MAX_BATCH_EVENTS / 2;
 
 /** Entries read per XRANGE while replaying a partition into its fraud state. */
 const REPLAY_CHUNK = 2_000;
@@ -454,6 +457,38 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     );
   }
 
+  /**
+   * Reads the next click entries: blocks up to PIPELINE_BLOCK_MS for the first, then, while the batch is
+   * small, lingers up to PIPELINE_LINGER_MS for more (Kafka's linger.ms): a batch's fixed costs (a fraud
+   * task, a ClickHouse insert and its part, the acks) are then spread over more clicks at moderate rates,
+   * for at most that much more click-to-report latency.
+   */
+  async function readClicks(conn: Redis, stream: string): Promise<RawEntry[]> {
+    const read = async (count: number, blockMs: number): Promise<RawEntry[]> => {
+      const res = (
+        blockMs > 0
+          ? await conn.xreadgroup('GROUP', GROUP, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', stream, '>')
+          : await conn.xreadgroup('GROUP', GROUP, consumer, 'COUNT', count, 'STREAMS', stream, '>')
+      ) as Array<[string, RawEntry[]]> | null;
+      return res?.[0]?.[1] ?? [];
+    };
+    const entries = await read(config.PIPELINE_BATCH_SIZE, config.PIPELINE_BLOCK_MS);
+    if (entries.length === 0 || config.PIPELINE_LINGER_MS === 0) return entries;
+    const until = Date.now() + config.PIPELINE_LINGER_MS;
+    let events = entries.reduce((n, e) => n + entryEventCount(e[1]), 0);
+    while (!closing && events < LINGER_UNTIL_EVENTS && entries.length < config.PIPELINE_BATCH_SIZE) {
+      const left = until - Date.now();
+      if (left <= 0) break;
+      await sleep(Math.min(left, 20));
+      const more = await read(config.PIPELINE_BATCH_SIZE - entries.length, 0);
+      for (const e of more) {
+        entries.push(e);
+        events += entryEventCount(e[1]);
+      }
+    }
+    return entries;
+  }
+
   /** Consumes click partition `p` whenever this consumer holds its lease. */
   async function clickLoop(partition: number) {
     const stream = keys.clicks(partition);
@@ -513,19 +548,8 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
           checkpointed = '';
           await checkpoint(true);
         }
-        const res = (await conn.xreadgroup(
-          'GROUP',
-          GROUP,
-          consumer,
-          'COUNT',
-          config.PIPELINE_BATCH_SIZE,
-          'BLOCK',
-          config.PIPELINE_BLOCK_MS,
-          'STREAMS',
-          stream,
-          '>',
-        )) as Array<[string, RawEntry[]]> | null;
-        const batches = toBatches(stream, partition, res?.[0]?.[1] ?? [], config.PIPELINE_BATCH_SIZE);
+        const entries = await readClicks(conn, stream);
+        const batches = toBatches(stream, partition, entries, config.PIPELINE_BATCH_SIZE);
         for (const b of batches) {
           if (closing || !isOwned()) break;
           settled = false;
