@@ -49,6 +49,11 @@ const schema = z.object({
 
   /** Number of partitions of each event stream (`clicks:{p}`, `conversions:{p}`). */
   STREAM_PARTITIONS: z.coerce.number().int().min(1).max(256).default(2),
+  /**
+   * What picks a click's stream partition: `ip` (FNV-1a of the client IP, so one IP's clicks stay on one partition
+   * in arrival order), `ip_user_agent` (of IP + tab + User-Agent), `none` (round robin per group commit).
+   */
+  STREAM_PARTITION_KEY: z.enum(['ip', 'ip_user_agent', 'none']).default('ip'),
   /** Tracker processes started by `npm start` (SO_REUSEPORT on Linux). */
   TRACKER_PROCESSES: z.coerce.number().int().min(1).max(64).default(1),
   /** CIDR list of proxies whose X-Forwarded-For / X-Event-Time are trusted. */

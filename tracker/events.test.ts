@@ -9,7 +9,11 @@ import {
   encodeConversion,
   entryFields,
   entryLines,
+  entryMayRepeat,
+  fnv1a,
+  idTag,
   MalformedEventError,
+  partitionOf,
 } from './events.ts';
 
 const click: ClickEvent = {
@@ -59,5 +63,57 @@ describe('stream wire format', () => {
     assert.throws(() => entryLines(['v', '9', 'n', '0', 'd', '']), MalformedEventError);
     assert.throws(() => entryLines(['v', '1', 'n', '3', 'd', 'x']), MalformedEventError);
     assert.throws(() => entryLines(['v', '1']), MalformedEventError);
+  });
+});
+
+describe('the r marker (entries that may repeat)', () => {
+  it('is written only when asked, and read back; the lines are the same either way', () => {
+    const lines = [encodeClick(click)];
+    const plain = entryFields(lines);
+    const marked = entryFields(lines, true);
+    assert.deepEqual(plain, ['v', '1', 'n', '1', 'd', lines[0]]);
+    assert.deepEqual(marked, [...plain, 'r', '1']);
+    assert.equal(entryMayRepeat(plain), false);
+    assert.equal(entryMayRepeat(marked), true);
+    assert.deepEqual(entryLines(marked), entryLines(plain));
+    assert.equal(entryMayRepeat(['v', '1', 'n', '0', 'd', '', 'r', '0']), false);
+  });
+});
+
+describe('partitionOf (FNV-1a 32-bit)', () => {
+  it('matches the published FNV-1a test vectors, over UTF-8 bytes', () => {
+    // Vectors from the FNV reference (http://www.isthe.com/chongo/tech/comp/fnv/) and bytewise FNV-1a of UTF-8.
+    assert.equal(fnv1a(''), 0x811c9dc5);
+    assert.equal(fnv1a('a'), 0xe40c292c);
+    assert.equal(fnv1a('foobar'), 0xbf9cf968);
+    assert.equal(fnv1a('é'), 0x1e9de8c1); // c3 a9
+    assert.equal(fnv1a('🎉x'), 0x143a78e3); // f0 9f 8e 89 78
+    assert.equal(fnv1a('\ud800'), 0x03479c4a); // lone surrogate → U+FFFD (ef bf bd)
+    // Continuing a hash equals hashing the concatenation (ip_user_agent keying relies on it).
+    assert.equal(fnv1a('UA/1', fnv1a('\t', fnv1a('203.0.113.9'))), fnv1a('203.0.113.9\tUA/1'));
+    assert.equal(partitionOf('foobar', 7), 0xbf9cf968 % 7);
+  });
+  it('is stable and spreads IPs evenly', () => {
+    assert.equal(partitionOf('203.0.113.9', 4), partitionOf('203.0.113.9', 4));
+    for (const P of [2, 4, 16, 256]) {
+      const counts = new Array<number>(P).fill(0);
+      const n = 200 * P;
+      for (let i = 0; i < n; i++) {
+        const p = partitionOf(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, P);
+        assert.ok(p >= 0 && p < P && Number.isInteger(p));
+        counts[p]!++;
+      }
+      // 200 expected per partition; ±35% is far outside what a sound hash produces on 200·P keys.
+      for (const c of counts) assert.ok(c > 130 && c < 270, `P=${P}: ${counts.join(',')}`);
+    }
+    assert.equal(partitionOf('anything', 1), 0);
+  });
+});
+
+describe('idTag', () => {
+  it('reads the last byte of any UUID', () => {
+    assert.equal(idTag('0190b6e2-7c3a-7a4b-8c1d-2e3f4a5b6c00'), 0);
+    assert.equal(idTag('0190b6e2-7c3a-7a4b-8c1d-2e3f4a5b6c7d'), 0x7d);
+    assert.equal(idTag('0190B6E2-7C3A-7A4B-8C1D-2E3F4A5B6CFF'), 255);
   });
 });

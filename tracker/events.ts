@@ -3,7 +3,8 @@
  *
  * One stream entry carries a group of events (group commit: the clicks that arrived within one
  * flush share one XADD). Entry fields: `v` (format version), `n` (event count), `d` (the events,
- * one line each, joined by '\n'). A line is tab-separated values in the fixed order of the
+ * one line each, joined by '\n'), and optionally `r` `1` (the group may repeat: see {@link entryMayRepeat}).
+ * A line is tab-separated values in the fixed order of the
  * `*_FIELDS` lists below; tabs, CR and LF inside values are replaced by spaces when encoding, so
  * no escaping is needed and encoding costs one string join (no JSON on the hot path).
  */
@@ -219,6 +220,7 @@ export function decodeConversion(line: string): ConversionEvent {
 
 /**
  * Splits a stream entry's field list (as ioredis returns it: [k1, v1, k2, v2, …]) into its lines.
+ * Unknown extra fields (e.g. the `r` marker, {@link entryMayRepeat}) are ignored here.
  * @throws MalformedEventError when `v`, `n` or `d` is missing or the count does not match.
  */
 export function entryLines(fields: string[]): string[] {
@@ -237,9 +239,88 @@ export function entryLines(fields: string[]): string[] {
   return lines;
 }
 
-/** The XADD field list for a group of encoded lines: `v 1 n <count> d <lines>`. */
-export function entryFields(lines: string[]): string[] {
-  return ['v', FORMAT_VERSION, 'n', String(lines.length), 'd', lines.join('\n')];
+/**
+ * Whether an entry carries the `r 1` marker: its group was sent to Redis once already (an XADD, or a spool
+ * replay, that was written to the connection and then failed — command timeout, error after the write), so the
+ * same events may already be in a stream under another entry id. Its events are otherwise ordinary; a reader
+ * that counts them should skip any whose id (click_id / event_id) it has already processed. Entries without the
+ * field (the common case, and every entry written before the marker existed) never repeat.
+ * @param fields an entry's field list as ioredis returns it ([k1, v1, …]) or as {@link entryFields} makes it.
+ */
+export function entryMayRepeat(fields: string[]): boolean {
+  // The marker is appended last, so look from the end; a normal entry has exactly 6 fields.
+  for (let i = fields.length - 2; i >= 6; i -= 2) if (fields[i] === 'r') return fields[i + 1] === '1';
+  return false;
+}
+
+/**
+ * The XADD field list for a group of encoded lines: `v 1 n <count> d <lines>`, plus `r 1` when
+ * `mayRepeat` (see {@link entryMayRepeat}).
+ */
+export function entryFields(lines: string[], mayRepeat = false): string[] {
+  const f = ['v', FORMAT_VERSION, 'n', String(lines.length), 'd', lines.join('\n')];
+  if (mayRepeat) f.push('r', '1');
+  return f;
+}
+
+/** FNV-1a 32-bit offset basis and prime (Fowler–Noll–Vo, http://www.isthe.com/chongo/tech/comp/fnv/). */
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/**
+ * Continues an FNV-1a 32-bit hash `h` over the UTF-8 bytes of `s` without encoding it (no allocation: the
+ * click path hashes every click's key). Lone surrogates hash as U+FFFD, as TextEncoder would encode them.
+ */
+export function fnv1a(s: string, h: number = FNV_OFFSET): number {
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) {
+      h = Math.imul(h ^ c, FNV_PRIME);
+      continue;
+    }
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const lo = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+      if (c <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+        i++;
+      } else c = 0xfffd;
+    }
+    if (c < 0x800) {
+      h = Math.imul(h ^ (0xc0 | (c >> 6)), FNV_PRIME);
+    } else {
+      if (c < 0x10000) h = Math.imul(h ^ (0xe0 | (c >> 12)), FNV_PRIME);
+      else {
+        h = Math.imul(h ^ (0xf0 | (c >> 18)), FNV_PRIME);
+        h = Math.imul(h ^ (0x80 | ((c >> 12) & 0x3f)), FNV_PRIME);
+      }
+      h = Math.imul(h ^ (0x80 | ((c >> 6) & 0x3f)), FNV_PRIME);
+    }
+    h = Math.imul(h ^ (0x80 | (c & 0x3f)), FNV_PRIME);
+  }
+  return h >>> 0;
+}
+
+/**
+ * The stream partition of an event key: FNV-1a 32-bit of the key's UTF-8 bytes, mod `partitions`. Stable across
+ * processes, versions and hosts (the ingest keys clicks by client IP with it, so all clicks of one IP land on one
+ * partition in arrival order). `tracker/fraud/partition.ts` defines the same function; this one is the one the
+ * ingest and the pipeline use. For `ip_user_agent` keying the key is `${ip}\t${user_agent}`.
+ * @param partitions 1..256 (STREAM_PARTITIONS).
+ * @returns 0 ≤ p < partitions.
+ */
+export function partitionOf(key: string, partitions: number): number {
+  return fnv1a(key) % partitions;
+}
+
+/**
+ * The partition tag of a click_id (or any UUID in canonical text form): the value of its last byte, i.e. the
+ * last two hex digits, 0..255. The ingest writes a click's stream partition there (see `UuidV7.next`), so a
+ * conversion finds its click's partition from the click_id alone: `idTag(click_id) % STREAM_PARTITIONS`.
+ * Not validated: for a string that does not end in two hex digits the result is NaN (or a partial parse); check
+ * the id against a UUID pattern first.
+ */
+export function idTag(id: string): number {
+  return Number.parseInt(id.slice(-2), 16);
 }
 
 /**

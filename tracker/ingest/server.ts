@@ -2,7 +2,7 @@ import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 
 import os from 'node:os';
 import path from 'node:path';
 import { AppError, type Config, createRedis, type Logger, type Redis, redisKeys, type Sql } from '../../infra/index.ts';
-import { type ClickEvent, clean, encodeClick, encodeConversion } from '../events.ts';
+import { type ClickEvent, clean, encodeClick, encodeConversion, fnv1a, idTag, partitionOf } from '../events.ts';
 import { FUTURE_SKEW_MS, hasControl, MIN_EVENT_TIME_MS, parsePostback, TokenCache } from './conversion.ts';
 import {
   FALLBACK,
@@ -18,7 +18,7 @@ import { type CachedLink, LinkCache } from './link-cache.ts';
 import { fillTemplate, type MacroValues } from './macros.ts';
 import { normalise, TrustedProxies } from './proxies.ts';
 import { Spool } from './spool.ts';
-import { UuidV7 } from './uuid7.ts';
+import { UUID_RE, UuidV7 } from './uuid7.ts';
 import { callStored, GroupWriter, type Stored } from './writer.ts';
 
 /** Explicit input limits of the ingest. */
@@ -83,6 +83,9 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   const P = config.STREAM_PARTITIONS;
   const proxies = new TrustedProxies(config.TRUSTED_PROXIES);
   const uuid = new UuidV7();
+  const keying = config.STREAM_PARTITION_KEY;
+  /** FNV-1a of '\t' after an IP: `ip_user_agent` hashes `${ip}\t${ua}` without building that string. */
+  const TAB = '\t';
 
   // The hot-path connection fails fast: no offline queue, bounded command time, so an outage
   // sends events to the spool instead of stalling redirects. No auto-pipelining: the writers already
@@ -261,33 +264,42 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         }
         ts_ms = t;
       }
+      const ip = trusted ? proxies.clientIp(peer, xff) : peer;
+      const user_agent = clean(ua);
+      // The partition is chosen before the click_id, which carries it in its last byte (idTag).
+      const p =
+        keying === 'ip'
+          ? partitionOf(ip, P)
+          : keying === 'ip_user_agent'
+            ? fnv1a(user_agent, fnv1a(TAB, fnv1a(ip))) % P
+            : clicks.roundRobin();
       const ev: ClickEvent = {
-        click_id: uuid.next(received_ms),
+        click_id: uuid.next(received_ms, p),
         ts_ms,
         received_ms,
         link_code: code,
         campaign_id: 0,
         affiliate_id: 0,
         advertiser_id: 0,
-        ip: trusted ? proxies.clientIp(peer, xff) : peer,
+        ip,
         method: head ? 'HEAD' : 'GET',
         query: clean(query),
-        user_agent: clean(ua),
+        user_agent,
         referer: clean(referer),
         accept_language: clean(lang),
         purpose: clean(purpose),
         invalid_reason: '',
       };
       const link = links.get(code);
-      if (link === null || !(link instanceof Promise)) return recordClick(st, ev, subs, link);
+      if (link === null || !(link instanceof Promise)) return recordClick(st, ev, subs, link, p);
       link.then(
-        (l) => recordClick(st, ev, subs, l),
+        (l) => recordClick(st, ev, subs, l, p),
         (err: Error) => {
           // Postgres is down and the link is not cached: record the click, ask the client to retry.
           log.error({ err: err.message, code }, 'link lookup failed');
           ev.invalid_reason = 'unknown_link';
           st.unavailable = true;
-          clicks.add(encodeClick(ev), st);
+          clicks.add(encodeClick(ev), st, p);
         },
       );
     } catch (err) {
@@ -297,7 +309,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     }
   };
 
-  const recordClick = (st: ReqState, ev: ClickEvent, subs: string[], link: CachedLink | null) => {
+  const recordClick = (st: ReqState, ev: ClickEvent, subs: string[], link: CachedLink | null, p: number) => {
     if (link) {
       ev.campaign_id = link.campaign_id;
       ev.affiliate_id = link.affiliate_id;
@@ -325,7 +337,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         st.location = fillTemplate(link.invalid_reason === '' ? link.destination : link.fallback!, values);
       }
     } else ev.invalid_reason = 'unknown_link';
-    clicks.add(encodeClick(ev), st);
+    clicks.add(encodeClick(ev), st, p);
   };
 
   const onConversion = (res: HttpResponse, req: HttpRequest) => {
@@ -362,7 +374,10 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
             }
             try {
               const f = parsePostback(params, received_ms);
-              const conversion_id = uuid.next(received_ms);
+              // To its click's partition (the click_id's tag), so the pipeline finds the click there; a click_id
+              // that is not a UUID has no click to find and goes round robin.
+              const p = UUID_RE.test(f.click_id) ? idTag(f.click_id) % P : conversions.roundRobin();
+              const conversion_id = uuid.next(received_ms, p);
               const line = encodeConversion({
                 conversion_id,
                 event_id: f.event_id,
@@ -376,19 +391,23 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
                 received_ms,
                 ip,
               });
-              conversions.add(line, (ok) => {
-                if (ok) {
-                  sendJson(st, 200, {
-                    success: true,
-                    data: { decision: 'accepted', conversion_id, event_id: f.event_id },
-                  });
-                } else {
-                  sendAppError(st, 'SERVICE_UNAVAILABLE', 'conversion could not be stored, retry later', undefined, {
-                    'Retry-After': '5',
-                  });
-                }
-                finish(st);
-              });
+              conversions.add(
+                line,
+                (ok) => {
+                  if (ok) {
+                    sendJson(st, 200, {
+                      success: true,
+                      data: { decision: 'accepted', conversion_id, event_id: f.event_id },
+                    });
+                  } else {
+                    sendAppError(st, 'SERVICE_UNAVAILABLE', 'conversion could not be stored, retry later', undefined, {
+                      'Retry-After': '5',
+                    });
+                  }
+                  finish(st);
+                },
+                p,
+              );
             } catch (err) {
               sendError(st, err);
               finish(st);

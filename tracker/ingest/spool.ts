@@ -3,6 +3,7 @@ import { access, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger, Redis } from '../../infra/index.ts';
+import { entryMayRepeat } from '../events.ts';
 
 /** Records XADDed per round trip when replaying. */
 const REPLAY_BATCH = 256;
@@ -17,7 +18,11 @@ const REPLAY_BATCH = 256;
  * `<name>.<pid>.replay` (rename is atomic, so two processes never claim one file), XADDs its
  * records in order, recording the count done in `<file>.offset` after each acknowledged batch, and
  * deletes the file only once every record is acknowledged. A crash therefore loses nothing; it can
- * repeat at most one batch, which the pipeline's idempotent inserts (by click_id / event_id) absorb.
+ * repeat at most one batch. Before each batch is sent, `<file>.sent` records how many records have ever
+ * been handed to Redis; a record below that mark that is sent again (its batch failed or the process died
+ * after the write: a stalled Redis runs the buffered XADDs once it resumes) gets the `r 1` marker, like a
+ * group whose XADD timed out (see `entryMayRepeat` in tracker/events.ts), so the pipeline can drop the
+ * copy it has already counted.
  */
 export class Spool {
   private ws: WriteStream | undefined;
@@ -126,6 +131,7 @@ export class Spool {
         try {
           await rename(file, claimed);
           await rename(`${file}.offset`, `${claimed}.offset`).catch(() => {});
+          await rename(`${file}.sent`, `${claimed}.sent`).catch(() => {});
         } catch {
           continue; // another process claimed it first
         }
@@ -139,12 +145,23 @@ export class Spool {
 
   private async replayFile(redis: Redis, file: string): Promise<number> {
     const offsetFile = `${file}.offset`;
+    const sentFile = `${file}.sent`;
     const skip = Number(await readFile(offsetFile, 'utf8').catch(() => '0')) || 0;
+    let sent = Math.max(skip, Number(await readFile(sentFile, 'utf8').catch(() => '0')) || 0);
     let index = 0;
     let done = skip;
     let batch: string[][] = [];
     const flush = async () => {
       if (batch.length === 0) return;
+      // Records [done, sent) may already be in Redis from an earlier attempt: mark them before resending.
+      for (let i = 0; i < batch.length && done + i < sent; i++) {
+        const rec = batch[i]!;
+        if (!entryMayRepeat(rec.slice(1))) rec.push('r', '1');
+      }
+      if (done + batch.length > sent) {
+        sent = done + batch.length;
+        await writeFile(sentFile, String(sent));
+      }
       const p = redis.pipeline();
       for (const [stream, ...fields] of batch) p.xadd(stream!, '*', ...fields);
       const res = await p.exec();
@@ -173,6 +190,7 @@ export class Spool {
     await flush();
     await rm(file, { force: true });
     await rm(offsetFile, { force: true });
+    await rm(sentFile, { force: true });
     return done - skip;
   }
 }

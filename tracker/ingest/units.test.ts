@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { idTag } from '../events.ts';
 import { currencyDigits, parsePostback, toMinorUnits } from './conversion.ts';
 import { compileTemplate, fillTemplate } from './macros.ts';
 import { TrustedProxies } from './proxies.ts';
@@ -22,6 +23,23 @@ describe('UuidV7', () => {
     assert.equal(uuidV7Ms(g.next(now + 10)), now + 10);
     // A clock going back does not break ordering.
     assert.ok(g.next(now - 1000) > prev);
+  });
+  it('carries the tag in its last byte (idTag), keeps ordering across tags, and refuses a bad tag', () => {
+    const g = new UuidV7();
+    const now = 1_700_000_000_123;
+    let prev = '';
+    for (let i = 0; i < 5000; i++) {
+      const tag = (i * 37) % 256;
+      const id = g.next(now, tag);
+      assert.match(id, UUID_RE);
+      assert.equal(idTag(id), tag);
+      assert.ok(id > prev, `${id} <= ${prev}`);
+      prev = id;
+    }
+    assert.equal(idTag(g.next()), 0, 'tag 0 by default');
+    assert.throws(() => g.next(now, 256), RangeError);
+    assert.throws(() => g.next(now, -1), RangeError);
+    assert.throws(() => g.next(now, 1.5), RangeError);
   });
   it('has random bits', () => {
     const g = new UuidV7();
