@@ -313,17 +313,6 @@ export function partitionOf(key: string, partitions: number): number {
 }
 
 /**
- * The partition tag of a click_id (or any UUID in canonical text form): the value of its last byte, i.e. the
- * last two hex digits, 0..255. The ingest writes a click's stream partition there (see `UuidV7.next`), so a
- * conversion finds its click's partition from the click_id alone: `idTag(click_id) % STREAM_PARTITIONS`.
- * Not validated: for a string that does not end in two hex digits the result is NaN (or a partial parse); check
- * the id against a UUID pattern first.
- */
-export function idTag(id: string): number {
-  return Number.parseInt(id.slice(-2), 16);
-}
-
-/**
  * The tag of a click_id: the value of its last byte (its last two hex digits), 0..255; 0 when they are not
  * hex. The ingest writes the click's stream partition there (see ./ingest/uuid7.ts), so the click store,
  * the labels and the conversions of a click find its partition from the click_id alone.

@@ -4,6 +4,9 @@
  * streams with the clicks.
  */
 import { entryLines, MalformedEventError } from '../events.ts';
+
+export { entryMayRepeat } from '../events.ts';
+
 import { batchToken, type RawEntry } from './streams.ts';
 
 /** One batch of one stream partition: one fraud task, one ClickHouse insert, one XACK. */
@@ -57,14 +60,6 @@ export const LABEL_ENTRY_KIND = 'l';
 /** Whether a click-stream entry carries labels (`k l`) rather than clicks. */
 export function isLabelEntry(fields: readonly string[]): boolean {
   return entryField(fields, 'k') === LABEL_ENTRY_KIND;
-}
-
-/**
- * Whether the ingest spooled this entry after an XADD that was sent and then failed (field `r 1`): the
- * first XADD may have landed too, so its events may already have been processed from another entry.
- */
-export function entryMayRepeat(fields: readonly string[]): boolean {
-  return entryField(fields, 'r') === '1';
 }
 
 /**
