@@ -194,15 +194,34 @@ const RULE_COUNT = CLICK_RULES.length;
 const MODEL_BIT = 1 << RULE_COUNT;
 /** One shared reasons array per reason bitmask. */
 const reasonLists = new Map<number, string[]>();
-function reasonsOf(bits: number): string[] {
+const reasonListBits = new Map<string[], number>();
+/**
+ * The (shared, never mutated) reasons array of a bitmask: bit i = CLICK_RULES[i]'s code, bit CLICK_RULES.length =
+ * {@link MODEL_REASON}.
+ */
+export function reasonsOf(bits: number): string[] {
   let r = reasonLists.get(bits);
   if (r === undefined) {
     r = CLICK_RULES.filter((_, i) => bits & (1 << i)).map(([code]) => code as string);
     if (bits & MODEL_BIT) r.push(MODEL_REASON);
     reasonLists.set(bits, r);
+    reasonListBits.set(r, bits);
   }
   return r;
 }
+/** Inverse of {@link reasonsOf} (by array identity, else by codes). */
+export function reasonBits(reasons: string[]): number {
+  const known = reasonListBits.get(reasons);
+  if (known !== undefined) return known;
+  let bits = 0;
+  for (const code of reasons) {
+    const i = CLICK_RULES.findIndex(([c]) => c === code);
+    bits |= i >= 0 ? 1 << i : code === MODEL_REASON ? MODEL_BIT : 0;
+  }
+  return bits;
+}
+// Verdicts carry reasons as a Uint16 bitmask across threads: the rules plus the model's bit.
+if (RULE_COUNT + 1 > 16) throw new Error('more than 15 click rules: widen the packed reasons');
 const RULE_WEIGHTS = CLICK_RULES.map(([code]) => FRAUD_WEIGHTS[code as FraudReason]);
 
 const ENGINE_MAGIC = 0x46454e31; // 'FEN1'
