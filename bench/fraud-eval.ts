@@ -21,6 +21,7 @@ const { values } = parseArgs({
     file: { type: 'string', default: '../shared/data/talkingdata/train_sample.csv' },
     partitions: { type: 'string', default: '2' },
     'label-delay-ms': { type: 'string', default: '600000' },
+    'ramp-labels': { type: 'string', default: '1000' },
   },
 });
 const partitions = Number(values.partitions);
@@ -66,7 +67,7 @@ const scores = new Float64Array(rows.length);
 let cpuUs = 0;
 const stats = [];
 for (let p = 0; p < partitions; p++) {
-  const e = new PartitionEngine({ partition: p, labelDelayMs });
+  const e = new PartitionEngine({ partition: p, labelDelayMs, modelRampLabels: Number(values['ramp-labels']) });
   const recs = streams[p]!;
   const at = rowOfClick[p]!;
   const t0 = process.cpuUsage();

@@ -118,6 +118,8 @@ export interface PartitionOptions {
   positiveSetMax?: number;
   /** FTRL hyper-parameters (defaults: 2^20 slots, α 1, β 1, λ1 2, λ2 1). */
   model?: FtrlOptions;
+  /** Labels after which the model has its full weight (default {@link MODEL_RAMP_LABELS}; 0 = full weight at once). */
+  modelRampLabels?: number;
 }
 
 /** Counters of one partition (for metrics). */
@@ -240,6 +242,7 @@ export class PartitionEngine {
   readonly positives: LabelHeap;
   readonly positiveIds: PositiveSet;
   private seq = 0;
+  private readonly rampLabels: number;
   private readonly counters = {
     clicks: 0,
     positives_applied: 0,
@@ -261,6 +264,7 @@ export class PartitionEngine {
   ) {
     this.partition = options.partition ?? 0;
     this.labelDelayMs = options.labelDelayMs ?? 600_000;
+    this.rampLabels = options.modelRampLabels ?? MODEL_RAMP_LABELS;
     this.state = restored?.state ?? new FraudState(options.maxKeys ?? DEFAULT_MAX_KEYS);
     this.model = restored?.model ?? new FtrlModel(options.model);
     this.negatives = new LabelHeap(options.labelQueueMax ?? 200_000);
@@ -393,7 +397,8 @@ export class PartitionEngine {
     if (labels > 0) {
       const p = this.model.predict(this.slots, 0, k);
       const base = (this.counters.positives_applied + 1) / (labels + 2);
-      m = MODEL_WEIGHT_MAX * Math.min(1, labels / MODEL_RAMP_LABELS) * (1 / (1 + p / base));
+      const ramp = this.rampLabels > 0 ? Math.min(1, labels / this.rampLabels) : 1;
+      m = (MODEL_WEIGHT_MAX * ramp) / (1 + p / base);
       if (m >= MODEL_REASON_MIN && m > maxRule) bits |= MODEL_BIT;
       clean *= 1 - m;
     }
@@ -443,6 +448,7 @@ export class PartitionEngine {
     w.str(this.position);
     w.f64(this.watermarkMs);
     w.f64(this.labelDelayMs);
+    w.f64(this.rampLabels);
     w.f64(this.seq);
     const c = this.counters;
     for (const v of [
@@ -478,6 +484,7 @@ export class PartitionEngine {
     const position = r.str();
     const watermark = r.f64();
     const labelDelayMs = r.f64();
+    const modelRampLabels = r.f64();
     const seq = r.f64();
     const counts = Array.from({ length: 7 }, () => r.f64());
     const labelQueueMax = r.u32();
@@ -490,6 +497,7 @@ export class PartitionEngine {
       {
         partition,
         labelDelayMs,
+        modelRampLabels,
         labelQueueMax,
         positiveQueueMax,
         positiveSetMax,
