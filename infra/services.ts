@@ -175,10 +175,12 @@ export async function startLocalRedisCluster(opts: {
   log?: Logger;
 }): Promise<LocalRedisCluster> {
   const masters = opts.masters ?? 3;
-  if (!Number.isInteger(masters) || masters < 3) throw new ServiceStartError('a Redis Cluster needs at least 3 masters');
+  if (!Number.isInteger(masters) || masters < 3)
+    throw new ServiceStartError('a Redis Cluster needs at least 3 masters');
   const bin = ensureRedisServerBinary(opts.log);
   const cli = which('redis-cli');
-  if (!cli) throw new ServiceStartError('redis-cli is missing (Debian package redis-tools, installed with redis-server)');
+  if (!cli)
+    throw new ServiceStartError('redis-cli is missing (Debian package redis-tools, installed with redis-server)');
   const ports = new Set<number>();
   while (ports.size < masters * 2) ports.add(await freePort());
   const [...all] = ports;
@@ -217,7 +219,9 @@ export async function startLocalRedisCluster(opts: {
         ['--cluster', 'create', ...addrs, '--cluster-replicas', '0', '--cluster-yes'],
         { timeout: 20_000 },
         (err, _stdout, stderr) =>
-          err ? reject(new ServiceStartError(`redis-cli --cluster create failed: ${stderr || err.message}`)) : resolve(),
+          err
+            ? reject(new ServiceStartError(`redis-cli --cluster create failed: ${stderr || err.message}`))
+            : resolve(),
       );
     });
     const clients = nodes.map(
