@@ -135,6 +135,7 @@ export interface LocalRedisNode {
   busPort: number;
   /** pid of its redis-server. */
   pid: number;
+  process: ChildProcess;
 }
 
 /** A local Redis Cluster: `url` is a seed node (the first), `nodes` every master. */
@@ -204,7 +205,7 @@ export async function startLocalRedisCluster(opts: {
       // No inherited pipes: a stray child must never hold its parent's stdout open.
       const child = spawn(bin, args, { stdio: 'ignore' });
       children.push(child);
-      nodes.push({ url: `redis://127.0.0.1:${port}`, port, busPort, pid: child.pid ?? 0 });
+      nodes.push({ url: `redis://127.0.0.1:${port}`, port, busPort, pid: child.pid ?? 0, process: child });
     }
     const alive = () => children.every((c) => c.exitCode === null && c.signalCode === null);
     await waitFor(
