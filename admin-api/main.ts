@@ -17,7 +17,7 @@ if (!config.DATABASE_URL || !config.REDIS_URL) {
   process.exit(2);
 }
 const sql = createSql(config.DATABASE_URL);
-const redis = createRedis(config.REDIS_URL);
+const redis = createRedis(config.REDIS_URL, { cluster: config.REDIS_CLUSTER });
 await migratePostgres(sql);
 // Outbound postbacks/webhooks: the engine's workers run in this process.
 const keys = redisKeys(config.REDIS_PREFIX);

@@ -26,7 +26,7 @@ interface KoaLink {
 const config = loadConfig(process.env);
 if (!config.DATABASE_URL || !config.REDIS_URL) throw new Error('DATABASE_URL and REDIS_URL are required');
 const sql = createSql(config.DATABASE_URL, { max: 2 });
-const redis = createRedis(config.REDIS_URL);
+const redis = createRedis(config.REDIS_URL, { cluster: config.REDIS_CLUSTER });
 const stream = redisKeys(config.REDIS_PREFIX).key('bench', 'koa-clicks');
 
 const rows = await sql<KoaLink[]>`

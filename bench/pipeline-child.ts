@@ -30,7 +30,7 @@ const ch = createClickHouse({ chdbPath: chdbDir });
 await migrateClickHouse(ch);
 const sql = createSql(config.DATABASE_URL, { max: 4 });
 await migratePostgres(sql);
-const redis = createRedis(config.REDIS_URL);
+const redis = createRedis(config.REDIS_URL, { cluster: config.REDIS_CLUSTER });
 const pipeline = await startPipeline({ config, logger, ch, sql, redis });
 
 const reports = createReports(ch);

@@ -22,6 +22,7 @@ import {
   createRedis,
   createSql,
   freePort,
+  loadConfig,
   migratePostgres,
   type Redis,
   redisKeys,
@@ -154,9 +155,13 @@ const cleanup: Array<() => Promise<void>> = [];
 const notes: string[] = [];
 const scenarios: BenchResults['scenarios'] = [];
 
-async function services(tmp: string): Promise<{ dbUrl: string; redisUrl: string; prefix: string }> {
+async function services(
+  tmp: string,
+): Promise<{ dbUrl: string; redisUrl: string; redisCluster: boolean; prefix: string }> {
   const prefix = `bench${Date.now().toString(36)}:`;
   let redisUrl = process.env.REDIS_URL;
+  // REDIS_CLUSTER only describes a given REDIS_URL; the bench's own redis-server is a single node.
+  const redisCluster = redisUrl ? loadConfig({ REDIS_CLUSTER: process.env.REDIS_CLUSTER }).REDIS_CLUSTER : false;
   if (!redisUrl) {
     const r = await startLocalRedis({ dir: path.join(tmp, 'redis'), persistent: false });
     cleanup.push(() => r.stop());
@@ -181,20 +186,21 @@ async function services(tmp: string): Promise<{ dbUrl: string; redisUrl: string;
     cleanup.push(() => pg.stop());
     dbUrl = pg.url;
   }
-  return { dbUrl, redisUrl, prefix };
+  return { dbUrl, redisUrl, redisCluster, prefix };
 }
 
 /**
  * Deletes the click/conversion streams between scenarios (and every second of the constant-rate run) so Redis
  * memory does not grow across the run. UNLINK frees them on Redis's background thread: a synchronous DEL of a
- * second's worth of clicks would stall the XADDs of the run being measured.
+ * second's worth of clicks would stall the XADDs of the run being measured. One UNLINK per key: the partitions
+ * hash to different slots, and on a Redis Cluster a multi-key UNLINK across slots is refused with CROSSSLOT.
  */
 async function resetStreams(redis: Redis, prefix: string): Promise<void> {
   const keys = redisKeys(prefix);
   const names: string[] = [];
   for (let p = 0; p < PARTITIONS; p++) names.push(keys.clicks(p), keys.conversions(p));
   names.push(keys.key('bench', 'koa-clicks'));
-  await redis.unlink(...names);
+  await Promise.all(names.map((n) => redis.unlink(n)));
 }
 
 function trackerEnv(base: Record<string, string>, port: number): Record<string, string> {
@@ -323,7 +329,7 @@ async function main(): Promise<void> {
   cleanup.push(() => sql.end({ timeout: 1 }));
   await migratePostgres(sql);
   const seeded: Seeded = await seed(sql, { links: 10_000, campaigns: 20, affiliates: 200 });
-  const redis = createRedis(svc.redisUrl);
+  const redis = createRedis(svc.redisUrl, { cluster: svc.redisCluster });
   cleanup.push(async () => {
     await resetStreams(redis, svc.prefix).catch(() => {});
     redis.disconnect();
@@ -337,6 +343,7 @@ async function main(): Promise<void> {
     DATA_DIR: path.join(tmp, 'data'),
     DATABASE_URL: svc.dbUrl,
     REDIS_URL: svc.redisUrl,
+    REDIS_CLUSTER: String(svc.redisCluster),
     REDIS_PREFIX: svc.prefix,
     STREAM_PARTITIONS: String(PARTITIONS),
     BIND_HOST: '127.0.0.1',

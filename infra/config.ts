@@ -44,8 +44,20 @@ const schema = z.object({
   CLICKHOUSE_PASSWORD: z.string().default(''),
   /** ClickHouse database (server only). */
   CLICKHOUSE_DATABASE: z.string().default('default'),
-  /** Prefix for every Redis key and stream, so test runs and tenants of one Redis do not collide. */
-  REDIS_PREFIX: z.string().default(''),
+  /**
+   * Prefix for every Redis key and stream, so test runs and tenants of one Redis do not collide. No `{`/`}`:
+   * keys carry hash tags (`clicks:{3}`) that decide their Redis Cluster slot, and a brace in the prefix would
+   * become the tag instead.
+   */
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[^{}]*$/, 'must not contain { or }')
+    .default(''),
+  /**
+   * REDIS_URL is a Redis Cluster node (a seed: the others are discovered from it). Every multi-key command,
+   * MULTI and script then keeps its keys under one hash tag (`{p}` per stream partition).
+   */
+  REDIS_CLUSTER: bool.default(false),
 
   /** Number of partitions of each event stream (`clicks:{p}`, `conversions:{p}`). */
   STREAM_PARTITIONS: z.coerce.number().int().min(1).max(256).default(2),

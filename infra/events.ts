@@ -46,6 +46,12 @@ export function eventLogKey(keys: RedisKeys): string {
 /**
  * Publishes an event on the Redis pub/sub channel `keys.events` (fan-out to every API process,
  * e.g. SSE) and appends it to the durable event log ({@link eventLogKey}, field `e` = the JSON).
+ *
+ * Cluster-safe as one MULTI: its only key is the event log (a PUBLISH channel is not a key and has no slot),
+ * so the transaction goes to the node that owns the log's slot, and Redis Cluster forwards a PUBLISH on any
+ * node to every node over the cluster bus, reaching subscribers wherever they are connected (Redis Cluster
+ * spec, "Pub/Sub"). A second keyed command here would have to share the log's hash tag, or MULTI fails
+ * with CROSSSLOT.
  */
 export async function publishEvent(redis: Redis, keys: RedisKeys, event: LiveEvent): Promise<void> {
   const json = JSON.stringify(event);

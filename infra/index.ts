@@ -18,14 +18,17 @@ export { EVENT_LOG_MAXLEN, eventLogKey, type LiveEvent, type LiveEventType, publ
 export { createLogger, type Logger } from './logger.ts';
 export { MigrationError, migrateClickHouse, migratePostgres, readMigrations } from './migrate.ts';
 export { createSql, type Sql, type TransactionSql } from './postgres.ts';
-export { createRedis, type Redis, type RedisKeys, redisKeys } from './redis.ts';
+export { type CreateRedisOptions, createRedis, isCluster, type Redis, type RedisKeys, redisKeys } from './redis.ts';
 export { operatorDatabaseUrl, type RuntimeInfo, readRuntime, writeRuntime } from './runtime.ts';
 export { decryptSecret, encryptSecret, loadSecretKey, parseSecretKey, type SecretKeyName } from './secrets.ts';
 export {
   ensureRedisServerBinary,
   freePort,
+  type LocalRedisCluster,
+  type LocalRedisNode,
   type LocalService,
   ServiceStartError,
   startEmbeddedPostgres,
   startLocalRedis,
+  startLocalRedisCluster,
 } from './services.ts';

@@ -1,8 +1,9 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
+import { Redis as RedisClient } from 'ioredis';
 import postgres from 'postgres';
 import type { Logger } from './logger.ts';
 
@@ -123,6 +124,133 @@ export async function startLocalRedis(opts: {
         child.kill('SIGTERM');
       }),
   };
+}
+
+/** One node of a {@link startLocalRedisCluster} cluster. */
+export interface LocalRedisNode {
+  /** `redis://127.0.0.1:<port>`. */
+  url: string;
+  port: number;
+  /** Port of the node-to-node cluster bus (`--cluster-port`). */
+  busPort: number;
+  /** pid of its redis-server. */
+  pid: number;
+  process: ChildProcess;
+}
+
+/** A local Redis Cluster: `url` is a seed node (the first), `nodes` every master. */
+export interface LocalRedisCluster extends LocalService {
+  nodes: LocalRedisNode[];
+}
+
+/** Stops a child with SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
+function stopChild(child: ChildProcess, graceMs = 5_000): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/**
+ * Starts a throw-away Redis Cluster on loopback under `dir`, for tests and development: `masters`
+ * redis-servers with `--cluster-enabled yes`, no persistence and no replicas, joined by
+ * `redis-cli --cluster create` (which assigns the 16384 slots evenly), then waits until every node
+ * reports `cluster_state:ok` with all slots assigned and all nodes known, so a client seeded at
+ * any node gets the full slot map at once. Takes ~2 s, nearly all of it redis-cli's own waiting.
+ *
+ * Each node gets two free ports: its client port and its cluster-bus port (`--cluster-port`, Redis 7+;
+ * the default bus port, client port + 10000, could be taken or beyond 65535). Node files of an earlier
+ * run in `dir` are removed first: a node that finds one believes it still belongs to that cluster.
+ * @param opts.masters at least 3 (redis-cli refuses fewer).
+ * @throws ServiceStartError when redis-server/redis-cli are missing, a node does not start, or the
+ *   cluster does not form within 20 s; the nodes started so far are stopped first.
+ */
+export async function startLocalRedisCluster(opts: {
+  dir: string;
+  masters?: number;
+  log?: Logger;
+}): Promise<LocalRedisCluster> {
+  const masters = opts.masters ?? 3;
+  if (!Number.isInteger(masters) || masters < 3)
+    throw new ServiceStartError('a Redis Cluster needs at least 3 masters');
+  const bin = ensureRedisServerBinary(opts.log);
+  const cli = which('redis-cli');
+  if (!cli)
+    throw new ServiceStartError('redis-cli is missing (Debian package redis-tools, installed with redis-server)');
+  const ports = new Set<number>();
+  while (ports.size < masters * 2) ports.add(await freePort());
+  const [...all] = ports;
+  const children: ChildProcess[] = [];
+  const nodes: LocalRedisNode[] = [];
+  const stop = async () => {
+    await Promise.all(children.map((c) => stopChild(c)));
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const port = all[2 * i]!;
+      const busPort = all[2 * i + 1]!;
+      const nodeDir = path.join(opts.dir, String(i));
+      mkdirSync(nodeDir, { recursive: true });
+      const conf = path.join(nodeDir, 'nodes.conf');
+      rmSync(conf, { force: true });
+      const args = ['--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1'];
+      args.push('--cluster-enabled', 'yes', '--cluster-config-file', conf, '--dir', nodeDir);
+      args.push('--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes');
+      args.push('--loglevel', 'warning');
+      // No inherited pipes: a stray child must never hold its parent's stdout open.
+      const child = spawn(bin, args, { stdio: 'ignore' });
+      children.push(child);
+      nodes.push({ url: `redis://127.0.0.1:${port}`, port, busPort, pid: child.pid ?? 0, process: child });
+    }
+    const alive = () => children.every((c) => c.exitCode === null && c.signalCode === null);
+    await waitFor(
+      async () => alive() && (await Promise.all(nodes.map((n) => ping(n.port)))).every(Boolean),
+      10_000,
+      'redis-server cluster nodes',
+    );
+    const addrs = nodes.map((n) => `127.0.0.1:${n.port}`);
+    await new Promise<void>((resolve, reject) => {
+      execFile(
+        cli,
+        ['--cluster', 'create', ...addrs, '--cluster-replicas', '0', '--cluster-yes'],
+        { timeout: 20_000 },
+        (err, _stdout, stderr) =>
+          err
+            ? reject(new ServiceStartError(`redis-cli --cluster create failed: ${stderr || err.message}`))
+            : resolve(),
+      );
+    });
+    const clients = nodes.map(
+      (n) => new RedisClient(n.port, '127.0.0.1', { lazyConnect: false, maxRetriesPerRequest: 0, retryStrategy: null }),
+    );
+    try {
+      await waitFor(
+        async () => {
+          if (!alive()) return false;
+          const infos = await Promise.all(clients.map((c) => c.cluster('INFO')));
+          return infos.every(
+            (info) =>
+              /cluster_state:ok/.test(info) &&
+              /cluster_slots_assigned:16384/.test(info) &&
+              new RegExp(`cluster_known_nodes:${masters}\\b`).test(info),
+          );
+        },
+        20_000,
+        'Redis Cluster (cluster_state:ok on every node)',
+      );
+    } finally {
+      for (const c of clients) c.disconnect();
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url: nodes[0]!.url, nodes, stop };
 }
 
 /**

@@ -100,6 +100,10 @@ function stopChild(child: ChildProcess): Promise<void> {
 
 try {
   let redisUrl = config.REDIS_URL;
+  if (!redisUrl && config.REDIS_CLUSTER) {
+    // A local cluster's node files name its ports; a restart on new free ports would not find its data again.
+    throw new Error('REDIS_CLUSTER=true needs REDIS_URL (a node of a running Redis Cluster)');
+  }
   if (!redisUrl) {
     const redis: LocalService = await startLocalRedis({
       dir: path.join(config.DATA_DIR, 'redis'),
@@ -132,7 +136,7 @@ try {
     await shutdown(0);
   }
 
-  const redis = createRedis(redisUrl);
+  const redis = createRedis(redisUrl, { cluster: config.REDIS_CLUSTER });
   stops.push(async () => redis.disconnect());
   const keys = redisKeys(config.REDIS_PREFIX);
   const ledger = createLedger({ config, logger: log, sql, redis, keys });

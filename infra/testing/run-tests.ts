@@ -1,5 +1,7 @@
 /**
- * `npm test` runner: starts one local Redis and one embedded Postgres for the whole run, then runs
+ * `npm test` runner: starts one local Redis, one local 3-master Redis Cluster (for
+ * `createTestEnv({ redisCluster: true })`; ~2 s, in parallel with Postgres, so it costs the run
+ * next to nothing) and one embedded Postgres for the whole run, then runs
  * every `*.test.ts` under the product folders with node:test (each file in its own process, each
  * on its own database and Redis key prefix; see ./index.ts). Extra arguments filter files by path.
  */
@@ -7,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startEmbeddedPostgres, startLocalRedis } from '../services.ts';
+import { type LocalService, startEmbeddedPostgres, startLocalRedis, startLocalRedisCluster } from '../services.ts';
 
 const ROOTS = ['infra', 'tracker', 'admin-api', 'ledger', 'bench'];
 
@@ -32,11 +34,18 @@ if (files.length === 0) {
 }
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tracker-test-'));
-const redis = await startLocalRedis({ dir: path.join(tmp, 'redis'), persistent: false });
-const pg = await startEmbeddedPostgres({ dir: path.join(tmp, 'pg'), database: 'postgres' }).catch(async (err) => {
-  await redis.stop();
-  throw err;
-});
+const [redisR, clusterR, pgR] = await Promise.allSettled([
+  startLocalRedis({ dir: path.join(tmp, 'redis'), persistent: false }),
+  startLocalRedisCluster({ dir: path.join(tmp, 'redis-cluster') }),
+  startEmbeddedPostgres({ dir: path.join(tmp, 'pg'), database: 'postgres' }),
+]);
+if (redisR.status === 'rejected' || clusterR.status === 'rejected' || pgR.status === 'rejected') {
+  const all: PromiseSettledResult<LocalService>[] = [redisR, clusterR, pgR];
+  for (const r of all) if (r.status === 'fulfilled') await r.value.stop().catch(() => {});
+  rmSync(tmp, { recursive: true, force: true });
+  throw all.find((r) => r.status === 'rejected')?.reason;
+}
+const [redis, cluster, pg] = [redisR.value, clusterR.value, pgR.value];
 
 const child = spawn(
   process.execPath,
@@ -48,6 +57,7 @@ const child = spawn(
       NODE_ENV: 'test',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
       TEST_REDIS_URL: redis.url,
+      TEST_REDIS_CLUSTER_URL: cluster.url,
       TEST_PG_ADMIN_URL: pg.adminUrl,
       TEST_TMP_DIR: tmp,
     },
@@ -55,6 +65,7 @@ const child = spawn(
 );
 const stopAll = async () => {
   await redis.stop().catch(() => {});
+  await cluster.stop().catch(() => {});
   await pg.stop().catch(() => {});
   rmSync(tmp, { recursive: true, force: true });
 };

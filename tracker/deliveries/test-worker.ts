@@ -7,7 +7,7 @@ import { createDeliveries } from './engine.ts';
 
 const config = loadConfig();
 const sql = createSql(config.DATABASE_URL!, { max: 4 });
-const redis = createRedis(config.REDIS_URL!);
+const redis = createRedis(config.REDIS_URL!, { cluster: config.REDIS_CLUSTER });
 const deliveries = createDeliveries({
   sql,
   redis,

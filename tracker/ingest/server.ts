@@ -91,13 +91,18 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   // sends events to the spool instead of stalling redirects. No auto-pipelining: the writers already
   // send one XADD per turn, and the pipelining machinery would cost more than it saves.
   const redis = createRedis(opts.redisUrl, {
+    cluster: config.REDIS_CLUSTER,
     enableAutoPipelining: false,
     enableOfflineQueue: false,
     commandTimeout: config.TRACKER_REDIS_TIMEOUT_MS,
     maxRetriesPerRequest: 0,
   });
   redis.on('error', (err: Error) => log.debug({ err: err.message }, 'redis error'));
-  const sub = createRedis(opts.redisUrl, { autoResubscribe: false, maxRetriesPerRequest: null });
+  const sub = createRedis(opts.redisUrl, {
+    cluster: config.REDIS_CLUSTER,
+    autoResubscribe: false,
+    maxRetriesPerRequest: null,
+  });
 
   const spool = new Spool(
     path.join(config.DATA_DIR, 'spool'),

@@ -162,10 +162,22 @@ export class Spool {
         sent = done + batch.length;
         await writeFile(sentFile, String(sent));
       }
-      const p = redis.pipeline();
-      for (const [stream, ...fields] of batch) p.xadd(stream!, '*', ...fields);
-      const res = await p.exec();
-      for (const r of res ?? []) if (r[0]) throw r[0];
+      // One pipeline per stream: on a Redis Cluster the partitions live on different nodes, and ioredis
+      // refuses a pipeline whose keys span nodes. Order within a stream is kept; across streams there is none.
+      const byStream = new Map<string, string[][]>();
+      for (const [stream, ...fields] of batch) {
+        const list = byStream.get(stream!) ?? [];
+        byStream.set(stream!, list);
+        list.push(fields);
+      }
+      const results = await Promise.all(
+        [...byStream].map(([stream, entries]) => {
+          const p = redis.pipeline();
+          for (const fields of entries) p.xadd(stream, '*', ...fields);
+          return p.exec();
+        }),
+      );
+      for (const res of results) for (const r of res ?? []) if (r[0]) throw r[0];
       done += batch.length;
       batch = [];
       await writeFile(offsetFile, String(done));

@@ -31,7 +31,7 @@ const ch = createClickHouse({
   chdbPath: path.join(config.DATA_DIR, 'clickhouse'),
 });
 await migrateClickHouse(ch);
-const redis = createRedis(config.REDIS_URL);
+const redis = createRedis(config.REDIS_URL, { cluster: config.REDIS_CLUSTER });
 const sql = createSql(config.DATABASE_URL);
 const pipeline = await startPipeline({ config, logger, redis, sql, ch });
 process.send?.({ type: 'ready' });

@@ -19,7 +19,7 @@ const config = loadConfig(process.env);
 const killAfter = Number(process.env.KILL_AFTER_CLICK_INSERTS ?? 0);
 const ch = createClickHouse({ chdbPath: process.env.CHDB_PATH! });
 await migrateClickHouse(ch);
-const redis = createRedis(config.REDIS_URL!);
+const redis = createRedis(config.REDIS_URL!, { cluster: config.REDIS_CLUSTER });
 const sql = createSql(config.DATABASE_URL!, { max: 2 });
 let inserts = 0;
 const pipeline = await startPipeline({
