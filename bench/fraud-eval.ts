@@ -12,16 +12,18 @@
  * (1 − fraud_score) predicting is_attributed; us_per_click is engine CPU (process.cpuUsage, user + system) per click.
  */
 import { parseArgs } from 'node:util';
-import { type EngineClick, type EngineRecord, PartitionEngine } from '../tracker/fraud/engine.ts';
+import { type EngineClick, PartitionEngine } from '../tracker/fraud/engine.ts';
 import { partitionOf } from '../tracker/fraud/partition.ts';
 import { readTalkingData, rocAuc, syntheticIp, syntheticUserAgent } from './demo/talkingdata.ts';
 
 const { values } = parseArgs({
   options: {
     file: { type: 'string', default: '../shared/data/talkingdata/train_sample.csv' },
-    partitions: { type: 'string', default: '2' },
+    partitions: { type: 'string', default: '0.5' },
     'label-delay-ms': { type: 'string', default: '600000' },
     'ramp-labels': { type: 'string', default: '1000' },
+    l1: { type: 'string', default: '0.5' },
+    alpha: { type: 'string', default: '1' },
   },
 });
 const partitions = Number(values.partitions);
@@ -39,13 +41,21 @@ const linkOf = (app: number, channel: number) => {
   return code;
 };
 
-// Per partition, the record stream in arrival order, and per click record its row (for scoring).
-const streams: EngineRecord[][] = Array.from({ length: partitions }, () => []);
-const rowOfClick: number[][] = Array.from({ length: partitions }, () => []);
+const engines = Array.from(
+  { length: partitions },
+  (_, p) =>
+    new PartitionEngine({
+      partition: p,
+      labelDelayMs,
+      modelRampLabels: Number(values['ramp-labels']),
+      model: { l1: Number(values.l1), alpha: Number(values.alpha) },
+    }),
+);
+const scores = new Float64Array(rows.length);
+const t0 = process.cpuUsage();
 for (let i = 0; i < rows.length; i++) {
   const r = rows[i]!;
   const ip = syntheticIp(r.ip);
-  const p = partitionOf(ip, partitions);
   const click: EngineClick = {
     click_id: `c${r.row}`,
     ts_ms: r.click_ms,
@@ -59,38 +69,28 @@ for (let i = 0; i < rows.length; i++) {
     purpose: '',
     invalid_reason: '',
   };
-  streams[p]!.push({ kind: 'click', click });
-  rowOfClick[p]!.push(i);
-}
-
-const scores = new Float64Array(rows.length);
-let cpuUs = 0;
-const stats = [];
-for (let p = 0; p < partitions; p++) {
-  const e = new PartitionEngine({ partition: p, labelDelayMs, modelRampLabels: Number(values['ramp-labels']) });
-  const recs = streams[p]!;
-  const at = rowOfClick[p]!;
-  const t0 = process.cpuUsage();
-  for (let k = 0; k < recs.length; k++) {
-    const rec = recs[k]!;
-    if (rec.kind !== 'click') continue;
-    const v = e.click(rec.click)!;
-    const i = at[k]!;
-    scores[i] = v.fraud_score;
-    const r = rows[i]!;
-    // The label needs the verdict's features, so it is made here and delivered right after its click.
-    if (r.is_attributed && r.attributed_ms !== undefined)
-      e.label({
-        click_id: rec.click.click_id,
-        click_ts_ms: r.click_ms,
-        conversion_ts_ms: r.attributed_ms,
-        features: v.features,
-      });
+  const v = engines[partitionOf(ip, partitions)]!.click(click)!;
+  scores[i] = v.fraud_score;
+  // The label needs the verdict's features, so it is made here and delivered right after its click, to every
+  // partition, as the pipeline does (tracker/pipeline/labels.ts).
+  if (r.is_attributed && r.attributed_ms !== undefined) {
+    const label = {
+      click_id: click.click_id,
+      click_ts_ms: r.click_ms,
+      conversion_ts_ms: r.attributed_ms,
+      features: v.features,
+    };
+    for (const e of engines) e.label(label);
   }
-  const t1 = process.cpuUsage(t0);
-  cpuUs += t1.user + t1.system;
-  stats.push({ partition: p, ...e.stats(), model_slots: e.model.activeSlots(), snapshot_bytes: e.snapshot().length });
 }
+const t1 = process.cpuUsage(t0);
+const cpuUs = t1.user + t1.system;
+const stats = engines.map((e, p) => ({
+  partition: p,
+  ...e.stats(),
+  model_slots: e.model.activeSlots(),
+  snapshot_bytes: e.snapshot().length,
+}));
 
 const samples = rows.map((r, i) => ({ score: 1 - scores[i]!, label: r.is_attributed }));
 const half = Math.floor(samples.length / 2);
