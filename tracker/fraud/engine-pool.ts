@@ -50,10 +50,27 @@ export interface EngineOptions {
   threads: number;
   /** Keys per state table per partition (default 2^17). */
   maxKeys?: number;
-  /** Pending negative labels per partition (default 200,000). */
+  /** Pending negative labels per partition (default 50,000). */
   labelQueueMax?: number;
   /** Event time after which an unconverted click is learned as a negative, ms (default 600,000). */
   labelDelayMs?: number;
+}
+
+/**
+ * The parent's `execArgv` that a worker thread accepts: module loaders (`--import tsx`, `--require`, `--loader`)
+ * and similar. V8 heap flags such as `--max-semi-space-size` are per process and make `new Worker` throw
+ * ERR_WORKER_INVALID_EXEC_ARGV, so they are left out.
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const args = process.execArgv;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (/^--(import|require|loader|experimental-loader)$/.test(a) && i + 1 < args.length) out.push(a, args[++i]!);
+    else if (/^--(import|require|loader|experimental-loader|conditions|enable-source-maps|no-warnings)/.test(a))
+      out.push(a);
+  }
+  return out;
 }
 
 /**
@@ -69,7 +86,7 @@ export function createFraudEngine(opts: EngineOptions): FraudEngine {
   ).href;
   const pools = Array.from(
     { length: opts.threads },
-    () => new Piscina({ filename, minThreads: 1, maxThreads: 1, execArgv: process.execArgv }),
+    () => new Piscina({ filename, minThreads: 1, maxThreads: 1, execArgv: workerExecArgv() }),
   );
   const options: PartitionOptions = {};
   if (opts.maxKeys !== undefined) options.maxKeys = opts.maxKeys;

@@ -111,7 +111,11 @@ export interface PartitionOptions {
   partition?: number;
   /** Keys per state table, power of two (default 2^17; see ./state.ts for bytes per key). */
   maxKeys?: number;
-  /** Pending negative labels kept at most (default 200,000); beyond that new clicks are not queued (counted). */
+  /**
+   * Pending negative labels kept at most (default 50,000, ≈ 6 MB, part of every checkpoint); beyond that new
+   * clicks are not queued (counted): at high rates the negatives the model learns from are then a sample of the
+   * clicks (those that found room), which leaves the ranking intact.
+   */
   labelQueueMax?: number;
   /** Event time after a click at which it counts as not converted, ms (default 600,000 = 10 min). */
   labelDelayMs?: number;
@@ -270,7 +274,7 @@ export class PartitionEngine {
     this.rampLabels = options.modelRampLabels ?? MODEL_RAMP_LABELS;
     this.state = restored?.state ?? new FraudState(options.maxKeys ?? DEFAULT_MAX_KEYS);
     this.model = restored?.model ?? new FtrlModel(options.model);
-    this.negatives = new LabelHeap(options.labelQueueMax ?? 200_000);
+    this.negatives = new LabelHeap(options.labelQueueMax ?? 50_000);
     this.positives = new LabelHeap(options.positiveQueueMax ?? 65_536);
     this.positiveIds = new PositiveSet(options.positiveSetMax ?? 1 << 17);
   }

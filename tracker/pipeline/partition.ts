@@ -3,8 +3,8 @@
  * state in memory (the fraud engine, ../fraud/engine-pool.ts); this module makes that safe:
  * - a **lease** (`lease:clicks:{p}`, SET NX PX, renewed by its owner) says which consumer owns p, so one
  *   IP's clicks are scored by one state, in stream order;
- * - a **checkpoint** (`ckpt:clicks:{p}`: the engine's snapshot and the stream id it covers) is written every
- *   few seconds after an acknowledged batch; trimming never removes entries after it (see ./streams.ts);
+ * - a **checkpoint** (`ckpt:clicks:{p}`: the engine's snapshot, in chunks, and the stream id it covers) is written
+ *   every few seconds after an acknowledged batch; trimming never removes entries after it (see ./streams.ts);
  * - **recovery** (after a restart, a kill -9 or a takeover) restores the checkpoint and replays the stream
  *   entries after it into the state (Kafka Streams' changelog restore / Flink's checkpoint + replay), so
  *   the pending batches are scored exactly as they would have been without the interruption.
@@ -64,22 +64,47 @@ export function createLease(redis: Redis, key: string, owner: string, ttlMs: num
   };
 }
 
-/** Reads a partition's checkpoint (null when none was written). */
+/**
+ * Bytes per checkpoint chunk. A snapshot can be megabytes; written as one command it would hold Redis (and every
+ * tracker's XADD behind it) for milliseconds, so it goes in chunks of this size, one command each.
+ */
+export const CHECKPOINT_CHUNK_BYTES = 512 * 1024;
+
+/**
+ * Reads a partition's checkpoint (null when none was written). The hash holds `at` (the stream id covered),
+ * `gen` and `n` (the generation and chunk count of the current snapshot) and the chunks `<gen>:<i>`.
+ * @throws Error when a chunk of the current generation is missing (a corrupt checkpoint).
+ */
 export async function loadCheckpoint(redis: Redis, key: string): Promise<EngineSnapshot | null> {
-  const [at, state] = await Promise.all([redis.hget(key, 'at'), redis.hgetBuffer(key, 'state')]);
-  if (at === null || state === null) return null;
-  return { at, bytes: new Uint8Array(state.buffer, state.byteOffset, state.byteLength) };
+  const [at, gen, n] = (await redis.hmget(key, 'at', 'gen', 'n')) as [string | null, string | null, string | null];
+  if (at === null || gen === null || n === null) return null;
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < Number(n); i++) {
+    const c = await redis.hgetBuffer(key, `${gen}:${i}`);
+    if (c === null) throw new Error(`checkpoint ${key}: chunk ${gen}:${i} missing`);
+    chunks.push(c);
+  }
+  const all = Buffer.concat(chunks);
+  return { at, bytes: new Uint8Array(all.buffer, all.byteOffset, all.byteLength) };
 }
 
-/** Writes a partition's checkpoint in one command (the id and the state change together). */
+/**
+ * Writes a partition's checkpoint: the chunks of a new generation first, then `at`/`gen`/`n` in one command
+ * (so a reader sees either the old checkpoint or the new one, whole), then the old generation's chunks go.
+ */
 export async function saveCheckpoint(redis: Redis, key: string, snap: EngineSnapshot): Promise<void> {
-  await redis.hset(
-    key,
-    'at',
-    snap.at,
-    'state',
-    Buffer.from(snap.bytes.buffer, snap.bytes.byteOffset, snap.bytes.byteLength),
-  );
+  const old = await redis.hmget(key, 'gen', 'n');
+  const gen = String((Number(old[0]) || 0) + 1);
+  const bytes = Buffer.from(snap.bytes.buffer, snap.bytes.byteOffset, snap.bytes.byteLength);
+  const n = Math.max(1, Math.ceil(bytes.length / CHECKPOINT_CHUNK_BYTES));
+  for (let i = 0; i < n; i++) {
+    await redis.hset(key, `${gen}:${i}`, bytes.subarray(i * CHECKPOINT_CHUNK_BYTES, (i + 1) * CHECKPOINT_CHUNK_BYTES));
+  }
+  await redis.hset(key, 'at', snap.at, 'gen', gen, 'n', String(n));
+  if (old[0] !== null) {
+    const stale = Array.from({ length: Number(old[1]) || 0 }, (_, i) => `${old[0]}:${i}`);
+    if (stale.length > 0) await redis.hdel(key, ...stale);
+  }
 }
 
 /** The stream id a partition's checkpoint covers, or null when there is none. */
