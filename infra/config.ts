@@ -116,7 +116,7 @@ const schema = z.object({
     .int()
     .min(1_000)
     .max(30 * 86_400_000)
-    .default(900_000),
+    .default(600_000),
   /** Default attribution window for campaigns that do not set one, days. */
   ATTRIBUTION_WINDOW_DAYS: z.coerce.number().int().min(1).max(365).default(30),
 
