@@ -36,7 +36,7 @@ import {
   type ScorableClick,
 } from './rules.ts';
 import { type ClickObservation, DEFAULT_MAX_KEYS, emptyObservation, FraudState } from './state.ts';
-import { parseUserAgent } from './worker.ts';
+import { parseUserAgent } from './user-agent.ts';
 
 /** A click as the engine needs it (a projection of ClickEvent; `sub` = sub1..sub5, '' when absent). */
 export interface EngineClick {

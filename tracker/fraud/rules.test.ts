@@ -9,7 +9,7 @@ import {
   scoreClick,
   scoreConversionTiming,
 } from './rules.ts';
-import scoreBatch, { packClicks, parseUserAgent, scorePacked, unpackVerdicts } from './worker.ts';
+import { parseUserAgent } from './user-agent.ts';
 
 const PHONE =
   'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36';
@@ -106,17 +106,8 @@ test('scoreConversionTiming flags a conversion seconds after its click, on event
   assert.equal(dup.fraud_score, 0.92);
 });
 
-test('the worker scores a batch in order and names the device', () => {
-  const out = scoreBatch([click(), click({ user_agent: 'curl/8.5.0', method: 'HEAD' })]);
-  assert.equal(out.length, 2);
-  assert.deepEqual(out[0], {
-    fraud_score: 0,
-    fraud_reasons: [],
-    device: 'mobile',
-    os: 'Android',
-    browser: 'Mobile Chrome',
-  });
-  assert.deepEqual(out[1]!.fraud_reasons, ['bot_user_agent', 'head_request']);
+test('a user agent names its device type, OS and browser', () => {
+  assert.deepEqual(parseUserAgent(PHONE), { device: 'mobile', os: 'Android', browser: 'Mobile Chrome' });
   assert.equal(parseUserAgent('Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15').device, 'tablet');
   assert.equal(
     parseUserAgent(
@@ -125,19 +116,4 @@ test('the worker scores a batch in order and names the device', () => {
     'desktop',
   );
   assert.equal(parseUserAgent('').device, '');
-});
-
-test('a packed batch (as it crosses to the worker) scores exactly as the batch itself', () => {
-  const batch = [
-    click(),
-    click({ user_agent: 'curl/8.5.0', method: 'HEAD' }),
-    click({}, { ip_clicks_1m: 60, ip_link_earlier: 2, ip_user_agents_day: 30 }),
-    click({ user_agent: '', purpose: 'prefetch' }),
-    click({ user_agent: 'Mozilla/5.0 (compatible; bingbot/2.0)' }, { ip_clicks_24h: 450, ip_campaign_clicks_1h: 12 }),
-    click(),
-  ];
-  const packed = packClicks(batch);
-  assert.equal(packed.strings.length, 7, 'repeated strings travel once');
-  assert.deepEqual(unpackVerdicts(packed, scorePacked(packed)), scoreBatch(batch));
-  assert.deepEqual(unpackVerdicts(packClicks([]), scorePacked(packClicks([]))), []);
 });
