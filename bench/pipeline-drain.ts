@@ -170,6 +170,7 @@ try {
   const th1 = threadCpu();
   const threads: Record<string, number> = {};
   for (const [name, cpu] of th1) threads[name] = Number((((cpu - (th0.get(name) ?? 0)) * 1e6) / N).toFixed(1));
+  const steps = pipeline.stats().steps;
   await pipeline.close();
   const line = {
     clicks: N,
@@ -180,6 +181,10 @@ try {
     pipeline_cpu_us_per_row: Number(((u.user + u.system) / N).toFixed(1)),
     redis_cpu_us_per_row: Number(((redisCpu * 1e6) / N).toFixed(1)),
     thread_cpu_us_per_row: threads,
+    /** Wall time in each pipeline step per row (µs; includes waiting on Redis, the pool and chDB). */
+    step_us_per_row: Object.fromEntries(
+      Object.entries(steps).map(([name, t]) => [name, Number(((t.total_ms * 1000) / N).toFixed(1))]),
+    ),
     redis_used_memory_mb: Math.round(Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0) / 1048576),
   };
   console.log(JSON.stringify(line));

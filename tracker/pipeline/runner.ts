@@ -1,8 +1,8 @@
 /**
  * The pipeline runner: one loop per stream partition, each reading batches through the consumer group and
  * running the named steps of ./steps through ./step-runner.ts (timing per step, retry vs park):
- *   clicks:      decode → dedup → write_manifest → lookup_terms → score → build_rows → store_clicks
- *                → insert_clicks → charge_clicks → ack
+ *   clicks:      decode → dedup → write_manifest → lookup_terms → score → build_rows
+ *                → (store_clicks ∥ insert_clicks) → charge_clicks → ack
  *   conversions: decode → write_manifest → attribute → record → settle → insert_conversions → emit_labels
  *                → publish_events → ack
  *
@@ -26,7 +26,7 @@ import { type Batch, type DeadLetter, entryEventCount, MAX_BATCH_EVENTS, toBatch
 import { type ClickChargeSink, createCampaignCache, createLinkCache } from './campaigns.ts';
 import type { ConversionSink } from './conversions.ts';
 import { checkpointAt, checkpointKey, createLease, leaseKey, loadCheckpoint, saveCheckpoint } from './partition.ts';
-import { backoffMs, runSteps, type Step, type StepOutcome, type StepTimings } from './step-runner.ts';
+import { backoffMs, runSteps, type Step, type StepList, type StepOutcome, type StepTimings } from './step-runner.ts';
 import { deadLetterAndAck } from './steps/ack.ts';
 import { attributeConversions } from './steps/attribute-conversions.ts';
 import { buildClickRows } from './steps/build-click-rows.ts';
@@ -115,19 +115,19 @@ export interface Pipeline {
   stats(): PipelineStats;
 }
 
-const CLICK_STEPS: ReadonlyArray<Step<ClickCtx>> = [
+const CLICK_STEPS: StepList<ClickCtx> = [
   decodeClicks,
   dedupClicksStep,
   writeManifestFor<ClickCtx>(),
   lookupTerms,
   scoreClicks,
   buildClickRows,
-  storeClicksStep,
-  insertRowsStep('clicks') as Step<ClickCtx>,
+  // Independent (each idempotent): the click records only have to exist before the ack, as the rows do.
+  [storeClicksStep, insertRowsStep('clicks') as Step<ClickCtx>],
   chargeClicks,
 ];
 
-const CONVERSION_STEPS: ReadonlyArray<Step<ConversionCtx>> = [
+const CONVERSION_STEPS: StepList<ConversionCtx> = [
   decodeConversions,
   writeManifestFor<ConversionCtx>(),
   attributeConversions,
@@ -221,7 +221,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
    * partition's lease is lost (`abandoned`: it stays pending), or its fraud state was lost (`recover`).
    */
   async function runBatch<C extends ClickCtx | ConversionCtx>(
-    steps: ReadonlyArray<Step<C>>,
+    steps: StepList<C>,
     ctx: C,
     st: StreamStats,
     finish: (ctx: C) => void,

@@ -50,37 +50,60 @@ export function classify(err: unknown, unexpectedAttempts: number): 'retry' | 'p
 }
 
 /**
- * Runs `steps` in order over `ctx`, recording each step's time in `timings`. Returns the first
- * non-ok outcome; a thrown error becomes `retry` or `park` by {@link classify}.
- * @param attempt how many times this batch was tried before (for the backoff).
- * @param unexpected how many of those failed unexpectedly (neither an outage nor permanent).
+ * Steps in order; an inner array is a group of independent steps that run at the same time (each still timed on
+ * its own), e.g. the click store write and the ClickHouse insert of one batch.
  */
-export async function runSteps<C>(
-  steps: ReadonlyArray<Step<C>>,
+export type StepList<C> = ReadonlyArray<Step<C> | ReadonlyArray<Step<C>>>;
+
+type Ran = StepOutcome & { error?: unknown };
+
+async function runOne<C>(
+  step: Step<C>,
   ctx: C,
   timings: StepTimings,
   attempt: number,
   unexpected: number,
-): Promise<StepOutcome & { error?: unknown }> {
-  for (const step of steps) {
-    timings[step.name] ??= { calls: 0, total_ms: 0, failures: 0 };
-    const t = timings[step.name]!;
-    const started = performance.now();
-    try {
-      const out = await step.run(ctx);
-      t.calls++;
-      t.total_ms += performance.now() - started;
-      if (out) return out;
-    } catch (error) {
-      t.calls++;
-      t.failures++;
-      t.total_ms += performance.now() - started;
-      const surprising = !isRetriable(error);
-      const how = classify(error, unexpected + (surprising ? 1 : 0));
-      const reason = `${step.name}: ${(error as Error)?.message ?? String(error)}`;
-      if (how === 'park') return { type: 'park', reason, step: step.name, error };
-      return { type: 'retry', delayMs: backoffMs(attempt), reason, error, unexpected: surprising };
-    }
+): Promise<Ran | undefined> {
+  timings[step.name] ??= { calls: 0, total_ms: 0, failures: 0 };
+  const t = timings[step.name]!;
+  const started = performance.now();
+  try {
+    const out = await step.run(ctx);
+    t.calls++;
+    t.total_ms += performance.now() - started;
+    return out;
+  } catch (error) {
+    t.calls++;
+    t.failures++;
+    t.total_ms += performance.now() - started;
+    const surprising = !isRetriable(error);
+    const how = classify(error, unexpected + (surprising ? 1 : 0));
+    const reason = `${step.name}: ${(error as Error)?.message ?? String(error)}`;
+    if (how === 'park') return { type: 'park', reason, step: step.name, error };
+    return { type: 'retry', delayMs: backoffMs(attempt), reason, error, unexpected: surprising };
+  }
+}
+
+/**
+ * Runs `steps` in order over `ctx`, recording each step's time in `timings`. Returns the first
+ * non-ok outcome (within a group: a park before a retry); a thrown error becomes `retry` or `park` by
+ * {@link classify}.
+ * @param attempt how many times this batch was tried before (for the backoff).
+ * @param unexpected how many of those failed unexpectedly (neither an outage nor permanent).
+ */
+export async function runSteps<C>(
+  steps: StepList<C>,
+  ctx: C,
+  timings: StepTimings,
+  attempt: number,
+  unexpected: number,
+): Promise<Ran> {
+  for (const entry of steps) {
+    const group: ReadonlyArray<Step<C>> = Array.isArray(entry) ? entry : [entry as Step<C>];
+    const outs = await Promise.all(group.map((step) => runOne(step, ctx, timings, attempt, unexpected)));
+    const parked = outs.find((o) => o?.type === 'park');
+    const other = parked ?? outs.find((o) => o !== undefined && o.type !== 'ok');
+    if (other) return other;
   }
   return { type: 'ok' };
 }
