@@ -22,6 +22,8 @@ const { values } = parseArgs({
     partitions: { type: 'string', default: '0.5' },
     'label-delay-ms': { type: 'string', default: '600000' },
     'ramp-labels': { type: 'string', default: '1000' },
+    /** Event time between a click and its label's arrival in the partitions (the live pipeline's lag), ms. */
+    'label-lag-ms': { type: 'string', default: '0' },
     l1: { type: 'string', default: '0.5' },
     alpha: { type: 'string', default: '1' },
   },
@@ -52,9 +54,15 @@ const engines = Array.from(
     }),
 );
 const scores = new Float64Array(rows.length);
+const labelLagMs = Number(values['label-lag-ms']);
+const inFlight: Array<{ arrive: number; label: Parameters<PartitionEngine['label']>[0] }> = [];
 const t0 = process.cpuUsage();
 for (let i = 0; i < rows.length; i++) {
   const r = rows[i]!;
+  while (inFlight.length > 0 && inFlight[0]!.arrive <= r.click_ms) {
+    const { label } = inFlight.shift()!;
+    for (const e of engines) e.label(label);
+  }
   const ip = syntheticIp(r.ip);
   const click: EngineClick = {
     click_id: `c${r.row}`,

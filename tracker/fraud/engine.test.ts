@@ -144,6 +144,21 @@ describe('PartitionEngine', () => {
     assert.ok(late.at(-1)!.v.model_version > 3000);
   });
 
+  test('one click far ahead in time (a live click among replayed ones) does not stop the learning', () => {
+    const e = new PartitionEngine({ maxKeys: 1 << 12, model: { bits: 18 } });
+    const future = click(0, { click_id: 'from-now', ts_ms: T0 + 10 * 365 * 86_400_000 });
+    e.process([{ kind: 'click', click: future }], { from: '0-0', to: '1-0' });
+    const items = stream(6000);
+    const v = run(e, items, 100, 1);
+    assert.ok(v.at(-1)!.model_version > 3000, `labels applied: ${v.at(-1)!.model_version}`);
+    const late = items.map((x, i) => ({ good: x.converts, v: v[i]! })).slice(4000);
+    const mean = (good: boolean) => {
+      const xs = late.filter((x) => x.good === good).map((x) => x.v.fraud_score);
+      return xs.reduce((a, b) => a + b, 0) / xs.length;
+    };
+    assert.ok(mean(true) < mean(false), 'the model still separates the sources');
+  });
+
   test('labels only affect later clicks: a label changes nothing until the watermark reaches its due time', () => {
     const mk = () => new PartitionEngine({ maxKeys: 1024, model: { bits: 16 }, labelDelayMs: 10_000 });
     const a = mk();

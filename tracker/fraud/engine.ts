@@ -16,11 +16,14 @@
  * the base rate).
  *
  * Learning (progressive validation: every click is scored before anything is learned from it), in event time:
- * the partition's watermark is the largest click ts seen; a positive label (the click's conversion) is due at
- * max(conversion ts, click ts); a click's negative is due at click ts + `labelDelayMs` and is dropped when a
- * positive for the click arrived before it became due. Before scoring a click, the watermark moves to its ts and
- * every label due at or before the watermark is applied, ordered by (due, arrival). So a click's own label only
- * ever affects later clicks. A positive that arrives after the click's negative was applied is still trained.
+ * a positive label (the click's conversion) is due at max(conversion ts, click ts); a click's negative is due at
+ * click ts + `labelDelayMs` and is dropped when a positive for the click arrived before it became due. Before
+ * scoring a click, every label due at or before that click's ts is applied, ordered by (due, arrival). So a
+ * click's own label only ever affects later clicks. A positive that arrives after the click's negative was
+ * applied is still trained. Labels are due against each click's own time rather than the largest time seen
+ * (the watermark): one click far ahead of the others (a live click among replayed ones, a skewed clock) would
+ * otherwise hold every later label back until time caught up with it; this way it releases at most the labels
+ * due before it, once.
  */
 import { ByteReader, ByteWriter, SnapshotFormatError } from './bytes.ts';
 import { H2, hash64, hashInt } from './hash.ts';
@@ -302,9 +305,9 @@ export class PartitionEngine {
     return out;
   }
 
-  /** Applies every label due at or before the watermark, in (due, arrival) order. */
-  private applyDue(): void {
-    const wm = this.watermarkMs;
+  /** Applies every label due at or before `untilMs`, in (due, arrival) order. */
+  private applyDue(untilMs: number): void {
+    const wm = untilMs;
     const neg = this.negatives;
     const pos = this.positives;
     const p = this.popped;
@@ -337,10 +340,8 @@ export class PartitionEngine {
     this.seq++;
     this.counters.clicks++;
     const ts = c.ts_ms;
-    if (ts > this.watermarkMs) {
-      this.watermarkMs = ts;
-      this.applyDue();
-    }
+    if (ts > this.watermarkMs) this.watermarkMs = ts;
+    this.applyDue(ts);
     const ipA = hash64(c.ip);
     const ipB = H2[0]!;
     const linkH = hash64(c.link_code, NS.link);
