@@ -88,7 +88,8 @@ for (let i = 0; i < rows.length; i++) {
       conversion_ts_ms: r.attributed_ms,
       features: v.features,
     };
-    for (const e of engines) e.label(label);
+    if (labelLagMs > 0) inFlight.push({ arrive: r.click_ms + labelLagMs, label });
+    else for (const e of engines) e.label(label);
   }
 }
 const t1 = process.cpuUsage(t0);
