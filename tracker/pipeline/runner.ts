@@ -26,7 +26,7 @@ import { type Batch, type DeadLetter, entryEventCount, MAX_BATCH_EVENTS, toBatch
 import { type ClickChargeSink, createCampaignCache, createLinkCache } from './campaigns.ts';
 import type { ConversionSink } from './conversions.ts';
 import { checkpointAt, checkpointKey, createLease, leaseKey, loadCheckpoint, saveCheckpoint } from './partition.ts';
-import { backoffMs, runSteps, type Step, type StepList, type StepOutcome, type StepTimings } from './step-runner.ts';
+import { backoffMs, runSteps, type StepList, type StepOutcome, type StepTimings } from './step-runner.ts';
 import { deadLetterAndAck } from './steps/ack.ts';
 import { attributeConversions } from './steps/attribute-conversions.ts';
 import { buildClickRows } from './steps/build-click-rows.ts';
@@ -118,29 +118,25 @@ export interface Pipeline {
 const CLICK_STEPS: StepList<ClickCtx> = [
   decodeClicks,
   dedupClicksStep,
-  writeManifestFor<ClickCtx>(),
+  writeManifest,
   lookupTerms,
   scoreClicks,
   buildClickRows,
   // Independent (each idempotent): the click records only have to exist before the ack, as the rows do.
-  [storeClicksStep, insertRowsStep('clicks') as Step<ClickCtx>],
+  [storeClicksStep, insertRowsStep('clicks')],
   chargeClicks,
 ];
 
 const CONVERSION_STEPS: StepList<ConversionCtx> = [
   decodeConversions,
-  writeManifestFor<ConversionCtx>(),
+  writeManifest,
   attributeConversions,
   recordConversions,
   settleConversions,
-  insertRowsStep('conversions') as Step<ConversionCtx>,
+  insertRowsStep('conversions'),
   emitLabels,
   publishConversions,
 ];
-
-function writeManifestFor<C extends ClickCtx | ConversionCtx>(): Step<C> {
-  return writeManifest as Step<C>;
-}
 
 /** A click read stops lingering for more once it holds this many clicks (half a full batch). */
 const LINGER_UNTIL_EVENTS = MAX_BATCH_EVENTS / 2;
