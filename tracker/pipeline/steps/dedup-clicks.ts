@@ -3,6 +3,7 @@ import type { ClickEvent } from '../../events.ts';
 import type { EngineRecord } from '../../fraud/engine-pool.ts';
 import { loadStoredClicks, subIds } from '../clicks.ts';
 import type { Step } from '../step-runner.ts';
+import { compareIds } from '../streams.ts';
 import type { ClickCtx } from './context.ts';
 
 /**
@@ -48,7 +49,7 @@ export async function dedupClicks(
   let li = 0;
   for (let ci = 0; ci < clicks.length || li < ctx.labels.length; ) {
     const takeLabel =
-      li < ctx.labels.length && (ci >= clicks.length || compareEntryIds(ctx.labels[li]!.id, clickEntries[ci]!) < 0);
+      li < ctx.labels.length && (ci >= clicks.length || compareIds(ctx.labels[li]!.id, clickEntries[ci]!) < 0);
     if (takeLabel) records.push(ctx.labels[li++]!.record);
     else {
       const c = clicks[ci++]!;
@@ -72,14 +73,6 @@ export async function dedupClicks(
     }
   }
   return { clicks, clickEntries, records, duplicates };
-}
-
-/** Compares stream ids `ms-seq` numerically. */
-function compareEntryIds(a: string, b: string): number {
-  const i = a.indexOf('-');
-  const j = b.indexOf('-');
-  const d = Number(a.slice(0, i)) - Number(b.slice(0, j));
-  return d !== 0 ? d : Number(a.slice(i + 1)) - Number(b.slice(j + 1));
 }
 
 export const dedupClicksStep: Step<ClickCtx> = {
