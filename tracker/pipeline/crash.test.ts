@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { type ClickHouseClient, createClickHouse } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
 import type { PipelineStats } from './runner.ts';
 import { groupStates } from './streams.ts';
-import { addClicks, makeClick, seedCampaign, waitFor } from './testing.ts';
+import { addClicks, forkPipeline, makeClick, seedCampaign, waitFor } from './testing.ts';
 
-const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'test-child.ts');
 const ENTRIES = 40;
 const PER_ENTRY = 3;
 
@@ -31,27 +29,7 @@ after(async () => {
 });
 
 function startChild(consumer: string, killAfter: number): ChildProcess {
-  const c = env.config;
-  const child = fork(CHILD, [], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: {
-      ...process.env,
-      NODE_ENV: 'test',
-      LOG_LEVEL: c.LOG_LEVEL,
-      DATA_DIR: c.DATA_DIR,
-      DATABASE_URL: c.DATABASE_URL,
-      REDIS_URL: c.REDIS_URL,
-      REDIS_PREFIX: c.REDIS_PREFIX,
-      STREAM_PARTITIONS: String(c.STREAM_PARTITIONS),
-      PIPELINE_BATCH_SIZE: String(c.PIPELINE_BATCH_SIZE),
-      PIPELINE_BLOCK_MS: String(c.PIPELINE_BLOCK_MS),
-      PIPELINE_CLAIM_IDLE_MS: String(c.PIPELINE_CLAIM_IDLE_MS),
-      CHDB_PATH: chdbPath,
-      CONSUMER: consumer,
-      KILL_AFTER_CLICK_INSERTS: String(killAfter),
-    },
-  });
+  const child = forkPipeline(env, { chdbPath, consumer, killAfterClickInserts: killAfter });
   children.push(child);
   return child;
 }

@@ -6,17 +6,24 @@
  * online model and its label queue.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
 import type { ClickEvent } from '../events.ts';
 import { groupStates } from './streams.ts';
-import { addClicks, addConversions, makeClick, makeConversion, type Seeded, seedCampaign, waitFor } from './testing.ts';
+import {
+  addClicks,
+  addConversions,
+  forkPipeline,
+  makeClick,
+  makeConversion,
+  type Seeded,
+  seedCampaign,
+  waitFor,
+} from './testing.ts';
 
-const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'test-child.ts');
 const PARTITIONS = 2;
 const children: ChildProcess[] = [];
 const envs: TestEnv[] = [];
@@ -90,27 +97,17 @@ function chunk<T>(xs: T[], size: number): T[][] {
 }
 
 function startChild(env: TestEnv, chdbPath: string, consumer: string, killAfter: number): ChildProcess {
-  const c = env.config;
-  const child = fork(CHILD, [], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: {
-      ...process.env,
-      NODE_ENV: 'test',
-      LOG_LEVEL: c.LOG_LEVEL,
-      DATA_DIR: c.DATA_DIR,
-      DATABASE_URL: c.DATABASE_URL,
-      REDIS_URL: c.REDIS_URL,
-      REDIS_PREFIX: c.REDIS_PREFIX,
+  const child = forkPipeline(env, {
+    chdbPath,
+    consumer,
+    killAfterClickInserts: killAfter,
+    extraEnv: {
       STREAM_PARTITIONS: String(PARTITIONS),
       PIPELINE_BATCH_SIZE: '3',
       PIPELINE_BLOCK_MS: '20',
       PIPELINE_CLAIM_IDLE_MS: '300',
       PIPELINE_LEASE_MS: '300',
       PIPELINE_CHECKPOINT_MS: '50',
-      CHDB_PATH: chdbPath,
-      CONSUMER: consumer,
-      KILL_AFTER_CLICK_INSERTS: String(killAfter),
     },
   });
   children.push(child);

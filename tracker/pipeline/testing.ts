@@ -2,8 +2,12 @@
  * Fixtures for the pipeline's tests: seed rows and stream entries written exactly as the ingest
  * writes them (`entryFields` + `encodeClick`/`encodeConversion`). Not part of the product.
  */
+import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Redis, RedisKeys, Sql } from '../../infra/index.ts';
+import type { TestEnv } from '../../infra/testing/index.ts';
 import { type ClickEvent, type ConversionEvent, encodeClick, encodeConversion, entryFields } from '../events.ts';
 
 export const PHONE_UA =
@@ -112,4 +116,39 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'test-child.ts');
+
+/**
+ * Forks a pipeline consumer (./test-child.ts) on `env`'s services, with its partitions, batch size, block and
+ * claim times from `env.config` and `extraEnv` on top; it owns the chDB directory `chdbPath`. With
+ * `killAfterClickInserts` > 0 it kills itself (SIGKILL) after that many click-batch inserts, before their ack.
+ */
+export function forkPipeline(
+  env: TestEnv,
+  o: { chdbPath: string; consumer: string; killAfterClickInserts?: number; extraEnv?: Record<string, string> },
+): ChildProcess {
+  const c = env.config;
+  return fork(CHILD, [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: {
+      ...process.env,
+      NODE_ENV: 'test',
+      LOG_LEVEL: c.LOG_LEVEL,
+      DATA_DIR: c.DATA_DIR,
+      DATABASE_URL: c.DATABASE_URL,
+      REDIS_URL: c.REDIS_URL,
+      REDIS_PREFIX: c.REDIS_PREFIX,
+      STREAM_PARTITIONS: String(c.STREAM_PARTITIONS),
+      PIPELINE_BATCH_SIZE: String(c.PIPELINE_BATCH_SIZE),
+      PIPELINE_BLOCK_MS: String(c.PIPELINE_BLOCK_MS),
+      PIPELINE_CLAIM_IDLE_MS: String(c.PIPELINE_CLAIM_IDLE_MS),
+      ...o.extraEnv,
+      CHDB_PATH: o.chdbPath,
+      CONSUMER: o.consumer,
+      KILL_AFTER_CLICK_INSERTS: String(o.killAfterClickInserts ?? 0),
+    },
+  });
 }
