@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { mulberry32 } from '../../infra/testing/index.ts';
 import {
   type EngineClick,
   type EngineRecord,
@@ -14,15 +15,6 @@ import { FRAUD_THRESHOLD } from './rules.ts';
 const T0 = Date.UTC(2024, 2, 1);
 const PHONE =
   'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36';
-
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function click(i: number, over: Partial<EngineClick> = {}): EngineClick {
   return {
@@ -46,7 +38,7 @@ function click(i: number, over: Partial<EngineClick> = {}): EngineClick {
  * delivered right after their click (as the demo does), the conversion 1 min after the click in event time.
  */
 function stream(n: number, seed = 3): Array<{ click: EngineClick; converts: boolean }> {
-  const rand = rng(seed);
+  const rand = mulberry32(seed);
   return Array.from({ length: n }, (_, i) => {
     const good = rand() < 0.1;
     const c = click(i, {
@@ -271,7 +263,7 @@ describe('PartitionEngine', () => {
       }
       return e;
     };
-    const rand = rng(9);
+    const rand = mulberry32(9);
     const many = flood(() => `${Math.floor(rand() * 256)}.${Math.floor(rand() * 256)}.${Math.floor(rand() * 65536)}`);
     const one = flood(() => '6.6.6.6');
     for (const e of [many, one]) {

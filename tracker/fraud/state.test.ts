@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { mulberry32 } from '../../infra/testing/index.ts';
 import { ByteReader, ByteWriter } from './bytes.ts';
 import { hash64 } from './hash.ts';
 import { partitionOf } from './partition.ts';
@@ -11,16 +12,6 @@ interface Click {
   link: string;
   ua: string;
   ts: number;
-}
-
-/** Deterministic PRNG (mulberry32) so the inputs are the same on every run. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Exact reference: counts over all earlier clicks (and the click itself) with ts in (ts − w, ts]. */
@@ -76,7 +67,7 @@ describe('FraudState windows', () => {
   });
 
   test('random small inputs: counts within [exact, exact over window + one bucket], exact zero for duplicates', () => {
-    const rand = rng(7);
+    const rand = mulberry32(7);
     for (let run = 0; run < 20; run++) {
       const st = new FraudState(1 << 10);
       const prev: Click[] = [];
@@ -148,7 +139,7 @@ describe('FraudState bounded memory', () => {
 
   test('10^6 random IPs: every table stays at its capacity', () => {
     const st = new FraudState(cap);
-    const rand = rng(1);
+    const rand = mulberry32(1);
     const f = emptyObservation();
     let ts = Date.UTC(2024, 0, 1);
     for (let i = 0; i < 1_000_000; i++) {

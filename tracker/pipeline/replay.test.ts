@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, mulberry32, type TestEnv } from '../../infra/testing/index.ts';
 import type { ClickEvent } from '../events.ts';
 import { groupStates } from './streams.ts';
 import {
@@ -33,18 +33,6 @@ after(async () => {
   for (const e of envs) await e.close();
 });
 
-/** A deterministic pseudo-random sequence (mulberry32), so both runs get the very same input. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const hex = (n: number, w: number) => n.toString(16).padStart(w, '0');
 
 interface Input {
@@ -59,7 +47,7 @@ interface Input {
  * bursts. Click ids are fixed and carry their partition in the last byte, as the ingest's do.
  */
 function buildInput(good: Seeded, bad: Seeded): Input {
-  const rnd = prng(20261202);
+  const rnd = mulberry32(20261202);
   const t0 = Date.UTC(2024, 5, 3, 0, 0, 0);
   const days: ClickEvent[][][][] = [];
   const conversions: Input['conversions'] = [];
