@@ -142,6 +142,8 @@ export class FtrlModel {
 }
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const B64_CODES = Uint16Array.from(B64, (c) => c.charCodeAt(0));
+const FEATURE_CODES = new Uint16Array(4 * MAX_FEATURES);
 const B64_INDEX = new Int16Array(128).fill(-1);
 for (let i = 0; i < 64; i++) B64_INDEX[B64.charCodeAt(i)] = i;
 
@@ -150,12 +152,18 @@ for (let i = 0; i < 64; i++) B64_INDEX[B64.charCodeAt(i)] = i;
  * (24 bits) per slot, in order. E.g. 20 features → 80 characters.
  */
 export function encodeFeatures(slots: ArrayLike<number>, offset: number, count: number): string {
-  let s = '';
+  // One string built from a reused code buffer, not 4 concatenations per slot: this runs for every click, and
+  // the intermediate strings were a measurable share of the scoring worker's garbage.
+  const codes = FEATURE_CODES;
+  let j = 0;
   for (let k = 0; k < count; k++) {
     const v = slots[offset + k]!;
-    s += B64[(v >>> 18) & 63]! + B64[(v >>> 12) & 63]! + B64[(v >>> 6) & 63]! + B64[v & 63]!;
+    codes[j++] = B64_CODES[(v >>> 18) & 63]!;
+    codes[j++] = B64_CODES[(v >>> 12) & 63]!;
+    codes[j++] = B64_CODES[(v >>> 6) & 63]!;
+    codes[j++] = B64_CODES[v & 63]!;
   }
-  return s;
+  return String.fromCharCode.apply(null, codes.subarray(0, j) as unknown as number[]);
 }
 
 /**
