@@ -36,7 +36,7 @@ import { decodeClickEntries, decodeClicks } from './steps/decode-clicks.ts';
 import { decodeConversions } from './steps/decode-conversions.ts';
 import { dedupClicks, dedupClicksStep } from './steps/dedup-clicks.ts';
 import { emitLabels } from './steps/emit-labels.ts';
-import { insertRowsStep } from './steps/insert-rows.ts';
+import { insertClicks, insertConversions } from './steps/insert-rows.ts';
 import { lookupTerms } from './steps/lookup-terms.ts';
 import { publishConversions } from './steps/publish-conversions.ts';
 import { recordConversions } from './steps/record-conversions.ts';
@@ -123,7 +123,7 @@ const CLICK_STEPS: StepList<ClickCtx> = [
   scoreClicks,
   buildClickRows,
   // Independent (each idempotent): the click records only have to exist before the ack, as the rows do.
-  [storeClicksStep, insertRowsStep('clicks')],
+  [storeClicksStep, insertClicks],
   chargeClicks,
 ];
 
@@ -133,7 +133,7 @@ const CONVERSION_STEPS: StepList<ConversionCtx> = [
   attributeConversions,
   recordConversions,
   settleConversions,
-  insertRowsStep('conversions'),
+  insertConversions,
   emitLabels,
   publishConversions,
 ];
@@ -284,8 +284,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       duplicates: 0,
       terms: new Map(),
       defaults: new Map(),
-      rows: [],
-      stored: [],
+      built: { tsv: '', stored: [], invalid: new Uint8Array(0) },
     };
   }
 

@@ -11,7 +11,14 @@ export const chargeClicks: Step<ClickCtx> = {
   async run(ctx) {
     const sink = ctx.deps.clickChargeSink;
     if (!sink) return;
-    const charges = cpcCharges(ctx.rows, ctx.terms);
+    // Only clicks of CPC campaigns can be charged; the rest need no row.
+    const rows: Array<{ campaign_id: number; affiliate_id: number; is_invalid: number }> = [];
+    ctx.clicks.forEach((c, i) => {
+      if (ctx.terms.get(c.campaign_id)?.payout_model === 'CPC') {
+        rows.push({ campaign_id: c.campaign_id, affiliate_id: c.affiliate_id, is_invalid: ctx.built.invalid[i]! });
+      }
+    });
+    const charges = cpcCharges(rows, ctx.terms);
     if (charges.length > 0) await sink.clicksCharged(charges, ctx.batch.token);
   },
 };

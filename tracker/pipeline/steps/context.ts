@@ -7,7 +7,7 @@ import type { ClickEvent, ConversionEvent } from '../../events.ts';
 import type { EngineRecord, EngineVerdict, FraudEngine } from '../../fraud/engine-pool.ts';
 import type { Batch, DeadLetter, Decoded } from '../batches.ts';
 import type { CampaignTerms, ClickChargeSink, LinkDefaults } from '../campaigns.ts';
-import type { ClickRow, StoredClick } from '../clicks.ts';
+import type { BuiltClicks, ClickRow, StoredClick } from '../clicks.ts';
 import type { ConversionSink, PricedConversion } from '../conversions.ts';
 
 /** Test-only fault injection. */
@@ -59,8 +59,8 @@ export interface ClickCtx {
   verdicts?: EngineVerdict[];
   terms: Map<number, CampaignTerms>;
   defaults: Map<string, LinkDefaults>;
-  rows: ClickRow[];
-  stored: StoredClick[];
+  /** The batch built for ClickHouse and the click store (./build-click-rows.ts). */
+  built: BuiltClicks;
 }
 
 /** One conversion batch as its steps fill it in. */

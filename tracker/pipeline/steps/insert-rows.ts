@@ -1,14 +1,21 @@
-import { insertRows } from '../clicks.ts';
+import { CLICK_COLUMNS, insertRows, insertTsv } from '../clicks.ts';
 import type { Step } from '../step-runner.ts';
 import type { ClickCtx, ConversionCtx } from './context.ts';
 
-/** Inserts the batch's rows into `table` with the batch's deduplication token (a re-insert adds nothing). */
-export function insertRowsStep(table: 'clicks' | 'conversions'): Step<ClickCtx | ConversionCtx> {
-  return {
-    name: `insert_${table}`,
-    async run({ deps, batch, rows }) {
-      await insertRows(deps.ch, table, rows, batch.token);
-      await deps.testHooks?.afterInsert?.({ stream: batch.stream, ids: batch.ids, token: batch.token });
-    },
-  };
-}
+/** Inserts the click batch's body with the batch's deduplication token (a re-insert adds nothing). */
+export const insertClicks: Step<ClickCtx> = {
+  name: 'insert_clicks',
+  async run({ deps, batch, built }) {
+    await insertTsv(deps.ch, 'clicks', CLICK_COLUMNS, built.tsv, batch.token);
+    await deps.testHooks?.afterInsert?.({ stream: batch.stream, ids: batch.ids, token: batch.token });
+  },
+};
+
+/** Inserts the conversion batch's rows with the batch's deduplication token (a re-insert adds nothing). */
+export const insertConversions: Step<ConversionCtx> = {
+  name: 'insert_conversions',
+  async run({ deps, batch, rows }) {
+    await insertRows(deps.ch, 'conversions', rows, batch.token);
+    await deps.testHooks?.afterInsert?.({ stream: batch.stream, ids: batch.ids, token: batch.token });
+  },
+};

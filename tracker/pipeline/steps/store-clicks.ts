@@ -10,6 +10,13 @@ export const storeClicksStep: Step<ClickCtx> = {
   name: 'store_clicks',
   async run(ctx) {
     const { deps } = ctx;
-    await storeClicks(deps.redis, deps.keys, ctx.clicks, ctx.stored, ctx.terms, deps.config.ATTRIBUTION_WINDOW_DAYS);
+    await storeClicks(
+      deps.redis,
+      deps.keys,
+      ctx.clicks,
+      ctx.built.stored,
+      ctx.terms,
+      deps.config.ATTRIBUTION_WINDOW_DAYS,
+    );
   },
 };
