@@ -12,7 +12,9 @@ import type { ClickCtx } from './context.ts';
  * repeat clicks of an earlier entry, so each of its clicks is looked up in the click store, whose record
  * names the entry that stored it; a record from ANOTHER entry means this is the copy. Within a batch the
  * first occurrence wins. The same rule gives the same answer when a partition is replayed (the record then
- * names this very entry), so the replayed state matches. @throws RetriableError when Redis fails.
+ * names this very entry), so the replayed state matches. A copy always comes after the entry it repeats: the
+ * ingest spools a group only once its XADD has failed, and replays the spool on the same connection, so Redis
+ * ran the first XADD, if at all, before the copy's. @throws RetriableError when Redis fails.
  */
 export async function dedupClicks(
   redis: Redis,
