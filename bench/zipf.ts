@@ -6,17 +6,9 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-/** Deterministic PRNG (mulberry32) so runs are comparable. Returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../infra/index.ts';
+
+export { mulberry32 };
 
 /**
  * Draws `size` ranks in [0, n) with P(rank k) ∝ 1 / (k + 1)^s.

@@ -18,6 +18,7 @@ export { EVENT_LOG_MAXLEN, eventLogKey, type LiveEvent, type LiveEventType, publ
 export { createLogger, type Logger } from './logger.ts';
 export { MigrationError, migrateClickHouse, migratePostgres, readMigrations } from './migrate.ts';
 export { createSql, type Sql, type TransactionSql } from './postgres.ts';
+export { mulberry32 } from './random.ts';
 export { type CreateRedisOptions, createRedis, isCluster, type Redis, type RedisKeys, redisKeys } from './redis.ts';
 export { operatorDatabaseUrl, type RuntimeInfo, readRuntime, writeRuntime } from './runtime.ts';
 export { decryptSecret, encryptSecret, loadSecretKey, parseSecretKey, type SecretKeyName } from './secrets.ts';
