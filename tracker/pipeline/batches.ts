@@ -5,8 +5,6 @@
  */
 import { entryLines, MalformedEventError } from '../events.ts';
 
-export { entryMayRepeat } from '../events.ts';
-
 import { batchToken, type RawEntry } from './streams.ts';
 
 /** One batch of one stream partition: one fraud task, one ClickHouse insert, one XACK. */

@@ -246,6 +246,22 @@ export function buildClicks(
   const stored = new Array<string>(clicks.length);
   const invalid = new Uint8Array(clicks.length);
   const country = '';
+  const rec: StoredClick = {
+    campaign_id: 0,
+    affiliate_id: 0,
+    advertiser_id: 0,
+    link_code: '',
+    ts_ms: 0,
+    sub: ['', '', '', '', ''],
+    ip: '',
+    country,
+    device: '',
+    invalid_reason: '',
+    fraud_score: 0,
+    fraud_reasons: [],
+    features: '',
+    entry: '',
+  };
   for (let i = 0; i < clicks.length; i++) {
     const c = clicks[i]!;
     const s = scored[i]!;
@@ -264,22 +280,21 @@ export function buildClicks(
       `${tsvString(sub[4])}\t${tsvString(c.user_agent)}\t${tsvString(c.referer)}\t${country}\t${tsvString(s.device)}\t` +
       `${tsvString(s.os)}\t${tsvString(s.browser)}\t${c.invalid_reason}\t${s.fraud_score}\t${reasons}\t` +
       `${s.model_version}\t${invalid[i]}`;
-    stored[i] = JSON.stringify([
-      c.campaign_id,
-      c.affiliate_id,
-      c.advertiser_id,
-      c.link_code,
-      c.ts_ms,
-      sub,
-      c.ip,
-      country,
-      s.device,
-      c.invalid_reason,
-      s.fraud_score,
-      s.fraud_reasons,
-      s.features,
-      entries[i] ?? '',
-    ]);
+    // One scratch record, refilled per click: encodeStoredClick stays the only place that knows the field order.
+    rec.campaign_id = c.campaign_id;
+    rec.affiliate_id = c.affiliate_id;
+    rec.advertiser_id = c.advertiser_id;
+    rec.link_code = c.link_code;
+    rec.ts_ms = c.ts_ms;
+    rec.sub = sub;
+    rec.ip = c.ip;
+    rec.device = s.device;
+    rec.invalid_reason = c.invalid_reason;
+    rec.fraud_score = s.fraud_score;
+    rec.fraud_reasons = s.fraud_reasons;
+    rec.features = s.features;
+    rec.entry = entries[i] ?? '';
+    stored[i] = encodeStoredClick(rec);
   }
   return { tsv: lines.length > 0 ? `${lines.join('\n')}\n` : '', stored, invalid };
 }

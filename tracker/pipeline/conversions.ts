@@ -4,12 +4,12 @@
  * it with the campaign's rules, record it once in Postgres (dedup by advertiser + event_id), and
  * build its ClickHouse row.
  */
-import type { Redis, RedisKeys, Sql } from '../../infra/index.ts';
+import type { Sql } from '../../infra/index.ts';
 import { RetriableError } from '../../infra/index.ts';
 import { type ConversionEvent, decodeConversion, MalformedEventError } from '../events.ts';
 import { type FraudVerdict, scoreConversionTiming } from '../fraud/rules.ts';
 import { type CampaignTerms, priceConversion } from './campaigns.ts';
-import { type ClickRow, chTime, loadStoredClicks, type StoredClick } from './clicks.ts';
+import { type ClickRow, chTime, type StoredClick } from './clicks.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_TS_MS = 7_258_118_400_000;
@@ -127,19 +127,6 @@ export function attribute(
     c.event_time_ms,
   );
   return { type: 'ok', click, campaign, payout: price.payout, revenue: price.revenue, fraud };
-}
-
-/** Reads the click records of a batch of conversions (null where the store has none). @throws RetriableError */
-export async function loadClicks(
-  redis: Redis,
-  keys: RedisKeys,
-  convs: readonly ConversionEvent[],
-): Promise<Array<StoredClick | null>> {
-  return loadStoredClicks(
-    redis,
-    keys,
-    convs.map((c) => c.click_id),
-  );
 }
 
 const ROW_COLUMNS = `id, status, reject_reason, campaign_id, affiliate_id, link_code, currency, payout, revenue,

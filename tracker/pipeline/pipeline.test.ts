@@ -4,8 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import { type ClickHouseClient, createLogger } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
 import { createReports } from '../reports/reports.ts';
-import { chTime, clickKey, encodeStoredClick, insertRows, type StoredClick } from './clicks.ts';
-import { attribute, loadClicks, type PricedConversion, recordConversion } from './conversions.ts';
+import { chTime, clickKey, encodeStoredClick, insertRows, loadStoredClicks, type StoredClick } from './clicks.ts';
+import { attribute, type PricedConversion, recordConversion } from './conversions.ts';
 import { type Pipeline, startPipeline } from './runner.ts';
 import { batchToken } from './streams.ts';
 import { addClicks, addConversions, makeClick, makeConversion, type Seeded, seedCampaign, waitFor } from './testing.ts';
@@ -207,7 +207,14 @@ describe('click store', () => {
     const { features: _f, entry: _e, ...older } = rec;
     await env.redis.set(clickKey(env.keys, old.click_id), JSON.stringify(older));
     const convs = [fresh, old, missing].map((c) => makeConversion(s, c.click_id));
-    assert.deepEqual(await loadClicks(env.redis, env.keys, convs), [rec, { ...rec, features: '', entry: '' }, null]);
+    assert.deepEqual(
+      await loadStoredClicks(
+        env.redis,
+        env.keys,
+        convs.map((c) => c.click_id),
+      ),
+      [rec, { ...rec, features: '', entry: '' }, null],
+    );
   });
 });
 

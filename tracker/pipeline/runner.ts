@@ -55,7 +55,6 @@ import {
   trimStream,
 } from './streams.ts';
 
-export { backoffMs } from './step-runner.ts';
 export type { PipelineTestHooks } from './steps/context.ts';
 
 /** Counters of one stream as seen by this consumer. */

@@ -1,5 +1,6 @@
+import { entryMayRepeat } from '../../events.ts';
 import type { EngineRecord } from '../../fraud/engine-pool.ts';
-import { type DeadLetter, decodeEntries, entryMayRepeat, isLabelEntry } from '../batches.ts';
+import { type DeadLetter, decodeEntries, isLabelEntry } from '../batches.ts';
 import { parseClick } from '../clicks.ts';
 import { labelLines } from '../labels.ts';
 import type { Step } from '../step-runner.ts';
