@@ -3,25 +3,15 @@ import { Router } from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
-import { AppError, errorBody, isRetriable, loadSecretKey, redisKeys } from '../infra/index.ts';
+import { AppError, errorBody, isRetriable, loadSecretKey, redisKeys, UUID_RE, zodDetails } from '../infra/index.ts';
 import { clientIp, trustedProxies } from './client-ip.ts';
-import {
-  type ApiServices,
-  type HandlerResult,
-  idParam,
-  MAX_BODY_BYTES,
-  parse,
-  type Route,
-  zodDetails,
-} from './http.ts';
+import { type ApiServices, type HandlerResult, idParam, MAX_BODY_BYTES, parse, type Route } from './http.ts';
 import { buildOpenApi } from './openapi.ts';
 import { encryptPlainTotpSecrets } from './routes/auth.ts';
 import { allRoutes } from './routes/index.ts';
 import { authenticate, resolveJwtSecret, Tokens } from './security.ts';
 import { EventHub } from './sse.ts';
 import type { ApiDeps, Principal } from './types.ts';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Base path of every route. */
 export const API_PREFIX = '/api/v1';
@@ -89,7 +79,7 @@ function handle(route: Route<unknown, unknown>, deps: ApiDeps, services: ApiServ
     for (const name of uuidNames) {
       const v = rawParams[name] ?? '';
       delete rawParams[name];
-      if (!UUID.test(v)) throw new AppError('NOT_FOUND', 'not found', { [name]: ['must be a UUID'] });
+      if (!UUID_RE.test(v)) throw new AppError('NOT_FOUND', 'not found', { [name]: ['must be a UUID'] });
       uuids[name] = v.toLowerCase();
     }
     const pr = paramSchema.safeParse(rawParams);

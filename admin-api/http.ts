@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { AppError, type RedisKeys } from '../infra/index.ts';
+import { AppError, parseWith, type RedisKeys } from '../infra/index.ts';
 import type { Tokens } from './security.ts';
 import type { EventHub } from './sse.ts';
 import type { ApiDeps, Principal, Role } from './types.ts';
@@ -86,26 +86,12 @@ export function route<B = undefined, Q = undefined>(r: Route<B, Q>): Route<B, Q>
   return r;
 }
 
-/** Turns zod issues into `{ "field.path": ["message", …] }` (root errors under `_`). */
-export function zodDetails(err: z.ZodError): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const issue of err.issues) {
-    const key = issue.path.length ? issue.path.map(String).join('.') : '_';
-    const list = out[key] ?? [];
-    list.push(issue.message);
-    out[key] = list;
-  }
-  return out;
-}
-
 /**
  * Validates `input` with `schema`.
  * @throws AppError VALIDATION_ERROR with per-field details.
  */
 export function parse<T>(schema: z.ZodType<T>, input: unknown): T {
-  const r = schema.safeParse(input);
-  if (!r.success) throw new AppError('VALIDATION_ERROR', 'request validation failed', zodDetails(r.error));
-  return r.data;
+  return parseWith(schema, input);
 }
 
 /** Query parameters of paginated lists: `page` ≥ 1, `per_page` 1..100 (default 20). */

@@ -6,7 +6,6 @@ export { API_PREFIX, type ApiApp, createApi, type RunningApi, startApi } from '.
 export { createAdmin } from './create-admin.ts';
 export { API_SCOPES, type ApiScope, type Route } from './http.ts';
 export { buildOpenApi } from './openapi.ts';
-export { type LinkInvalidation, publishLinkInvalidation } from './publish.ts';
 export { allRoutes } from './routes/index.ts';
 export { hashPassword } from './security.ts';
 export type {

@@ -15,7 +15,7 @@ export interface SseClient {
 }
 
 /**
- * Fans live events from the Redis pub/sub channel `keys.events` (contract 3) out to this process's
+ * Fans live events from the Redis pub/sub channel `keys.events` (infra/events.ts) out to this process's
  * SSE clients: a client sees events whose `user_ids` include it; admins see all. A `force-logout`
  * event carrying `data.session_id` closes the streams of that session.
  */

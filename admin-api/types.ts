@@ -19,7 +19,7 @@ export interface Principal {
   mode: 'live' | 'test';
 }
 
-/** Report types: contract 4, implemented by `tracker/reports` (`createReports`). */
+/** Report types, implemented by `tracker/reports` (`createReports`). */
 import type { Reports } from '../tracker/index.ts';
 
 export type { Ledger } from '../ledger/index.ts';
@@ -38,7 +38,7 @@ export interface ApiDeps {
   logger: Logger;
   sql: Sql;
   redis: Redis;
-  /** ClickHouse reports (contract 4); absent → `GET /reports` answers 503 SERVICE_UNAVAILABLE. */
+  /** ClickHouse reports; absent → `GET /reports` answers 503 SERVICE_UNAVAILABLE. */
   reports?: Reports;
   /**
    * The ledger (`createLedger` from `ledger/`): wallet routes, conversion status changes, campaign budget

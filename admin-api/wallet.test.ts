@@ -61,7 +61,7 @@ async function createCampaign(budget: number | null, extra: Record<string, unkno
   return r.body.data.id;
 }
 
-/** Stores a conversion as the pipeline would and books it through the ledger (contract 5). */
+/** Stores a conversion as the pipeline would and books it through the ledger (infra/contracts.ts §4). */
 async function bookedConversion(campaignId: number, advertiserId = adv.id, affiliateId = aff.id) {
   const id = randomUUID();
   const eventId = `order-${id.slice(0, 8)}`;

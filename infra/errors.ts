@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 /**
  * Stable error codes of the API envelope, each mapped to one HTTP status here and nowhere else
  * (EXAMPLES.md, "stable error codes mapped to HTTP once").
@@ -61,6 +63,47 @@ export class AppError extends Error {
       },
     };
   }
+}
+
+/**
+ * The one shape of `VALIDATION_ERROR.details`: each bad field's dotted path (`rows.0.amount`; `_` for the input as a
+ * whole) mapped to its messages.
+ */
+export type FieldErrors = Record<string, string[]>;
+
+/** Turns zod issues into {@link FieldErrors}. */
+export function zodDetails(err: z.ZodError): FieldErrors {
+  const out: FieldErrors = {};
+  for (const issue of err.issues) {
+    const key = issue.path.length ? issue.path.map(String).join('.') : '_';
+    const list = out[key] ?? [];
+    list.push(issue.message);
+    out[key] = list;
+  }
+  return out;
+}
+
+/**
+ * A VALIDATION_ERROR whose details are {@link FieldErrors}; a single message per field may be given as a string.
+ * `message` defaults to the API's generic 'request validation failed'.
+ */
+export function validationError(
+  fields: Record<string, string | readonly string[]>,
+  message = 'request validation failed',
+): AppError {
+  const details: FieldErrors = {};
+  for (const [k, v] of Object.entries(fields)) details[k] = typeof v === 'string' ? [v] : [...v];
+  return new AppError('VALIDATION_ERROR', message, details);
+}
+
+/**
+ * Validates `input` with a zod schema.
+ * @throws AppError VALIDATION_ERROR with {@link FieldErrors} details.
+ */
+export function parseWith<S extends z.ZodType>(schema: S, input: unknown, message?: string): z.output<S> {
+  const r = schema.safeParse(input);
+  if (!r.success) throw validationError(zodDetails(r.error), message);
+  return r.data;
 }
 
 /** Builds the envelope for any thrown value; unknown errors become a bare INTERNAL_ERROR. */

@@ -4,6 +4,22 @@
  */
 export { type ClickHouseClient, createClickHouse } from './clickhouse.ts';
 export { CONFIG_KEYS, type Config, ConfigError, loadConfig } from './config.ts';
+export {
+  CAMPAIGN_STATUSES,
+  type CampaignStatus,
+  type ClickCharge,
+  type ClickChargeSink,
+  type ConversionRef,
+  type ConversionSink,
+  LINK_CODE_RE,
+  LINK_CODE_RULE,
+  type LinkInvalidation,
+  PAYOUT_MODELS,
+  type PayoutModel,
+  type PricedConversion,
+  publishLinkInvalidation,
+  UUID_RE,
+} from './contracts.ts';
 export { DIST_DIR, nodeEntry } from './entry.ts';
 export {
   AppError,
@@ -11,8 +27,12 @@ export {
   type ErrorBody,
   type ErrorCode,
   errorBody,
+  type FieldErrors,
   isRetriable,
+  parseWith,
   RetriableError,
+  validationError,
+  zodDetails,
 } from './errors.ts';
 export { EVENT_LOG_MAXLEN, eventLogKey, type LiveEvent, type LiveEventType, publishEvent } from './events.ts';
 export { createLogger, type Logger } from './logger.ts';

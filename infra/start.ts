@@ -16,9 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startApi } from '../admin-api/index.ts';
 import { createLedger } from '../ledger/index.ts';
-import { type ConversionSink, createDeliveries, createReports, startPipeline } from '../tracker/index.ts';
+import { createDeliveries, createReports, startPipeline } from '../tracker/index.ts';
 import { ensureDemoTenant } from './demo-seed.ts';
 import {
+  type ConversionSink,
   createClickHouse,
   createLogger,
   createRedis,

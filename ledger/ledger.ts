@@ -8,15 +8,21 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
   AppError,
+  type CampaignStatus,
+  type ClickChargeSink,
   type Config,
+  type ConversionRef,
+  type ConversionSink,
   type LiveEvent,
   type LiveEventType,
   type Logger,
   publishEvent,
+  publishLinkInvalidation,
   type Redis,
   type RedisKeys,
   type Sql,
   type TransactionSql,
+  UUID_RE,
 } from '../infra/index.ts';
 import { isValidPayoutAddress, PAYOUT_NETWORKS, type PayoutNetwork } from './addresses.ts';
 import {
@@ -30,39 +36,6 @@ import {
   postingByKey,
   resolvePending,
 } from './postings.ts';
-
-/**
- * What the pipeline hands over after storing a priced conversion in Postgres (contract 5). The ledger
- * reads the stored `conversions` row (the source of truth) by `id`; the other fields are informative.
- */
-export interface PricedConversion {
-  /** conversions.id (uuid): the posting's idempotency key. */
-  id: string;
-  advertiser_id?: number;
-  campaign_id?: number | null;
-  affiliate_id?: number | null;
-  /** Minor units of the campaign currency. */
-  payout?: number;
-  revenue?: number;
-  currency?: string | null;
-  status?: string;
-}
-
-/** Contract 5: called by the pipeline after a priced conversion is stored; idempotent by `c.id`. */
-export interface ConversionSink {
-  conversionRecorded(c: PricedConversion): Promise<void>;
-}
-
-/**
- * Called by the pipeline with each click batch's valid CPC clicks per (campaign, affiliate); idempotent by
- * `batchKey` (the batch's dedup token), so a retried batch charges nothing twice.
- */
-export interface ClickChargeSink {
-  clicksCharged(
-    charges: Array<{ campaign_id: number; affiliate_id: number; count: number }>,
-    batchKey: string,
-  ): Promise<void>;
-}
 
 /** What happened to a conversion handed to the ledger. */
 export type ConversionOutcome =
@@ -176,7 +149,6 @@ function parse<T>(schema: z.ZodType<T>, input: unknown): T {
 }
 
 const WALLET_COOLDOWN_MS = 24 * 3600_000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Authorization scope: when `advertiserId` is set, objects of other advertisers are NOT_FOUND. */
 export interface Scope {
@@ -215,7 +187,7 @@ interface CampaignRow {
   budget: number | null;
   daily_cap: number | null;
   hold_days: number;
-  status: 'draft' | 'active' | 'paused' | 'archived';
+  status: CampaignStatus;
 }
 
 interface ConversionRow {
@@ -335,7 +307,7 @@ export function createLedger(deps: LedgerDeps) {
     if (!redis || !keys) return;
     try {
       for (const campaignId of new Set(fx.invalidations)) {
-        await redis.publish(keys.linkInvalidation, JSON.stringify({ campaign_id: campaignId }));
+        await publishLinkInvalidation(redis, keys, { campaign_id: campaignId });
       }
       for (const e of fx.events) {
         const event: LiveEvent = { id: randomUUID(), created_at: now().toISOString(), ...e };
@@ -461,7 +433,7 @@ export function createLedger(deps: LedgerDeps) {
 
   /** Locks a conversion; `scope.advertiserId` makes another advertiser's conversion NOT_FOUND. */
   async function lockConversion(tx: TransactionSql, conversionId: string, scope: Scope = {}): Promise<ConversionRow> {
-    if (!UUID.test(conversionId)) throw new AppError('NOT_FOUND', 'conversion not found');
+    if (!UUID_RE.test(conversionId)) throw new AppError('NOT_FOUND', 'conversion not found');
     const [row] = await tx<ConversionRow[]>`
       select id, advertiser_id, event_id, campaign_id, affiliate_id, status, amount, payout, revenue, created_at
       from conversions where id = ${conversionId} for update`;
@@ -858,11 +830,11 @@ export function createLedger(deps: LedgerDeps) {
     },
 
     /**
-     * Books a stored, priced conversion (contract 5): revenue leaves the campaign reservation, payout goes
+     * Books a stored, priced conversion (infra/contracts.ts §4): revenue leaves the campaign reservation, payout goes
      * to the affiliate's `pending`, the margin to platform revenue. Idempotent by conversion id. A conversion
      * the budget/daily cap cannot pay is marked rejected (reason given) and an exhausted campaign is paused.
      */
-    async conversionRecorded(c: PricedConversion): Promise<ConversionOutcome> {
+    async conversionRecorded(c: ConversionRef): Promise<ConversionOutcome> {
       parse(z.object({ id: z.string().uuid() }), c);
       return run(async (tx, fx) => accrue(tx, fx, await lockConversion(tx, c.id)));
     },
@@ -1397,8 +1369,8 @@ export function createLedger(deps: LedgerDeps) {
       };
     },
 
-    /** Contract 5 sink for the pipeline. */
-    sink: undefined as unknown as ConversionSink,
+    /** The pipeline's conversion sink (contracts.ts §4). */
+    sink: undefined as unknown as ConversionSink<ConversionRef>,
     /** CPC sink for the pipeline: charges each (campaign, affiliate) group once per batch. */
     clickSink: undefined as unknown as ClickChargeSink,
   };

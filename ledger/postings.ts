@@ -21,7 +21,7 @@
  * is checked with Number.isSafeInteger. Sign: positive = credit (the account holds more), negative = debit.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { AppError, type Sql, type TransactionSql } from '../infra/index.ts';
+import { AppError, type Sql, type TransactionSql, UUID_RE } from '../infra/index.ts';
 
 export type OwnerType = 'advertiser' | 'affiliate' | 'platform' | 'external';
 export type Purpose =
@@ -354,7 +354,7 @@ export async function resolvePending(tx: TransactionSql, req: ResolveRequest): P
     const { request_hash: _h, ...rest } = p!;
     return { pending: toPosting(rest, true), resolution, amount: Number(resolution.meta.amount ?? 0) };
   }
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(req.pendingId)) {
+  if (!UUID_RE.test(req.pendingId)) {
     throw new AppError('NOT_FOUND', 'pending transfer not found');
   }
   const [p] = await tx`select * from ledger_postings where id = ${req.pendingId} for update`;

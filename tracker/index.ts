@@ -29,17 +29,14 @@ export {
   scoreClick,
   scoreConversionTiming,
 } from './fraud/rules.ts';
-export { type LinkInvalidation, publishLinkInvalidation } from './ingest/link-cache.ts';
 export { LIMITS as INGEST_LIMITS, startTracker, type Tracker, type TrackerOptions } from './ingest/server.ts';
 export { UuidV7 } from './ingest/uuid7.ts';
 export {
-  type ClickCharge,
-  type ClickChargeSink,
   cpcCharges,
   percentOf,
   priceConversion,
 } from './pipeline/campaigns.ts';
-export type { ConversionRejectReason, ConversionSink, PricedConversion } from './pipeline/conversions.ts';
+export type { ConversionRejectReason } from './pipeline/conversions.ts';
 export {
   type Pipeline,
   type PipelineOptions,

@@ -1,5 +1,5 @@
 /**
- * Process entry of one ingest process (CONTRACTS.md §6): reads the environment, connects, starts
+ * Process entry of one ingest process: reads the environment, connects, starts
  * the uWS server, and on SIGTERM/SIGINT drains in-flight writes before exiting 0. With an IPC
  * channel it sends `{ type: 'ready', port }` to its parent once listening. Several of these can
  * share one TRACKER_PORT (uWS binds with SO_REUSEPORT on Linux).

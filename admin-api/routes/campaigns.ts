@@ -1,5 +1,13 @@
 import { z } from 'zod';
-import { AppError, type Sql } from '../../infra/index.ts';
+import {
+  AppError,
+  CAMPAIGN_STATUSES,
+  type CampaignStatus,
+  PAYOUT_MODELS,
+  type PayoutModel,
+  publishLinkInvalidation,
+  type Sql,
+} from '../../infra/index.ts';
 import {
   currency,
   type HandlerArgs,
@@ -12,11 +20,11 @@ import {
   type Route,
   route,
 } from '../http.ts';
-import { emit, publishLinkInvalidation } from '../publish.ts';
+import { emit } from '../publish.ts';
 import type { Principal } from '../types.ts';
 import { createLink, linkView } from './links.ts';
 
-type Status = 'draft' | 'active' | 'paused' | 'archived';
+type Status = CampaignStatus;
 
 /** Allowed status transitions; `archived` is final. */
 export const TRANSITIONS: Record<Status, Status[]> = {
@@ -33,7 +41,7 @@ export interface CampaignRow {
   name: string;
   destination_url: string;
   fallback_url: string | null;
-  payout_model: 'CPC' | 'CPA' | 'CPL' | 'RevShare';
+  payout_model: PayoutModel;
   currency: string;
   payout_amount: number;
   revenue_amount: number;
@@ -150,7 +158,7 @@ const campaignFields = {
 const createBody = z
   .object({
     website_id: z.number().int().min(1),
-    payout_model: z.enum(['CPC', 'CPA', 'CPL', 'RevShare']),
+    payout_model: z.enum(PAYOUT_MODELS),
     currency,
     ...campaignFields,
   })
@@ -196,7 +204,7 @@ export function campaignRoutes(): Route<never, never>[] {
       tag: 'campaigns',
       auth: ['admin', 'advertiser', 'affiliate'],
       scope: 'campaigns:read',
-      query: pageQuery.extend({ status: z.enum(['draft', 'active', 'paused', 'archived']).optional() }),
+      query: pageQuery.extend({ status: z.enum(CAMPAIGN_STATUSES).optional() }),
       async handler({ deps: { sql }, user, query }) {
         const scope =
           user.role === 'admin'

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { AppError } from '../../infra/index.ts';
+import { AppError, LINK_CODE_RE, LINK_CODE_RULE, publishLinkInvalidation } from '../../infra/index.ts';
 import { type ApiServices, offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
-import { publishLinkInvalidation } from '../publish.ts';
 import type { ApiDeps } from '../types.ts';
 import { visibleCampaign } from './campaigns.ts';
 
@@ -107,10 +106,7 @@ export function linkRoutes(): Route<never, never>[] {
       scope: 'links:write',
       body: z.object({
         campaign_id: z.number().int().min(1),
-        code: z
-          .string()
-          .regex(/^[A-Za-z0-9_-]{3,64}$/, 'must be 3-64 characters of A-Z a-z 0-9 _ -')
-          .optional(),
+        code: z.string().regex(LINK_CODE_RE, LINK_CODE_RULE).optional(),
         sub1: sub,
         sub2: sub,
         sub3: sub,

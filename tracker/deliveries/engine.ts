@@ -473,7 +473,7 @@ export function createDeliveries(opts: DeliveriesOptions) {
     firePostbacks: (conversionId: string, type: PostbackEvent) => firePostbacks(ctx, conversionId, type),
     refreshStats,
     /**
-     * A `ConversionSink` (contract 5) that queues the `conversion.created` postbacks of each
+     * A `ConversionSink` (infra/contracts.ts §4) that queues the `conversion.created` postbacks of each
      * accepted conversion: a durable trigger (the pipeline retries its batch when this throws),
      * unlike pub/sub. Compose it with the ledger's sink. Idempotent by conversion id.
      */

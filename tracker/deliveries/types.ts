@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError, type LiveEventType } from '../../infra/index.ts';
+import { type AppError, type LiveEventType, parseWith, validationError } from '../../infra/index.ts';
 
 /** Who is asking: every repository call checks ownership against it (admins see everything). */
 export interface Actor {
@@ -47,24 +47,16 @@ export const pageQuerySchema = z.object({
 });
 
 /**
- * Parses input with a zod schema.
- * @throws AppError VALIDATION_ERROR, details `{ "field.path": ["message", …] }` (root errors under `_`),
- *   the admin API's shape.
+ * Parses input with a zod schema (`undefined` is read as `{}`).
+ * @throws AppError VALIDATION_ERROR with FieldErrors details.
  */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
-  const r = schema.safeParse(input ?? {});
-  if (r.success) return r.data;
-  const details: Record<string, string[]> = {};
-  for (const i of r.error.issues) {
-    const key = i.path.length ? i.path.map(String).join('.') : '_';
-    details[key] = [...(details[key] ?? []), i.message];
-  }
-  throw new AppError('VALIDATION_ERROR', 'request validation failed', details);
+  return parseWith(schema, input ?? {});
 }
 
 /** A VALIDATION_ERROR about one field, in the same details shape as {@link parseInput}. */
 export function fieldError(path: string, message: string): AppError {
-  return new AppError('VALIDATION_ERROR', 'request validation failed', { [path]: [message] });
+  return validationError({ [path]: message });
 }
 
 /** One logged attempt, as the API shows it. */

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { AppError, type Sql } from '../../infra/index.ts';
+import { AppError, type Sql, UUID_RE } from '../../infra/index.ts';
 import type { ConversionStatus } from '../events.ts';
-import { UUID_RE } from './uuid7.ts';
 
 /** Max length of `event_id` and `goal`. */
 const MAX_ID_LENGTH = 255;

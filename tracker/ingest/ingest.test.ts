@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { createLogger, loadConfig, type Redis, type RedisKeys, type Sql } from '../../infra/index.ts';
+import {
+  createLogger,
+  loadConfig,
+  publishLinkInvalidation,
+  type Redis,
+  type RedisKeys,
+  type Sql,
+} from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
 import {
   type ClickEvent,
@@ -9,7 +16,6 @@ import {
   decodeClick,
   decodeConversion,
   entryLines,
-  publishLinkInvalidation,
   startTracker,
   type Tracker,
 } from '../index.ts';

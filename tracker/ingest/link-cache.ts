@@ -1,4 +1,4 @@
-import type { Logger, Redis, RedisKeys, Sql } from '../../infra/index.ts';
+import type { LinkInvalidation, Logger, Redis, Sql } from '../../infra/index.ts';
 import type { InvalidClickReason } from '../events.ts';
 import { compileTemplate, type Template } from './macros.ts';
 
@@ -18,17 +18,6 @@ export interface CachedLink {
   fallback: Template | null;
   /** Link default sub-ids sub1..sub5 ('' when unset), used when the click has none. */
   subs: [string, string, string, string, string];
-}
-
-/** A link invalidation message (CONTRACTS.md §2). */
-export type LinkInvalidation = { code: string } | { campaign_id: number } | { all: true };
-
-/**
- * Announces a link/campaign change to every tracker process (Redis PUBLISH on `keys.linkInvalidation`).
- * Call it after the change is committed in Postgres.
- */
-export async function publishLinkInvalidation(redis: Redis, keys: RedisKeys, msg: LinkInvalidation): Promise<void> {
-  await redis.publish(keys.linkInvalidation, JSON.stringify(msg));
 }
 
 interface LinkRow {
@@ -68,7 +57,7 @@ function compile(r: LinkRow): CachedLink {
 /**
  * In-process cache of tracking links: warm-loaded with the active links of active campaigns, filled
  * on a miss by one Postgres query per code (concurrent misses share it), unknown codes remembered
- * for `negativeMs`. Invalidated through Redis pub/sub (CONTRACTS.md §2); on a resubscription (a
+ * for `negativeMs`. Invalidated through Redis pub/sub (infra/contracts.ts §2); on a resubscription (a
  * message may have been missed) the whole cache is dropped.
  */
 export class LinkCache {

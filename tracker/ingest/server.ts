@@ -1,7 +1,17 @@
 import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
 import os from 'node:os';
 import path from 'node:path';
-import { AppError, type Config, createRedis, type Logger, type Redis, redisKeys, type Sql } from '../../infra/index.ts';
+import {
+  AppError,
+  type Config,
+  createRedis,
+  LINK_CODE_RE,
+  type Logger,
+  type Redis,
+  redisKeys,
+  type Sql,
+  UUID_RE,
+} from '../../infra/index.ts';
 import { type ClickEvent, clean, encodeClick, encodeConversion, fnv1a, idTag, partitionOf } from '../events.ts';
 import { FUTURE_SKEW_MS, hasControl, MIN_EVENT_TIME_MS, parsePostback, TokenCache } from './conversion.ts';
 import {
@@ -18,7 +28,7 @@ import { type CachedLink, LinkCache } from './link-cache.ts';
 import { fillTemplate, type MacroValues } from './macros.ts';
 import { normalise, TrustedProxies } from './proxies.ts';
 import { Spool } from './spool.ts';
-import { UUID_RE, UuidV7 } from './uuid7.ts';
+import { UuidV7 } from './uuid7.ts';
 import { callStored, GroupWriter, type Stored } from './writer.ts';
 
 /** Explicit input limits of the ingest. */
@@ -35,7 +45,6 @@ export const LIMITS = {
   maxGroup: 1000,
 } as const;
 
-const CODE_RE = /^[A-Za-z0-9_-]{3,64}$/;
 const SUBS = ['sub1', 'sub2', 'sub3', 'sub4', 'sub5'] as const;
 const CLOSE_TIMEOUT_MS = 10_000;
 /** Header names the click path reads, in uWS's cheapest form (see nativeString). */
@@ -219,7 +228,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
       if (query.includes('sub')) readSubs(query, subs);
       const peer = peerAddress(res);
 
-      if (!CODE_RE.test(code)) {
+      if (!LINK_CODE_RE.test(code)) {
         sendAppError(st, 'VALIDATION_ERROR', 'invalid link code', { code: 'must match [A-Za-z0-9_-]{3,64}' });
         return finish(st);
       }

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { UUID_RE } from '../../infra/index.ts';
 import { idTag } from '../events.ts';
 import { currencyDigits, parsePostback, toMinorUnits } from './conversion.ts';
 import { compileTemplate, fillTemplate } from './macros.ts';
 import { TrustedProxies } from './proxies.ts';
-import { UUID_RE, UuidV7, uuidV7Ms } from './uuid7.ts';
+import { UuidV7, uuidV7Ms } from './uuid7.ts';
 
 describe('UuidV7', () => {
   it('sets version, variant and timestamp, and is strictly increasing within a process', () => {

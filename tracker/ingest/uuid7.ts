@@ -75,6 +75,3 @@ export class UuidV7 {
 export function uuidV7Ms(id: string): number {
   return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
 }
-
-/** Any RFC 9562 UUID in canonical text form (case-insensitive). */
-export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -9,7 +9,7 @@ export type Stored = (ok: boolean) => void;
 export const callStored = (stored: Stored, ok: boolean): void => stored(ok);
 
 /**
- * Group commit of encoded event lines into partitioned streams (CONTRACTS.md §1): every line added
+ * Group commit of encoded event lines into partitioned streams (wire format: tracker/events.ts): every line added
  * within one event-loop turn (or within `groupMs`) is grouped by the partition its caller chose, and
  * each partition with lines in that flush gets ONE `XADD <stream(p)> * v 1 n N d …` (so lines of one
  * partition keep their arrival order: one connection, XADDs sent in flush order). Callers that have no

@@ -2,9 +2,13 @@
  * Campaign terms the pipeline needs (currency, attribution window, payout rules), read from
  * Postgres through a small TTL cache, and the pricing of a conversion.
  */
-import { RetriableError, type Sql } from '../../infra/index.ts';
-
-export type PayoutModel = 'CPC' | 'CPA' | 'CPL' | 'RevShare';
+import {
+  type CampaignStatus,
+  type ClickCharge,
+  type PayoutModel,
+  RetriableError,
+  type Sql,
+} from '../../infra/index.ts';
 
 /** The pricing fields of a campaign or of one of its per-goal overrides. */
 export interface PriceTerms {
@@ -17,7 +21,7 @@ export interface PriceTerms {
 export interface CampaignTerms extends PriceTerms {
   id: number;
   advertiser_id: number;
-  status: 'draft' | 'active' | 'paused' | 'archived';
+  status: CampaignStatus;
   payout_model: PayoutModel;
   currency: string;
   attribution_window_days: number;
@@ -171,21 +175,6 @@ export function createLinkCache(sql: Sql, ttlMs = 30_000): LinkCache {
       return out;
     },
   };
-}
-
-/** Valid clicks of one CPC campaign from one affiliate in a batch: what the ledger charges. */
-export interface ClickCharge {
-  campaign_id: number;
-  affiliate_id: number;
-  count: number;
-}
-
-/**
- * Receives each click batch's CPC charges once the batch is in ClickHouse. Must be idempotent by
- * `batchKey` (+ campaign and affiliate): a batch retried after a crash carries the same key.
- */
-export interface ClickChargeSink {
-  clicksCharged(charges: ClickCharge[], batchKey: string): Promise<void>;
 }
 
 /**

@@ -4,20 +4,19 @@
  */
 import { Readable } from 'node:stream';
 import type { ClickHouseClient, Redis, RedisKeys } from '../../infra/index.ts';
-import { RetriableError } from '../../infra/index.ts';
+import { RetriableError, UUID_RE } from '../../infra/index.ts';
 import { type ClickEvent, decodeClick, idTag, MalformedEventError } from '../events.ts';
 import type { EngineVerdict } from '../fraud/engine-pool.ts';
 import { FRAUD_THRESHOLD } from '../fraud/rules.ts';
 import type { CampaignTerms, LinkDefaults } from './campaigns.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Latest event time ClickHouse DateTime64(3) holds comfortably (2200-01-01), ms. */
 const MAX_TS_MS = 7_258_118_400_000;
 const MAX_SUB_LENGTH = 255;
 
 /** Checks the values ClickHouse would refuse, so one bad click cannot block a batch. @throws MalformedEventError */
 export function validateClick(c: ClickEvent): ClickEvent {
-  if (!UUID.test(c.click_id)) throw new MalformedEventError('click_id is not a UUID');
+  if (!UUID_RE.test(c.click_id)) throw new MalformedEventError('click_id is not a UUID');
   if (c.ts_ms < 0 || c.ts_ms > MAX_TS_MS) throw new MalformedEventError('ts_ms out of range');
   if (c.received_ms < 0 || c.received_ms > MAX_TS_MS) throw new MalformedEventError('received_ms out of range');
   if (c.campaign_id < 0 || c.affiliate_id < 0 || c.advertiser_id < 0) throw new MalformedEventError('negative id');

@@ -8,9 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
-import { type ClickHouseClient, isCluster } from '../../infra/index.ts';
+import { type ClickHouseClient, isCluster, type PricedConversion } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
-import type { PricedConversion } from './conversions.ts';
 import { type Pipeline, startPipeline } from './runner.ts';
 import { addClicks, addConversions, makeClick, makeConversion, seedCampaign, waitFor } from './testing.ts';
 

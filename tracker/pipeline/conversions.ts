@@ -4,50 +4,14 @@
  * it with the campaign's rules, record it once in Postgres (dedup by advertiser + event_id), and
  * build its ClickHouse row.
  */
-import type { Sql } from '../../infra/index.ts';
-import { RetriableError } from '../../infra/index.ts';
+import type { PricedConversion, Sql } from '../../infra/index.ts';
+import { RetriableError, UUID_RE } from '../../infra/index.ts';
 import { type ConversionEvent, decodeConversion, MalformedEventError } from '../events.ts';
 import { type FraudVerdict, scoreConversionTiming } from '../fraud/rules.ts';
 import { type CampaignTerms, priceConversion } from './campaigns.ts';
 import { type ClickRow, chTime, type StoredClick } from './clicks.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_TS_MS = 7_258_118_400_000;
-
-/**
- * A conversion as stored, handed to the ledger after its Postgres row exists (contract 5).
- * Money in minor units of `currency`; times in UTC ms.
- */
-export interface PricedConversion {
-  /** Conversion id (UUID); the idempotency key of the ledger posting. */
-  id: string;
-  event_id: string;
-  click_id: string;
-  advertiser_id: number;
-  affiliate_id: number;
-  campaign_id: number;
-  link_code: string;
-  goal: string;
-  status: 'pending' | 'approved';
-  currency: string;
-  /** Owed to the affiliate. */
-  payout: number;
-  /** Charged to the advertiser. */
-  revenue: number;
-  /** Posted sale amount, -1 when none. */
-  amount: number;
-  event_time_ms: number;
-  click_time_ms: number;
-  /** The campaign's hold before the payout becomes available, days. */
-  hold_days: number;
-  fraud_score: number;
-  fraud_reasons: string[];
-}
-
-/** Receives every accepted conversion once its row is in Postgres. Must be idempotent by `c.id`. */
-export interface ConversionSink {
-  conversionRecorded(c: PricedConversion): Promise<void>;
-}
 
 /** Why a conversion was rejected (stored in `conversions.reject_reason`). */
 export type ConversionRejectReason =
@@ -63,7 +27,7 @@ export type ConversionRejectReason =
 /** Decodes and validates one conversion line. @throws MalformedEventError */
 export function parseConversion(line: string): ConversionEvent {
   const c = decodeConversion(line);
-  if (!UUID.test(c.conversion_id)) throw new MalformedEventError('conversion_id is not a UUID');
+  if (!UUID_RE.test(c.conversion_id)) throw new MalformedEventError('conversion_id is not a UUID');
   if (c.event_id === '' || c.event_id.length > 255) throw new MalformedEventError('event_id empty or too long');
   if (c.advertiser_id <= 0) throw new MalformedEventError('advertiser_id missing');
   if (c.event_time_ms < 0 || c.event_time_ms > MAX_TS_MS) throw new MalformedEventError('event_time_ms out of range');
@@ -157,7 +121,7 @@ export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribut
   const revenue = ok ? a.revenue : 0;
   const fraud = ok ? a.fraud : { fraud_score: click?.fraud_score ?? 0, fraud_reasons: click?.fraud_reasons ?? [] };
   const currency = a.campaign?.currency ?? (c.currency || null);
-  const clickId = UUID.test(c.click_id) ? c.click_id : null;
+  const clickId = UUID_RE.test(c.click_id) ? c.click_id : null;
   const sub = click?.sub ?? ['', '', '', '', ''];
   // What Postgres holds is the truth: on a replay the ClickHouse row, the sink call and the event are
   // rebuilt from the stored row, even if the campaign's terms changed in between.

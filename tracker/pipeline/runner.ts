@@ -19,12 +19,19 @@
  * (./steps/dedup-clicks.ts).
  */
 import os from 'node:os';
-import type { ClickHouseClient, Config, Logger, Redis, Sql } from '../../infra/index.ts';
+import type {
+  ClickChargeSink,
+  ClickHouseClient,
+  Config,
+  ConversionSink,
+  Logger,
+  Redis,
+  Sql,
+} from '../../infra/index.ts';
 import { publishEvent, redisKeys } from '../../infra/index.ts';
 import { createFraudEngine, FraudStateMismatch } from '../fraud/engine-pool.ts';
 import { type Batch, type DeadLetter, entryEventCount, MAX_BATCH_EVENTS, toBatches } from './batches.ts';
-import { type ClickChargeSink, createCampaignCache, createLinkCache } from './campaigns.ts';
-import type { ConversionSink } from './conversions.ts';
+import { createCampaignCache, createLinkCache } from './campaigns.ts';
 import { checkpointAt, checkpointKey, createLease, leaseKey, loadCheckpoint, saveCheckpoint } from './partition.ts';
 import { backoffMs, runSteps, type StepList, type StepOutcome, type StepTimings } from './step-runner.ts';
 import { deadLetterAndAck } from './steps/ack.ts';

@@ -1,5 +1,5 @@
 /**
- * Reports over ClickHouse (contract 4): clicks, unique clicks, invalid clicks, conversions, CR,
+ * Reports over ClickHouse (the admin API's `/reports`): clicks, unique clicks, invalid clicks, conversions, CR,
  * revenue, payout, profit and EPC, grouped by one dimension, per currency.
  *
  * Groupings by day, hour, campaign or affiliate read the hourly aggregates (`stats_hourly`) when

@@ -2,13 +2,22 @@
  * What the steps of a batch share: the pipeline's dependencies, and the context of one click or
  * conversion batch that the steps fill in, in order (see ../step-runner.ts and ../runner.ts).
  */
-import type { ClickHouseClient, Config, Logger, Redis, RedisKeys, Sql } from '../../../infra/index.ts';
+import type {
+  ClickChargeSink,
+  ClickHouseClient,
+  Config,
+  ConversionSink,
+  Logger,
+  PricedConversion,
+  Redis,
+  RedisKeys,
+  Sql,
+} from '../../../infra/index.ts';
 import type { ClickEvent, ConversionEvent } from '../../events.ts';
 import type { EngineRecord, EngineVerdict, FraudEngine } from '../../fraud/engine-pool.ts';
 import type { Batch, DeadLetter, Decoded } from '../batches.ts';
-import type { CampaignTerms, ClickChargeSink, LinkDefaults } from '../campaigns.ts';
+import type { CampaignTerms, LinkDefaults } from '../campaigns.ts';
 import type { BuiltClicks, ClickRow, StoredClick } from '../clicks.ts';
-import type { ConversionSink, PricedConversion } from '../conversions.ts';
 
 /** Test-only fault injection. */
 export interface PipelineTestHooks {

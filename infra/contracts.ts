@@ -1,0 +1,110 @@
+/**
+ * What crosses folders: the types and patterns that the tracker, the ledger and the admin API agree on.
+ * Each is declared here once; a folder that produces or consumes one imports it from `infra/index.ts`.
+ *
+ * The numbered sections are the contracts that other comments cite as "contracts.ts §N".
+ */
+
+import type { Redis, RedisKeys } from './redis.ts';
+
+// §1 Identifiers ------------------------------------------------------------------------------------------------------
+
+/** Any RFC 9562 UUID in canonical text form (case-insensitive): click ids, conversion ids, transfer ids. */
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A tracking link's code, the `:code` of `GET /c/:code`: 3–64 characters of `A-Z a-z 0-9 _ -`. */
+export const LINK_CODE_RE = /^[A-Za-z0-9_-]{3,64}$/;
+
+/** What {@link LINK_CODE_RE} accepts, in words (validation messages). */
+export const LINK_CODE_RULE = 'must be 3-64 characters of A-Z a-z 0-9 _ -';
+
+// §2 Link invalidation ------------------------------------------------------------------------------------------------
+
+/**
+ * Tells every tracker process to drop cached links: one link, every link of a campaign, or all. Published as JSON
+ * on the Redis channel `keys.linkInvalidation` after the change is committed in Postgres.
+ */
+export type LinkInvalidation = { code: string } | { campaign_id: number } | { all: true };
+
+/** Publishes a {@link LinkInvalidation} to every tracker process. Call it after the change is committed. */
+export async function publishLinkInvalidation(redis: Redis, keys: RedisKeys, msg: LinkInvalidation): Promise<void> {
+  await redis.publish(keys.linkInvalidation, JSON.stringify(msg));
+}
+
+// §3 Campaign terms ---------------------------------------------------------------------------------------------------
+
+/** A campaign's life cycle: created `draft`, `active` while it takes traffic, `paused`, `archived` for good. */
+export const CAMPAIGN_STATUSES = ['draft', 'active', 'paused', 'archived'] as const;
+export type CampaignStatus = (typeof CAMPAIGN_STATUSES)[number];
+
+/**
+ * How a campaign pays: per valid click (CPC), per action (CPA), per lead (CPL), or a share of the posted sale
+ * amount (RevShare, in basis points).
+ */
+export const PAYOUT_MODELS = ['CPC', 'CPA', 'CPL', 'RevShare'] as const;
+export type PayoutModel = (typeof PAYOUT_MODELS)[number];
+
+// §4 Conversions: pipeline → ledger → postbacks ------------------------------------------------------------------------
+
+/**
+ * A conversion as stored in Postgres, handed to the sinks after its row exists. Money in minor units of
+ * `currency` (ISO 4217); times in UTC ms.
+ */
+export interface PricedConversion {
+  /** conversions.id (UUID): the idempotency key of the ledger posting and of the postbacks. */
+  id: string;
+  event_id: string;
+  click_id: string;
+  advertiser_id: number;
+  affiliate_id: number;
+  campaign_id: number;
+  link_code: string;
+  goal: string;
+  status: 'pending' | 'approved';
+  currency: string;
+  /** Owed to the affiliate. */
+  payout: number;
+  /** Charged to the advertiser. */
+  revenue: number;
+  /** Posted sale amount, -1 when none. */
+  amount: number;
+  event_time_ms: number;
+  click_time_ms: number;
+  /** The campaign's hold before the payout becomes available, days. */
+  hold_days: number;
+  fraud_score: number;
+  fraud_reasons: string[];
+}
+
+/**
+ * What the ledger's and the deliveries' sinks need of a conversion: its id. They read the stored `conversions` row
+ * (the source of truth) by id, so they accept any `ConversionRef`; the pipeline hands them a whole
+ * {@link PricedConversion}.
+ */
+export type ConversionRef = Pick<PricedConversion, 'id'> & Partial<PricedConversion>;
+
+/**
+ * Receives every accepted conversion once its row is in Postgres. Must be idempotent by `c.id`: a batch replayed
+ * after a crash hands the same conversion over again. The ledger's and the deliveries' sinks are
+ * `ConversionSink<ConversionRef>`, which the pipeline's `ConversionSink` accepts.
+ */
+export interface ConversionSink<C extends ConversionRef = PricedConversion> {
+  conversionRecorded(c: C): Promise<void>;
+}
+
+// §5 Clicks: pipeline → ledger (CPC) ----------------------------------------------------------------------------------
+
+/** Valid clicks of one CPC campaign from one affiliate in a batch: what the ledger charges. */
+export interface ClickCharge {
+  campaign_id: number;
+  affiliate_id: number;
+  count: number;
+}
+
+/**
+ * Receives each click batch's CPC charges once the batch is in ClickHouse. Must be idempotent by `batchKey`
+ * (+ campaign and affiliate): a batch retried after a crash carries the same key.
+ */
+export interface ClickChargeSink {
+  clicksCharged(charges: ClickCharge[], batchKey: string): Promise<void>;
+}
