@@ -146,3 +146,4 @@ export async function createTestEnv(
 }
 
 export { mulberry32 } from '../random.ts';
+export { makeCampaign, makeConversion, makeUser, type Seeded, seedCampaign, waitFor } from './fixtures.ts';

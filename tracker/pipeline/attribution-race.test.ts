@@ -10,10 +10,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { createLogger, loadConfig } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import { startTracker } from '../ingest/server.ts';
 import { startPipeline } from './runner.ts';
-import { seedCampaign, waitFor } from './testing.ts';
 
 const PAIRS = 400;
 const CONCURRENCY = 32;
@@ -84,7 +83,7 @@ test('a conversion posted right after its click is never rejected as unknown_cli
               select count(*)::int as n from conversions where event_id like ${`race-${round}-%`}`;
           return r!.n === PAIRS;
         },
-        60_000,
+        { timeoutMs: 60_000 },
       );
       const [u] = await env.sql<{ n: number }[]>`
           select count(*)::int as n from conversions

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { type ClickHouseClient, isCluster, type PricedConversion } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import { type Pipeline, startPipeline } from './runner.ts';
-import { addClicks, addConversions, makeClick, makeConversion, seedCampaign, waitFor } from './testing.ts';
+import { addClicks, addConversions, makeClick, makeConversion } from './testing.ts';
 
 const P = 4;
 let env: TestEnv;
@@ -71,7 +71,7 @@ async function chCount(query: string, params: Record<string, unknown>): Promise<
 /** waitFor, but a timeout says what the pipeline logged (the cluster's refusal, typically). */
 async function waitOrExplain(what: string, check: () => Promise<boolean>): Promise<void> {
   try {
-    await waitFor(what, check, 30_000);
+    await waitFor(what, check, { timeoutMs: 30_000 });
   } catch (err) {
     const distinct = [...new Set(logged)].slice(0, 5);
     throw new Error(`${(err as Error).message}; pipeline logged:\n  ${distinct.join('\n  ') || '(nothing)'}`);

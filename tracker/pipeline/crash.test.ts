@@ -4,10 +4,10 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { type ClickHouseClient, createClickHouse } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import type { PipelineStats } from './runner.ts';
 import { groupStates } from './streams.ts';
-import { addClicks, forkPipeline, makeClick, seedCampaign, waitFor } from './testing.ts';
+import { addClicks, forkPipeline, makeClick } from './testing.ts';
 
 const ENTRIES = 40;
 const PER_ENTRY = 3;
@@ -63,7 +63,7 @@ test('a consumer killed between insert and ack loses and duplicates nothing; ano
       const g = (await groupStates(env.redis, stream)).get('pipeline');
       return g !== undefined && g.pending === 0 && g.lag === 0;
     },
-    60_000,
+    { timeoutMs: 60_000 },
   );
   const statsMsg = new Promise<{ stats: PipelineStats }>((resolve) => {
     b.on('message', (m: { type: string; stats: PipelineStats }) => {

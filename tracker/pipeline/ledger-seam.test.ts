@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { type ClickHouseClient, createLogger } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import { createLedger } from '../../ledger/index.ts';
 import { createReports } from '../reports/reports.ts';
 import { type Pipeline, startPipeline } from './runner.ts';
-import { addClicks, addConversions, makeClick, makeConversion, seedCampaign, waitFor } from './testing.ts';
+import { addClicks, addConversions, makeClick, makeConversion } from './testing.ts';
 
 let env: TestEnv;
 let ch: ClickHouseClient;

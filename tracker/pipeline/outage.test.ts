@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createClickHouse, createLogger, freePort } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import { startPipeline } from './runner.ts';
 import { ensureStreamGroups, groupStates } from './streams.ts';
-import { addClicks, makeClick, seedCampaign, waitFor } from './testing.ts';
+import { addClicks, makeClick } from './testing.ts';
 
 let env: TestEnv;
 

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { type ClickHouseClient, createLogger, type PricedConversion } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, type Seeded, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import { createReports } from '../reports/reports.ts';
 import { chTime, clickKey, encodeStoredClick, insertRows, loadStoredClicks, type StoredClick } from './clicks.ts';
 import { attribute, recordConversion } from './conversions.ts';
 import { type Pipeline, startPipeline } from './runner.ts';
 import { batchToken } from './streams.ts';
-import { addClicks, addConversions, makeClick, makeConversion, type Seeded, seedCampaign, waitFor } from './testing.ts';
+import { addClicks, addConversions, makeClick, makeConversion } from './testing.ts';
 
 let env: TestEnv;
 let ch: ClickHouseClient;

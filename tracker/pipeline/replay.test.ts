@@ -10,19 +10,17 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { createTestEnv, mulberry32, type TestEnv } from '../../infra/testing/index.ts';
-import type { ClickEvent } from '../events.ts';
-import { groupStates } from './streams.ts';
 import {
-  addClicks,
-  addConversions,
-  forkPipeline,
-  makeClick,
-  makeConversion,
+  createTestEnv,
+  mulberry32,
   type Seeded,
   seedCampaign,
+  type TestEnv,
   waitFor,
-} from './testing.ts';
+} from '../../infra/testing/index.ts';
+import type { ClickEvent } from '../events.ts';
+import { groupStates } from './streams.ts';
+import { addClicks, addConversions, forkPipeline, makeClick, makeConversion } from './testing.ts';
 
 const PARTITIONS = 2;
 const children: ChildProcess[] = [];
@@ -112,7 +110,7 @@ async function drained(env: TestEnv, streams: string[]) {
       }
       return true;
     },
-    60_000,
+    { timeoutMs: 60_000 },
   );
 }
 

@@ -20,12 +20,11 @@ import {
   redisKeys,
   startLocalRedis,
 } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import { decodeClick, entryLines, entryMayRepeat } from '../events.ts';
 import { startTracker } from '../ingest/server.ts';
 import { startPipeline } from './runner.ts';
 import { GROUP, groupStates } from './streams.ts';
-import { seedCampaign, waitFor } from './testing.ts';
 
 const CLICKS = 2_000;
 const CONCURRENCY = 50;
@@ -141,7 +140,7 @@ test('a Redis stall during a click load: every 302 is counted exactly once in Cl
         if (stable) await new Promise((r) => setTimeout(r, 500));
         return stable && (await chOne('SELECT count() AS n FROM clicks')).n === n;
       },
-      60_000,
+      { timeoutMs: 60_000 },
     );
     for (let p = 0; p < PARTITIONS; p++) {
       const entries = (await conn.xrange(keys.clicks(p), '-', '+')) as Array<[string, string[]]>;

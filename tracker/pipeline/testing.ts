@@ -6,51 +6,12 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Redis, RedisKeys, Sql } from '../../infra/index.ts';
-import type { TestEnv } from '../../infra/testing/index.ts';
+import type { Redis, RedisKeys } from '../../infra/index.ts';
+import type { Seeded, TestEnv } from '../../infra/testing/index.ts';
 import { type ClickEvent, type ConversionEvent, encodeClick, encodeConversion, entryFields } from '../events.ts';
 
 export const PHONE_UA =
   'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
-
-export interface Seeded {
-  advertiserId: number;
-  affiliateId: number;
-  campaignId: number;
-  linkCode: string;
-}
-
-let seq = 0;
-
-/** Creates an advertiser, an affiliate, an active campaign (overridable columns) and a link. */
-export async function seedCampaign(sql: Sql, overrides: Record<string, unknown> = {}): Promise<Seeded> {
-  const { goals, ...campaign } = overrides;
-  const n = `${process.pid}_${++seq}_${Math.random().toString(36).slice(2, 8)}`;
-  const [adv] = await sql<{ id: number }[]>`
-    insert into users (role, name, email, password_hash) values ('advertiser', 'adv', ${`adv${n}@x.test`}, 'x') returning id`;
-  const [aff] = await sql<{ id: number }[]>`
-    insert into users (role, name, email, password_hash) values ('affiliate', 'aff', ${`aff${n}@x.test`}, 'x') returning id`;
-  const row = {
-    advertiser_id: adv!.id,
-    name: 'c',
-    destination_url: 'https://example.test/?c={click_id}',
-    payout_model: 'CPA',
-    currency: 'USD',
-    payout_amount: 500,
-    revenue_amount: 700,
-    status: 'active',
-    ...campaign,
-  };
-  const [c] = await sql<
-    { id: number }[]
-  >`insert into campaigns ${sql(row as unknown as Record<string, never>)} returning id`;
-  if (goals !== undefined) {
-    await sql`update campaigns set goals = ${JSON.stringify(goals)}::text::jsonb where id = ${c!.id}`;
-  }
-  const linkCode = `lnk_${n}`;
-  await sql`insert into links (code, campaign_id, affiliate_id, sub3) values (${linkCode}, ${c!.id}, ${aff!.id}, 'default3')`;
-  return { advertiserId: adv!.id, affiliateId: aff!.id, campaignId: c!.id, linkCode };
-}
 
 /** A valid click on the seeded link; `over` replaces any field. */
 export function makeClick(s: Seeded, over: Partial<ClickEvent> = {}): ClickEvent {
@@ -107,15 +68,6 @@ export async function addConversions(
   convs: ConversionEvent[],
 ): Promise<string> {
   return (await redis.xadd(keys.conversions(p), '*', ...entryFields(convs.map(encodeConversion)))) as string;
-}
-
-/** Polls `check` every 25 ms until it returns true. @throws Error after `timeoutMs` with `what`. */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000) {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'test-child.ts');
