@@ -1,14 +1,12 @@
 /**
- * Runs the admin API on its own: `node --import tsx admin-api/main.ts` (env config;
- * `DATABASE_URL` and `REDIS_URL` required). Applies pending Postgres migrations first. Reports are
- * not wired here (no ClickHouse in this process): `infra/start.ts` calls `startApi` with them. The ledger is
- * (wallet routes, budgets reserved on activation); its maintenance jobs run in the pipeline process.
- * With an IPC channel it sends `{ type: 'ready', port }` to its parent once listening.
+ * Runs the admin API on its own: `node --import tsx admin-api/main.ts` (env config; `DATABASE_URL` and `REDIS_URL`
+ * required). It is the API role of the composition root (`infra/start.ts`: {@link openServices},
+ * {@link startApiRole}) without ClickHouse, so `/reports` answers 503 here; the ledger (wallet routes, budgets
+ * reserved on activation) and the delivery workers are wired. Pending Postgres migrations are applied first.
+ * With an IPC channel it sends `{ type: 'ready', port }` to its parent once listening. SIGINT/SIGTERM stop it.
  */
-import { createLogger, createRedis, createSql, loadConfig, migratePostgres, redisKeys } from '../infra/index.ts';
-import { createLedger } from '../ledger/index.ts';
-import { createDeliveries } from '../tracker/index.ts';
-import { startApi } from './app.ts';
+import { createLogger, loadConfig } from '../infra/index.ts';
+import { createMoneyParts, openServices, Stops, startApiRole } from '../infra/start.ts';
 
 const config = loadConfig(process.env);
 const logger = createLogger({ level: config.LOG_LEVEL }).child({ module: 'admin-api' });
@@ -16,15 +14,9 @@ if (!config.DATABASE_URL || !config.REDIS_URL) {
   logger.fatal('DATABASE_URL and REDIS_URL are required');
   process.exit(2);
 }
-const sql = createSql(config.DATABASE_URL);
-const redis = createRedis(config.REDIS_URL, { cluster: config.REDIS_CLUSTER });
-await migratePostgres(sql);
-// Outbound postbacks/webhooks: the engine's workers run in this process.
-const keys = redisKeys(config.REDIS_PREFIX);
-const deliveries = createDeliveries({ config, logger, sql, redis, keys });
-await deliveries.start();
-const ledger = createLedger({ config, logger, sql, redis, keys });
-const api = await startApi({ config, logger, sql, redis, deliveries, ledger });
+const stops = new Stops(logger);
+const services = await openServices(config, logger, stops, { clickhouse: false });
+const api = await startApiRole(services, createMoneyParts(services), stops);
 logger.info({ url: `${api.url}/api/v1` }, 'admin API listening');
 process.send?.({ type: 'ready', port: api.port });
 
@@ -33,10 +25,7 @@ async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'stopping');
-  await api.close();
-  await deliveries.stop();
-  await sql.end({ timeout: 5 });
-  redis.disconnect();
+  await stops.stopAll();
   process.exit(0);
 }
 process.on('SIGTERM', () => void stop('SIGTERM'));

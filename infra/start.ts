@@ -1,76 +1,218 @@
 /**
- * `npm start`: the whole system on one machine. Uses DATABASE_URL / REDIS_URL / CLICKHOUSE_URL when given, else
- * starts embedded Postgres and a local redis-server under DATA_DIR and opens chDB there. chDB binds its directory to
- * one process, so this process runs the pipeline and the admin API (which both use ClickHouse), and the tracker runs
- * in TRACKER_PROCESSES child processes of its own (ARCHITECTURE.md, "Embedded defaults").
+ * The composition root: the only file in infra/ that imports the product folders. It wires the ledger, the
+ * deliveries, the pipeline, the admin API and the tracker processes into roles, and its CLI is `npm start`.
  *
- * Prints `tracker: <url>`, `api: <url>`, `demo link: <url>`, then `ready`. SIGINT/SIGTERM stop everything.
+ * `npm start` (role `all`): the whole system on one machine. Uses DATABASE_URL / REDIS_URL / CLICKHOUSE_URL when
+ * given, else starts embedded Postgres and a local redis-server under DATA_DIR and opens chDB there. chDB binds its
+ * directory to one process, so this process runs the pipeline and the admin API (which both use ClickHouse), and the
+ * tracker runs in TRACKER_PROCESSES child processes of its own (`tracker/main.ts`, ARCHITECTURE.md, "Embedded
+ * defaults"). Prints `tracker: <url>`, `api: <url>`, `demo link: <url>`, then `ready`. SIGINT/SIGTERM stop everything.
  *
  * `--role migrate|api|pipeline` runs one part only (docker-compose): it needs DATABASE_URL, REDIS_URL and
- * CLICKHOUSE_URL, since embedded services and chDB cannot be shared between containers.
+ * CLICKHOUSE_URL, since embedded services and chDB cannot be shared between containers. `admin-api/main.ts` runs the
+ * API role through {@link openServices} and {@link startApiRole} too.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startApi } from '../admin-api/index.ts';
-import { createLedger } from '../ledger/index.ts';
-import { createDeliveries, createReports, startPipeline } from '../tracker/index.ts';
+import { type RunningApi, startApi } from '../admin-api/index.ts';
+import { createLedger, type Ledger } from '../ledger/index.ts';
+import { createDeliveries, createReports, type Deliveries, settlementSink, startPipeline } from '../tracker/index.ts';
 import { ensureDemoTenant } from './demo-seed.ts';
 import {
-  type ConversionSink,
+  type ClickHouseClient,
+  type Config,
   createClickHouse,
   createLogger,
   createRedis,
   createSql,
   type LocalService,
+  type Logger,
   loadConfig,
   migrateClickHouse,
   migratePostgres,
   nodeEntry,
+  type Redis,
+  type RedisKeys,
   redisKeys,
+  type Sql,
   startEmbeddedPostgres,
   startLocalRedis,
   writeRuntime,
 } from './index.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ROLES = ['all', 'migrate', 'api', 'pipeline'] as const;
-const { values: args } = parseArgs({ options: { role: { type: 'string', default: 'all' } } });
-const role = args.role as (typeof ROLES)[number];
-if (!ROLES.includes(role)) {
-  process.stderr.write(`unknown --role ${args.role}; one of ${ROLES.join(', ')}\n`);
-  process.exit(2);
-}
-const config = loadConfig();
-if (role !== 'all' && !(config.DATABASE_URL && config.REDIS_URL && config.CLICKHOUSE_URL)) {
-  process.stderr.write(`--role ${role} needs DATABASE_URL, REDIS_URL and CLICKHOUSE_URL\n`);
-  process.exit(2);
-}
-const log = createLogger({ level: config.LOG_LEVEL, name: 'start' });
-mkdirSync(config.DATA_DIR, { recursive: true });
+/** Longest wait for one stop (a connection close, a child's exit) before the next one runs, ms. */
+const STOP_TIMEOUT_MS = 15_000;
 
-const stops: Array<() => Promise<unknown>> = [];
-let stopping = false;
-async function shutdown(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
-    for (const stop of stops.reverse()) {
-      await stop().catch((err) => log.error({ err }, 'error while stopping'));
+/**
+ * What started, to be stopped in reverse order. Each stop is bounded by {@link STOP_TIMEOUT_MS}, so a dependency that
+ * is already gone cannot hang the others.
+ */
+export class Stops {
+  private readonly list: Array<{ name: string; stop: () => Promise<unknown> }> = [];
+  constructor(private readonly log: Logger) {}
+
+  /** Registers a stop; `name` is logged when it fails or times out. */
+  push(name: string, stop: () => Promise<unknown>): void {
+    this.list.push({ name, stop });
+  }
+
+  /** Runs every stop, newest first; errors are logged, never thrown. */
+  async stopAll(): Promise<void> {
+    for (const { name, stop } of this.list.splice(0).reverse()) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS);
+      });
+      const outcome = await Promise.race([stop().then(() => 'done' as const), timeout]).catch((err: unknown) => {
+        this.log.error({ err, name }, 'error while stopping');
+        return 'failed' as const;
+      });
+      clearTimeout(timer);
+      if (outcome === 'timeout') this.log.error({ name, timeoutMs: STOP_TIMEOUT_MS }, 'stop timed out');
     }
   }
-  process.exit(code);
-}
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
-
-function announce(line: string): void {
-  process.stdout.write(`${line}\n`);
 }
 
-/** Starts one tracker process and resolves with its port once it reports ready. */
-function startTrackerProcess(env: NodeJS.ProcessEnv, index: number): Promise<{ child: ChildProcess; port: number }> {
+/** The connections every role runs on. `ch` is absent when the role was opened without ClickHouse. */
+export interface Services {
+  config: Config;
+  log: Logger;
+  sql: Sql;
+  redis: Redis;
+  keys: RedisKeys;
+  ch?: ClickHouseClient;
+  /** The URLs in use (the embedded services' when none was configured), for child processes. */
+  databaseUrl: string;
+  redisUrl: string;
+}
+
+/**
+ * Connects to Postgres, Redis and (with `clickhouse`) ClickHouse, starting embedded Postgres and a local
+ * redis-server under DATA_DIR when their URL is not configured, and applies pending migrations. Registers every
+ * close in `stops`.
+ * @throws Error when REDIS_CLUSTER is set without REDIS_URL; ServiceStartError when a local service cannot start.
+ */
+export async function openServices(
+  config: Config,
+  log: Logger,
+  stops: Stops,
+  o: { clickhouse: boolean },
+): Promise<Services> {
+  mkdirSync(config.DATA_DIR, { recursive: true });
+  let redisUrl = config.REDIS_URL;
+  if (!redisUrl && config.REDIS_CLUSTER) {
+    // A local cluster's node files name its ports; a restart on new free ports would not find its data again.
+    throw new Error('REDIS_CLUSTER=true needs REDIS_URL (a node of a running Redis Cluster)');
+  }
+  if (!redisUrl) {
+    const local: LocalService = await startLocalRedis({
+      dir: path.join(config.DATA_DIR, 'redis'),
+      persistent: true,
+      log,
+    });
+    stops.push('redis-server', () => local.stop());
+    redisUrl = local.url;
+  }
+  let databaseUrl = config.DATABASE_URL;
+  if (!databaseUrl) {
+    const pg = await startEmbeddedPostgres({ dir: path.join(config.DATA_DIR, 'postgres'), database: 'tracker', log });
+    stops.push('postgres', () => pg.stop());
+    databaseUrl = pg.url;
+  }
+  const sql = createSql(databaseUrl);
+  stops.push('postgres connections', () => sql.end({ timeout: 5 }));
+  await migratePostgres(sql);
+  let ch: ClickHouseClient | undefined;
+  if (o.clickhouse) {
+    ch = createClickHouse({
+      url: config.CLICKHOUSE_URL,
+      username: config.CLICKHOUSE_USER,
+      password: config.CLICKHOUSE_PASSWORD,
+      database: config.CLICKHOUSE_DATABASE,
+      chdbPath: path.join(config.DATA_DIR, 'clickhouse'),
+    });
+    const opened = ch;
+    stops.push('clickhouse', () => opened.close());
+    await migrateClickHouse(ch);
+  }
+  const redis = createRedis(redisUrl, { cluster: config.REDIS_CLUSTER });
+  stops.push('redis connection', async () => redis.disconnect());
+  return { config, log, sql, redis, keys: redisKeys(config.REDIS_PREFIX), ch, databaseUrl, redisUrl };
+}
+
+/** The parts the pipeline and the API share: the ledger (money) and the deliveries (postbacks, webhooks). */
+export interface MoneyParts {
+  ledger: Ledger;
+  deliveries: Deliveries;
+}
+
+/** Creates the ledger and the deliveries on `s` (nothing runs until a role starts them). */
+export function createMoneyParts(s: Services): MoneyParts {
+  const deps = { config: s.config, logger: s.log, sql: s.sql, redis: s.redis, keys: s.keys };
+  return { ledger: createLedger(deps), deliveries: createDeliveries(deps) };
+}
+
+/**
+ * The pipeline role: consumes the click and conversion streams into ClickHouse, pays conversions and CPC clicks
+ * through the ledger, queues postbacks, and runs the ledger's maintenance (two-phase expiry, hold releases).
+ * @throws Error when `s` was opened without ClickHouse.
+ */
+export async function startPipelineRole(s: Services, parts: MoneyParts, stops: Stops): Promise<void> {
+  if (!s.ch) throw new Error('the pipeline role needs ClickHouse');
+  const pipeline = await startPipeline({
+    config: s.config,
+    logger: s.log,
+    redis: s.redis,
+    sql: s.sql,
+    ch: s.ch,
+    conversionSink: settlementSink({ ledger: parts.ledger.sink, postbacks: parts.deliveries.conversionSink }),
+    // CPC: valid clicks are charged per batch, keyed by the batch token (a retried batch is a no-op).
+    clickChargeSink: parts.ledger.clickSink,
+  });
+  stops.push('pipeline', () => pipeline.close());
+  const maintenance = parts.ledger.startMaintenance();
+  stops.push('ledger maintenance', () => maintenance.stop());
+}
+
+/**
+ * The API role: the delivery workers and the admin API (`/api/v1`, reports when `s` has ClickHouse).
+ * @param port overrides `config.API_PORT` (0 = any free port).
+ */
+export async function startApiRole(
+  s: Services,
+  parts: MoneyParts,
+  stops: Stops,
+  o: { port?: number } = {},
+): Promise<RunningApi> {
+  await parts.deliveries.start();
+  stops.push('deliveries', () => parts.deliveries.stop());
+  const api = await startApi(
+    {
+      config: s.config,
+      logger: s.log,
+      sql: s.sql,
+      redis: s.redis,
+      reports: s.ch ? createReports(s.ch) : undefined,
+      ledger: parts.ledger,
+      deliveries: parts.deliveries,
+    },
+    { port: o.port },
+  );
+  stops.push('api', () => api.close());
+  return api;
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Starts one tracker process (`tracker/main.ts`) and resolves with its port once it reports ready. */
+function startTrackerProcess(
+  log: Logger,
+  env: NodeJS.ProcessEnv,
+  index: number,
+): Promise<{ child: ChildProcess; port: number }> {
   const entry = nodeEntry('tracker/main.ts');
   if (index === 0 && !entry.compiled)
     log.warn('dist/ is missing or older than the sources: tracker runs through tsx (npm run build)');
@@ -87,6 +229,7 @@ function startTrackerProcess(env: NodeJS.ProcessEnv, index: number): Promise<{ c
   });
 }
 
+/** SIGTERM, then SIGKILL after 10 s; resolves once the child has exited. */
 function stopChild(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -99,121 +242,80 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-try {
-  let redisUrl = config.REDIS_URL;
-  if (!redisUrl && config.REDIS_CLUSTER) {
-    // A local cluster's node files name its ports; a restart on new free ports would not find its data again.
-    throw new Error('REDIS_CLUSTER=true needs REDIS_URL (a node of a running Redis Cluster)');
-  }
-  if (!redisUrl) {
-    const redis: LocalService = await startLocalRedis({
-      dir: path.join(config.DATA_DIR, 'redis'),
-      persistent: true,
-      log,
-    });
-    stops.push(() => redis.stop());
-    redisUrl = redis.url;
-  }
-  let databaseUrl = config.DATABASE_URL;
-  if (!databaseUrl) {
-    const pg = await startEmbeddedPostgres({ dir: path.join(config.DATA_DIR, 'postgres'), database: 'tracker', log });
-    stops.push(() => pg.stop());
-    databaseUrl = pg.url;
-  }
-  const sql = createSql(databaseUrl);
-  stops.push(() => sql.end({ timeout: 5 }));
-  await migratePostgres(sql);
-  const ch = createClickHouse({
-    url: config.CLICKHOUSE_URL,
-    username: config.CLICKHOUSE_USER,
-    password: config.CLICKHOUSE_PASSWORD,
-    database: config.CLICKHOUSE_DATABASE,
-    chdbPath: path.join(config.DATA_DIR, 'clickhouse'),
-  });
-  stops.push(() => ch.close());
-  await migrateClickHouse(ch);
-  if (role === 'migrate') {
-    log.info('migrations applied');
-    await shutdown(0);
-  }
+const ROLES = ['all', 'migrate', 'api', 'pipeline'] as const;
 
-  const redis = createRedis(redisUrl, { cluster: config.REDIS_CLUSTER });
-  stops.push(async () => redis.disconnect());
-  const keys = redisKeys(config.REDIS_PREFIX);
-  const ledger = createLedger({ config, logger: log, sql, redis, keys });
-  const deliveries = createDeliveries({ config, logger: log, sql, redis, keys });
-  // Money first: the ledger may still reject a conversion (budget, daily cap); postbacks then see its final status.
-  const conversionSink: ConversionSink = {
-    async conversionRecorded(c) {
-      await ledger.sink.conversionRecorded(c);
-      await deliveries.conversionSink.conversionRecorded(c);
-    },
+/** `npm start` and `--role …` (see the file's docstring). */
+async function main(): Promise<void> {
+  const { values: args } = parseArgs({ options: { role: { type: 'string', default: 'all' } } });
+  const role = args.role as (typeof ROLES)[number];
+  if (!ROLES.includes(role)) {
+    process.stderr.write(`unknown --role ${args.role}; one of ${ROLES.join(', ')}\n`);
+    process.exit(2);
+  }
+  const config = loadConfig();
+  if (role !== 'all' && !(config.DATABASE_URL && config.REDIS_URL && config.CLICKHOUSE_URL)) {
+    process.stderr.write(`--role ${role} needs DATABASE_URL, REDIS_URL and CLICKHOUSE_URL\n`);
+    process.exit(2);
+  }
+  const log = createLogger({ level: config.LOG_LEVEL, name: 'start' });
+  const stops = new Stops(log);
+  let stopping = false;
+  const shutdown = async (code: number): Promise<never> => {
+    if (!stopping) {
+      stopping = true;
+      await stops.stopAll();
+    }
+    process.exit(code);
   };
-  if (role === 'all' || role === 'pipeline') {
-    const pipeline = await startPipeline({
-      config,
-      logger: log,
-      redis,
-      sql,
-      ch,
-      conversionSink,
-      // CPC: valid clicks are charged per batch, keyed by the batch token (a retried batch is a no-op).
-      clickChargeSink: ledger.clickSink,
-    });
-    stops.push(() => pipeline.close());
-    // Expires two-phase transfers and approves conversions whose hold period has passed.
-    const maintenance = ledger.startMaintenance();
-    stops.push(() => maintenance.stop());
-  }
-  let apiUrl = '';
-  if (role === 'all' || role === 'api') {
-    await deliveries.start();
-    stops.push(() => deliveries.stop());
-    const api = await startApi({
-      config,
-      logger: log,
-      sql,
-      redis,
-      reports: createReports(ch),
-      ledger,
-      deliveries,
-    });
-    stops.push(() => api.close());
-    apiUrl = api.url;
-  }
-  if (role !== 'all') {
-    if (apiUrl) announce(`api: ${apiUrl}/api/v1`);
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+  const announce = (line: string) => process.stdout.write(`${line}\n`);
+
+  try {
+    const s = await openServices(config, log, stops, { clickhouse: true });
+    if (role === 'migrate') {
+      log.info('migrations applied');
+      await shutdown(0);
+    }
+    const parts = createMoneyParts(s);
+    if (role === 'all' || role === 'pipeline') await startPipelineRole(s, parts, stops);
+    let apiUrl = '';
+    if (role === 'all' || role === 'api') apiUrl = (await startApiRole(s, parts, stops)).url;
+    if (role !== 'all') {
+      if (apiUrl) announce(`api: ${apiUrl}/api/v1`);
+      announce('ready');
+      await new Promise(() => {}); // serve until a signal arrives
+    }
+    const { code } = await ensureDemoTenant(s.sql);
+
+    const env = { ...process.env, DATABASE_URL: s.databaseUrl, REDIS_URL: s.redisUrl, DATA_DIR: config.DATA_DIR };
+    const trackers = await Promise.all(
+      Array.from({ length: config.TRACKER_PROCESSES }, (_, i) => startTrackerProcess(log, env, i)),
+    );
+    // Stopped first (they drain into Redis), then the API, the pipeline and the rest.
+    stops.push('trackers', () => Promise.all(trackers.map((t) => stopChild(t.child))));
+    for (const t of trackers) {
+      t.child.on('exit', (exitCode) => {
+        if (!stopping) {
+          log.error({ exitCode }, 'a tracker process exited; stopping');
+          void shutdown(1);
+        }
+      });
+    }
+
+    const host = config.BIND_HOST === '0.0.0.0' ? 'localhost' : config.BIND_HOST;
+    const trackerUrl = config.PUBLIC_TRACKER_URL ?? `http://${host}:${trackers[0]!.port}`;
+    writeRuntime(config, { pid: process.pid, tracker_url: trackerUrl, api_url: apiUrl, database_url: s.databaseUrl });
+    announce(`tracker: ${trackerUrl}`);
+    announce(`api: ${apiUrl}/api/v1`);
+    announce(`demo link: ${trackerUrl}/c/${code}?sub1=hello`);
     announce('ready');
-    await new Promise(() => {}); // serve until a signal arrives
+  } catch (err) {
+    log.fatal({ err }, 'start-up failed');
+    process.stderr.write(`start-up failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    await shutdown(1);
   }
-  const { code } = await ensureDemoTenant(sql);
-
-  const env = { ...process.env, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, DATA_DIR: config.DATA_DIR };
-  const trackers = await Promise.all(
-    Array.from({ length: config.TRACKER_PROCESSES }, (_, i) => startTrackerProcess(env, i)),
-  );
-  // Stop the trackers first (they drain into Redis), then the pipeline and the rest.
-  stops.push(async () => {
-    await Promise.all(trackers.map((t) => stopChild(t.child)));
-  });
-  for (const t of trackers) {
-    t.child.on('exit', (exitCode) => {
-      if (!stopping) {
-        log.error({ exitCode }, 'a tracker process exited; stopping');
-        void shutdown(1);
-      }
-    });
-  }
-
-  const host = config.BIND_HOST === '0.0.0.0' ? 'localhost' : config.BIND_HOST;
-  const trackerUrl = config.PUBLIC_TRACKER_URL ?? `http://${host}:${trackers[0]!.port}`;
-  writeRuntime(config, { pid: process.pid, tracker_url: trackerUrl, api_url: apiUrl, database_url: databaseUrl });
-  announce(`tracker: ${trackerUrl}`);
-  announce(`api: ${apiUrl}/api/v1`);
-  announce(`demo link: ${trackerUrl}/c/${code}?sub1=hello`);
-  announce('ready');
-} catch (err) {
-  log.fatal({ err }, 'start-up failed');
-  process.stderr.write(`start-up failed: ${err instanceof Error ? err.message : String(err)}\n`);
-  await shutdown(1);
 }
+
+// Run as a program (`npm start`, compose); imported (admin-api/main.ts) it only provides the role functions.
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

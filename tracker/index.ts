@@ -44,6 +44,7 @@ export {
   type StreamStats,
   startPipeline,
 } from './pipeline/runner.ts';
+export { settlementSink } from './pipeline/sinks.ts';
 export { ensureStreamGroups, GROUP as PIPELINE_GROUP } from './pipeline/streams.ts';
 export {
   type ClickLogQuery,
