@@ -13,7 +13,7 @@
  * API role through {@link openServices} and {@link startApiRole} too.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -317,5 +317,7 @@ async function main(): Promise<void> {
   }
 }
 
-// Run as a program (`npm start`, compose); imported (admin-api/main.ts) it only provides the role functions.
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
+// Run as a program (`npm start`, compose); imported (admin-api/main.ts) it only provides the role functions. Both
+// sides are real paths: Node resolves symlinks in the module's URL but not in argv[1], so a checkout reached through
+// a symlink would otherwise start nothing.
+if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))) await main();
