@@ -60,4 +60,13 @@ export {
 // --- end pipeline ---
 
 // --- deliveries ---
-export * from './deliveries/index.ts';
+export {
+  createDeliveries,
+  createPostbackSchema,
+  createWebhookSchema,
+  DELIVERY_STATUSES,
+  type Deliveries,
+  updatePostbackSchema,
+  updateWebhookSchema,
+  webhookTargetSchema,
+} from './deliveries/index.ts';

@@ -2,12 +2,13 @@ import type { Route } from '../http.ts';
 import { authRoutes } from './auth.ts';
 import { campaignRoutes } from './campaigns.ts';
 import { conversionRoutes } from './conversions.ts';
-import { deliveryRoutes } from './deliveries.ts';
 import { eventRoutes } from './events.ts';
 import { linkRoutes } from './links.ts';
+import { postbackRoutes } from './postbacks.ts';
 import { reportRoutes } from './reports.ts';
 import { tokenRoutes } from './tokens.ts';
 import { walletRoutes } from './wallet.ts';
+import { webhookRoutes } from './webhooks.ts';
 import { websiteRoutes } from './websites.ts';
 
 /** Every route of the API, in registration order (also the OpenAPI source and the authz matrix). */
@@ -21,7 +22,8 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...conversionRoutes(),
     ...reportRoutes(),
     ...eventRoutes(),
-    ...deliveryRoutes(),
+    ...postbackRoutes(),
+    ...webhookRoutes(),
     ...walletRoutes(),
   ] as Route<unknown, unknown>[];
 }

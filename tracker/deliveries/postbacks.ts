@@ -5,6 +5,7 @@ import { checkUrl, DestinationRefusedError, destinationOf } from './ssrf.ts';
 import { type Ctx, insertDeliveries, listEndpointDeliveries, type NewDelivery, softDeleteEndpoint } from './store.ts';
 import {
   type Actor,
+  type DeliveryStatus,
   type DeliveryView,
   fieldError,
   type Page,
@@ -213,11 +214,7 @@ export function postbackRepository(ctx: Ctx) {
     },
 
     /** `GET /postbacks/:id/logs`: deliveries with every attempt. */
-    async logs(
-      actor: Actor,
-      id: number,
-      q: PageQuery & { status?: 'pending' | 'succeeded' | 'failed' } = {},
-    ): Promise<Page<DeliveryView>> {
+    async logs(actor: Actor, id: number, q: PageQuery & { status?: DeliveryStatus } = {}): Promise<Page<DeliveryView>> {
       await load(ctx, actor, id);
       const p = parseInput(pageQuerySchema, { page: q.page, per_page: q.per_page });
       return listEndpointDeliveries(ctx, 'postback', id, p, q.status);

@@ -1,6 +1,6 @@
 import type { Config, Logger, Sql } from '../../infra/index.ts';
 import type { HostAllowlist } from './ssrf.ts';
-import type { AttemptView, DeliveryView, Page } from './types.ts';
+import type { AttemptView, DeliveryStatus, DeliveryView, Page } from './types.ts';
 
 /** What the repositories and the engine share. */
 export interface Ctx {
@@ -44,7 +44,7 @@ export interface DeliveryRow {
   url: string;
   destination: string;
   body: string | null;
-  status: 'pending' | 'succeeded' | 'failed';
+  status: DeliveryStatus;
   attempts: number;
   next_attempt_at: Date;
   window_started_at: Date;
@@ -120,7 +120,7 @@ export async function listEndpointDeliveries(
   kind: 'postback' | 'webhook',
   endpointId: number,
   page: { page: number; per_page: number },
-  status?: 'pending' | 'succeeded' | 'failed',
+  status?: DeliveryStatus,
 ): Promise<Page<DeliveryView>> {
   const { sql } = ctx;
   const col = sql(kind === 'postback' ? 'postback_id' : 'webhook_id');

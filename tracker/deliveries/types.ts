@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type AppError, type LiveEventType, parseWith, validationError } from '../../infra/index.ts';
 
-/** Who is asking: every repository call checks ownership against it (admins see everything). */
+/** The owner a call acts for (user id + role): every repository call checks ownership against it (admins see everything). */
 export interface Actor {
   id: number;
   role: 'admin' | 'advertiser' | 'affiliate';
@@ -21,6 +21,10 @@ export interface Page<T> {
   page: number;
   per_page: number;
 }
+
+/** States of a delivery: queued or retrying, delivered, given up. */
+export const DELIVERY_STATUSES = ['pending', 'succeeded', 'failed'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /** Events an affiliate postback can fire on. */
 export const POSTBACK_EVENTS = ['conversion.created', 'conversion.approved', 'conversion.rejected'] as const;
@@ -81,7 +85,7 @@ export interface DeliveryView {
   endpoint_id: number;
   event_id: string;
   event_type: string;
-  status: 'pending' | 'succeeded' | 'failed';
+  status: DeliveryStatus;
   attempts: number;
   next_attempt_at: string | null;
   last_status_code: number | null;

@@ -14,6 +14,7 @@ import {
 } from './store.ts';
 import {
   type Actor,
+  type DeliveryStatus,
   type DeliveryView,
   fieldError,
   type Page,
@@ -273,7 +274,7 @@ export function webhookRepository(ctx: Ctx) {
     async deliveries(
       actor: Actor,
       id: number,
-      q: PageQuery & { status?: 'pending' | 'succeeded' | 'failed' } = {},
+      q: PageQuery & { status?: DeliveryStatus } = {},
     ): Promise<Page<DeliveryView>> {
       await load(ctx, actor, id);
       const p = parseInput(pageQuerySchema, { page: q.page, per_page: q.per_page });

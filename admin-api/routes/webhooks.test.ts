@@ -1,17 +1,19 @@
+/** `/webhooks` over the real admin API, with the real deliveries engine and a loopback receiver. */
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { createLogger } from '../infra/index.ts';
-import { createDeliveries, type Deliveries } from '../tracker/index.ts';
-import { startTestApi, type TestApi, type TestUser } from './test-helpers.ts';
+import { createLogger } from '../../infra/index.ts';
+import { createDeliveries, type Deliveries } from '../../tracker/index.ts';
+import { startTestApi, type TestApi, type TestUser } from '../test-helpers.ts';
 
 let t: TestApi;
 let deliveries: Deliveries;
 let affiliate: TestUser;
 let advertiser: TestUser;
 let receiver: http.Server;
+let receiverBase: string;
 let receiverUrl: string;
 const received: Array<{ headers: http.IncomingHttpHeaders; body: string }> = [];
 
@@ -25,7 +27,8 @@ before(async () => {
     });
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  receiverBase = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  receiverUrl = `${receiverBase}/hook`;
   t = await startTestApi({
     env: { DELIVERY_ALLOWED_HOSTS: '127.0.0.1' },
     deliveries: (env) => {
@@ -93,6 +96,72 @@ describe('/webhooks', () => {
     assert.notEqual(rotated.body.data.secret, secret);
   });
 
+  test('POST /webhooks → 201 with the secret once; GET lists without it; replay and rotate over HTTP', async () => {
+    const before = received.length;
+    const created = await t.call('post', '/webhooks', {
+      token: advertiser.token,
+      body: { url: `${receiverBase}/http`, events: ['website.approved'] },
+    });
+    assert.equal(created.status, 201);
+    assert.equal(created.body.success, true);
+    const { id, secret } = created.body.data as { id: number; secret: string };
+    assert.match(secret, /^whsec_/);
+
+    const listed = await t.call('get', '/webhooks?page=1&per_page=10', { token: advertiser.token });
+    assert.equal(listed.status, 200);
+    assert.deepEqual(listed.body.meta, { page: 1, per_page: 10, total: 1, total_pages: 1 });
+    assert.equal(listed.body.data[0].id, id);
+    assert.equal(listed.body.data[0].secret, undefined);
+
+    const sent = await t.call('post', '/webhooks/test', { token: advertiser.token, body: { webhook_id: id } });
+    assert.equal(sent.status, 202);
+    await deliveries.drain();
+    new Webhook(secret).verify(received[before]!.body, received[before]!.headers as Record<string, string>);
+
+    const logs = await t.call('get', `/webhooks/${id}/deliveries?status=succeeded`, { token: advertiser.token });
+    assert.equal(logs.body.meta.total, 1);
+    const deliveryId = logs.body.data[0].id as number;
+    const replayed = await t.call('post', `/webhooks/deliveries/${deliveryId}/replay`, { token: advertiser.token });
+    assert.equal(replayed.status, 202);
+    assert.equal(replayed.body.data.status, 'pending');
+    await deliveries.drain();
+    assert.equal(received.length - before, 2);
+
+    const rotated = await t.call('put', `/webhooks/${id}/rotate-secret`, { token: advertiser.token });
+    assert.equal(rotated.status, 200);
+    assert.match(rotated.body.data.secret, /^whsec_/);
+    assert.notEqual(rotated.body.data.secret, secret);
+
+    const retried = await t.call('post', '/webhooks/retry-failed', { token: advertiser.token, body: {} });
+    assert.deepEqual(retried.body, { success: true, data: { requeued: 0 } });
+
+    const patched = await t.call('patch', `/webhooks/${id}`, { token: advertiser.token, body: { status: 'disabled' } });
+    assert.equal(patched.body.data.status, 'disabled');
+    const deleted = await t.call('delete', `/webhooks/${id}`, { token: advertiser.token });
+    assert.deepEqual(deleted.body, { success: true, data: { deleted: true } });
+    const gone = await t.call('get', `/webhooks/${id}`, { token: advertiser.token });
+    assert.deepEqual(
+      { status: gone.status, body: gone.body },
+      { status: 404, body: { success: false, error: { code: 'NOT_FOUND', message: 'webhook not found' } } },
+    );
+  });
+
+  const bad: Array<[string, string, string, unknown, number, string]> = [
+    ['bad id', 'GET', '/webhooks/abc', undefined, 404, 'NOT_FOUND'],
+    ['huge id', 'GET', '/webhooks/99999999999999999999', undefined, 404, 'NOT_FOUND'],
+    ['bad status filter', 'GET', '/webhooks/1/deliveries?status=nope', undefined, 400, 'VALIDATION_ERROR'],
+    ['bad per_page', 'GET', '/webhooks?per_page=1000', undefined, 400, 'VALIDATION_ERROR'],
+    ['missing events', 'POST', '/webhooks', { url: 'https://example.com/h' }, 400, 'VALIDATION_ERROR'],
+  ];
+  for (const [name, method, path, body, status, code] of bad) {
+    test(`${name} → ${status} ${code}`, async () => {
+      const r = await t.call(method, path, { token: advertiser.token, body });
+      assert.equal(r.status, status);
+      assert.equal(r.body.success, false);
+      assert.equal(r.body.error.code, code);
+    });
+  }
+
   test('validation errors use the API envelope', async () => {
     const r = await t.call('post', '/webhooks', {
       token: affiliate.token,
@@ -108,19 +177,20 @@ describe('/webhooks', () => {
       },
     });
   });
-});
 
-describe('/postbacks', () => {
-  test('affiliates create and list theirs; advertisers are refused by role', async () => {
-    const created = await t.call('post', '/postbacks', {
-      token: affiliate.token,
-      body: { url: 'https://tracker.example/pb?cid={click_id}&p={payout}', events: ['conversion.approved'] },
+  test('validation error body is complete', async () => {
+    const r = await t.call('post', '/webhooks', {
+      token: advertiser.token,
+      body: { url: 'http://10.0.0.1/x', events: ['payout.paid'] },
     });
-    assert.equal(created.status, 201, created.text);
-    const logs = await t.call('get', `/postbacks/${created.body.data.id}/logs`, { token: affiliate.token });
-    assert.deepEqual(logs.body, { success: true, data: [], meta: { page: 1, per_page: 20, total: 0, total_pages: 0 } });
-    const denied = await t.call('get', '/postbacks', { token: advertiser.token });
-    assert.equal(denied.status, 403);
+    assert.deepEqual(r.body, {
+      success: false,
+      error: {
+        code: 'VALIDATION_ERROR',
+        message: 'request validation failed',
+        details: { url: ['destination 10.0.0.1 is a private, loopback or reserved address'] },
+      },
+    });
   });
 });
 
