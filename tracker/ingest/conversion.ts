@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AppError, type Sql, UUID_RE } from '../../infra/index.ts';
+import { AppError, type Sql, UUID_RE, validationError } from '../../infra/index.ts';
 import type { ConversionStatus } from '../events.ts';
 
 /** Max length of `event_id` and `goal`. */
@@ -72,7 +72,7 @@ function str(v: unknown): string | undefined {
 
 /**
  * Validates a postback's parameters (query string, form or JSON body).
- * @throws AppError VALIDATION_ERROR with `details` mapping each bad field to its problem.
+ * @throws AppError VALIDATION_ERROR with FieldErrors details (each bad field → its problem).
  */
 export function parsePostback(params: Record<string, unknown>, nowMs: number): PostbackFields {
   const bad: Record<string, string> = {};
@@ -135,7 +135,7 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number): P
     else event_time_ms = t;
   }
 
-  if (Object.keys(bad).length > 0) throw new AppError('VALIDATION_ERROR', 'invalid conversion postback', bad);
+  if (Object.keys(bad).length > 0) throw validationError(bad, 'invalid conversion postback');
   const event_id = eventIdRaw || `${click_id}:${goal}`;
   if (event_id.length > 2 * MAX_ID_LENGTH) throw new AppError('VALIDATION_ERROR', 'invalid conversion postback');
   return { click_id, event_id, goal, amount_minor, currency, status, event_time_ms };

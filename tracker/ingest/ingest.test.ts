@@ -250,7 +250,7 @@ describe('GET /c/:code', () => {
         {
           code: 'VALIDATION_ERROR',
           message: 'invalid link code',
-          details: { code: 'must match [A-Za-z0-9_-]{3,64}' },
+          details: { code: ['must match [A-Za-z0-9_-]{3,64}'] },
         },
       ],
       [
@@ -261,7 +261,7 @@ describe('GET /c/:code', () => {
         {
           code: 'VALIDATION_ERROR',
           message: 'invalid link code',
-          details: { code: 'must match [A-Za-z0-9_-]{3,64}' },
+          details: { code: ['must match [A-Za-z0-9_-]{3,64}'] },
         },
       ],
       [
@@ -272,7 +272,7 @@ describe('GET /c/:code', () => {
         {
           code: 'VALIDATION_ERROR',
           message: 'invalid sub-id',
-          details: { sub1: 'must be at most 255 characters', sub3: 'must not contain control characters' },
+          details: { sub1: ['must be at most 255 characters'], sub3: ['must not contain control characters'] },
         },
       ],
       [
@@ -283,7 +283,7 @@ describe('GET /c/:code', () => {
         {
           code: 'VALIDATION_ERROR',
           message: 'query string too long',
-          details: { query: 'must be at most 4096 characters' },
+          details: { query: ['must be at most 4096 characters'] },
         },
       ],
       [
@@ -305,7 +305,7 @@ describe('GET /c/:code', () => {
         {
           code: 'VALIDATION_ERROR',
           message: 'invalid X-Event-Time',
-          details: { 'x-event-time': 'must be epoch milliseconds, from 2000-01-01 and not in the future' },
+          details: { 'x-event-time': ['must be epoch milliseconds, from 2000-01-01 and not in the future'] },
         },
       ],
       [
@@ -465,7 +465,11 @@ describe('GET|POST /api/v1/track/conversion', () => {
       assert.equal(res.status, 400, JSON.stringify(fields));
       assert.deepEqual(await res.json(), {
         success: false,
-        error: { code: 'VALIDATION_ERROR', message: 'invalid conversion postback', details },
+        error: {
+          code: 'VALIDATION_ERROR',
+          message: 'invalid conversion postback',
+          details: Object.fromEntries(Object.entries(details).map(([k, v]) => [k, [v]])),
+        },
       });
     }
     const ok = await get(
@@ -496,7 +500,7 @@ describe('GET|POST /api/v1/track/conversion', () => {
       error: {
         code: 'VALIDATION_ERROR',
         message: 'body is not valid JSON',
-        details: { body: 'must be a JSON object' },
+        details: { body: ['must be a JSON object'] },
       },
     });
     const arr = await post('[1]', 'application/json', headers);
@@ -507,7 +511,7 @@ describe('GET|POST /api/v1/track/conversion', () => {
       error: {
         code: 'VALIDATION_ERROR',
         message: 'invalid conversion postback',
-        details: { goal: 'must be a string' },
+        details: { goal: ['must be a string'] },
       },
     });
   });

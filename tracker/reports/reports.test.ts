@@ -4,7 +4,14 @@ import { after, before, describe, test } from 'node:test';
 import { AppError, type ClickHouseClient } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
 import { chTime, insertRows } from '../pipeline/clicks.ts';
-import { createReports, type ReportQuery, type ReportRow, type Reports, reportSql } from './reports.ts';
+import {
+  createReports,
+  REPORT_GROUP_BY,
+  type ReportQuery,
+  type ReportRow,
+  type Reports,
+  reportSql,
+} from './reports.ts';
 
 let env: TestEnv;
 let ch: ClickHouseClient;
@@ -221,21 +228,21 @@ describe('createReports().report', () => {
     assert.deepEqual(empty, { rows: [], total: 0 });
   });
 
-  const bad: Array<[string, Partial<ReportQuery>, string]> = [
-    ['unknown group_by', { group_by: 'os' as never }, 'group_by'],
-    ['malformed date', { from: '2017-13-01' }, 'from'],
-    ['to before from', { from: '2017-11-08', to: '2017-11-06' }, 'to'],
-    ['unknown time zone', { tz: 'Mars/Olympus' }, 'tz'],
-    ['per_page above 1000', { per_page: 1001 }, 'per_page'],
-    ['page 0', { page: 0 }, 'page'],
-    ['negative campaign id', { campaign_id: -1 }, 'campaign_id'],
+  const bad: Array<[string, Partial<ReportQuery>, string, string]> = [
+    ['unknown group_by', { group_by: 'os' as never }, 'group_by', `must be one of ${REPORT_GROUP_BY.join(', ')}`],
+    ['malformed date', { from: '2017-13-01' }, 'from', 'must be a date YYYY-MM-DD'],
+    ['to before from', { from: '2017-11-08', to: '2017-11-06' }, 'to', 'must not be before from'],
+    ['unknown time zone', { tz: 'Mars/Olympus' }, 'tz', 'must be an IANA time zone'],
+    ['per_page above 1000', { per_page: 1001 }, 'per_page', 'must be an integer between 1 and 1000'],
+    ['page 0', { page: 0 }, 'page', 'must be an integer >= 1'],
+    ['negative campaign id', { campaign_id: -1 }, 'campaign_id', 'must be a non-negative integer'],
   ];
-  for (const [name, over, field] of bad) {
+  for (const [name, over, field, problem] of bad) {
     test(`rejects ${name} with VALIDATION_ERROR`, async () => {
       await assert.rejects(reports.report(q(over)), (err: unknown) => {
         assert.ok(err instanceof AppError);
         assert.equal(err.code, 'VALIDATION_ERROR');
-        assert.deepEqual(err.details, { field });
+        assert.deepEqual(err.details, { [field]: [problem] });
         return true;
       });
     });

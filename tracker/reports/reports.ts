@@ -9,7 +9,7 @@
  * (status pending or approved) count. Unique clicks: distinct (IP, link) per local day, summed
  * over days (per hour when grouped by hour).
  */
-import { AppError, type ClickHouseClient } from '../../infra/index.ts';
+import { type ClickHouseClient, validationError } from '../../infra/index.ts';
 
 export type ReportGroupBy =
   | 'day'
@@ -117,13 +117,14 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 function parseDay(s: string, field: string): number {
   const ms = DATE.test(s) ? Date.parse(`${s}T00:00:00Z`) : Number.NaN;
   if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== s) {
-    throw new AppError('VALIDATION_ERROR', `${field} must be a date YYYY-MM-DD`, { field });
+    bad(field, 'must be a date YYYY-MM-DD');
   }
   return ms;
 }
 
-function bad(field: string, message: string): never {
-  throw new AppError('VALIDATION_ERROR', message, { field });
+/** Throws VALIDATION_ERROR with details `{ [field]: [problem] }`; the message defaults to `${field} ${problem}`. */
+function bad(field: string, problem: string, message = `${field} ${problem}`): never {
+  throw validationError({ [field]: problem }, message);
 }
 
 /** Offset of `tz` from UTC at an instant, minutes (e.g. 330 for Asia/Kolkata). */
@@ -145,23 +146,24 @@ function wholeHourOffsets(tz: string, fromMs: number, toMs: number): boolean {
 
 /** Validates a query. @throws AppError VALIDATION_ERROR */
 export function validateReportQuery(q: ReportQuery): { fromMs: number; toMs: number } {
-  if (!REPORT_GROUP_BY.includes(q.group_by)) bad('group_by', `group_by must be one of ${REPORT_GROUP_BY.join(', ')}`);
+  if (!REPORT_GROUP_BY.includes(q.group_by)) bad('group_by', `must be one of ${REPORT_GROUP_BY.join(', ')}`);
   const fromMs = parseDay(q.from, 'from');
   const toMs = parseDay(q.to, 'to');
-  if (toMs < fromMs) bad('to', 'to must not be before from');
-  if ((toMs - fromMs) / 86_400_000 >= MAX_REPORT_DAYS) bad('to', `a report covers at most ${MAX_REPORT_DAYS} days`);
+  if (toMs < fromMs) bad('to', 'must not be before from');
+  if ((toMs - fromMs) / 86_400_000 >= MAX_REPORT_DAYS)
+    bad('to', `a report covers at most ${MAX_REPORT_DAYS} days`, `a report covers at most ${MAX_REPORT_DAYS} days`);
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: q.tz });
   } catch {
-    bad('tz', 'tz must be an IANA time zone');
+    bad('tz', 'must be an IANA time zone');
   }
-  if (!Number.isSafeInteger(q.page) || q.page < 1) bad('page', 'page must be an integer >= 1');
+  if (!Number.isSafeInteger(q.page) || q.page < 1) bad('page', 'must be an integer >= 1');
   if (!Number.isSafeInteger(q.per_page) || q.per_page < 1 || q.per_page > 1000) {
-    bad('per_page', 'per_page must be an integer between 1 and 1000');
+    bad('per_page', 'must be an integer between 1 and 1000');
   }
   for (const f of ['campaign_id', 'affiliate_id', 'advertiser_id'] as const) {
     const v = q[f];
-    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) bad(f, `${f} must be a non-negative integer`);
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) bad(f, 'must be a non-negative integer');
   }
   return { fromMs, toMs };
 }
