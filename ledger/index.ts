@@ -4,21 +4,17 @@
  * Other folders import only this file.
  */
 
+export type { Scope, TransferView } from './accounts.ts';
 export { isValidPayoutAddress, PAYOUT_NETWORKS, type PayoutNetwork, toEip55 } from './addresses.ts';
-export { checkInvariants } from './invariants.ts';
+export { type AdvertiserBalance, type AffiliateBalance, POSTING_TYPE_NAMES, type TransactionRow } from './balances.ts';
+export type { LedgerDeps } from './context.ts';
 export {
-  type AdvertiserBalance,
-  type AffiliateBalance,
   type ConversionOutcome,
-  createLedger,
-  type Ledger,
-  type LedgerDeps,
-  type PayoutWallet,
-  POSTING_TYPE_NAMES,
   type ReconcileResult,
   type ReconcileRow,
-  type Scope,
-  type TransactionRow,
-  type TransferView,
-} from './ledger.ts';
+  reconcileRowSchema,
+} from './conversions.ts';
+export { checkInvariants } from './invariants.ts';
+export { createLedger, type Ledger } from './ledger.ts';
 export type { AccountRef, OwnerType, PostingType, Purpose } from './postings.ts';
+export type { PayoutWallet } from './withdrawals.ts';
