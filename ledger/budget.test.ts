@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HOUR, ledgerWorld, makeCampaign, makeConversion, makeUser, rejectsWith } from './testing.ts';
+import { HOUR, ledgerWorld, makeCampaign, makeConversion, makeUser, rejectsWith, runningCampaign } from './testing.ts';
 
 describe('ledger budgets', () => {
   const world = ledgerWorld();
@@ -36,11 +36,7 @@ describe('ledger budgets', () => {
 
   it('never spends beyond the budget under concurrent conversions, then pauses and invalidates links', async () => {
     const { env, ledger } = world;
-    const adv = await makeUser(env.sql, 'advertiser');
-    const aff = await makeUser(env.sql, 'affiliate');
-    const camp = await makeCampaign(env.sql, { advertiserId: adv, budget: 3_000, revenue: 1_000, payout: 500 });
-    await ledger.fund({ advertiserId: adv, amount: 50_000, currency: 'USD', reference: 'r', idempotencyKey: 'f' });
-    await ledger.activateCampaign(camp);
+    const { adv, aff, camp } = await runningCampaign(world, { budget: 3_000, revenue: 1_000, payout: 500 }, 50_000);
     const convs = await Promise.all(
       Array.from({ length: 8 }, () =>
         makeConversion(env.sql, {
@@ -66,11 +62,7 @@ describe('ledger budgets', () => {
 
   it('pauses an unbudgeted campaign when the advertiser runs out of funds', async () => {
     const { env, ledger } = world;
-    const adv = await makeUser(env.sql, 'advertiser');
-    const aff = await makeUser(env.sql, 'affiliate');
-    const camp = await makeCampaign(env.sql, { advertiserId: adv, budget: null, revenue: 400, payout: 300 });
-    await ledger.fund({ advertiserId: adv, amount: 1_000, currency: 'USD', reference: 'r', idempotencyKey: 'f' });
-    await ledger.activateCampaign(camp);
+    const { adv, aff, camp } = await runningCampaign(world, { budget: null, revenue: 400, payout: 300 }, 1_000);
     const mk = () =>
       makeConversion(env.sql, { advertiserId: adv, campaignId: camp, affiliateId: aff, revenue: 400, payout: 300 });
     assert.equal((await ledger.conversionRecorded({ id: await mk() })).type, 'posted');
@@ -82,17 +74,11 @@ describe('ledger budgets', () => {
 
   it('respects the daily cap', async () => {
     const { env, ledger } = world;
-    const adv = await makeUser(env.sql, 'advertiser');
-    const aff = await makeUser(env.sql, 'affiliate');
-    const camp = await makeCampaign(env.sql, {
-      advertiserId: adv,
-      budget: 10_000,
-      dailyCap: 1_500,
-      revenue: 1_000,
-      payout: 500,
-    });
-    await ledger.fund({ advertiserId: adv, amount: 10_000, currency: 'USD', reference: 'r', idempotencyKey: 'f' });
-    await ledger.activateCampaign(camp);
+    const { adv, aff, camp } = await runningCampaign(
+      world,
+      { budget: 10_000, dailyCap: 1_500, revenue: 1_000, payout: 500 },
+      10_000,
+    );
     const platformBefore = (await ledger.platformBalances()).find((b) => b.currency === 'USD')!;
     const mk = () =>
       makeConversion(env.sql, { advertiserId: adv, campaignId: camp, affiliateId: aff, revenue: 1_000, payout: 500 });

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HOUR, ledgerWorld, makeCampaign, makeConversion, makeUser, rejectsWith } from './testing.ts';
+import { HOUR, ledgerWorld, makeCampaign, makeConversion, makeUser, rejectsWith, runningCampaign } from './testing.ts';
 
 const BTC = '1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa';
 
@@ -12,11 +12,7 @@ describe('ledger conversions', () => {
 
   it('books a conversion once; approval, reversal and clawback after payout', async () => {
     const { env, ledger } = world;
-    const adv = await makeUser(env.sql, 'advertiser');
-    const aff = await makeUser(env.sql, 'affiliate');
-    const camp = await makeCampaign(env.sql, { advertiserId: adv, budget: 10_000, revenue: 1_000, payout: 700 });
-    await ledger.fund({ advertiserId: adv, amount: 10_000, currency: 'USD', reference: 'r', idempotencyKey: 'f' });
-    await ledger.activateCampaign(camp);
+    const { adv, aff, camp } = await runningCampaign(world, { budget: 10_000, revenue: 1_000, payout: 700 }, 10_000);
     const conv = await makeConversion(env.sql, {
       advertiserId: adv,
       campaignId: camp,

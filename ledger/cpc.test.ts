@@ -3,24 +3,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ledgerWorld, makeCampaign, makeUser, rejectsWith } from './testing.ts';
+import { ledgerWorld, rejectsWith, runningCampaign } from './testing.ts';
 
 describe('ledger click charges', () => {
   const world = ledgerWorld();
 
   it('charges CPC clicks within the budget, idempotently', async () => {
     const { env, ledger } = world;
-    const adv = await makeUser(env.sql, 'advertiser');
-    const aff = await makeUser(env.sql, 'affiliate');
-    const camp = await makeCampaign(env.sql, {
-      advertiserId: adv,
-      model: 'CPC',
-      budget: 1_000,
-      revenue: 30,
-      payout: 20,
-    });
-    await ledger.fund({ advertiserId: adv, amount: 1_000, currency: 'USD', reference: 'r', idempotencyKey: 'f' });
-    await ledger.activateCampaign(camp);
+    const { aff, camp } = await runningCampaign(world, { model: 'CPC', budget: 1_000, revenue: 30, payout: 20 }, 1_000);
     const first = await ledger.chargeClicks(camp, 10, 'batch-1', { affiliateId: aff });
     assert.deepEqual(
       { ...first, posting_id: '' },

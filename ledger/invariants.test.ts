@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { checkInvariants } from './index.ts';
-import { ledgerWorld, makeCampaign, makeConversion, makeUser } from './testing.ts';
+import { ledgerWorld, makeConversion, runningCampaign } from './testing.ts';
 
 describe('ledger database guarantees', () => {
   const world = ledgerWorld();
@@ -12,11 +12,7 @@ describe('ledger database guarantees', () => {
   before(async () => {
     // The checks below tamper with existing rows: book one conversion so accounts, entries and revenue exist.
     const { env, ledger } = world;
-    const adv = await makeUser(env.sql, 'advertiser');
-    const aff = await makeUser(env.sql, 'affiliate');
-    const camp = await makeCampaign(env.sql, { advertiserId: adv, budget: null, revenue: 100, payout: 60 });
-    await ledger.fund({ advertiserId: adv, amount: 1_000, currency: 'USD', reference: 'r', idempotencyKey: 'f' });
-    await ledger.activateCampaign(camp);
+    const { adv, aff, camp } = await runningCampaign(world, { budget: null, revenue: 100, payout: 60 }, 1_000);
     const conv = await makeConversion(env.sql, {
       advertiserId: adv,
       campaignId: camp,

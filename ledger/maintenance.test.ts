@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HOUR, ledgerWorld, makeCampaign, makeConversion, makeUser } from './testing.ts';
+import { HOUR, ledgerWorld, makeConversion, makeUser, runningCampaign } from './testing.ts';
 
 describe('ledger maintenance', () => {
   const world = ledgerWorld();
@@ -33,17 +33,11 @@ describe('ledger maintenance', () => {
 
   it('approves conversions after the hold period', async () => {
     const { env, ledger } = world;
-    const adv = await makeUser(env.sql, 'advertiser');
-    const aff = await makeUser(env.sql, 'affiliate');
-    const camp = await makeCampaign(env.sql, {
-      advertiserId: adv,
-      budget: null,
-      revenue: 100,
-      payout: 80,
-      holdDays: 2,
-    });
-    await ledger.fund({ advertiserId: adv, amount: 1_000, currency: 'USD', reference: 'r', idempotencyKey: 'f' });
-    await ledger.activateCampaign(camp);
+    const { adv, aff, camp } = await runningCampaign(
+      world,
+      { budget: null, revenue: 100, payout: 80, holdDays: 2 },
+      1_000,
+    );
     const conv = await makeConversion(env.sql, {
       advertiserId: adv,
       campaignId: camp,

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { AppError, createLogger, createRedis, type Redis, type Sql } from '../infra/index.ts';
-import { createTestEnv, makeCampaign as insertCampaign, type TestEnv } from '../infra/testing/index.ts';
+import { createTestEnv, makeCampaign as insertCampaign, makeUser, type TestEnv } from '../infra/testing/index.ts';
 import { checkInvariants, createLedger, type Ledger, type LedgerDeps } from './index.ts';
 
 export { makeConversion, makeUser } from '../infra/testing/index.ts';
@@ -39,6 +39,27 @@ export async function makeCampaign(
     daily_cap: o.dailyCap ?? null,
     hold_days: o.holdDays ?? 0,
   });
+}
+
+/** Campaign terms in the ledger tests' words; see {@link makeCampaign}. */
+export type CampaignTerms = Parameters<typeof makeCampaign>[1];
+
+/**
+ * The usual start of a money-flow test: an advertiser and an affiliate, a campaign on `terms` that the advertiser
+ * funds with `fund` minor units of USD (idempotency key 'f') and activates.
+ * @returns the user ids and the campaign id.
+ */
+export async function runningCampaign(
+  { env, ledger }: Pick<LedgerWorld, 'env' | 'ledger'>,
+  terms: Omit<CampaignTerms, 'advertiserId'>,
+  fund: number,
+): Promise<{ adv: number; aff: number; camp: number }> {
+  const adv = await makeUser(env.sql, 'advertiser');
+  const aff = await makeUser(env.sql, 'affiliate');
+  const camp = await makeCampaign(env.sql, { advertiserId: adv, ...terms });
+  await ledger.fund({ advertiserId: adv, amount: fund, currency: 'USD', reference: 'r', idempotencyKey: 'f' });
+  await ledger.activateCampaign(camp);
+  return { adv, aff, camp };
 }
 
 /** Awaits `p` and asserts it fails with AppError `code`. @returns that error. */

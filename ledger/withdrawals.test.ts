@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HOUR, ledgerWorld, makeCampaign, makeConversion, makeUser, rejectsWith } from './testing.ts';
+import { HOUR, ledgerWorld, makeConversion, makeUser, rejectsWith, runningCampaign } from './testing.ts';
 
 describe('ledger withdrawals', () => {
   const world = ledgerWorld();
@@ -36,11 +36,7 @@ describe('ledger withdrawals', () => {
 
   it('rejected withdrawals return the funds', async () => {
     const { env, ledger } = world;
-    const adv = await makeUser(env.sql, 'advertiser');
-    const aff = await makeUser(env.sql, 'affiliate');
-    const camp = await makeCampaign(env.sql, { advertiserId: adv, budget: 5_000, revenue: 3_000, payout: 2_000 });
-    await ledger.fund({ advertiserId: adv, amount: 5_000, currency: 'USD', reference: 'r', idempotencyKey: 'f' });
-    await ledger.activateCampaign(camp);
+    const { adv, aff, camp } = await runningCampaign(world, { budget: 5_000, revenue: 3_000, payout: 2_000 }, 5_000);
     const conv = await makeConversion(env.sql, {
       advertiserId: adv,
       campaignId: camp,
