@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
 import type { ReconcileRow } from '../../ledger/index.ts';
+import { needLedger } from '../domain/wallet/need-ledger.ts';
 import { type HandlerArgs, notFound, offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
-import { needLedger } from './wallet.ts';
 
 /** Most rows of one `POST /conversions/batch`. */
 export const MAX_BATCH_ROWS = 10_000;

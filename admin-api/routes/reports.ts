@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
 import { REPORT_GROUP_BY } from '../../tracker/index.ts';
+import { visibleCampaign } from '../domain/campaigns/visible-campaign.ts';
 import { paged, type Route, route } from '../http.ts';
 import type { ClickLogQuery, ReportQuery, ReportRow } from '../types.ts';
-import { visibleCampaign } from './campaigns.ts';
 
 const isoDate = z
   .string()

@@ -2,15 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { AppError, type Sql } from '../../infra/index.ts';
-import { type Ledger, PAYOUT_NETWORKS, type PayoutNetwork, POSTING_TYPE_NAMES } from '../../ledger/index.ts';
+import { PAYOUT_NETWORKS, type PayoutNetwork, POSTING_TYPE_NAMES } from '../../ledger/index.ts';
+import { needLedger } from '../domain/wallet/need-ledger.ts';
 import { currency, paged, pageQuery, type Route, route } from '../http.ts';
 import type { Principal, Role } from '../types.ts';
-
-/** The ledger, or 503 SERVICE_UNAVAILABLE when the API runs without one. */
-export function needLedger(a: { deps: { ledger?: Ledger } }): Ledger {
-  if (!a.deps.ledger) throw new AppError('SERVICE_UNAVAILABLE', 'the wallet is not available');
-  return a.deps.ledger;
-}
 
 /** Money amount in a request: positive safe integer, minor units. */
 const amount = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);

@@ -1,7 +1,7 @@
 import { createWebhookSchema, updateWebhookSchema, webhookTargetSchema } from '../../tracker/index.ts';
+import { deliveriesOf, deliveryLogQuery, owner } from '../domain/deliveries/deliveries-of.ts';
 import { paged, pageQuery, type Route, route } from '../http.ts';
 import type { Role } from '../types.ts';
-import { deliveriesOf, deliveryLogQuery, owner } from './postbacks.ts';
 
 const ANYONE: readonly Role[] = ['advertiser', 'affiliate', 'admin'];
 
