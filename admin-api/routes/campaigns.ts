@@ -11,7 +11,8 @@ import { changeCampaignStatus } from '../domain/campaigns/change-status.ts';
 import { decideMembership, joinCampaign, leaveCampaign } from '../domain/campaigns/memberships.ts';
 import { checkFunds, moneyColumns, priceIssue, storedGoals } from '../domain/campaigns/pricing.ts';
 import { ownedCampaign, visibleCampaign } from '../domain/campaigns/visible-campaign.ts';
-import { currency, httpUrl, minorUnits, notFound, offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
+import { currency, httpUrl, minorUnits, notFound, pageQuery, type Route, route } from '../http.ts';
+import { pagedQuery } from '../paging.ts';
 
 const goal = z.object({
   goal: z.string().trim().min(1).max(100),
@@ -72,20 +73,17 @@ export function campaignRoutes(): Route<never, never>[] {
               ? sql`c.advertiser_id = ${user.user_id}`
               : sql`((c.visibility = 'public' and c.status = 'active') or m.status in ('approved', 'pending'))`;
         const st = query.status ? sql`c.status = ${query.status}` : sql`true`;
-        const rows = await sql<(CampaignRow & { membership: string | null; total: number })[]>`
-          select c.*, m.status as membership, count(*) over ()::int8 as total from campaigns c
-          left join campaign_affiliates m on m.campaign_id = c.id and m.affiliate_id = ${user.user_id}
-          where ${scope} and ${st} order by c.id desc limit ${query.per_page} offset ${offsetOf(query)}`;
-        const total =
-          rows[0]?.total ??
-          (
-            await sql`select 1 from campaigns c left join campaign_affiliates m
-              on m.campaign_id = c.id and m.affiliate_id = ${user.user_id} where ${scope} and ${st}`
-          ).count;
-        return paged(
-          rows.map(({ membership, total: _t, ...c }) => campaignView(c, user, membership)),
-          total,
+        return pagedQuery<CampaignRow & { membership: string | null }>(
+          sql,
           query,
+          {
+            columns: sql`c.*, m.status as membership`,
+            from: sql`campaigns c
+              left join campaign_affiliates m on m.campaign_id = c.id and m.affiliate_id = ${user.user_id}`,
+            where: sql`${scope} and ${st}`,
+            orderBy: sql`c.id desc`,
+          },
+          ({ membership, ...c }) => campaignView(c, user, membership),
         );
       },
     }),
@@ -253,15 +251,12 @@ export function campaignRoutes(): Route<never, never>[] {
       query: pageQuery,
       async handler({ deps: { sql }, user, params, query }) {
         const c = await ownedCampaign(sql, params.id!, user);
-        const rows = await sql<{ total: number }[]>`
-          select m.affiliate_id, u.name, m.status, m.created_at, m.updated_at, count(*) over ()::int8 as total
-          from campaign_affiliates m join users u on u.id = m.affiliate_id
-          where m.campaign_id = ${c.id} order by m.created_at limit ${query.per_page} offset ${offsetOf(query)}`;
-        return paged(
-          rows.map(({ total: _t, ...r }) => r),
-          rows[0]?.total ?? 0,
-          query,
-        );
+        return pagedQuery(sql, query, {
+          columns: sql`m.affiliate_id, u.name, m.status, m.created_at, m.updated_at`,
+          from: sql`campaign_affiliates m join users u on u.id = m.affiliate_id`,
+          where: sql`m.campaign_id = ${c.id}`,
+          orderBy: sql`m.created_at`,
+        });
       },
     }),
     route({

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
 import type { ReconcileRow } from '../../ledger/index.ts';
 import { needLedger } from '../domain/wallet/need-ledger.ts';
-import { type HandlerArgs, notFound, offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
+import { type HandlerArgs, notFound, paged, pageQuery, type Route, route } from '../http.ts';
+import { pagedQuery } from '../paging.ts';
 
 /** Most rows of one `POST /conversions/batch`. */
 export const MAX_BATCH_ROWS = 10_000;
@@ -134,7 +135,6 @@ interface ConversionRow {
   sub4: string | null;
   sub5: string | null;
   created_at: Date;
-  total: number;
 }
 
 /**
@@ -163,21 +163,25 @@ export function conversionRoutes(): Route<never, never>[] {
               : sql`affiliate_id = ${user.user_id}`;
         const camp = query.campaign_id ? sql`campaign_id = ${query.campaign_id}` : sql`true`;
         const st = query.status ? sql`status = ${query.status}` : sql`true`;
-        const rows =
-          user.mode === 'test'
-            ? []
-            : await sql<ConversionRow[]>`
-          select id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, link_code, goal, status, reject_reason,
-                 amount, currency, payout, revenue, event_time, fraud_score, sub1, sub2, sub3, sub4, sub5, created_at,
-                 count(*) over ()::int8 as total
-          from conversions where ${scope} and ${camp} and ${st}
-          order by created_at desc, id limit ${query.per_page} offset ${offsetOf(query)}`;
-        const data = rows.map(({ total: _t, ...r }) => {
-          if (user.role !== 'affiliate') return r;
-          const { revenue: _r, advertiser_id: _a, event_id: _e, amount: _m, fraud_score: _f, ...rest } = r;
-          return rest;
-        });
-        return paged(data, rows[0]?.total ?? 0, query);
+        // Test-mode API keys see no live conversions.
+        if (user.mode === 'test') return paged([], 0, query);
+        return pagedQuery<ConversionRow>(
+          sql,
+          query,
+          {
+            columns: sql`id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, link_code, goal, status,
+              reject_reason, amount, currency, payout, revenue, event_time, fraud_score, sub1, sub2, sub3, sub4, sub5,
+              created_at`,
+            from: sql`conversions`,
+            where: sql`${scope} and ${camp} and ${st}`,
+            orderBy: sql`created_at desc, id`,
+          },
+          (r) => {
+            if (user.role !== 'affiliate') return r;
+            const { revenue: _r, advertiser_id: _a, event_id: _e, amount: _m, fraud_score: _f, ...rest } = r;
+            return rest;
+          },
+        );
       },
     }),
     route({

@@ -3,7 +3,8 @@ import { AppError, LINK_CODE_RE, LINK_CODE_RULE } from '../../infra/index.ts';
 import { visibleCampaign } from '../domain/campaigns/visible-campaign.ts';
 import { createLink } from '../domain/links/create-link.ts';
 import { type LinkRow, linkView } from '../domain/links/link-view.ts';
-import { offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
+import { pageQuery, type Route, route } from '../http.ts';
+import { pagedQuery } from '../paging.ts';
 
 const sub = z.string().max(255).optional();
 
@@ -21,14 +22,11 @@ export function linkRoutes(): Route<never, never>[] {
         const { sql } = deps;
         const own = user.role === 'admin' ? sql`true` : sql`affiliate_id = ${user.user_id}`;
         const camp = query.campaign_id ? sql`campaign_id = ${query.campaign_id}` : sql`true`;
-        const rows = await sql<(LinkRow & { total: number })[]>`
-          select *, count(*) over ()::int8 as total from links where ${own} and ${camp}
-          order by id desc limit ${query.per_page} offset ${offsetOf(query)}`;
-        const total = rows[0]?.total ?? (await sql`select 1 from links where ${own} and ${camp}`).count;
-        return paged(
-          rows.map(({ total: _t, ...l }) => linkView(deps, l)),
-          total,
+        return pagedQuery<LinkRow>(
+          sql,
           query,
+          { columns: sql`*`, from: sql`links`, where: sql`${own} and ${camp}`, orderBy: sql`id desc` },
+          (l) => linkView(deps, l),
         );
       },
     }),

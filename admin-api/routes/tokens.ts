@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
-import { API_SCOPES, notFound, offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
+import { API_SCOPES, notFound, pageQuery, type Route, route } from '../http.ts';
+import { pagedQuery } from '../paging.ts';
 import { randomToken, sha256 } from '../security.ts';
 import { ROLES } from '../types.ts';
 
@@ -29,15 +30,12 @@ export function tokenRoutes(): Route<never, never>[] {
       auth: ['advertiser'],
       query: pageQuery,
       async handler({ deps: { sql }, user, query }) {
-        const rows = await sql<{ total: number }[]>`
-          select id, prefix, created_at, last_used_at, revoked_at, count(*) over ()::int8 as total
-          from postback_tokens where advertiser_id = ${user.user_id}
-          order by id desc limit ${query.per_page} offset ${offsetOf(query)}`;
-        return paged(
-          rows.map(({ total: _t, ...r }) => r),
-          rows[0]?.total ?? 0,
-          query,
-        );
+        return pagedQuery(sql, query, {
+          columns: sql`id, prefix, created_at, last_used_at, revoked_at`,
+          from: sql`postback_tokens`,
+          where: sql`advertiser_id = ${user.user_id}`,
+          orderBy: sql`id desc`,
+        });
       },
     }),
     route({
@@ -82,15 +80,12 @@ export function tokenRoutes(): Route<never, never>[] {
       auth: ROLES,
       query: pageQuery,
       async handler({ deps: { sql }, user, query }) {
-        const rows = await sql<{ total: number }[]>`
-          select id, name, mode, prefix, scopes, created_at, last_used_at, revoked_at, count(*) over ()::int8 as total
-          from api_keys where user_id = ${user.user_id}
-          order by id desc limit ${query.per_page} offset ${offsetOf(query)}`;
-        return paged(
-          rows.map(({ total: _t, ...r }) => r),
-          rows[0]?.total ?? 0,
-          query,
-        );
+        return pagedQuery(sql, query, {
+          columns: sql`id, name, mode, prefix, scopes, created_at, last_used_at, revoked_at`,
+          from: sql`api_keys`,
+          where: sql`user_id = ${user.user_id}`,
+          orderBy: sql`id desc`,
+        });
       },
     }),
     route({
