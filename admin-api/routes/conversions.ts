@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError } from '../../infra/index.ts';
+import { AppError, validationError } from '../../infra/index.ts';
 import type { ReconcileRow } from '../../ledger/index.ts';
 import { needLedger } from '../domain/wallet/need-ledger.ts';
 import { type HandlerArgs, notFound, paged, pageQuery, type Route, route } from '../http.ts';
@@ -21,7 +21,7 @@ export function parseBatchCsv(text: string): { rows: Record<string, unknown>[] }
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   while (lines.length > 0 && lines[lines.length - 1]!.trim() === '') lines.pop();
   const bad = (line: number, msg: string): never => {
-    throw new AppError('VALIDATION_ERROR', 'invalid CSV', { [`line ${line}`]: [msg] });
+    throw validationError({ [`line ${line}`]: msg }, 'invalid CSV');
   };
   const header = splitCsvLine(lines[0] ?? '', 1, bad).map((h) => h.trim().toLowerCase());
   for (const h of header)
