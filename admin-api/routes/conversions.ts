@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { AppError, validationError } from '../../infra/index.ts';
-import type { ReconcileRow } from '../../ledger/index.ts';
+import { reconcileRowSchema } from '../../ledger/index.ts';
 import { needLedger } from '../domain/wallet/need-ledger.ts';
 import { type HandlerArgs, notFound, paged, pageQuery, type Route, route } from '../http.ts';
 import { pagedQuery } from '../paging.ts';
@@ -77,18 +77,11 @@ function splitCsvLine(line: string, n: number, bad: (line: number, msg: string) 
   }
 }
 
-const batchRow = z
-  .object({
-    event_id: z.string().trim().min(1).max(255).optional(),
-    click_id: z.string().uuid().optional(),
-    status: z.enum(['approved', 'rejected', 'reversed']).optional(),
-    amount: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    revenue: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    payout: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    reason: z.string().max(500).optional(),
-  })
-  .strict()
-  .refine((r) => r.event_id !== undefined || r.click_id !== undefined, 'event_id or click_id is required');
+/**
+ * A row of the batch: the ledger's own row schema (one definition for both), strict here so that the HTTP API
+ * refuses unknown keys instead of dropping them.
+ */
+const batchRow = reconcileRowSchema.strict();
 
 const reasonBody = z.object({ reason: z.string().trim().min(1).max(500) }).strict();
 
@@ -267,10 +260,7 @@ export function conversionRoutes(): Route<never, never>[] {
       async handler(a) {
         const ledger = needLedger(a);
         if (a.user.mode === 'test') throw new AppError('FORBIDDEN', 'test-mode API keys cannot change conversions');
-        const results = await ledger.reconcile(
-          a.user.role === 'admin' ? null : a.user.user_id,
-          a.body.rows as ReconcileRow[],
-        );
+        const results = await ledger.reconcile(a.user.role === 'admin' ? null : a.user.user_id, a.body.rows);
         const failed = results.filter((r) => !r.ok).length;
         return {
           data: results,
