@@ -11,7 +11,7 @@ import { changeCampaignStatus } from '../domain/campaigns/change-status.ts';
 import { decideMembership, joinCampaign, leaveCampaign } from '../domain/campaigns/memberships.ts';
 import { checkFunds, moneyColumns, priceIssue, storedGoals } from '../domain/campaigns/pricing.ts';
 import { ownedCampaign, visibleCampaign } from '../domain/campaigns/visible-campaign.ts';
-import { currency, httpUrl, minorUnits, notFound, pageQuery, type Route, route } from '../http.ts';
+import { currency, type HandlerArgs, httpUrl, minorUnits, notFound, pageQuery, type Route, route } from '../http.ts';
 import { pagedQuery } from '../paging.ts';
 
 const goal = z.object({
@@ -54,6 +54,14 @@ const createBody = z
       if (issue) ctx.addIssue({ code: 'custom', path: [k], message: issue });
     }
   });
+
+/** The handler that approves or rejects an affiliate's pending request (owner or admin). */
+const decide =
+  (status: 'approved' | 'rejected') =>
+  async ({ deps, services, user, params }: HandlerArgs<unknown, unknown>) => {
+    const c = await ownedCampaign(deps.sql, params.id!, user);
+    return { data: await decideMembership(deps, services, c, params.affiliate_id!, status) };
+  };
 
 export function campaignRoutes(): Route<never, never>[] {
   const list = [
@@ -265,10 +273,7 @@ export function campaignRoutes(): Route<never, never>[] {
       summary: "Approve an affiliate's request to join a private campaign (creates its default link)",
       tag: 'campaigns',
       auth: ['admin', 'advertiser'],
-      async handler({ deps, services, user, params }) {
-        const c = await ownedCampaign(deps.sql, params.id!, user);
-        return { data: await decideMembership(deps, services, c, params.affiliate_id!, 'approved') };
-      },
+      handler: decide('approved'),
     }),
     route({
       method: 'post',
@@ -276,10 +281,7 @@ export function campaignRoutes(): Route<never, never>[] {
       summary: "Reject an affiliate's request to join a private campaign",
       tag: 'campaigns',
       auth: ['admin', 'advertiser'],
-      async handler({ deps, services, user, params }) {
-        const c = await ownedCampaign(deps.sql, params.id!, user);
-        return { data: await decideMembership(deps, services, c, params.affiliate_id!, 'rejected') };
-      },
+      handler: decide('rejected'),
     }),
   ];
   return list as unknown as Route<never, never>[];

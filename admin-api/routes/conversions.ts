@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { AppError, validationError } from '../../infra/index.ts';
 import { reconcileRowSchema } from '../../ledger/index.ts';
+import { approveConversion, reverseConversion } from '../domain/conversions/change-conversion.ts';
 import { needLedger } from '../domain/wallet/need-ledger.ts';
-import { type HandlerArgs, notFound, paged, pageQuery, type Route, route } from '../http.ts';
+import { paged, pageQuery, type Route, route } from '../http.ts';
 import { pagedQuery } from '../paging.ts';
 
 /** Most rows of one `POST /conversions/batch`. */
@@ -84,26 +85,6 @@ function splitCsvLine(line: string, n: number, bad: (line: number, msg: string) 
 const batchRow = reconcileRowSchema.strict();
 
 const reasonBody = z.object({ reason: z.string().trim().min(1).max(500) }).strict();
-
-/**
- * The conversion `uuids.id` as the caller may change it: advertisers their own (others → NOT_FOUND), admins any.
- * Test-mode API keys never change live conversions. @returns its status.
- */
-async function changeable(a: HandlerArgs<unknown, unknown>): Promise<{ id: string; status: string }> {
-  if (a.user.mode === 'test') throw new AppError('FORBIDDEN', 'test-mode API keys cannot change conversions');
-  const [c] = await a.deps.sql<{ id: string; status: string; advertiser_id: number }[]>`
-    select id, status, advertiser_id from conversions where id = ${a.uuids.id!}`;
-  if (!c || (a.user.role !== 'admin' && c.advertiser_id !== a.user.user_id)) return notFound('conversion');
-  return c;
-}
-
-/** Scope the ledger checks again inside its transaction (advertisers: their own conversions). */
-const scopeOf = (a: HandlerArgs<unknown, unknown>) => (a.user.role === 'admin' ? {} : { advertiserId: a.user.user_id });
-
-async function statusOf(a: HandlerArgs<unknown, unknown>, id: string): Promise<string | undefined> {
-  const [c] = await a.deps.sql<{ status: string }[]>`select status from conversions where id = ${id}`;
-  return c?.status;
-}
 
 interface ConversionRow {
   id: string;
@@ -187,15 +168,7 @@ export function conversionRoutes(): Route<never, never>[] {
       scope: 'conversions:write',
       uuidParams: ['id'],
       async handler(a) {
-        const ledger = needLedger(a);
-        const c = await changeable(a as HandlerArgs<unknown, unknown>);
-        const r = await ledger.approveConversion(c.id, {
-          ...scopeOf(a as HandlerArgs<unknown, unknown>),
-          by: `user:${a.user.user_id}`,
-        });
-        return {
-          data: { id: c.id, status: await statusOf(a as HandlerArgs<unknown, unknown>, c.id), changed: r.changed },
-        };
+        return approveConversion(a);
       },
     }),
     route({
@@ -209,13 +182,7 @@ export function conversionRoutes(): Route<never, never>[] {
       body: reasonBody,
       example: { reason: 'duplicate order' },
       async handler(a) {
-        const ledger = needLedger(a);
-        const args = a as HandlerArgs<unknown, unknown>;
-        const c = await changeable(args);
-        if (c.status === 'approved')
-          throw new AppError('INVALID_STATE', 'conversion is approved; reverse it instead', { status: c.status });
-        const r = await ledger.reverseConversion(c.id, 'rejected', a.body.reason, scopeOf(args));
-        return { data: { id: c.id, status: await statusOf(args, c.id), changed: r.changed } };
+        return reverseConversion(a, 'rejected', a.body.reason);
       },
     }),
     route({
@@ -231,11 +198,7 @@ export function conversionRoutes(): Route<never, never>[] {
       body: reasonBody,
       example: { reason: 'chargeback' },
       async handler(a) {
-        const ledger = needLedger(a);
-        const args = a as HandlerArgs<unknown, unknown>;
-        const c = await changeable(args);
-        const r = await ledger.reverseConversion(c.id, 'reversed', a.body.reason, scopeOf(args));
-        return { data: { id: c.id, status: await statusOf(args, c.id), changed: r.changed } };
+        return reverseConversion(a, 'reversed', a.body.reason);
       },
     }),
     route({

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
-import { API_SCOPES, notFound, pageQuery, type Route, route } from '../http.ts';
+import { revokeToken } from '../domain/tokens/revoke-token.ts';
+import { API_SCOPES, pageQuery, type Route, route } from '../http.ts';
 import { pagedQuery } from '../paging.ts';
 import { randomToken, sha256 } from '../security.ts';
 import { ROLES } from '../types.ts';
@@ -45,10 +46,7 @@ export function tokenRoutes(): Route<never, never>[] {
       tag: 'postback-tokens',
       auth: ['advertiser'],
       async handler({ deps: { sql }, user, params }) {
-        const [t] = await sql`update postback_tokens set revoked_at = coalesce(revoked_at, now())
-          where id = ${params.id!} and advertiser_id = ${user.user_id} returning id, revoked_at`;
-        if (!t) return notFound('postback token');
-        return { data: t };
+        return { data: await revokeToken(sql, 'postback token', params.id!, user.user_id) };
       },
     }),
     route({
@@ -95,10 +93,7 @@ export function tokenRoutes(): Route<never, never>[] {
       tag: 'api-keys',
       auth: ROLES,
       async handler({ deps: { sql }, user, params }) {
-        const [k] = await sql`update api_keys set revoked_at = coalesce(revoked_at, now())
-          where id = ${params.id!} and user_id = ${user.user_id} returning id, revoked_at`;
-        if (!k) return notFound('API key');
-        return { data: k };
+        return { data: await revokeToken(sql, 'API key', params.id!, user.user_id) };
       },
     }),
   ];
