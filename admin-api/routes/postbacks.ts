@@ -1,6 +1,6 @@
 import { createPostbackSchema, updatePostbackSchema } from '../../tracker/index.ts';
-import { deliveriesOf, deliveryLogQuery, owner } from '../domain/deliveries/deliveries-of.ts';
-import { paged, pageQuery, type Route, route } from '../http.ts';
+import { deliveriesOf, deliveryLogQuery, enginePage, owner } from '../domain/deliveries/deliveries-of.ts';
+import { pageQuery, type Route, route } from '../http.ts';
 import type { Role } from '../types.ts';
 
 const AFFILIATE: readonly Role[] = ['affiliate', 'admin'];
@@ -19,8 +19,7 @@ export function postbackRoutes(): Route<never, never>[] {
       auth: AFFILIATE,
       query: pageQuery,
       async handler(a) {
-        const p = await deliveriesOf(a).postbacks.list(owner(a), a.query);
-        return paged(p.items, p.total, p);
+        return enginePage(deliveriesOf(a).postbacks.list(owner(a), a.query));
       },
     }),
     route({
@@ -79,8 +78,7 @@ export function postbackRoutes(): Route<never, never>[] {
       auth: AFFILIATE,
       query: deliveryLogQuery,
       async handler(a) {
-        const p = await deliveriesOf(a).postbacks.logs(owner(a), a.params.id!, a.query);
-        return paged(p.items, p.total, p);
+        return enginePage(deliveriesOf(a).postbacks.logs(owner(a), a.params.id!, a.query));
       },
     }),
   ];

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { AppError } from '../../../infra/index.ts';
 import { DELIVERY_STATUSES, type Deliveries } from '../../../tracker/index.ts';
-import { type HandlerArgs, pageQuery } from '../../http.ts';
+import { type HandlerArgs, type HandlerResult, paged, pageQuery } from '../../http.ts';
 
 /** What the delivery operations read of a handler's arguments. */
 export type Caller = Pick<HandlerArgs<unknown, unknown>, 'deps' | 'user'>;
@@ -17,3 +17,11 @@ export const owner = (a: Caller) => ({ id: a.user.user_id, role: a.user.role });
 
 /** Query of the delivery-log lists: page, per_page and an optional delivery status. */
 export const deliveryLogQuery = pageQuery.extend({ status: z.enum(DELIVERY_STATUSES).optional() });
+
+/** A page the engine answers (its items, total, and the page and size it applied) as a list result. */
+export async function enginePage(
+  page: Promise<{ items: unknown[]; total: number; page: number; per_page: number }>,
+): Promise<HandlerResult> {
+  const p = await page;
+  return paged(p.items, p.total, p);
+}
