@@ -1,8 +1,10 @@
 import { z } from 'zod';
-import { AppError } from '../../infra/index.ts';
-import type { ReconcileRow } from '../../ledger/index.ts';
-import { type HandlerArgs, notFound, offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
-import { needLedger } from './wallet.ts';
+import { AppError, validationError } from '../../infra/index.ts';
+import { reconcileRowSchema } from '../../ledger/index.ts';
+import { approveConversion, reverseConversion } from '../domain/conversions/change-conversion.ts';
+import { needLedger } from '../domain/wallet/need-ledger.ts';
+import { paged, pageQuery, type Route, route } from '../http.ts';
+import { pagedQuery } from '../paging.ts';
 
 /** Most rows of one `POST /conversions/batch`. */
 export const MAX_BATCH_ROWS = 10_000;
@@ -20,7 +22,7 @@ export function parseBatchCsv(text: string): { rows: Record<string, unknown>[] }
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   while (lines.length > 0 && lines[lines.length - 1]!.trim() === '') lines.pop();
   const bad = (line: number, msg: string): never => {
-    throw new AppError('VALIDATION_ERROR', 'invalid CSV', { [`line ${line}`]: [msg] });
+    throw validationError({ [`line ${line}`]: msg }, 'invalid CSV');
   };
   const header = splitCsvLine(lines[0] ?? '', 1, bad).map((h) => h.trim().toLowerCase());
   for (const h of header)
@@ -76,40 +78,13 @@ function splitCsvLine(line: string, n: number, bad: (line: number, msg: string) 
   }
 }
 
-const batchRow = z
-  .object({
-    event_id: z.string().trim().min(1).max(255).optional(),
-    click_id: z.string().uuid().optional(),
-    status: z.enum(['approved', 'rejected', 'reversed']).optional(),
-    amount: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    revenue: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    payout: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    reason: z.string().max(500).optional(),
-  })
-  .strict()
-  .refine((r) => r.event_id !== undefined || r.click_id !== undefined, 'event_id or click_id is required');
+/**
+ * A row of the batch: the ledger's own row schema (one definition for both), strict here so that the HTTP API
+ * refuses unknown keys instead of dropping them.
+ */
+const batchRow = reconcileRowSchema.strict();
 
 const reasonBody = z.object({ reason: z.string().trim().min(1).max(500) }).strict();
-
-/**
- * The conversion `uuids.id` as the caller may change it: advertisers their own (others → NOT_FOUND), admins any.
- * Test-mode API keys never change live conversions. @returns its status.
- */
-async function changeable(a: HandlerArgs<unknown, unknown>): Promise<{ id: string; status: string }> {
-  if (a.user.mode === 'test') throw new AppError('FORBIDDEN', 'test-mode API keys cannot change conversions');
-  const [c] = await a.deps.sql<{ id: string; status: string; advertiser_id: number }[]>`
-    select id, status, advertiser_id from conversions where id = ${a.uuids.id!}`;
-  if (!c || (a.user.role !== 'admin' && c.advertiser_id !== a.user.user_id)) return notFound('conversion');
-  return c;
-}
-
-/** Scope the ledger checks again inside its transaction (advertisers: their own conversions). */
-const scopeOf = (a: HandlerArgs<unknown, unknown>) => (a.user.role === 'admin' ? {} : { advertiserId: a.user.user_id });
-
-async function statusOf(a: HandlerArgs<unknown, unknown>, id: string): Promise<string | undefined> {
-  const [c] = await a.deps.sql<{ status: string }[]>`select status from conversions where id = ${id}`;
-  return c?.status;
-}
 
 interface ConversionRow {
   id: string;
@@ -134,7 +109,6 @@ interface ConversionRow {
   sub4: string | null;
   sub5: string | null;
   created_at: Date;
-  total: number;
 }
 
 /**
@@ -163,21 +137,25 @@ export function conversionRoutes(): Route<never, never>[] {
               : sql`affiliate_id = ${user.user_id}`;
         const camp = query.campaign_id ? sql`campaign_id = ${query.campaign_id}` : sql`true`;
         const st = query.status ? sql`status = ${query.status}` : sql`true`;
-        const rows =
-          user.mode === 'test'
-            ? []
-            : await sql<ConversionRow[]>`
-          select id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, link_code, goal, status, reject_reason,
-                 amount, currency, payout, revenue, event_time, fraud_score, sub1, sub2, sub3, sub4, sub5, created_at,
-                 count(*) over ()::int8 as total
-          from conversions where ${scope} and ${camp} and ${st}
-          order by created_at desc, id limit ${query.per_page} offset ${offsetOf(query)}`;
-        const data = rows.map(({ total: _t, ...r }) => {
-          if (user.role !== 'affiliate') return r;
-          const { revenue: _r, advertiser_id: _a, event_id: _e, amount: _m, fraud_score: _f, ...rest } = r;
-          return rest;
-        });
-        return paged(data, rows[0]?.total ?? 0, query);
+        // Test-mode API keys see no live conversions.
+        if (user.mode === 'test') return paged([], 0, query);
+        return pagedQuery<ConversionRow>(
+          sql,
+          query,
+          {
+            columns: sql`id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, link_code, goal, status,
+              reject_reason, amount, currency, payout, revenue, event_time, fraud_score, sub1, sub2, sub3, sub4, sub5,
+              created_at`,
+            from: sql`conversions`,
+            where: sql`${scope} and ${camp} and ${st}`,
+            orderBy: sql`created_at desc, id`,
+          },
+          (r) => {
+            if (user.role !== 'affiliate') return r;
+            const { revenue: _r, advertiser_id: _a, event_id: _e, amount: _m, fraud_score: _f, ...rest } = r;
+            return rest;
+          },
+        );
       },
     }),
     route({
@@ -190,15 +168,7 @@ export function conversionRoutes(): Route<never, never>[] {
       scope: 'conversions:write',
       uuidParams: ['id'],
       async handler(a) {
-        const ledger = needLedger(a);
-        const c = await changeable(a as HandlerArgs<unknown, unknown>);
-        const r = await ledger.approveConversion(c.id, {
-          ...scopeOf(a as HandlerArgs<unknown, unknown>),
-          by: `user:${a.user.user_id}`,
-        });
-        return {
-          data: { id: c.id, status: await statusOf(a as HandlerArgs<unknown, unknown>, c.id), changed: r.changed },
-        };
+        return approveConversion(a);
       },
     }),
     route({
@@ -212,13 +182,7 @@ export function conversionRoutes(): Route<never, never>[] {
       body: reasonBody,
       example: { reason: 'duplicate order' },
       async handler(a) {
-        const ledger = needLedger(a);
-        const args = a as HandlerArgs<unknown, unknown>;
-        const c = await changeable(args);
-        if (c.status === 'approved')
-          throw new AppError('INVALID_STATE', 'conversion is approved; reverse it instead', { status: c.status });
-        const r = await ledger.reverseConversion(c.id, 'rejected', a.body.reason, scopeOf(args));
-        return { data: { id: c.id, status: await statusOf(args, c.id), changed: r.changed } };
+        return reverseConversion(a, 'rejected', a.body.reason);
       },
     }),
     route({
@@ -234,11 +198,7 @@ export function conversionRoutes(): Route<never, never>[] {
       body: reasonBody,
       example: { reason: 'chargeback' },
       async handler(a) {
-        const ledger = needLedger(a);
-        const args = a as HandlerArgs<unknown, unknown>;
-        const c = await changeable(args);
-        const r = await ledger.reverseConversion(c.id, 'reversed', a.body.reason, scopeOf(args));
-        return { data: { id: c.id, status: await statusOf(args, c.id), changed: r.changed } };
+        return reverseConversion(a, 'reversed', a.body.reason);
       },
     }),
     route({
@@ -263,10 +223,7 @@ export function conversionRoutes(): Route<never, never>[] {
       async handler(a) {
         const ledger = needLedger(a);
         if (a.user.mode === 'test') throw new AppError('FORBIDDEN', 'test-mode API keys cannot change conversions');
-        const results = await ledger.reconcile(
-          a.user.role === 'admin' ? null : a.user.user_id,
-          a.body.rows as ReconcileRow[],
-        );
+        const results = await ledger.reconcile(a.user.role === 'admin' ? null : a.user.user_id, a.body.rows);
         const failed = results.filter((r) => !r.ok).length;
         return {
           data: results,

@@ -1,22 +1,7 @@
-import { z } from 'zod';
-import { AppError } from '../../infra/index.ts';
-import { createPostbackSchema, DELIVERY_STATUSES, type Deliveries, updatePostbackSchema } from '../../tracker/index.ts';
-import { type HandlerArgs, paged, pageQuery, type Route, route } from '../http.ts';
+import { createPostbackSchema, updatePostbackSchema } from '../../tracker/index.ts';
+import { deliveriesOf, deliveryLogQuery, enginePage, owner } from '../domain/deliveries/deliveries-of.ts';
+import { pageQuery, type Route, route } from '../http.ts';
 import type { Role } from '../types.ts';
-
-type Caller = Pick<HandlerArgs<unknown, unknown>, 'deps' | 'user'>;
-
-/** The deliveries engine, or 503 SERVICE_UNAVAILABLE when the API runs without one. */
-export function deliveriesOf(a: Caller): Deliveries {
-  if (!a.deps.deliveries) throw new AppError('SERVICE_UNAVAILABLE', 'deliveries are not configured');
-  return a.deps.deliveries;
-}
-
-/** The owner the engine checks every object against: the caller's user id and role. */
-export const owner = (a: Caller) => ({ id: a.user.user_id, role: a.user.role });
-
-/** Query of the delivery-log lists: page, per_page and an optional delivery status. */
-export const deliveryLogQuery = pageQuery.extend({ status: z.enum(DELIVERY_STATUSES).optional() });
 
 const AFFILIATE: readonly Role[] = ['affiliate', 'admin'];
 
@@ -34,8 +19,7 @@ export function postbackRoutes(): Route<never, never>[] {
       auth: AFFILIATE,
       query: pageQuery,
       async handler(a) {
-        const p = await deliveriesOf(a).postbacks.list(owner(a), a.query);
-        return paged(p.items, p.total, p);
+        return enginePage(deliveriesOf(a).postbacks.list(owner(a), a.query));
       },
     }),
     route({
@@ -94,8 +78,7 @@ export function postbackRoutes(): Route<never, never>[] {
       auth: AFFILIATE,
       query: deliveryLogQuery,
       async handler(a) {
-        const p = await deliveriesOf(a).postbacks.logs(owner(a), a.params.id!, a.query);
-        return paged(p.items, p.total, p);
+        return enginePage(deliveriesOf(a).postbacks.logs(owner(a), a.params.id!, a.query));
       },
     }),
   ];

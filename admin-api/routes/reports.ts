@@ -1,9 +1,8 @@
 import { z } from 'zod';
-import { AppError } from '../../infra/index.ts';
 import { REPORT_GROUP_BY } from '../../tracker/index.ts';
+import { scopeReportQuery } from '../domain/reports/scope-report-query.ts';
 import { paged, type Route, route } from '../http.ts';
 import type { ClickLogQuery, ReportQuery, ReportRow } from '../types.ts';
-import { visibleCampaign } from './campaigns.ts';
 
 const isoDate = z
   .string()
@@ -85,13 +84,9 @@ export function reportRoutes(): Route<never, never>[] {
       query: reportQuery,
       produces: ['text/csv'],
       async handler({ ctx, deps, user, query }) {
-        if (query.campaign_id) await visibleCampaign(deps.sql, query.campaign_id, user);
-        if (!deps.reports) throw new AppError('SERVICE_UNAVAILABLE', 'reports are not available');
-        const q: ReportQuery = { ...query };
-        if (user.role === 'affiliate') q.affiliate_id = user.user_id;
-        if (user.role === 'advertiser') q.advertiser_id = user.user_id;
+        const { reports, q } = await scopeReportQuery<ReportQuery>(deps, user, query);
         // Test-mode API keys see only test data; reports hold live traffic only.
-        const { rows, total } = user.mode === 'test' ? { rows: [], total: 0 } : await deps.reports.report(q);
+        const { rows, total } = user.mode === 'test' ? { rows: [], total: 0 } : await reports.report(q);
         const hide = user.role === 'affiliate';
         const cols = hide ? COLUMNS.filter((c) => c !== 'revenue' && c !== 'profit') : COLUMNS;
         const shaped = rows.map((r: ReportRow) => Object.fromEntries(cols.map((c) => [c, r[c]])));
@@ -122,12 +117,8 @@ export function reportRoutes(): Route<never, never>[] {
       scope: 'reports:read',
       query: clickLogQuery,
       async handler({ deps, user, query }) {
-        if (query.campaign_id) await visibleCampaign(deps.sql, query.campaign_id, user);
-        if (!deps.reports) throw new AppError('SERVICE_UNAVAILABLE', 'reports are not available');
-        const q: ClickLogQuery = { ...query };
-        if (user.role === 'affiliate') q.affiliate_id = user.user_id;
-        if (user.role === 'advertiser') q.advertiser_id = user.user_id;
-        const { rows, total } = user.mode === 'test' ? { rows: [], total: 0 } : await deps.reports.clickLog(q);
+        const { reports, q } = await scopeReportQuery<ClickLogQuery>(deps, user, query);
+        const { rows, total } = user.mode === 'test' ? { rows: [], total: 0 } : await reports.clickLog(q);
         return paged(rows, total, query);
       },
     }),

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
-import { API_SCOPES, notFound, offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
+import { revokeToken } from '../domain/tokens/revoke-token.ts';
+import { API_SCOPES, pageQuery, type Route, route } from '../http.ts';
+import { pagedQuery } from '../paging.ts';
 import { randomToken, sha256 } from '../security.ts';
 import { ROLES } from '../types.ts';
 
@@ -29,15 +31,12 @@ export function tokenRoutes(): Route<never, never>[] {
       auth: ['advertiser'],
       query: pageQuery,
       async handler({ deps: { sql }, user, query }) {
-        const rows = await sql<{ total: number }[]>`
-          select id, prefix, created_at, last_used_at, revoked_at, count(*) over ()::int8 as total
-          from postback_tokens where advertiser_id = ${user.user_id}
-          order by id desc limit ${query.per_page} offset ${offsetOf(query)}`;
-        return paged(
-          rows.map(({ total: _t, ...r }) => r),
-          rows[0]?.total ?? 0,
-          query,
-        );
+        return pagedQuery(sql, query, {
+          columns: sql`id, prefix, created_at, last_used_at, revoked_at`,
+          from: sql`postback_tokens`,
+          where: sql`advertiser_id = ${user.user_id}`,
+          orderBy: sql`id desc`,
+        });
       },
     }),
     route({
@@ -47,10 +46,7 @@ export function tokenRoutes(): Route<never, never>[] {
       tag: 'postback-tokens',
       auth: ['advertiser'],
       async handler({ deps: { sql }, user, params }) {
-        const [t] = await sql`update postback_tokens set revoked_at = coalesce(revoked_at, now())
-          where id = ${params.id!} and advertiser_id = ${user.user_id} returning id, revoked_at`;
-        if (!t) return notFound('postback token');
-        return { data: t };
+        return { data: await revokeToken(sql, 'postback token', params.id!, user.user_id) };
       },
     }),
     route({
@@ -82,15 +78,12 @@ export function tokenRoutes(): Route<never, never>[] {
       auth: ROLES,
       query: pageQuery,
       async handler({ deps: { sql }, user, query }) {
-        const rows = await sql<{ total: number }[]>`
-          select id, name, mode, prefix, scopes, created_at, last_used_at, revoked_at, count(*) over ()::int8 as total
-          from api_keys where user_id = ${user.user_id}
-          order by id desc limit ${query.per_page} offset ${offsetOf(query)}`;
-        return paged(
-          rows.map(({ total: _t, ...r }) => r),
-          rows[0]?.total ?? 0,
-          query,
-        );
+        return pagedQuery(sql, query, {
+          columns: sql`id, name, mode, prefix, scopes, created_at, last_used_at, revoked_at`,
+          from: sql`api_keys`,
+          where: sql`user_id = ${user.user_id}`,
+          orderBy: sql`id desc`,
+        });
       },
     }),
     route({
@@ -100,10 +93,7 @@ export function tokenRoutes(): Route<never, never>[] {
       tag: 'api-keys',
       auth: ROLES,
       async handler({ deps: { sql }, user, params }) {
-        const [k] = await sql`update api_keys set revoked_at = coalesce(revoked_at, now())
-          where id = ${params.id!} and user_id = ${user.user_id} returning id, revoked_at`;
-        if (!k) return notFound('API key');
-        return { data: k };
+        return { data: await revokeToken(sql, 'API key', params.id!, user.user_id) };
       },
     }),
   ];

@@ -1,16 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { AppError, type Sql } from '../../infra/index.ts';
-import { type Ledger, PAYOUT_NETWORKS, type PayoutNetwork, POSTING_TYPE_NAMES } from '../../ledger/index.ts';
+import { AppError, type Sql, validationError } from '../../infra/index.ts';
+import { PAYOUT_NETWORKS, type PayoutNetwork, POSTING_TYPE_NAMES } from '../../ledger/index.ts';
+import { needLedger } from '../domain/wallet/need-ledger.ts';
 import { currency, paged, pageQuery, type Route, route } from '../http.ts';
 import type { Principal, Role } from '../types.ts';
-
-/** The ledger, or 503 SERVICE_UNAVAILABLE when the API runs without one. */
-export function needLedger(a: { deps: { ledger?: Ledger } }): Ledger {
-  if (!a.deps.ledger) throw new AppError('SERVICE_UNAVAILABLE', 'the wallet is not available');
-  return a.deps.ledger;
-}
 
 /** Money amount in a request: positive safe integer, minor units. */
 const amount = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
@@ -23,9 +18,7 @@ function idempotencyKey(ctx: Context): string {
   const h = ctx.get('idempotency-key');
   if (!h) return randomUUID();
   if (h.length > 200 || !/^[\x21-\x7e]+$/.test(h))
-    throw new AppError('VALIDATION_ERROR', 'request validation failed', {
-      'Idempotency-Key': ['must be 1..200 printable ASCII characters'],
-    });
+    throw validationError({ 'Idempotency-Key': 'must be 1..200 printable ASCII characters' });
   return h;
 }
 
@@ -145,10 +138,7 @@ export function walletRoutes(): Route<never, never>[] {
       async handler(a) {
         const ledger = needLedger(a);
         const who = await subject(a.deps.sql, a.user, a.query.user_id);
-        if (who.role === 'admin')
-          throw new AppError('VALIDATION_ERROR', 'request validation failed', {
-            user_id: ['required for admins: whose transactions'],
-          });
+        if (who.role === 'admin') throw validationError({ user_id: 'required for admins: whose transactions' });
         const q = a.query;
         const from = q.from ? new Date(dateOnly(q.from) ? `${q.from}T00:00:00Z` : q.from) : undefined;
         // A date `to` includes that whole UTC day.
@@ -158,8 +148,7 @@ export function walletRoutes(): Route<never, never>[] {
             : new Date(q.to)
           : undefined;
         // `to` is exclusive here, so to = from is a range that ends before it starts.
-        if (from && to && to <= from)
-          throw new AppError('VALIDATION_ERROR', 'request validation failed', { to: ['must not be before from'] });
+        if (from && to && to <= from) throw validationError({ to: 'must not be before from' });
         const r = await ledger.listTransactions({
           ownerType: who.role,
           ownerId: who.id,

@@ -1,7 +1,7 @@
 import { createWebhookSchema, updateWebhookSchema, webhookTargetSchema } from '../../tracker/index.ts';
-import { paged, pageQuery, type Route, route } from '../http.ts';
+import { deliveriesOf, deliveryLogQuery, enginePage, owner } from '../domain/deliveries/deliveries-of.ts';
+import { pageQuery, type Route, route } from '../http.ts';
 import type { Role } from '../types.ts';
-import { deliveriesOf, deliveryLogQuery, owner } from './postbacks.ts';
 
 const ANYONE: readonly Role[] = ['advertiser', 'affiliate', 'admin'];
 
@@ -19,8 +19,7 @@ export function webhookRoutes(): Route<never, never>[] {
       auth: ANYONE,
       query: pageQuery,
       async handler(a) {
-        const p = await deliveriesOf(a).webhooks.list(owner(a), a.query);
-        return paged(p.items, p.total, p);
+        return enginePage(deliveriesOf(a).webhooks.list(owner(a), a.query));
       },
     }),
     route({
@@ -121,8 +120,7 @@ export function webhookRoutes(): Route<never, never>[] {
       auth: ANYONE,
       query: deliveryLogQuery,
       async handler(a) {
-        const p = await deliveriesOf(a).webhooks.deliveries(owner(a), a.params.id!, a.query);
-        return paged(p.items, p.total, p);
+        return enginePage(deliveriesOf(a).webhooks.deliveries(owner(a), a.params.id!, a.query));
       },
     }),
   ];

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AppError, type Sql } from '../../infra/index.ts';
-import { httpUrl, notFound, offsetOf, paged, pageQuery, type Route, route } from '../http.ts';
+import { httpUrl, notFound, pageQuery, type Route, route } from '../http.ts';
+import { pagedQuery } from '../paging.ts';
 import { emit } from '../publish.ts';
 import type { Principal } from '../types.ts';
 
@@ -57,15 +58,12 @@ export function websiteRoutes(): Route<never, never>[] {
       async handler({ deps: { sql }, user, query }) {
         const own = user.role === 'admin' ? sql`true` : sql`advertiser_id = ${user.user_id}`;
         const st = query.status ? sql`status = ${query.status}` : sql`true`;
-        const rows = await sql<(WebsiteRow & { total: number })[]>`
-          select *, count(*) over ()::int8 as total from websites where ${own} and ${st}
-          order by id desc limit ${query.per_page} offset ${offsetOf(query)}`;
-        const total = rows[0]?.total ?? (await sql`select 1 from websites where ${own} and ${st}`).count;
-        return paged(
-          rows.map(({ total: _t, ...w }) => w),
-          total,
-          query,
-        );
+        return pagedQuery<WebsiteRow>(sql, query, {
+          columns: sql`*`,
+          from: sql`websites`,
+          where: sql`${own} and ${st}`,
+          orderBy: sql`id desc`,
+        });
       },
     }),
     route({

@@ -1,0 +1,67 @@
+import type { CampaignStatus, PayoutModel } from '../../../infra/index.ts';
+import type { Principal } from '../../types.ts';
+
+/** A row of `campaigns`. */
+export interface CampaignRow {
+  id: number;
+  advertiser_id: number;
+  website_id: number | null;
+  name: string;
+  destination_url: string;
+  fallback_url: string | null;
+  payout_model: PayoutModel;
+  currency: string;
+  payout_amount: number;
+  revenue_amount: number;
+  payout_percent_bp: number | null;
+  revenue_percent_bp: number | null;
+  goals: Array<{ goal: string; payout_amount?: number; revenue_amount?: number }>;
+  budget: number | null;
+  daily_cap: number | null;
+  attribution_window_days: number;
+  hold_days: number;
+  allowed_countries: string[];
+  allowed_devices: string[];
+  visibility: 'public' | 'private';
+  status: CampaignStatus;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/**
+ * The API view of a campaign. `payout`/`revenue` are minor units, except for RevShare where they
+ * are percents of the sale (from basis points). Affiliates do not see the advertiser's revenue.
+ */
+export function campaignView(c: CampaignRow, user: Principal, membership?: string | null) {
+  const rev = c.payout_model === 'RevShare';
+  const v: Record<string, unknown> = {
+    id: c.id,
+    advertiser_id: c.advertiser_id,
+    website_id: c.website_id,
+    name: c.name,
+    destination_url: c.destination_url,
+    fallback_url: c.fallback_url,
+    payout_model: c.payout_model,
+    payout: rev ? (c.payout_percent_bp ?? 0) / 100 : c.payout_amount,
+    revenue: rev ? (c.revenue_percent_bp ?? 0) / 100 : c.revenue_amount,
+    currency: c.currency,
+    budget: c.budget,
+    daily_cap: c.daily_cap,
+    attribution_window_days: c.attribution_window_days,
+    hold_days: c.hold_days,
+    goals: c.goals.map((g) => ({ goal: g.goal, payout: g.payout_amount, revenue: g.revenue_amount })),
+    allowed_countries: c.allowed_countries,
+    allowed_devices: c.allowed_devices,
+    visibility: c.visibility,
+    status: c.status,
+    created_at: c.created_at,
+    updated_at: c.updated_at,
+  };
+  if (user.role === 'affiliate') {
+    delete v.revenue;
+    delete v.budget;
+    v.goals = c.goals.map((g) => ({ goal: g.goal, payout: g.payout_amount }));
+    v.membership = membership ?? null;
+  }
+  return v;
+}

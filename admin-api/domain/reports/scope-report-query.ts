@@ -1,0 +1,28 @@
+import { AppError } from '../../../infra/index.ts';
+import type { ApiDeps, Principal, Reports } from '../../types.ts';
+import { visibleCampaign } from '../campaigns/visible-campaign.ts';
+
+/** What a report query may be narrowed to. */
+interface Scopable {
+  campaign_id?: number;
+  affiliate_id?: number;
+  advertiser_id?: number;
+}
+
+/**
+ * Scopes a report query to what the caller may see: a named campaign must be visible to it, affiliates see only
+ * their own traffic and advertisers only theirs. @returns the reports and the scoped query.
+ * @throws AppError NOT_FOUND for an invisible campaign, SERVICE_UNAVAILABLE when the API runs without reports.
+ */
+export async function scopeReportQuery<Q extends Scopable>(
+  deps: ApiDeps,
+  user: Principal,
+  query: Q,
+): Promise<{ reports: Reports; q: Q }> {
+  if (query.campaign_id) await visibleCampaign(deps.sql, query.campaign_id, user);
+  if (!deps.reports) throw new AppError('SERVICE_UNAVAILABLE', 'reports are not available');
+  const q: Q = { ...query };
+  if (user.role === 'affiliate') q.affiliate_id = user.user_id;
+  if (user.role === 'advertiser') q.advertiser_id = user.user_id;
+  return { reports: deps.reports, q };
+}
