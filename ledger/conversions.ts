@@ -32,11 +32,12 @@ const amountField = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optiona
 /**
  * A row of `reconcile`: identify a conversion (event_id or click_id) and say what changes. Amounts are minor
  * units: `amount` is the new sale amount (re-prices RevShare campaigns), `revenue` / `payout` the new
- * advertiser price / affiliate payout. Unknown keys are dropped.
+ * advertiser price / affiliate payout. `event_id` is trimmed. Unknown keys are dropped (admin-api's batch route
+ * refuses them with `.strict()`).
  */
 export const reconcileRowSchema = z
   .object({
-    event_id: z.string().min(1).max(255).optional(),
+    event_id: z.string().trim().min(1).max(255).optional(),
     click_id: z.string().uuid().optional(),
     status: z.enum(['approved', 'rejected', 'reversed']).optional(),
     amount: amountField,
@@ -44,7 +45,7 @@ export const reconcileRowSchema = z
     payout: amountField,
     reason: z.string().max(500).optional(),
   })
-  .refine((r) => r.event_id || r.click_id, 'event_id or click_id is required');
+  .refine((r) => r.event_id !== undefined || r.click_id !== undefined, 'event_id or click_id is required');
 
 /** A row of `reconcile`, as callers pass it; see {@link reconcileRowSchema}. */
 export type ReconcileRow = z.input<typeof reconcileRowSchema>;
