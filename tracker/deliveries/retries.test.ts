@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { createLogger, type LiveEvent } from '../../infra/index.ts';
+import { waitFor } from '../../infra/testing/index.ts';
 import { createDeliveries } from './engine.ts';
-import { eventually, type Fixture, liveEvent, type Receiver, setup, startReceiver } from './test-helpers.ts';
+import { type Fixture, liveEvent, type Receiver, setup, startReceiver } from './test-helpers.ts';
 
 let f: Fixture;
 let rx: Receiver;
@@ -115,9 +116,7 @@ describe('retries', () => {
     // 30 s + 2 m + 10 m + 1 h + 1 h >= 2 h: disabled at the 6th attempt; the delivery stays replayable.
     assert.equal(rx.requests.length, 6);
     assert.equal(seen.at(-1), 'failed');
-    for (let i = 0; i < 50 && !published.some((e) => e.data.endpoint_id === w.id); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor('an event about the endpoint', () => published.some((e) => e.data.endpoint_id === w.id));
     const note = published.find((e) => e.type === 'delivery.endpoint_disabled' && e.data.endpoint_id === w.id);
     assert.ok(note, 'endpoint_disabled event');
     assert.deepEqual(note.user_ids, [f.affiliate.id]);
@@ -201,9 +200,7 @@ describe('retries', () => {
     await f.deliveries.drain();
     assert.equal(rx.requests.length, sent);
     await assert.rejects(f.deliveries.webhooks.replay(f.affiliate, all.items[0]!.id), { code: 'INVALID_STATE' });
-    for (let i = 0; i < 50 && !published.some((e) => e.data.endpoint_id === w.id); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor('an event about the endpoint', () => published.some((e) => e.data.endpoint_id === w.id));
     assert.ok(published.some((e) => e.type === 'delivery.endpoint_disabled' && e.data.endpoint_id === w.id));
   });
 });
@@ -225,7 +222,7 @@ describe('per-destination concurrency', () => {
     });
     await other.start();
     try {
-      await eventually(async () => lim.requests.length >= 2, 'two in flight');
+      await waitFor('two in flight', async () => lim.requests.length >= 2);
       // A second engine finds the destination busy: nothing more goes out.
       const more = createDeliveries({
         sql: f.env.sql,
@@ -335,9 +332,7 @@ describe('metrics', () => {
     const text = await f.deliveries.registry.metrics();
     assert.match(text, new RegExp(`delivery_queue_depth ${stats.depth}`));
     assert.match(text, /delivery_oldest_pending_age_seconds \d+/);
-    for (let i = 0; i < 50 && !published.some((e) => e.type === 'delivery.queue_alert'); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor('the queue alert', () => published.some((e) => e.type === 'delivery.queue_alert'));
     const alert = published.find((e) => e.type === 'delivery.queue_alert');
     assert.ok(alert);
     assert.equal(alert.data.threshold, 3);

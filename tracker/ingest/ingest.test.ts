@@ -9,7 +9,7 @@ import {
   type RedisKeys,
   type Sql,
 } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, makeCampaign, makeUser, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import {
   type ClickEvent,
   type ConversionEvent,
@@ -39,31 +39,35 @@ interface Seed {
 }
 
 async function seed(sql: Sql): Promise<Seed> {
-  const [adv] = await sql<{ id: number }[]>`
-    insert into users (role, name, email, password_hash) values ('advertiser', 'Adv', 'adv@example.com', 'x') returning id`;
-  const [aff] = await sql<{ id: number }[]>`
-    insert into users (role, name, email, password_hash) values ('affiliate', 'Aff', 'aff@example.com', 'x') returning id`;
-  const [camp] = await sql<{ id: number }[]>`
-    insert into campaigns (advertiser_id, name, destination_url, payout_model, currency, status)
-    values (${adv!.id}, 'Shoes', 'https://shop.example/l?cid={click_id}&c={campaign_id}&a={affiliate_id}&s1={sub1}&s2={sub2}&s5={sub5}',
-            'CPA', 'USD', 'active') returning id`;
-  await sql`insert into links (code, campaign_id, affiliate_id) values ('good-1', ${camp!.id}, ${aff!.id})`;
+  const adv = await makeUser(sql, 'advertiser', { name: 'Adv', email: 'adv@example.com' });
+  const aff = await makeUser(sql, 'affiliate', { name: 'Aff', email: 'aff@example.com' });
+  const camp = await makeCampaign(sql, adv, {
+    name: 'Shoes',
+    destination_url:
+      'https://shop.example/l?cid={click_id}&c={campaign_id}&a={affiliate_id}&s1={sub1}&s2={sub2}&s5={sub5}',
+    status: 'active',
+  });
+  await sql`insert into links (code, campaign_id, affiliate_id) values ('good-1', ${camp}, ${aff})`;
   await sql`insert into links (code, campaign_id, affiliate_id, sub1, sub5)
-            values ('dflt_1', ${camp!.id}, ${aff!.id}, 'def one', 'def5')`;
-  await sql`insert into links (code, campaign_id, affiliate_id, status) values ('off-1', ${camp!.id}, ${aff!.id}, 'disabled')`;
-  const [paused] = await sql<{ id: number }[]>`
-    insert into campaigns (advertiser_id, name, destination_url, payout_model, currency, status)
-    values (${adv!.id}, 'Paused', 'https://paused.example/', 'CPA', 'USD', 'paused') returning id`;
-  const [pausedFb] = await sql<{ id: number }[]>`
-    insert into campaigns (advertiser_id, name, destination_url, fallback_url, payout_model, currency, status)
-    values (${adv!.id}, 'PausedFb', 'https://paused.example/', 'https://fallback.example/?c={click_id}', 'CPA', 'USD', 'paused')
-    returning id`;
-  await sql`insert into links (code, campaign_id, affiliate_id) values ('paused-1', ${paused!.id}, ${aff!.id})`;
-  await sql`insert into links (code, campaign_id, affiliate_id) values ('pausedfb-1', ${pausedFb!.id}, ${aff!.id})`;
+            values ('dflt_1', ${camp}, ${aff}, 'def one', 'def5')`;
+  await sql`insert into links (code, campaign_id, affiliate_id, status) values ('off-1', ${camp}, ${aff}, 'disabled')`;
+  const paused = await makeCampaign(sql, adv, {
+    name: 'Paused',
+    destination_url: 'https://paused.example/',
+    status: 'paused',
+  });
+  const pausedFb = await makeCampaign(sql, adv, {
+    name: 'PausedFb',
+    destination_url: 'https://paused.example/',
+    fallback_url: 'https://fallback.example/?c={click_id}',
+    status: 'paused',
+  });
+  await sql`insert into links (code, campaign_id, affiliate_id) values ('paused-1', ${paused}, ${aff})`;
+  await sql`insert into links (code, campaign_id, affiliate_id) values ('pausedfb-1', ${pausedFb}, ${aff})`;
   const token = randomBytes(32).toString('base64url');
   await sql`insert into postback_tokens (advertiser_id, token_hash, prefix)
-            values (${adv!.id}, ${createHash('sha256').update(token).digest('hex')}, ${token.slice(0, 6)})`;
-  return { advertiser: adv!.id, affiliate: aff!.id, campaign: camp!.id, token };
+            values (${adv}, ${createHash('sha256').update(token).digest('hex')}, ${token.slice(0, 6)})`;
+  return { advertiser: adv, affiliate: aff, campaign: camp, token };
 }
 
 let env: TestEnv;
@@ -220,20 +224,16 @@ describe('GET /c/:code', () => {
     // Still cached: the change is not seen until it is announced.
     assert.match((await get('/c/good-1')).headers.get('location')!, /^https:\/\/shop\.example\//);
     await publishLinkInvalidation(env.redis, keys, { campaign_id: s.campaign });
-    let loc = '';
-    for (let i = 0; i < 50 && !loc.startsWith('https://new.example/'); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      loc = (await get('/c/good-1')).headers.get('location')!;
-    }
+    const loc = await waitFor('the new destination', async () => (await get('/c/good-1')).headers.get('location')!, {
+      until: (l) => l.startsWith('https://new.example/'),
+    });
     assert.match(loc, /^https:\/\/new\.example\/\?id=[0-9a-f-]{36}$/);
     // A link disabled then announced by code stops redirecting.
     await env.sql`update links set status = 'disabled' where code = 'dflt_1'`;
     await publishLinkInvalidation(env.redis, keys, { code: 'dflt_1' });
-    let status = 302;
-    for (let i = 0; i < 50 && status === 302; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      status = (await get('/c/dflt_1')).status;
-    }
+    const status = await waitFor('the disabled link', async () => (await get('/c/dflt_1')).status, {
+      until: (st) => st !== 302,
+    });
     assert.equal(status, 404);
     await env.sql`update links set status = 'active' where code = 'dflt_1'`;
     await env.sql`update campaigns set destination_url = 'https://shop.example/l?cid={click_id}&c={campaign_id}&a={affiliate_id}&s1={sub1}&s2={sub2}&s5={sub5}' where id = ${s.campaign}`;

@@ -18,7 +18,7 @@ import {
   redisKeys,
   startLocalRedis,
 } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, makeCampaign, makeUser, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import {
   decodeClick,
   decodeConversion,
@@ -58,17 +58,6 @@ async function readAll(r: Redis, stream: (p: number) => string, partitions = P):
   return out;
 }
 
-async function waitFor<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let v = await f();
-  while (!ok(v)) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-    v = await f();
-  }
-  return v;
-}
-
 const cfg = (prefix: string, extra: Record<string, string> = {}) =>
   loadConfig({
     NODE_ENV: 'test',
@@ -92,12 +81,18 @@ async function click(url: string, ip: string, query: string, ua = 'UA/1'): Promi
 
 before(async () => {
   env = await createTestEnv();
-  await env.sql`insert into users (role, name, email, password_hash) values ('advertiser', 'A', 'a@x.io', 'x'), ('affiliate', 'F', 'f@x.io', 'x')`;
-  await env.sql`insert into campaigns (advertiser_id, name, destination_url, payout_model, currency, status)
-                values (1, 'C', 'https://dest.example/?c={click_id}', 'CPC', 'EUR', 'active')`;
-  await env.sql`insert into links (code, campaign_id, affiliate_id) values ('keyed-1', 1, 2)`;
+  const advertiser = await makeUser(env.sql, 'advertiser', { name: 'A', email: 'a@x.io' });
+  const affiliate = await makeUser(env.sql, 'affiliate', { name: 'F', email: 'f@x.io' });
+  const campaign = await makeCampaign(env.sql, advertiser, {
+    name: 'C',
+    destination_url: 'https://dest.example/?c={click_id}',
+    payout_model: 'CPC',
+    currency: 'EUR',
+    status: 'active',
+  });
+  await env.sql`insert into links (code, campaign_id, affiliate_id) values ('keyed-1', ${campaign}, ${affiliate})`;
   await env.sql`insert into postback_tokens (advertiser_id, token_hash, prefix)
-                values (1, ${createHash('sha256').update(TOKEN).digest('hex')}, 'tok')`;
+                values (${advertiser}, ${createHash('sha256').update(TOKEN).digest('hex')}, 'tok')`;
 });
 after(async () => {
   await env.close();
@@ -278,10 +273,12 @@ describe('the r marker on spooled groups (private Redis, SIGSTOP)', () => {
       const copies = await waitFor(
         'stalled clicks in Redis, spool replayed',
         () => readAll(reader, redisKeys(prefix).clicks),
-        (c) =>
-          new Set(c.map((x) => decodeClick(x.line).click_id)).size === 20 &&
-          spooled(config.DATA_DIR).length === 0 &&
-          c.some((x) => x.marked),
+        {
+          until: (c) =>
+            new Set(c.map((x) => decodeClick(x.line).click_id)).size === 20 &&
+            spooled(config.DATA_DIR).length === 0 &&
+            c.some((x) => x.marked),
+        },
       );
       const unmarked = new Map<string, number>();
       for (const c of copies) {
@@ -296,7 +293,7 @@ describe('the r marker on spooled groups (private Redis, SIGSTOP)', () => {
       await waitFor(
         'tracker sees Redis down',
         async () => (await (await fetch(`${tracker.url}/readyz`)).json()) as { data: { redis: boolean } },
-        (b) => b.data.redis === false,
+        { until: (b) => b.data.redis === false },
       );
       const down = await Promise.all(
         Array.from({ length: 10 }, (_, i) => click(tracker.url, `203.0.113.${i}`, `down=${i}`)),
@@ -305,11 +302,9 @@ describe('the r marker on spooled groups (private Redis, SIGSTOP)', () => {
       assert.equal(recs.flatMap((r) => entryLines(r.slice(1))).length, 10);
       for (const r of recs) assert.equal(entryMayRepeat(r.slice(1)), false);
       redis = await startLocalRedis({ dir: redisDir, port: redis.port, persistent: false });
-      const after = await waitFor(
-        'down clicks replayed',
-        () => readAll(reader, redisKeys(prefix).clicks),
-        (c) => c.filter((x) => decodeClick(x.line).query.startsWith('down=')).length >= 10,
-      );
+      const after = await waitFor('down clicks replayed', () => readAll(reader, redisKeys(prefix).clicks), {
+        until: (c) => c.filter((x) => decodeClick(x.line).query.startsWith('down=')).length >= 10,
+      });
       const downCopies = after.filter((x) => decodeClick(x.line).query.startsWith('down='));
       assert.deepEqual(downCopies.map((x) => decodeClick(x.line).click_id).sort(), [...down].sort());
       assert.ok(downCopies.every((x) => !x.marked));

@@ -12,7 +12,7 @@ import {
   redisKeys,
   startLocalRedis,
 } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, makeCampaign, makeUser, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import {
   type ClickEvent,
   decodeClick,
@@ -40,24 +40,20 @@ async function allClicks(r: Redis, prefix: string): Promise<ClickEvent[]> {
   return out;
 }
 
-async function waitFor<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  let v = await f();
-  for (let i = 0; i < 200 && !ok(v); i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await f();
-  }
-  assert.ok(ok(v), `timed out waiting for ${what}`);
-  return v;
-}
-
 before(async () => {
   env = await createTestEnv();
-  await env.sql`insert into users (role, name, email, password_hash) values ('advertiser', 'A', 'a@x.io', 'x'), ('affiliate', 'F', 'f@x.io', 'x')`;
-  await env.sql`insert into campaigns (advertiser_id, name, destination_url, payout_model, currency, status)
-                values (1, 'C', 'https://dest.example/?c={click_id}', 'CPC', 'EUR', 'active')`;
-  await env.sql`insert into links (code, campaign_id, affiliate_id) values ('spool-1', 1, 2)`;
+  const advertiser = await makeUser(env.sql, 'advertiser', { name: 'A', email: 'a@x.io' });
+  const affiliate = await makeUser(env.sql, 'affiliate', { name: 'F', email: 'f@x.io' });
+  const campaign = await makeCampaign(env.sql, advertiser, {
+    name: 'C',
+    destination_url: 'https://dest.example/?c={click_id}',
+    payout_model: 'CPC',
+    currency: 'EUR',
+    status: 'active',
+  });
+  await env.sql`insert into links (code, campaign_id, affiliate_id) values ('spool-1', ${campaign}, ${affiliate})`;
   await env.sql`insert into postback_tokens (advertiser_id, token_hash, prefix)
-                values (1, ${createHash('sha256').update('tok-spool').digest('hex')}, 'tok')`;
+                values (${advertiser}, ${createHash('sha256').update('tok-spool').digest('hex')}, 'tok')`;
   redisDir = path.join(env.dir, 'private-redis');
   redis = await startLocalRedis({ dir: redisDir, persistent: false });
   reader = createRedis(redis.url, { maxRetriesPerRequest: null });
@@ -106,11 +102,9 @@ describe('Redis outage', () => {
       });
 
       redis = await startLocalRedis({ dir: redisDir, port: redis.port, persistent: false });
-      const clicks = await waitFor(
-        'replayed clicks',
-        () => allClicks(reader, 'sp1:'),
-        (c) => c.length >= 30,
-      );
+      const clicks = await waitFor('replayed clicks', () => allClicks(reader, 'sp1:'), {
+        until: (c) => c.length >= 30,
+      });
       const got = new Set(clicks.map((c) => c.click_id));
       for (const id of ids) assert.ok(got.has(id), `click ${id} replayed`);
       assert.equal(clicks.length, 30, 'nothing lost, nothing duplicated');
@@ -130,7 +124,7 @@ describe('Redis outage', () => {
       await waitFor(
         'spool files removed',
         async () => readdirSync(path.join(env.dir, 'spool')).filter((f) => !f.endsWith('.offset')),
-        (f) => f.length === 0,
+        { until: (f) => f.length === 0 },
       );
     } finally {
       await tracker.close();
@@ -155,11 +149,7 @@ describe('Redis outage', () => {
     redis = await startLocalRedis({ dir: redisDir, port: redis.port, persistent: false });
     const second = await startTracker({ config, logger, sql: env.sql, redisUrl: redis.url });
     try {
-      const clicks = await waitFor(
-        'replayed clicks',
-        () => allClicks(reader, 'sp2:'),
-        (c) => c.length >= 5,
-      );
+      const clicks = await waitFor('replayed clicks', () => allClicks(reader, 'sp2:'), { until: (c) => c.length >= 5 });
       assert.deepEqual(clicks.map((c) => c.query).sort(), ['n=0', 'n=1', 'n=2', 'n=3', 'n=4']);
     } finally {
       await second.close();
