@@ -2,18 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { publishEvent } from '../../infra/index.ts';
 import { waitFor } from '../../infra/testing/index.ts';
-import { type Fixture, insertConversion, liveEvent, type Receiver, setup, startReceiver } from './test-helpers.ts';
+import { type Fixture, insertConversion, liveEvent, type Receiver, setupWithReceiver } from './test-helpers.ts';
 
 let f: Fixture;
 let rx: Receiver;
 before(async () => {
-  f = await setup();
-  rx = await startReceiver();
+  ({ f, rx } = await setupWithReceiver());
 });
-after(async () => {
-  await rx.close();
-  await f.close();
-});
+after(() => f.close());
 beforeEach(async () => {
   await f.env.sql`update postback_endpoints set status = 'deleted'`;
   rx.requests.length = 0;

@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger, type LiveEvent } from '../../infra/index.ts';
 import { createTestEnv, makeCampaign, makeUser, type TestEnv } from '../../infra/testing/index.ts';
-import { createDeliveries, type Deliveries } from './engine.ts';
+import { createDeliveries, type Deliveries, type DeliveriesOptions } from './engine.ts';
 import type { Actor } from './types.ts';
 
 export interface ReceivedRequest {
@@ -143,6 +143,35 @@ export async function setup(env: Record<string, string> = {}): Promise<Fixture> 
       await testEnv.close();
     },
   };
+}
+
+/**
+ * `setup(env)` plus a receiver (`startReceiver()`); the fixture's close() closes the receiver first.
+ */
+export async function setupWithReceiver(env: Record<string, string> = {}): Promise<{ f: Fixture; rx: Receiver }> {
+  const f = await setup(env);
+  const rx = await startReceiver();
+  const close = f.close;
+  f.close = async () => {
+    await rx.close();
+    await close();
+  };
+  return { f, rx };
+}
+
+/**
+ * A second engine on the fixture's database and Redis (for concurrency and restart cases): the fixture's config,
+ * a silent logger, the real clock unless `opts` says otherwise.
+ */
+export function otherEngine(f: Fixture, opts: Partial<DeliveriesOptions> = {}): Deliveries {
+  return createDeliveries({
+    sql: f.env.sql,
+    redis: f.env.redis,
+    keys: f.env.keys,
+    config: f.env.config,
+    logger: createLogger({ level: 'silent' }),
+    ...opts,
+  });
 }
 
 /** Inserts a conversion row (the pipeline's job in production). @returns its id. */

@@ -1,21 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { AppError, createLogger, eventLogKey, publishEvent } from '../../infra/index.ts';
+import { AppError, eventLogKey, publishEvent } from '../../infra/index.ts';
 import { waitFor } from '../../infra/testing/index.ts';
-import { createDeliveries } from './engine.ts';
-import { type Fixture, liveEvent, type Receiver, setup, startReceiver } from './test-helpers.ts';
+import { type Fixture, liveEvent, otherEngine, type Receiver, setupWithReceiver } from './test-helpers.ts';
 
 let f: Fixture;
 let rx: Receiver;
 before(async () => {
-  f = await setup();
-  rx = await startReceiver();
+  ({ f, rx } = await setupWithReceiver());
 });
-after(async () => {
-  await rx.close();
-  await f.close();
-});
+after(() => f.close());
 
 function headersOf(i: number): { 'webhook-id': string; 'webhook-timestamp': string; 'webhook-signature': string } {
   const h = rx.requests[i]!.headers;
@@ -153,12 +148,7 @@ describe('signed deliveries', () => {
     await f.env.redis.xgroup('CREATE', key, 'deliveries', '0', 'MKSTREAM').catch(() => {});
     const read = await f.env.redis.xreadgroup('GROUP', 'deliveries', 'ghost', 'COUNT', 1000, 'STREAMS', key, '>');
     assert.ok(read);
-    const eager = createDeliveries({
-      sql: f.env.sql,
-      redis: f.env.redis,
-      keys: f.env.keys,
-      config: f.env.config,
-      logger: createLogger({ level: 'silent' }),
+    const eager = otherEngine(f, {
       eventClaimIdleMs: 50,
     });
     await new Promise((r) => setTimeout(r, 60));

@@ -5,7 +5,6 @@
  * private redis-server so SIGSTOP hurts nobody else.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,12 +12,11 @@ import {
   createLogger,
   createRedis,
   type LocalService,
-  loadConfig,
   type Redis,
   redisKeys,
   startLocalRedis,
 } from '../../infra/index.ts';
-import { createTestEnv, makeCampaign, makeUser, type TestEnv, waitFor } from '../../infra/testing/index.ts';
+import { createTestEnv, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import {
   decodeClick,
   decodeConversion,
@@ -32,6 +30,7 @@ import {
   type Tracker,
 } from '../index.ts';
 import { Spool } from './spool.ts';
+import { sampleClick, seedLink, trackerConfig } from './test-helpers.ts';
 
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'silent' });
 const P = 4;
@@ -59,15 +58,7 @@ async function readAll(r: Redis, stream: (p: number) => string, partitions = P):
 }
 
 const cfg = (prefix: string, extra: Record<string, string> = {}) =>
-  loadConfig({
-    NODE_ENV: 'test',
-    DATA_DIR: path.join(env.dir, prefix.replace(/\W/g, '')),
-    REDIS_PREFIX: prefix,
-    TRACKER_PORT: '0',
-    STREAM_PARTITIONS: String(P),
-    TRACKER_INSTANCE_ID: 'keyed',
-    ...extra,
-  });
+  trackerConfig(path.join(env.dir, prefix.replace(/\W/g, '')), prefix, P, { TRACKER_INSTANCE_ID: 'keyed', ...extra });
 
 /** click_id from a 302's Location (`https://dest.example/?c={click_id}`). */
 async function click(url: string, ip: string, query: string, ua = 'UA/1'): Promise<string> {
@@ -81,18 +72,7 @@ async function click(url: string, ip: string, query: string, ua = 'UA/1'): Promi
 
 before(async () => {
   env = await createTestEnv();
-  const advertiser = await makeUser(env.sql, 'advertiser', { name: 'A', email: 'a@x.io' });
-  const affiliate = await makeUser(env.sql, 'affiliate', { name: 'F', email: 'f@x.io' });
-  const campaign = await makeCampaign(env.sql, advertiser, {
-    name: 'C',
-    destination_url: 'https://dest.example/?c={click_id}',
-    payout_model: 'CPC',
-    currency: 'EUR',
-    status: 'active',
-  });
-  await env.sql`insert into links (code, campaign_id, affiliate_id) values ('keyed-1', ${campaign}, ${affiliate})`;
-  await env.sql`insert into postback_tokens (advertiser_id, token_hash, prefix)
-                values (${advertiser}, ${createHash('sha256').update(TOKEN).digest('hex')}, 'tok')`;
+  await seedLink(env.sql, 'keyed-1', TOKEN);
 });
 after(async () => {
   await env.close();
@@ -320,23 +300,7 @@ describe('the r marker on spooled groups (private Redis, SIGSTOP)', () => {
     const keys = redisKeys('mk2:');
     const ids = Array.from({ length: 3 }, (_, n) => `0190f2c4-0000-7000-8000-0000000000${n}0`);
     for (const [n, id] of ids.entries()) {
-      const line = encodeClick({
-        click_id: id,
-        ts_ms: 1_700_000_000_000,
-        received_ms: 1_700_000_000_000,
-        link_code: 'keyed-1',
-        campaign_id: 1,
-        affiliate_id: 2,
-        advertiser_id: 1,
-        ip: '127.0.0.1',
-        method: 'GET',
-        query: `n=${n}`,
-        user_agent: '',
-        referer: '',
-        accept_language: '',
-        purpose: '',
-        invalid_reason: '',
-      });
+      const line = encodeClick(sampleClick({ click_id: id, link_code: 'keyed-1', query: `n=${n}` }));
       await new Promise<void>((r, j) => spool.append(keys.clicks(0), entryFields([line]), (e) => (e ? j(e) : r())));
     }
     // A fail-fast connection like the tracker's: the stalled replay times out after writing its XADDs.

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,12 +6,11 @@ import {
   createLogger,
   createRedis,
   type LocalService,
-  loadConfig,
   type Redis,
   redisKeys,
   startLocalRedis,
 } from '../../infra/index.ts';
-import { createTestEnv, makeCampaign, makeUser, type TestEnv, waitFor } from '../../infra/testing/index.ts';
+import { createTestEnv, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import {
   type ClickEvent,
   decodeClick,
@@ -23,6 +21,7 @@ import {
   startTracker,
 } from '../index.ts';
 import { Spool } from './spool.ts';
+import { readStream, sampleClick, seedLink, trackerConfig } from './test-helpers.ts';
 
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'silent' });
 let env: TestEnv;
@@ -30,30 +29,12 @@ let redisDir: string;
 let redis: LocalService & { port: number };
 let reader: Redis;
 
-async function allClicks(r: Redis, prefix: string): Promise<ClickEvent[]> {
-  const keys = redisKeys(prefix);
-  const out: ClickEvent[] = [];
-  for (let p = 0; p < 2; p++) {
-    const entries = (await r.xrange(keys.clicks(p), '-', '+')) as Array<[string, string[]]>;
-    for (const [, fields] of entries) for (const line of entryLines(fields)) out.push(decodeClick(line));
-  }
-  return out;
-}
+const allClicks = (r: Redis, prefix: string): Promise<ClickEvent[]> =>
+  readStream(r, redisKeys(prefix).clicks, 2, decodeClick);
 
 before(async () => {
   env = await createTestEnv();
-  const advertiser = await makeUser(env.sql, 'advertiser', { name: 'A', email: 'a@x.io' });
-  const affiliate = await makeUser(env.sql, 'affiliate', { name: 'F', email: 'f@x.io' });
-  const campaign = await makeCampaign(env.sql, advertiser, {
-    name: 'C',
-    destination_url: 'https://dest.example/?c={click_id}',
-    payout_model: 'CPC',
-    currency: 'EUR',
-    status: 'active',
-  });
-  await env.sql`insert into links (code, campaign_id, affiliate_id) values ('spool-1', ${campaign}, ${affiliate})`;
-  await env.sql`insert into postback_tokens (advertiser_id, token_hash, prefix)
-                values (${advertiser}, ${createHash('sha256').update('tok-spool').digest('hex')}, 'tok')`;
+  await seedLink(env.sql, 'spool-1', 'tok-spool');
   redisDir = path.join(env.dir, 'private-redis');
   redis = await startLocalRedis({ dir: redisDir, persistent: false });
   reader = createRedis(redis.url, { maxRetriesPerRequest: null });
@@ -67,14 +48,7 @@ after(async () => {
 
 describe('Redis outage', () => {
   it('still redirects, spools, and replays everything once Redis is back', async () => {
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      DATA_DIR: env.dir,
-      REDIS_PREFIX: 'sp1:',
-      TRACKER_PORT: '0',
-      STREAM_PARTITIONS: '2',
-      TRACKER_INSTANCE_ID: 'outage',
-    });
+    const config = trackerConfig(env.dir, 'sp1:', 2, { TRACKER_INSTANCE_ID: 'outage' });
     const tracker = await startTracker({ config, logger, sql: env.sql, redisUrl: redis.url });
     try {
       const live = await fetch(`${tracker.url}/c/spool-1?sub1=live`, { redirect: 'manual' });
@@ -132,13 +106,7 @@ describe('Redis outage', () => {
   });
 
   it('replays a spool left by a previous run at start-up', async () => {
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      DATA_DIR: env.dir,
-      REDIS_PREFIX: 'sp2:',
-      TRACKER_PORT: '0',
-      STREAM_PARTITIONS: '2',
-    });
+    const config = trackerConfig(env.dir, 'sp2:', 2);
     const first = await startTracker({ config, logger, sql: env.sql, redisUrl: redis.url });
     await redis.stop();
     for (let i = 0; i < 5; i++) {
@@ -160,23 +128,14 @@ describe('Redis outage', () => {
     const dir = path.join(env.dir, 'spool-crash');
     mkdirSync(dir, { recursive: true });
     const keys = redisKeys('sp3:');
-    const click = (n: number): ClickEvent => ({
-      click_id: `0190f2c4-0000-7000-8000-00000000000${n}`,
-      ts_ms: 1_700_000_000_000 + n,
-      received_ms: 1_700_000_000_000 + n,
-      link_code: 'spool-1',
-      campaign_id: 1,
-      affiliate_id: 2,
-      advertiser_id: 1,
-      ip: '127.0.0.1',
-      method: 'GET',
-      query: `n=${n}`,
-      user_agent: '',
-      referer: '',
-      accept_language: '',
-      purpose: '',
-      invalid_reason: '',
-    });
+    const click = (n: number): ClickEvent =>
+      sampleClick({
+        click_id: `0190f2c4-0000-7000-8000-00000000000${n}`,
+        ts_ms: 1_700_000_000_000 + n,
+        received_ms: 1_700_000_000_000 + n,
+        link_code: 'spool-1',
+        query: `n=${n}`,
+      });
     const rec = (n: number) => JSON.stringify([keys.clicks(n % 2), ...entryFields([encodeClick(click(n))])]);
     // A file claimed by a replayer (pid 4194303, not running) that crashed after acknowledging record 1.
     const file = path.join(dir, 'host-1-0.4194303.replay');
