@@ -1,26 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { publishEvent } from '../../infra/index.ts';
-import {
-  eventually,
-  type Fixture,
-  insertConversion,
-  liveEvent,
-  type Receiver,
-  setup,
-  startReceiver,
-} from './test-helpers.ts';
+import { waitFor } from '../../infra/testing/index.ts';
+import { type Fixture, insertConversion, liveEvent, type Receiver, setupWithReceiver } from './test-helpers.ts';
 
 let f: Fixture;
 let rx: Receiver;
 before(async () => {
-  f = await setup();
-  rx = await startReceiver();
+  ({ f, rx } = await setupWithReceiver());
 });
-after(async () => {
-  await rx.close();
-  await f.close();
-});
+after(() => f.close());
 beforeEach(async () => {
   await f.env.sql`update postback_endpoints set status = 'deleted'`;
   rx.requests.length = 0;
@@ -200,7 +189,7 @@ describe('firing postbacks', () => {
       f.env.keys,
       liveEvent('conversion.approved', [f.affiliate.id, f.advertiser.id], { conversion_id: id }),
     );
-    const got = await eventually(async () => rx.requests.find((r) => r.url.startsWith('/live')), 'live postback');
+    const got = (await waitFor('live postback', async () => rx.requests.find((r) => r.url.startsWith('/live'))))!;
     assert.equal(got.url, '/live?st=approved');
     await f.deliveries.stop();
   });

@@ -1,7 +1,16 @@
 import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
+import {
+  checkDestination,
+  type EndpointState,
+  endpointUrl,
+  eventList,
+  listEndpoints,
+  loadEndpoint,
+  statusAssignments,
+} from './endpoints.ts';
 import { fillTemplate, type MacroValues, sampleUrl, unknownMacros } from './macros.ts';
-import { checkUrl, DestinationRefusedError, destinationOf } from './ssrf.ts';
+import { destinationOf } from './ssrf.ts';
 import { type Ctx, insertDeliveries, listEndpointDeliveries, type NewDelivery, softDeleteEndpoint } from './store.ts';
 import {
   type Actor,
@@ -17,7 +26,7 @@ import {
 } from './types.ts';
 
 /** An affiliate's postback URL template, as the API shows it. */
-export interface Postback {
+export interface Postback extends EndpointState {
   id: number;
   affiliate_id: number;
   /** null = every campaign. */
@@ -26,21 +35,13 @@ export interface Postback {
   method: 'GET' | 'POST';
   url: string;
   include_fraud: boolean;
-  status: 'active' | 'disabled';
-  disabled_reason: string | null;
-  created_at: string;
-  updated_at: string;
 }
 
-const events = z
-  .array(z.enum(POSTBACK_EVENTS))
-  .min(1)
-  .max(POSTBACK_EVENTS.length)
-  .transform((xs) => [...new Set(xs)]);
+const events = eventList(POSTBACK_EVENTS);
 
 /** `POST /postbacks` body. `affiliate_id` only for admins (acting for an affiliate). */
 export const createPostbackSchema = z.strictObject({
-  url: z.string().trim().min(10).max(2048),
+  url: endpointUrl,
   campaign_id: z.number().int().positive().nullable().default(null),
   events: events.default(['conversion.created']),
   method: z.enum(['GET', 'POST']).default('GET'),
@@ -50,7 +51,7 @@ export const createPostbackSchema = z.strictObject({
 
 /** `PATCH /postbacks/:id` body; `status: 'active'` re-enables a disabled endpoint. */
 export const updatePostbackSchema = z.strictObject({
-  url: z.string().trim().min(10).max(2048).optional(),
+  url: endpointUrl.optional(),
   campaign_id: z.number().int().positive().nullable().optional(),
   events: events.optional(),
   method: z.enum(['GET', 'POST']).optional(),
@@ -58,7 +59,7 @@ export const updatePostbackSchema = z.strictObject({
   status: z.enum(['active', 'disabled']).optional(),
 });
 
-interface PostbackRow {
+interface PostbackRow extends EndpointState<Date> {
   id: number;
   affiliate_id: number;
   campaign_id: number | null;
@@ -66,10 +67,6 @@ interface PostbackRow {
   method: 'GET' | 'POST';
   url_template: string;
   include_fraud: boolean;
-  status: 'active' | 'disabled';
-  disabled_reason: string | null;
-  created_at: Date;
-  updated_at: Date;
 }
 
 function view(r: PostbackRow): Postback {
@@ -103,14 +100,7 @@ function validateTemplate(ctx: Ctx, template: string): void {
   if (/\{/.test(template.slice(0, template.indexOf(u.host) + u.host.length))) {
     throw fieldError('url', 'macros are not allowed in the scheme or host');
   }
-  try {
-    checkUrl(u, ctx.allow);
-  } catch (err) {
-    if (err instanceof DestinationRefusedError) {
-      throw fieldError('url', err.message);
-    }
-    throw err;
-  }
+  checkDestination(ctx, u);
 }
 
 async function checkCampaign(ctx: Ctx, campaignId: number | null | undefined): Promise<void> {
@@ -138,13 +128,7 @@ async function ownAffiliate(ctx: Ctx, actor: Actor, requested: number | undefine
 }
 
 /** Loads a postback the actor may see. @throws AppError NOT_FOUND (also for others' postbacks). */
-async function load(ctx: Ctx, actor: Actor, id: number): Promise<PostbackRow> {
-  const [r] = await ctx.sql<PostbackRow[]>`
-    select * from postback_endpoints
-    where id = ${id} and status <> 'deleted' and (${actor.role === 'admin'} or affiliate_id = ${actor.id})`;
-  if (!r) throw new AppError('NOT_FOUND', 'postback not found');
-  return r;
-}
+const load = (ctx: Ctx, actor: Actor, id: number) => loadEndpoint<PostbackRow>(ctx, 'postback', actor, id);
 
 /** Postback repository (thin HTTP routes call these; each checks the actor). */
 export function postbackRepository(ctx: Ctx) {
@@ -152,15 +136,8 @@ export function postbackRepository(ctx: Ctx) {
   return {
     /** `GET /postbacks`: the actor's postbacks (every one for admins), newest first. */
     async list(actor: Actor, q: PageQuery = {}): Promise<Page<Postback>> {
-      const p = parseInput(pageQuerySchema, q);
-      const admin = actor.role === 'admin';
-      const [c] = await sql<{ n: number }[]>`
-        select count(*)::int8 as n from postback_endpoints
-        where status <> 'deleted' and (${admin} or affiliate_id = ${actor.id})`;
-      const rows = await sql<PostbackRow[]>`
-        select * from postback_endpoints where status <> 'deleted' and (${admin} or affiliate_id = ${actor.id})
-        order by id desc limit ${p.per_page} offset ${(p.page - 1) * p.per_page}`;
-      return { items: rows.map(view), total: c?.n ?? 0, ...p };
+      const page = await listEndpoints<PostbackRow>(ctx, 'postback', actor, q);
+      return { ...page, items: page.items.map(view) };
     },
 
     /** `POST /postbacks`. @throws AppError VALIDATION_ERROR | FORBIDDEN */
@@ -190,7 +167,6 @@ export function postbackRepository(ctx: Ctx) {
       const cur = await load(ctx, actor, id);
       if (b.url !== undefined) validateTemplate(ctx, b.url);
       if (b.campaign_id !== undefined) await checkCampaign(ctx, b.campaign_id);
-      const reenable = b.status === 'active' && cur.status !== 'active';
       const [r] = await sql<PostbackRow[]>`
         update postback_endpoints set
           url_template = ${b.url ?? cur.url_template},
@@ -198,9 +174,7 @@ export function postbackRepository(ctx: Ctx) {
           events = ${b.events ?? cur.events}::text[],
           method = ${b.method ?? cur.method},
           include_fraud = ${b.include_fraud ?? cur.include_fraud},
-          status = ${b.status ?? cur.status},
-          disabled_reason = ${reenable ? null : b.status === 'disabled' ? 'disabled by user' : cur.disabled_reason},
-          failing_since = case when ${reenable} then null else failing_since end,
+          ${statusAssignments(sql, b.status, cur)},
           updated_at = ${new Date(ctx.clock())}
         where id = ${id}
         returning *`;

@@ -3,7 +3,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { eventually, type Fixture, liveEvent, type Receiver, setup, startReceiver } from './test-helpers.ts';
+import { waitFor } from '../../infra/testing/index.ts';
+import { type Fixture, liveEvent, type Receiver, setup, startReceiver } from './test-helpers.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 let f: Fixture;
@@ -49,7 +50,7 @@ test('a worker killed mid-queue loses nothing: its leased rows come back once th
     },
   });
   // The receiver holds the child's requests open; once two are in flight, the child dies.
-  await eventually(async () => rx.requests.length >= 2, 'two requests in flight');
+  await waitFor('two requests in flight', async () => rx.requests.length >= 2);
   child.kill('SIGKILL');
   await new Promise((r) => child!.once('exit', r));
   assert.equal(rx.requests.length, 2, 'per-destination limit of 2 held');

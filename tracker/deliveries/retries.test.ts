@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { createLogger, type LiveEvent } from '../../infra/index.ts';
-import { createDeliveries } from './engine.ts';
-import { eventually, type Fixture, liveEvent, type Receiver, setup, startReceiver } from './test-helpers.ts';
+import type { LiveEvent } from '../../infra/index.ts';
+import { waitFor } from '../../infra/testing/index.ts';
+import {
+  type Fixture,
+  liveEvent,
+  otherEngine,
+  type Receiver,
+  setupWithReceiver,
+  startReceiver,
+} from './test-helpers.ts';
 
 let f: Fixture;
 let rx: Receiver;
@@ -11,15 +18,13 @@ const published: LiveEvent[] = [];
 let sub: Fixture['env']['redis'];
 
 before(async () => {
-  f = await setup({ DELIVERY_QUEUE_ALERT_THRESHOLD: '3' });
-  rx = await startReceiver();
+  ({ f, rx } = await setupWithReceiver({ DELIVERY_QUEUE_ALERT_THRESHOLD: '3' }));
   sub = f.env.redis.duplicate();
   sub.on('message', (_c: string, m: string) => published.push(JSON.parse(m) as LiveEvent));
   await sub.subscribe(f.env.keys.events);
 });
 after(async () => {
   sub.disconnect();
-  await rx.close();
   await f.close();
 });
 beforeEach(async () => {
@@ -88,12 +93,8 @@ describe('retries', () => {
   });
 
   test('an endpoint failing for longer than DELIVERY_DISABLE_AFTER_S is disabled and its owner notified', async () => {
-    const impatient = createDeliveries({
-      sql: f.env.sql,
-      redis: f.env.redis,
-      keys: f.env.keys,
+    const impatient = otherEngine(f, {
       config: { ...f.env.config, DELIVERY_DISABLE_AFTER_S: 7200 },
-      logger: createLogger({ level: 'silent' }),
       clock: f.clock.now,
       random: () => 0.5,
     });
@@ -115,21 +116,14 @@ describe('retries', () => {
     // 30 s + 2 m + 10 m + 1 h + 1 h >= 2 h: disabled at the 6th attempt; the delivery stays replayable.
     assert.equal(rx.requests.length, 6);
     assert.equal(seen.at(-1), 'failed');
-    for (let i = 0; i < 50 && !published.some((e) => e.data.endpoint_id === w.id); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor('an event about the endpoint', () => published.some((e) => e.data.endpoint_id === w.id));
     const note = published.find((e) => e.type === 'delivery.endpoint_disabled' && e.data.endpoint_id === w.id);
     assert.ok(note, 'endpoint_disabled event');
     assert.deepEqual(note.user_ids, [f.affiliate.id]);
   });
 
   test('jitter stays within ±10% of the step', async () => {
-    const jittery = createDeliveries({
-      sql: f.env.sql,
-      redis: f.env.redis,
-      keys: f.env.keys,
-      config: f.env.config,
-      logger: createLogger({ level: 'silent' }),
+    const jittery = otherEngine(f, {
       clock: f.clock.now,
       random: () => 0.999,
     });
@@ -201,9 +195,7 @@ describe('retries', () => {
     await f.deliveries.drain();
     assert.equal(rx.requests.length, sent);
     await assert.rejects(f.deliveries.webhooks.replay(f.affiliate, all.items[0]!.id), { code: 'INVALID_STATE' });
-    for (let i = 0; i < 50 && !published.some((e) => e.data.endpoint_id === w.id); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor('an event about the endpoint', () => published.some((e) => e.data.endpoint_id === w.id));
     assert.ok(published.some((e) => e.type === 'delivery.endpoint_disabled' && e.data.endpoint_id === w.id));
   });
 });
@@ -216,24 +208,14 @@ describe('per-destination concurrency', () => {
       events: ['wallet.updated'],
     });
     for (let i = 0; i < 5; i++) await f.deliveries.handleEvent(liveEvent('wallet.updated', [f.affiliate.id]));
-    const other = createDeliveries({
-      sql: f.env.sql,
-      redis: f.env.redis,
-      keys: f.env.keys,
+    const other = otherEngine(f, {
       config: { ...f.env.config, DELIVERY_TIMEOUT_MS: 3000 },
-      logger: createLogger({ level: 'silent' }),
     });
     await other.start();
     try {
-      await eventually(async () => lim.requests.length >= 2, 'two in flight');
+      await waitFor('two in flight', async () => lim.requests.length >= 2);
       // A second engine finds the destination busy: nothing more goes out.
-      const more = createDeliveries({
-        sql: f.env.sql,
-        redis: f.env.redis,
-        keys: f.env.keys,
-        config: f.env.config,
-        logger: createLogger({ level: 'silent' }),
-      });
+      const more = otherEngine(f);
       await more.drain();
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(lim.requests.length, 2);
@@ -305,12 +287,8 @@ describe('manual replay', () => {
 describe('SSRF at delivery time', () => {
   test('a destination that is no longer allowlisted is refused, logged, not retried, nothing sent', async () => {
     const w = await endpoint('/ssrf');
-    const strict = createDeliveries({
-      sql: f.env.sql,
-      redis: f.env.redis,
-      keys: f.env.keys,
+    const strict = otherEngine(f, {
       config: { ...f.env.config, DELIVERY_ALLOWED_HOSTS: [] },
-      logger: createLogger({ level: 'silent' }),
       clock: f.clock.now,
     });
     await strict.handleEvent(liveEvent('wallet.updated', [f.affiliate.id]));
@@ -335,9 +313,7 @@ describe('metrics', () => {
     const text = await f.deliveries.registry.metrics();
     assert.match(text, new RegExp(`delivery_queue_depth ${stats.depth}`));
     assert.match(text, /delivery_oldest_pending_age_seconds \d+/);
-    for (let i = 0; i < 50 && !published.some((e) => e.type === 'delivery.queue_alert'); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor('the queue alert', () => published.some((e) => e.type === 'delivery.queue_alert'));
     const alert = published.find((e) => e.type === 'delivery.queue_alert');
     assert.ok(alert);
     assert.equal(alert.data.threshold, 3);

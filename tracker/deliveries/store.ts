@@ -18,10 +18,9 @@ export interface Ctx {
   wake: () => void;
 }
 
-/** A row to enqueue. */
-export interface NewDelivery {
+/** What a delivery sends, and to whom it belongs: the columns a queued row and a stored one share. */
+interface DeliveryRequest {
   kind: 'postback' | 'webhook';
-  endpoint_id: number;
   owner_id: number;
   event_id: string;
   event_type: string;
@@ -31,19 +30,16 @@ export interface NewDelivery {
   body: string | null;
 }
 
+/** A row to enqueue. */
+export interface NewDelivery extends DeliveryRequest {
+  endpoint_id: number;
+}
+
 /** A `deliveries` row as the engine reads it. */
-export interface DeliveryRow {
+export interface DeliveryRow extends DeliveryRequest {
   id: number;
-  kind: 'postback' | 'webhook';
   postback_id: number | null;
   webhook_id: number | null;
-  owner_id: number;
-  event_id: string;
-  event_type: string;
-  method: 'GET' | 'POST';
-  url: string;
-  destination: string;
-  body: string | null;
   status: DeliveryStatus;
   attempts: number;
   next_attempt_at: Date;

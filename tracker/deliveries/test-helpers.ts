@@ -6,8 +6,8 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger, type LiveEvent } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
-import { createDeliveries, type Deliveries } from './engine.ts';
+import { createTestEnv, makeCampaign, makeUser, type TestEnv } from '../../infra/testing/index.ts';
+import { createDeliveries, type Deliveries, type DeliveriesOptions } from './engine.ts';
 import type { Actor } from './types.ts';
 
 export interface ReceivedRequest {
@@ -100,10 +100,7 @@ export interface Fixture {
 }
 
 async function user(env: TestEnv, role: Actor['role']): Promise<Actor> {
-  const [u] = await env.sql<{ id: number }[]>`
-    insert into users (role, name, email, password_hash)
-    values (${role}, ${role}, ${`${role}-${randomUUID()}@example.com`}, 'x') returning id`;
-  return { id: u!.id, role };
+  return { id: await makeUser(env.sql, role), role };
 }
 
 /** A test environment with users, one campaign and an engine (not started) on a manual clock. */
@@ -125,9 +122,13 @@ export async function setup(env: Record<string, string> = {}): Promise<Fixture> 
   const advertiser = await user(testEnv, 'advertiser');
   const affiliate = await user(testEnv, 'affiliate');
   const otherAffiliate = await user(testEnv, 'affiliate');
-  const [c] = await testEnv.sql<{ id: number }[]>`
-    insert into campaigns (advertiser_id, name, destination_url, payout_model, currency, payout_amount, status)
-    values (${advertiser.id}, 'C', 'https://shop.example/landing', 'CPA', 'EUR', 1250, 'active') returning id`;
+  const campaignId = await makeCampaign(testEnv.sql, advertiser.id, {
+    name: 'C',
+    destination_url: 'https://shop.example/landing',
+    currency: 'EUR',
+    payout_amount: 1250,
+    status: 'active',
+  });
   return {
     env: testEnv,
     deliveries,
@@ -136,12 +137,41 @@ export async function setup(env: Record<string, string> = {}): Promise<Fixture> 
     advertiser,
     affiliate,
     otherAffiliate,
-    campaignId: c!.id,
+    campaignId,
     async close() {
       await deliveries.stop();
       await testEnv.close();
     },
   };
+}
+
+/**
+ * `setup(env)` plus a receiver (`startReceiver()`); the fixture's close() closes the receiver first.
+ */
+export async function setupWithReceiver(env: Record<string, string> = {}): Promise<{ f: Fixture; rx: Receiver }> {
+  const f = await setup(env);
+  const rx = await startReceiver();
+  const close = f.close;
+  f.close = async () => {
+    await rx.close();
+    await close();
+  };
+  return { f, rx };
+}
+
+/**
+ * A second engine on the fixture's database and Redis (for concurrency and restart cases): the fixture's config,
+ * a silent logger, the real clock unless `opts` says otherwise.
+ */
+export function otherEngine(f: Fixture, opts: Partial<DeliveriesOptions> = {}): Deliveries {
+  return createDeliveries({
+    sql: f.env.sql,
+    redis: f.env.redis,
+    keys: f.env.keys,
+    config: f.env.config,
+    logger: createLogger({ level: 'silent' }),
+    ...opts,
+  });
 }
 
 /** Inserts a conversion row (the pipeline's job in production). @returns its id. */
@@ -169,14 +199,4 @@ export async function insertConversion(
 /** A live event as a producer would publish it. */
 export function liveEvent(type: LiveEvent['type'], userIds: number[], data: Record<string, unknown> = {}): LiveEvent {
   return { id: `msg_${randomUUID()}`, type, created_at: new Date().toISOString(), user_ids: userIds, data };
-}
-
-/** Polls until `fn` returns a truthy value (for effects of pub/sub). */
-export async function eventually<T>(fn: () => Promise<T | undefined | false | null>, what: string): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }

@@ -1,20 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { AppError, createLogger, eventLogKey, publishEvent } from '../../infra/index.ts';
-import { createDeliveries } from './engine.ts';
-import { eventually, type Fixture, liveEvent, type Receiver, setup, startReceiver } from './test-helpers.ts';
+import { AppError, eventLogKey, publishEvent } from '../../infra/index.ts';
+import { waitFor } from '../../infra/testing/index.ts';
+import { type Fixture, liveEvent, otherEngine, type Receiver, setupWithReceiver } from './test-helpers.ts';
 
 let f: Fixture;
 let rx: Receiver;
 before(async () => {
-  f = await setup();
-  rx = await startReceiver();
+  ({ f, rx } = await setupWithReceiver());
 });
-after(async () => {
-  await rx.close();
-  await f.close();
-});
+after(() => f.close());
 
 function headersOf(i: number): { 'webhook-id': string; 'webhook-timestamp': string; 'webhook-signature': string } {
   const h = rx.requests[i]!.headers;
@@ -90,7 +86,7 @@ describe('signed deliveries', () => {
     const ev = liveEvent('conversion.approved', [f.affiliate.id], { payout: 1250, currency: 'EUR' });
     await publishEvent(f.env.redis, f.env.keys, ev);
     await publishEvent(f.env.redis, f.env.keys, liveEvent('wallet.updated', [f.affiliate.id]));
-    const got = await eventually(async () => rx.requests.find((r) => r.url === '/hooks/sign'), 'delivery');
+    const got = (await waitFor('delivery', async () => rx.requests.find((r) => r.url === '/hooks/sign')))!;
     const i = rx.requests.indexOf(got);
     const payload = new Webhook(secret).verify(got.body, headersOf(i)) as Record<string, unknown>;
     assert.deepEqual(payload, {
@@ -103,10 +99,9 @@ describe('signed deliveries', () => {
     assert.equal(got.headers['content-type'], 'application/json');
     // A different secret must not verify (the check can fail).
     assert.throws(() => new Webhook(`whsec_${Buffer.alloc(32, 7).toString('base64')}`).verify(got.body, headersOf(i)));
-    const logs = await eventually(async () => {
-      const p = await f.deliveries.webhooks.deliveries(f.affiliate, webhook.id);
-      return p.items[0]?.status === 'succeeded' ? p : undefined;
-    }, 'succeeded log');
+    const logs = await waitFor('succeeded log', () => f.deliveries.webhooks.deliveries(f.affiliate, webhook.id), {
+      until: (p) => p.items[0]?.status === 'succeeded',
+    });
     assert.equal(logs.items.length, 1);
     const a = logs.items[0]!.attempt_log[0]!;
     assert.equal(a.status_code, 200);
@@ -138,7 +133,7 @@ describe('signed deliveries', () => {
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(rx.requests.filter((r) => r.url === '/hooks/offline').length, 0);
     await f.deliveries.start();
-    const got = await eventually(async () => rx.requests.find((r) => r.url === '/hooks/offline'), 'offline event');
+    const got = (await waitFor('offline event', async () => rx.requests.find((r) => r.url === '/hooks/offline')))!;
     const i = rx.requests.indexOf(got);
     assert.equal((new Webhook(secret).verify(got.body, headersOf(i)) as { id: string }).id, ev.id);
     await f.deliveries.stop();
@@ -153,18 +148,13 @@ describe('signed deliveries', () => {
     await f.env.redis.xgroup('CREATE', key, 'deliveries', '0', 'MKSTREAM').catch(() => {});
     const read = await f.env.redis.xreadgroup('GROUP', 'deliveries', 'ghost', 'COUNT', 1000, 'STREAMS', key, '>');
     assert.ok(read);
-    const eager = createDeliveries({
-      sql: f.env.sql,
-      redis: f.env.redis,
-      keys: f.env.keys,
-      config: f.env.config,
-      logger: createLogger({ level: 'silent' }),
+    const eager = otherEngine(f, {
       eventClaimIdleMs: 50,
     });
     await new Promise((r) => setTimeout(r, 60));
     await eager.start();
     try {
-      const got = await eventually(async () => rx.requests.find((r) => r.url === '/hooks/ghost'), 'taken-over event');
+      const got = (await waitFor('taken-over event', async () => rx.requests.find((r) => r.url === '/hooks/ghost')))!;
       assert.equal(got.headers['webhook-id'], ev.id);
       const pending = (await f.env.redis.xpending(key, 'deliveries')) as [number, ...unknown[]];
       assert.equal(pending[0], 0);

@@ -1,8 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AppError, type LiveEvent } from '../../infra/index.ts';
+import {
+  checkDestination,
+  type EndpointState,
+  endpointUrl,
+  eventList,
+  listEndpoints,
+  loadEndpoint,
+  statusAssignments,
+} from './endpoints.ts';
 import { decryptSecret, encryptSecret, generateWebhookSecret } from './secrets.ts';
-import { checkUrl, DestinationRefusedError, destinationOf } from './ssrf.ts';
+import { destinationOf } from './ssrf.ts';
 import {
   type Ctx,
   type DeliveryRow,
@@ -26,36 +35,28 @@ import {
 } from './types.ts';
 
 /** A webhook endpoint as the API shows it (never its secret). */
-export interface WebhookEndpoint {
+export interface WebhookEndpoint extends EndpointState {
   id: number;
   user_id: number;
   url: string;
   events: WebhookEvent[];
   description: string | null;
-  status: 'active' | 'disabled';
-  disabled_reason: string | null;
   /** While set and in the future, the previous secret still signs too (rotation grace). */
   previous_secret_expires_at: string | null;
-  created_at: string;
-  updated_at: string;
 }
 
-const events = z
-  .array(z.enum(WEBHOOK_EVENTS))
-  .min(1)
-  .max(WEBHOOK_EVENTS.length)
-  .transform((xs) => [...new Set(xs)]);
+const events = eventList(WEBHOOK_EVENTS);
 
 /** `POST /webhooks` body. */
 export const createWebhookSchema = z.strictObject({
-  url: z.string().trim().min(10).max(2048),
+  url: endpointUrl,
   events,
   description: z.string().trim().max(500).nullable().default(null),
 });
 
 /** `PATCH /webhooks/:id` body; `status: 'active'` re-enables a disabled endpoint. */
 export const updateWebhookSchema = z.strictObject({
-  url: z.string().trim().min(10).max(2048).optional(),
+  url: endpointUrl.optional(),
   events: events.optional(),
   description: z.string().trim().max(500).nullable().optional(),
   status: z.enum(['active', 'disabled']).optional(),
@@ -66,7 +67,7 @@ export const webhookTargetSchema = z.strictObject({
   webhook_id: z.number().int().positive().optional(),
 });
 
-interface WebhookRow {
+interface WebhookRow extends EndpointState<Date> {
   id: number;
   user_id: number;
   url: string;
@@ -75,10 +76,6 @@ interface WebhookRow {
   secret_enc: string;
   previous_secret_enc: string | null;
   previous_secret_expires_at: Date | null;
-  status: 'active' | 'disabled';
-  disabled_reason: string | null;
-  created_at: Date;
-  updated_at: Date;
 }
 
 function view(r: WebhookRow, nowMs: number): WebhookEndpoint {
@@ -104,23 +101,11 @@ function validateUrl(ctx: Ctx, raw: string): void {
   } catch {
     throw fieldError('url', 'not a valid URL');
   }
-  try {
-    checkUrl(u, ctx.allow);
-  } catch (err) {
-    if (err instanceof DestinationRefusedError) {
-      throw fieldError('url', err.message);
-    }
-    throw err;
-  }
+  checkDestination(ctx, u);
 }
 
-async function load(ctx: Ctx, actor: Actor, id: number): Promise<WebhookRow> {
-  const [r] = await ctx.sql<WebhookRow[]>`
-    select * from webhook_endpoints
-    where id = ${id} and status <> 'deleted' and (${actor.role === 'admin'} or user_id = ${actor.id})`;
-  if (!r) throw new AppError('NOT_FOUND', 'webhook not found');
-  return r;
-}
+/** Loads a webhook endpoint the actor may see. @throws AppError NOT_FOUND (also for others' endpoints). */
+const load = (ctx: Ctx, actor: Actor, id: number) => loadEndpoint<WebhookRow>(ctx, 'webhook', actor, id);
 
 /**
  * The secrets a delivery is signed with right now: the current one, plus the previous one during
@@ -184,15 +169,9 @@ export function webhookRepository(ctx: Ctx) {
   return {
     /** `GET /webhooks`: the actor's endpoints (every one for admins), newest first. */
     async list(actor: Actor, q: PageQuery = {}): Promise<Page<WebhookEndpoint>> {
-      const p = parseInput(pageQuerySchema, q);
-      const [c] = await sql<{ n: number }[]>`
-        select count(*)::int8 as n from webhook_endpoints
-        where status <> 'deleted' and (${admin(actor)} or user_id = ${actor.id})`;
-      const rows = await sql<WebhookRow[]>`
-        select * from webhook_endpoints where status <> 'deleted' and (${admin(actor)} or user_id = ${actor.id})
-        order by id desc limit ${p.per_page} offset ${(p.page - 1) * p.per_page}`;
+      const page = await listEndpoints<WebhookRow>(ctx, 'webhook', actor, q);
       const now = ctx.clock();
-      return { items: rows.map((r) => view(r, now)), total: c?.n ?? 0, ...p };
+      return { ...page, items: page.items.map((r) => view(r, now)) };
     },
 
     /**
@@ -222,16 +201,13 @@ export function webhookRepository(ctx: Ctx) {
       const b = parseInput(updateWebhookSchema, input);
       const cur = await load(ctx, actor, id);
       if (b.url !== undefined) validateUrl(ctx, b.url);
-      const reenable = b.status === 'active' && cur.status !== 'active';
       const now = new Date(ctx.clock());
       const [r] = await sql<WebhookRow[]>`
         update webhook_endpoints set
           url = ${b.url ?? cur.url},
           events = ${b.events ?? cur.events}::text[],
           description = ${b.description === undefined ? cur.description : b.description},
-          status = ${b.status ?? cur.status},
-          disabled_reason = ${reenable ? null : b.status === 'disabled' ? 'disabled by user' : cur.disabled_reason},
-          failing_since = case when ${reenable} then null else failing_since end,
+          ${statusAssignments(sql, b.status, cur)},
           updated_at = ${now}
         where id = ${id}
         returning *`;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { AppError, type Sql, UUID_RE, validationError } from '../../infra/index.ts';
 import type { ConversionStatus } from '../events.ts';
+import { singleFlight } from './single-flight.ts';
 
 /** Max length of `event_id` and `goal`. */
 const MAX_ID_LENGTH = 255;
@@ -162,14 +163,7 @@ export class TokenCache {
     const now = Date.now();
     const hit = this.map.get(hash);
     if (hit && hit.until_ms > now) return hit.advertiser_id;
-    let p = this.loading.get(hash);
-    if (!p) {
-      p = this.lookup(hash);
-      this.loading.set(hash, p);
-      const done = () => this.loading.delete(hash);
-      p.then(done, done);
-    }
-    return p;
+    return singleFlight(this.loading, hash, (k) => this.lookup(k));
   }
 
   private async lookup(hash: string): Promise<number | null> {

@@ -5,7 +5,6 @@
  * private redis-server so SIGSTOP hurts nobody else.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,12 +12,11 @@ import {
   createLogger,
   createRedis,
   type LocalService,
-  loadConfig,
   type Redis,
   redisKeys,
   startLocalRedis,
 } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import {
   decodeClick,
   decodeConversion,
@@ -32,6 +30,7 @@ import {
   type Tracker,
 } from '../index.ts';
 import { Spool } from './spool.ts';
+import { sampleClick, seedLink, trackerConfig } from './test-helpers.ts';
 
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'silent' });
 const P = 4;
@@ -58,27 +57,8 @@ async function readAll(r: Redis, stream: (p: number) => string, partitions = P):
   return out;
 }
 
-async function waitFor<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let v = await f();
-  while (!ok(v)) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-    v = await f();
-  }
-  return v;
-}
-
 const cfg = (prefix: string, extra: Record<string, string> = {}) =>
-  loadConfig({
-    NODE_ENV: 'test',
-    DATA_DIR: path.join(env.dir, prefix.replace(/\W/g, '')),
-    REDIS_PREFIX: prefix,
-    TRACKER_PORT: '0',
-    STREAM_PARTITIONS: String(P),
-    TRACKER_INSTANCE_ID: 'keyed',
-    ...extra,
-  });
+  trackerConfig(path.join(env.dir, prefix.replace(/\W/g, '')), prefix, P, { TRACKER_INSTANCE_ID: 'keyed', ...extra });
 
 /** click_id from a 302's Location (`https://dest.example/?c={click_id}`). */
 async function click(url: string, ip: string, query: string, ua = 'UA/1'): Promise<string> {
@@ -92,12 +72,7 @@ async function click(url: string, ip: string, query: string, ua = 'UA/1'): Promi
 
 before(async () => {
   env = await createTestEnv();
-  await env.sql`insert into users (role, name, email, password_hash) values ('advertiser', 'A', 'a@x.io', 'x'), ('affiliate', 'F', 'f@x.io', 'x')`;
-  await env.sql`insert into campaigns (advertiser_id, name, destination_url, payout_model, currency, status)
-                values (1, 'C', 'https://dest.example/?c={click_id}', 'CPC', 'EUR', 'active')`;
-  await env.sql`insert into links (code, campaign_id, affiliate_id) values ('keyed-1', 1, 2)`;
-  await env.sql`insert into postback_tokens (advertiser_id, token_hash, prefix)
-                values (1, ${createHash('sha256').update(TOKEN).digest('hex')}, 'tok')`;
+  await seedLink(env.sql, 'keyed-1', TOKEN);
 });
 after(async () => {
   await env.close();
@@ -278,10 +253,12 @@ describe('the r marker on spooled groups (private Redis, SIGSTOP)', () => {
       const copies = await waitFor(
         'stalled clicks in Redis, spool replayed',
         () => readAll(reader, redisKeys(prefix).clicks),
-        (c) =>
-          new Set(c.map((x) => decodeClick(x.line).click_id)).size === 20 &&
-          spooled(config.DATA_DIR).length === 0 &&
-          c.some((x) => x.marked),
+        {
+          until: (c) =>
+            new Set(c.map((x) => decodeClick(x.line).click_id)).size === 20 &&
+            spooled(config.DATA_DIR).length === 0 &&
+            c.some((x) => x.marked),
+        },
       );
       const unmarked = new Map<string, number>();
       for (const c of copies) {
@@ -296,7 +273,7 @@ describe('the r marker on spooled groups (private Redis, SIGSTOP)', () => {
       await waitFor(
         'tracker sees Redis down',
         async () => (await (await fetch(`${tracker.url}/readyz`)).json()) as { data: { redis: boolean } },
-        (b) => b.data.redis === false,
+        { until: (b) => b.data.redis === false },
       );
       const down = await Promise.all(
         Array.from({ length: 10 }, (_, i) => click(tracker.url, `203.0.113.${i}`, `down=${i}`)),
@@ -305,11 +282,9 @@ describe('the r marker on spooled groups (private Redis, SIGSTOP)', () => {
       assert.equal(recs.flatMap((r) => entryLines(r.slice(1))).length, 10);
       for (const r of recs) assert.equal(entryMayRepeat(r.slice(1)), false);
       redis = await startLocalRedis({ dir: redisDir, port: redis.port, persistent: false });
-      const after = await waitFor(
-        'down clicks replayed',
-        () => readAll(reader, redisKeys(prefix).clicks),
-        (c) => c.filter((x) => decodeClick(x.line).query.startsWith('down=')).length >= 10,
-      );
+      const after = await waitFor('down clicks replayed', () => readAll(reader, redisKeys(prefix).clicks), {
+        until: (c) => c.filter((x) => decodeClick(x.line).query.startsWith('down=')).length >= 10,
+      });
       const downCopies = after.filter((x) => decodeClick(x.line).query.startsWith('down='));
       assert.deepEqual(downCopies.map((x) => decodeClick(x.line).click_id).sort(), [...down].sort());
       assert.ok(downCopies.every((x) => !x.marked));
@@ -325,23 +300,7 @@ describe('the r marker on spooled groups (private Redis, SIGSTOP)', () => {
     const keys = redisKeys('mk2:');
     const ids = Array.from({ length: 3 }, (_, n) => `0190f2c4-0000-7000-8000-0000000000${n}0`);
     for (const [n, id] of ids.entries()) {
-      const line = encodeClick({
-        click_id: id,
-        ts_ms: 1_700_000_000_000,
-        received_ms: 1_700_000_000_000,
-        link_code: 'keyed-1',
-        campaign_id: 1,
-        affiliate_id: 2,
-        advertiser_id: 1,
-        ip: '127.0.0.1',
-        method: 'GET',
-        query: `n=${n}`,
-        user_agent: '',
-        referer: '',
-        accept_language: '',
-        purpose: '',
-        invalid_reason: '',
-      });
+      const line = encodeClick(sampleClick({ click_id: id, link_code: 'keyed-1', query: `n=${n}` }));
       await new Promise<void>((r, j) => spool.append(keys.clicks(0), entryFields([line]), (e) => (e ? j(e) : r())));
     }
     // A fail-fast connection like the tracker's: the stalled replay times out after writing its XADDs.

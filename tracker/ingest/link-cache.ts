@@ -1,6 +1,7 @@
 import type { LinkInvalidation, Logger, Redis, Sql } from '../../infra/index.ts';
 import type { InvalidClickReason } from '../events.ts';
 import { compileTemplate, type Template } from './macros.ts';
+import { singleFlight } from './single-flight.ts';
 
 /** A tracking link as the click path needs it, with its destination compiled once. */
 export interface CachedLink {
@@ -99,14 +100,7 @@ export class LinkCache {
       if (e.until_ms > Date.now()) return null;
       this.map.delete(code);
     }
-    let p = this.loading.get(code);
-    if (!p) {
-      p = this.load(code);
-      this.loading.set(code, p);
-      const done = () => this.loading.delete(code);
-      p.then(done, done);
-    }
-    return p;
+    return singleFlight(this.loading, code, (k) => this.load(k));
   }
 
   private async load(code: string): Promise<CachedLink | null> {

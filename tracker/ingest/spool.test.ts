@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,12 +6,11 @@ import {
   createLogger,
   createRedis,
   type LocalService,
-  loadConfig,
   type Redis,
   redisKeys,
   startLocalRedis,
 } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
+import { createTestEnv, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import {
   type ClickEvent,
   decodeClick,
@@ -23,6 +21,7 @@ import {
   startTracker,
 } from '../index.ts';
 import { Spool } from './spool.ts';
+import { readStream, sampleClick, seedLink, trackerConfig } from './test-helpers.ts';
 
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'silent' });
 let env: TestEnv;
@@ -30,34 +29,12 @@ let redisDir: string;
 let redis: LocalService & { port: number };
 let reader: Redis;
 
-async function allClicks(r: Redis, prefix: string): Promise<ClickEvent[]> {
-  const keys = redisKeys(prefix);
-  const out: ClickEvent[] = [];
-  for (let p = 0; p < 2; p++) {
-    const entries = (await r.xrange(keys.clicks(p), '-', '+')) as Array<[string, string[]]>;
-    for (const [, fields] of entries) for (const line of entryLines(fields)) out.push(decodeClick(line));
-  }
-  return out;
-}
-
-async function waitFor<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  let v = await f();
-  for (let i = 0; i < 200 && !ok(v); i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await f();
-  }
-  assert.ok(ok(v), `timed out waiting for ${what}`);
-  return v;
-}
+const allClicks = (r: Redis, prefix: string): Promise<ClickEvent[]> =>
+  readStream(r, redisKeys(prefix).clicks, 2, decodeClick);
 
 before(async () => {
   env = await createTestEnv();
-  await env.sql`insert into users (role, name, email, password_hash) values ('advertiser', 'A', 'a@x.io', 'x'), ('affiliate', 'F', 'f@x.io', 'x')`;
-  await env.sql`insert into campaigns (advertiser_id, name, destination_url, payout_model, currency, status)
-                values (1, 'C', 'https://dest.example/?c={click_id}', 'CPC', 'EUR', 'active')`;
-  await env.sql`insert into links (code, campaign_id, affiliate_id) values ('spool-1', 1, 2)`;
-  await env.sql`insert into postback_tokens (advertiser_id, token_hash, prefix)
-                values (1, ${createHash('sha256').update('tok-spool').digest('hex')}, 'tok')`;
+  await seedLink(env.sql, 'spool-1', 'tok-spool');
   redisDir = path.join(env.dir, 'private-redis');
   redis = await startLocalRedis({ dir: redisDir, persistent: false });
   reader = createRedis(redis.url, { maxRetriesPerRequest: null });
@@ -71,14 +48,7 @@ after(async () => {
 
 describe('Redis outage', () => {
   it('still redirects, spools, and replays everything once Redis is back', async () => {
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      DATA_DIR: env.dir,
-      REDIS_PREFIX: 'sp1:',
-      TRACKER_PORT: '0',
-      STREAM_PARTITIONS: '2',
-      TRACKER_INSTANCE_ID: 'outage',
-    });
+    const config = trackerConfig(env.dir, 'sp1:', 2, { TRACKER_INSTANCE_ID: 'outage' });
     const tracker = await startTracker({ config, logger, sql: env.sql, redisUrl: redis.url });
     try {
       const live = await fetch(`${tracker.url}/c/spool-1?sub1=live`, { redirect: 'manual' });
@@ -106,11 +76,9 @@ describe('Redis outage', () => {
       });
 
       redis = await startLocalRedis({ dir: redisDir, port: redis.port, persistent: false });
-      const clicks = await waitFor(
-        'replayed clicks',
-        () => allClicks(reader, 'sp1:'),
-        (c) => c.length >= 30,
-      );
+      const clicks = await waitFor('replayed clicks', () => allClicks(reader, 'sp1:'), {
+        until: (c) => c.length >= 30,
+      });
       const got = new Set(clicks.map((c) => c.click_id));
       for (const id of ids) assert.ok(got.has(id), `click ${id} replayed`);
       assert.equal(clicks.length, 30, 'nothing lost, nothing duplicated');
@@ -130,7 +98,7 @@ describe('Redis outage', () => {
       await waitFor(
         'spool files removed',
         async () => readdirSync(path.join(env.dir, 'spool')).filter((f) => !f.endsWith('.offset')),
-        (f) => f.length === 0,
+        { until: (f) => f.length === 0 },
       );
     } finally {
       await tracker.close();
@@ -138,13 +106,7 @@ describe('Redis outage', () => {
   });
 
   it('replays a spool left by a previous run at start-up', async () => {
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      DATA_DIR: env.dir,
-      REDIS_PREFIX: 'sp2:',
-      TRACKER_PORT: '0',
-      STREAM_PARTITIONS: '2',
-    });
+    const config = trackerConfig(env.dir, 'sp2:', 2);
     const first = await startTracker({ config, logger, sql: env.sql, redisUrl: redis.url });
     await redis.stop();
     for (let i = 0; i < 5; i++) {
@@ -155,11 +117,7 @@ describe('Redis outage', () => {
     redis = await startLocalRedis({ dir: redisDir, port: redis.port, persistent: false });
     const second = await startTracker({ config, logger, sql: env.sql, redisUrl: redis.url });
     try {
-      const clicks = await waitFor(
-        'replayed clicks',
-        () => allClicks(reader, 'sp2:'),
-        (c) => c.length >= 5,
-      );
+      const clicks = await waitFor('replayed clicks', () => allClicks(reader, 'sp2:'), { until: (c) => c.length >= 5 });
       assert.deepEqual(clicks.map((c) => c.query).sort(), ['n=0', 'n=1', 'n=2', 'n=3', 'n=4']);
     } finally {
       await second.close();
@@ -170,23 +128,14 @@ describe('Redis outage', () => {
     const dir = path.join(env.dir, 'spool-crash');
     mkdirSync(dir, { recursive: true });
     const keys = redisKeys('sp3:');
-    const click = (n: number): ClickEvent => ({
-      click_id: `0190f2c4-0000-7000-8000-00000000000${n}`,
-      ts_ms: 1_700_000_000_000 + n,
-      received_ms: 1_700_000_000_000 + n,
-      link_code: 'spool-1',
-      campaign_id: 1,
-      affiliate_id: 2,
-      advertiser_id: 1,
-      ip: '127.0.0.1',
-      method: 'GET',
-      query: `n=${n}`,
-      user_agent: '',
-      referer: '',
-      accept_language: '',
-      purpose: '',
-      invalid_reason: '',
-    });
+    const click = (n: number): ClickEvent =>
+      sampleClick({
+        click_id: `0190f2c4-0000-7000-8000-00000000000${n}`,
+        ts_ms: 1_700_000_000_000 + n,
+        received_ms: 1_700_000_000_000 + n,
+        link_code: 'spool-1',
+        query: `n=${n}`,
+      });
     const rec = (n: number) => JSON.stringify([keys.clicks(n % 2), ...entryFields([encodeClick(click(n))])]);
     // A file claimed by a replayer (pid 4194303, not running) that crashed after acknowledging record 1.
     const file = path.join(dir, 'host-1-0.4194303.replay');
