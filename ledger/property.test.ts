@@ -32,80 +32,32 @@ type Op =
   | { k: 'manualDeposit'; adv: number; amount: number }
   | { k: 'settleDeposit'; d: number; amount: number };
 
+const amount = (max: number) => fc.integer({ min: 1, max });
+const price = fc.integer({ min: 0, max: 3_000 });
+
+/** One kind of operation, drawn with `weight` among the others; `fields` draw the rest of its record. */
+function op<K extends Op['k']>(
+  weight: number,
+  k: K,
+  fields: { [F in Exclude<keyof Extract<Op, { k: K }>, 'k'>]: fc.Arbitrary<Extract<Op, { k: K }>[F]> },
+) {
+  return { weight, arbitrary: fc.record({ k: fc.constant(k), ...fields }) as unknown as fc.Arbitrary<Op> };
+}
+
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      k: fc.constant('fund' as const),
-      adv: fc.nat(2),
-      amount: fc.integer({ min: 1, max: 20_000 }),
-    }),
-  },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('activate' as const), camp: fc.nat(3) }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant('pause' as const), camp: fc.nat(3) }) },
-  {
-    weight: 6,
-    arbitrary: fc.record({
-      k: fc.constant('convert' as const),
-      camp: fc.nat(3),
-      aff: fc.nat(3),
-      revenue: fc.integer({ min: 0, max: 3_000 }),
-      payout: fc.integer({ min: 0, max: 3_000 }),
-    }),
-  },
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('approve' as const), conv: fc.nat(1_000) }) },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      k: fc.constant('reverse' as const),
-      conv: fc.nat(1_000),
-      status: fc.constantFrom('rejected' as const, 'reversed' as const),
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      k: fc.constant('clicks' as const),
-      camp: fc.nat(3),
-      aff: fc.nat(3),
-      count: fc.integer({ min: 0, max: 40 }),
-    }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      k: fc.constant('reconcile' as const),
-      conv: fc.nat(1_000),
-      revenue: fc.integer({ min: 0, max: 3_000 }),
-      payout: fc.integer({ min: 0, max: 3_000 }),
-    }),
-  },
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      k: fc.constant('withdraw' as const),
-      aff: fc.nat(3),
-      amount: fc.integer({ min: 1, max: 3_000 }),
-    }),
-  },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('resolve' as const), w: fc.nat(1_000) }) },
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('retry' as const), op: fc.nat(1_000) }) },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      k: fc.constant('manualDeposit' as const),
-      adv: fc.nat(2),
-      amount: fc.integer({ min: 1, max: 5_000 }),
-    }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      k: fc.constant('settleDeposit' as const),
-      d: fc.nat(1_000),
-      amount: fc.integer({ min: 1, max: 5_000 }),
-    }),
-  },
+  op(3, 'fund', { adv: fc.nat(2), amount: amount(20_000) }),
+  op(2, 'activate', { camp: fc.nat(3) }),
+  op(1, 'pause', { camp: fc.nat(3) }),
+  op(6, 'convert', { camp: fc.nat(3), aff: fc.nat(3), revenue: price, payout: price }),
+  op(3, 'approve', { conv: fc.nat(1_000) }),
+  op(2, 'reverse', { conv: fc.nat(1_000), status: fc.constantFrom('rejected' as const, 'reversed' as const) }),
+  op(2, 'clicks', { camp: fc.nat(3), aff: fc.nat(3), count: fc.integer({ min: 0, max: 40 }) }),
+  op(1, 'reconcile', { conv: fc.nat(1_000), revenue: price, payout: price }),
+  op(3, 'withdraw', { aff: fc.nat(3), amount: amount(3_000) }),
+  op(2, 'resolve', { w: fc.nat(1_000) }),
+  op(3, 'retry', { op: fc.nat(1_000) }),
+  op(1, 'manualDeposit', { adv: fc.nat(2), amount: amount(5_000) }),
+  op(1, 'settleDeposit', { d: fc.nat(1_000), amount: amount(5_000) }),
 );
 
 describe('ledger properties under concurrency', () => {
