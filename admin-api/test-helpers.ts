@@ -3,10 +3,12 @@
  * small HTTP client. Not part of the public surface.
  */
 
-import { createLogger } from '../infra/index.ts';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { createLogger, type Redis } from '../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../infra/testing/index.ts';
 import { createLedger, type Ledger } from '../ledger/index.ts';
-import { createReports } from '../tracker/index.ts';
+import { createDeliveries, createReports, type Deliveries } from '../tracker/index.ts';
 import { type RunningApi, startApi } from './app.ts';
 import { createAdmin } from './create-admin.ts';
 import type { ApiDeps, Role } from './types.ts';
@@ -137,4 +139,115 @@ export async function startTestApi(
       await env.close();
     },
   };
+}
+
+/** The body of a 400 VALIDATION_ERROR answer with these per-field `details`. */
+export function validationFailed(details: Record<string, string[]>) {
+  return { success: false, error: { code: 'VALIDATION_ERROR', message: 'request validation failed', details } };
+}
+
+/** The deliveries engine over a test environment (not started), for `startTestApi({ deliveries })`. */
+export function deliveriesOn(env: TestEnv): Deliveries {
+  return createDeliveries({
+    sql: env.sql,
+    redis: env.redis,
+    keys: env.keys,
+    config: env.config,
+    logger: createLogger({ level: 'silent' }),
+  });
+}
+
+/**
+ * Runs `fn` against an API started without any optional seam (no ledger, reports or deliveries) and a
+ * logged-in user of `role`, then closes that API.
+ */
+export async function withBareApi(role: Role, fn: (bare: TestApi, u: TestUser) => Promise<void>): Promise<void> {
+  const bare = await startTestApi();
+  try {
+    await fn(bare, await bare.user(role));
+  } finally {
+    await bare.close();
+  }
+}
+
+/** Collects the link-invalidation messages the API publishes (`messages`), until `close()`. */
+export async function watchInvalidations(t: TestApi): Promise<{ messages: string[]; close(): void }> {
+  const messages: string[] = [];
+  const sub: Redis = t.env.redis.duplicate();
+  sub.on('message', (_c: string, m: string) => messages.push(m));
+  await sub.subscribe(t.env.keys.linkInvalidation);
+  return { messages, close: () => sub.disconnect() };
+}
+
+/** Creates a website of `owner` through the API, has `admin` approve it, and returns its id. */
+export async function approvedWebsite(
+  t: TestApi,
+  owner: TestUser,
+  admin: TestUser,
+  body: { url: string; name: string } = { url: 'https://shop.example.com', name: 'Shop' },
+): Promise<number> {
+  const w = await t.call('post', '/websites', { token: owner.token, body });
+  assert.equal(w.status, 201, w.text);
+  await t.call('post', `/websites/${w.body.data.id}/approve`, { token: admin.token });
+  return w.body.data.id;
+}
+
+/** Creates a draft CPA campaign (payout 700, revenue 1000, USD) of `owner` on `websiteId` and returns its id. */
+export async function createBudgetedCampaign(
+  t: TestApi,
+  owner: TestUser,
+  websiteId: number,
+  budget: number | null,
+  extra: Record<string, unknown> = {},
+): Promise<number> {
+  const r = await t.call('post', '/campaigns', {
+    token: owner.token,
+    body: {
+      website_id: websiteId,
+      name: 'Budgeted',
+      destination_url: 'https://shop.example.com/?c={click_id}',
+      payout_model: 'CPA',
+      payout: 700,
+      revenue: 1000,
+      currency: 'USD',
+      budget,
+      ...extra,
+    },
+  });
+  assert.equal(r.status, 201, r.text);
+  return r.body.data.id;
+}
+
+/** Activates campaign `id` of `owner` through the API. */
+export async function activateCampaign(t: TestApi, owner: TestUser, id: number): Promise<void> {
+  const r = await t.call('post', `/campaigns/${id}/status`, { token: owner.token, body: { status: 'active' } });
+  assert.equal(r.status, 200, r.text);
+}
+
+/** `owner`'s wallet balance in `currency` as `GET /wallet/balance` answers it (`{}` when it has none). */
+export async function balanceOf(t: TestApi, owner: TestUser, currency = 'USD'): Promise<Record<string, number>> {
+  const r = await t.call('get', `/wallet/balance?currency=${currency}`, { token: owner.token });
+  assert.equal(r.status, 200, r.text);
+  return r.body.data.balances[0] ?? {};
+}
+
+/**
+ * Stores a pending conversion (payout 700, revenue 1000, USD) as the pipeline would and books it through the
+ * ledger (infra/contracts.ts §4); needs `startTestApi({ ledger: true })`.
+ */
+export async function bookConversion(
+  t: TestApi,
+  o: { campaignId: number; advertiserId: number; affiliateId: number },
+): Promise<{ id: string; eventId: string; clickId: string }> {
+  const id = randomUUID();
+  const eventId = `order-${id.slice(0, 8)}`;
+  const clickId = randomUUID();
+  await t.env.sql`
+    insert into conversions (id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, status, currency,
+      payout, revenue, event_time)
+    values (${id}, ${o.advertiserId}, ${eventId}, ${clickId}, ${o.campaignId}, ${o.affiliateId}, 'pending', 'USD',
+      700, 1000, now())`;
+  const outcome = await t.ledger!.conversionRecorded({ id });
+  assert.equal(outcome.type, 'posted', JSON.stringify(outcome));
+  return { id, eventId, clickId };
 }

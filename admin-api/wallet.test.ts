@@ -552,7 +552,11 @@ describe('payout wallets and withdrawals', () => {
     assert.equal(bad.status, 400);
     assert.deepEqual(bad.body, {
       success: false,
-      error: { code: 'VALIDATION_ERROR', message: 'not a valid ETH address', details: { address: ['not a valid ETH address'] } },
+      error: {
+        code: 'VALIDATION_ERROR',
+        message: 'not a valid ETH address',
+        details: { address: ['not a valid ETH address'] },
+      },
     });
     const net = await t.call('post', '/wallet/wallets', { token: aff.token, body: { network: 'DOGE', address: 'x' } });
     assert.equal(net.status, 400);
