@@ -141,20 +141,43 @@ export async function startTestApi(
   };
 }
 
-/** The body of a 400 VALIDATION_ERROR answer with these per-field `details`. */
-export function validationFailed(details: Record<string, string[]>) {
-  return { success: false, error: { code: 'VALIDATION_ERROR', message: 'request validation failed', details } };
+/** The `error` of a 400 VALIDATION_ERROR answer with these `details` (per field, or the rule's context). */
+export function validationError(details: Record<string, unknown>, message = 'request validation failed') {
+  return { code: 'VALIDATION_ERROR', message, details };
 }
 
-/** The deliveries engine over a test environment (not started), for `startTestApi({ deliveries })`. */
-export function deliveriesOn(env: TestEnv): Deliveries {
-  return createDeliveries({
-    sql: env.sql,
-    redis: env.redis,
-    keys: env.keys,
-    config: env.config,
-    logger: createLogger({ level: 'silent' }),
+/** The whole body of a 400 VALIDATION_ERROR answer: see {@link validationError}. */
+export function validationFailed(details: Record<string, unknown>, message?: string) {
+  return { success: false, error: validationError(details, message) };
+}
+
+/**
+ * Starts the API with the real deliveries engine (built, not started; stop it with `deliveries.stop()`), allowed to
+ * deliver to loopback receivers (`DELIVERY_ALLOWED_HOSTS=127.0.0.1`).
+ */
+export async function startWithDeliveries(): Promise<{ t: TestApi; deliveries: Deliveries }> {
+  let deliveries: Deliveries | undefined;
+  const t = await startTestApi({
+    env: { DELIVERY_ALLOWED_HOSTS: '127.0.0.1' },
+    deliveries: (env) => {
+      deliveries = createDeliveries({
+        sql: env.sql,
+        redis: env.redis,
+        keys: env.keys,
+        config: env.config,
+        logger: createLogger({ level: 'silent' }),
+      });
+      return deliveries;
+    },
   });
+  return { t, deliveries: deliveries! };
+}
+
+/** Registers (admins: creates) and logs in one user per entry: `users(t, { admin: 'admin', adv: 'advertiser' })`. */
+export async function users<K extends string>(t: TestApi, roles: Record<K, Role>): Promise<Record<K, TestUser>> {
+  const out = {} as Record<K, TestUser>;
+  for (const [k, role] of Object.entries(roles) as Array<[K, Role]>) out[k] = await t.user(role);
+  return out;
 }
 
 /**
@@ -177,6 +200,17 @@ export async function watchInvalidations(t: TestApi): Promise<{ messages: string
   sub.on('message', (_c: string, m: string) => messages.push(m));
   await sub.subscribe(t.env.keys.linkInvalidation);
   return { messages, close: () => sub.disconnect() };
+}
+
+/** Credits `amount` USD to `owner`'s wallet through the ledger (needs `startTestApi({ ledger: true })`). */
+export async function fund(t: TestApi, owner: TestUser, amount: number): Promise<void> {
+  await t.ledger!.fund({
+    advertiserId: owner.id,
+    amount,
+    currency: 'USD',
+    reference: 'test funds',
+    idempotencyKey: `fund-${owner.id}-${amount}`,
+  });
 }
 
 /** Creates a website of `owner` through the API, has `admin` approve it, and returns its id. */

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { generate, generateSecret } from 'otplib';
 import { createLogger, decryptSecret, loadSecretKey } from '../../infra/index.ts';
 import { startApi } from '../index.ts';
-import { refreshCookieOf, startTestApi, type TestApi, type TestUser } from '../test-helpers.ts';
+import { refreshCookieOf, startTestApi, type TestApi, type TestUser, validationFailed } from '../test-helpers.ts';
 
 let t: TestApi;
 let key: Buffer;
@@ -69,10 +69,7 @@ describe('POST /api/v1/auth/register', () => {
     test(`400 VALIDATION_ERROR: ${name}`, async () => {
       const r = await t.call('post', '/auth/register', { body });
       assert.equal(r.status, 400);
-      assert.deepEqual(r.body, {
-        success: false,
-        error: { code: 'VALIDATION_ERROR', message: 'request validation failed', details },
-      });
+      assert.deepEqual(r.body, validationFailed(details));
     });
   }
 });
@@ -237,14 +234,7 @@ describe('two-factor authentication', () => {
     assert.ok(stored.every((s) => !backup_codes.includes(s.code_hash)));
 
     const bad = await t.call('post', '/auth/2fa/verify', { token: u.token, body: { code: '12345' } });
-    assert.deepEqual(bad.body, {
-      success: false,
-      error: {
-        code: 'VALIDATION_ERROR',
-        message: 'request validation failed',
-        details: { code: ['must be 6 digits'] },
-      },
-    });
+    assert.deepEqual(bad.body, validationFailed({ code: ['must be 6 digits'] }));
     const code = await generate({ secret });
     assert.equal((await t.call('post', '/auth/2fa/verify', { token: u.token, body: { code } })).status, 200);
 

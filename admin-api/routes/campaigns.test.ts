@@ -9,9 +9,12 @@ import {
   approvedWebsite,
   balanceOf as balanceOfUser,
   createBudgetedCampaign,
+  fund,
   startTestApi,
   type TestApi,
   type TestUser,
+  users,
+  validationFailed,
   watchInvalidations,
 } from '../test-helpers.ts';
 
@@ -25,16 +28,8 @@ let websiteId: number;
 
 before(async () => {
   t = await startTestApi({ ledger: true });
-  admin = await t.user('admin');
-  adv = await t.user('advertiser');
-  aff = await t.user('affiliate');
-  await t.ledger!.fund({
-    advertiserId: adv.id,
-    amount: 1_000_000,
-    currency: 'USD',
-    reference: 'test funds',
-    idempotencyKey: 'campaigns-setup',
-  });
+  ({ admin, adv, aff } = await users(t, { admin: 'admin', adv: 'advertiser', aff: 'affiliate' }));
+  await fund(t, adv, 1_000_000);
   watch = await watchInvalidations(t);
   invalidations = watch.messages;
   websiteId = await approvedWebsite(t, adv, admin);
@@ -103,11 +98,7 @@ describe('campaigns', () => {
     ];
     for (const [patch, details] of cases) {
       const r = await t.call('post', '/campaigns', { token: adv.token, body: { ...campaignBody(), ...patch } });
-      assert.deepEqual(
-        r.body,
-        { success: false, error: { code: 'VALIDATION_ERROR', message: 'request validation failed', details } },
-        JSON.stringify(patch),
-      );
+      assert.deepEqual(r.body, validationFailed(details), JSON.stringify(patch));
     }
   });
 
@@ -214,13 +205,7 @@ describe('campaign budgets go through the ledger', () => {
 
   before(async () => {
     adv = await t.user('advertiser');
-    await t.ledger!.fund({
-      advertiserId: adv.id,
-      amount: 50_000,
-      currency: 'USD',
-      reference: 'wire 1',
-      idempotencyKey: 'budgets-setup',
-    });
+    await fund(t, adv, 50_000);
     websiteId = await approvedWebsite(t, adv, admin, { url: 'https://budgets.example.com', name: 'Budgets' });
   });
 

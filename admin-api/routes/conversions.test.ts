@@ -11,9 +11,13 @@ import {
   balanceOf as balanceOfUser,
   bookConversion,
   createBudgetedCampaign,
+  fund,
   startTestApi,
   type TestApi,
   type TestUser,
+  users,
+  validationError,
+  validationFailed,
 } from '../test-helpers.ts';
 
 let t: TestApi;
@@ -27,17 +31,13 @@ let campaignId: number;
 
 before(async () => {
   t = await startTestApi({ ledger: true });
-  admin = await t.user('admin');
-  adv = await t.user('advertiser');
-  adv2 = await t.user('advertiser');
-  aff = await t.user('affiliate');
-  await t.ledger!.fund({
-    advertiserId: adv.id,
-    amount: 50_000,
-    currency: 'USD',
-    reference: 'wire 1',
-    idempotencyKey: 'conversions-setup',
-  });
+  ({ admin, adv, adv2, aff } = await users(t, {
+    admin: 'admin',
+    adv: 'advertiser',
+    adv2: 'advertiser',
+    aff: 'affiliate',
+  }));
+  await fund(t, adv, 50_000);
   const websiteId = await approvedWebsite(t, adv, admin);
   activeCampaign = await createBudgetedCampaign(t, adv, websiteId, 35_000);
   await activateCampaign(t, adv, activeCampaign);
@@ -101,14 +101,10 @@ describe('conversion status', () => {
   test('reject needs a reason; an approved conversion cannot be rejected (reverse it)', async () => {
     const noReason = await t.call('post', `/conversions/${convB.id}/reject`, { token: adv.token, body: {} });
     assert.equal(noReason.status, 400);
-    assert.deepEqual(noReason.body, {
-      success: false,
-      error: {
-        code: 'VALIDATION_ERROR',
-        message: 'request validation failed',
-        details: { reason: ['Invalid input: expected string, received undefined'] },
-      },
-    });
+    assert.deepEqual(
+      noReason.body,
+      validationFailed({ reason: ['Invalid input: expected string, received undefined'] }),
+    );
     const approved = await t.call('post', `/conversions/${convA.id}/reject`, {
       token: adv.token,
       body: { reason: 'dup' },
@@ -234,46 +230,29 @@ describe('batch reconciliation', () => {
       [
         { raw: 'order_id,status\nx,approved\n', headers: { 'content-type': 'text/csv' } },
         400,
-        {
-          code: 'VALIDATION_ERROR',
-          message: 'invalid CSV',
-          details: { 'line 1': ['unknown column "order_id"; expected a header of event_id,click_id,status,amount'] },
-        },
+        validationError(
+          { 'line 1': ['unknown column "order_id"; expected a header of event_id,click_id,status,amount'] },
+          'invalid CSV',
+        ),
       ],
       [
         { raw: 'event_id,status\nx,approved,extra\n', headers: { 'content-type': 'text/csv' } },
         400,
-        { code: 'VALIDATION_ERROR', message: 'invalid CSV', details: { 'line 2': ['expected 2 cells, got 3'] } },
+        validationError({ 'line 2': ['expected 2 cells, got 3'] }, 'invalid CSV'),
       ],
       [
         { raw: 'event_id,status,amount\nx,paid,12.5\n', headers: { 'content-type': 'text/csv' } },
         400,
-        {
-          code: 'VALIDATION_ERROR',
-          message: 'request validation failed',
-          details: {
-            'rows.0.status': ['Invalid option: expected one of "approved"|"rejected"|"reversed"'],
-            'rows.0.amount': ['Invalid input: expected number, received string'],
-          },
-        },
+        validationError({
+          'rows.0.status': ['Invalid option: expected one of "approved"|"rejected"|"reversed"'],
+          'rows.0.amount': ['Invalid input: expected number, received string'],
+        }),
       ],
-      [
-        { body: { rows: [] } },
-        400,
-        {
-          code: 'VALIDATION_ERROR',
-          message: 'request validation failed',
-          details: { rows: ['Too small: expected array to have >=1 items'] },
-        },
-      ],
+      [{ body: { rows: [] } }, 400, validationError({ rows: ['Too small: expected array to have >=1 items'] })],
       [
         { body: { rows: [{ status: 'approved' }] } },
         400,
-        {
-          code: 'VALIDATION_ERROR',
-          message: 'request validation failed',
-          details: { 'rows.0': ['event_id or click_id is required'] },
-        },
+        validationError({ 'rows.0': ['event_id or click_id is required'] }),
       ],
       [
         { raw: 'event_id\nx\n', headers: { 'content-type': 'text/plain' } },
@@ -296,11 +275,7 @@ describe('batch reconciliation', () => {
       raw: csv,
       headers: { 'content-type': 'text/csv' },
     });
-    assert.deepEqual(rc.body.error, {
-      code: 'VALIDATION_ERROR',
-      message: 'invalid CSV',
-      details: { 'line 10002': ['at most 10000 rows'] },
-    });
+    assert.deepEqual(rc.body.error, validationError({ 'line 10002': ['at most 10000 rows'] }, 'invalid CSV'));
     const huge = await t.call('post', '/conversions/batch', {
       token: adv.token,
       raw: `event_id\n${'x'.repeat(1024 * 1024)}\n`,

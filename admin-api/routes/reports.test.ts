@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { startTestApi, type TestApi, type TestUser } from '../test-helpers.ts';
+import { startTestApi, type TestApi, type TestUser, users, validationFailed, withBareApi } from '../test-helpers.ts';
 
 let t: TestApi;
 let admin: TestUser;
@@ -11,9 +11,7 @@ let aff: TestUser;
 
 before(async () => {
   t = await startTestApi({ clickhouse: true });
-  admin = await t.user('admin');
-  adv = await t.user('advertiser');
-  aff = await t.user('affiliate');
+  ({ admin, adv, aff } = await users(t, { admin: 'admin', adv: 'advertiser', aff: 'affiliate' }));
 });
 after(async () => {
   await t.close();
@@ -337,20 +335,16 @@ describe('reports over ClickHouse', () => {
       const r = await t.call('get', '/reports?group_by=week&from=2026-02-30&to=2026-01-01&tz=Mars/Base', {
         token: adv.token,
       });
-      assert.deepEqual(r.body, {
-        success: false,
-        error: {
-          code: 'VALIDATION_ERROR',
-          message: 'request validation failed',
-          details: {
-            group_by: [
-              'Invalid option: expected one of "day"|"hour"|"campaign"|"affiliate"|"sub1"|"sub2"|"sub3"|"sub4"|"sub5"|"country"|"device"',
-            ],
-            from: ['not a calendar date'],
-            tz: ['must be an IANA time zone'],
-          },
-        },
-      });
+      assert.deepEqual(
+        r.body,
+        validationFailed({
+          group_by: [
+            'Invalid option: expected one of "day"|"hour"|"campaign"|"affiliate"|"sub1"|"sub2"|"sub3"|"sub4"|"sub5"|"country"|"device"',
+          ],
+          from: ['not a calendar date'],
+          tz: ['must be an IANA time zone'],
+        }),
+      );
       const rev = await t.call('get', '/reports?group_by=day&from=2026-02-01&to=2026-01-01', { token: adv.token });
       assert.deepEqual(rev.body.error.details, { to: ['must not be before from'] });
     });
@@ -379,9 +373,7 @@ describe('reports over ClickHouse', () => {
     });
 
     test('503 when no reports implementation is wired', async () => {
-      const bare = await startTestApi();
-      try {
-        const u = await bare.user('advertiser');
+      await withBareApi('advertiser', async (bare, u) => {
         for (const path of [`/reports?${qs}`, `/reports/clicks?${range}`]) {
           const r = await bare.call('get', path, { token: u.token });
           assert.equal(r.status, 503);
@@ -390,9 +382,7 @@ describe('reports over ClickHouse', () => {
             error: { code: 'SERVICE_UNAVAILABLE', message: 'reports are not available' },
           });
         }
-      } finally {
-        await bare.close();
-      }
+      });
     });
   });
 
@@ -497,19 +487,15 @@ describe('reports over ClickHouse', () => {
         },
       );
       assert.equal(r.status, 400);
-      assert.deepEqual(r.body, {
-        success: false,
-        error: {
-          code: 'VALIDATION_ERROR',
-          message: 'request validation failed',
-          details: {
-            from: ['not a calendar date'],
-            tz: ['must be an IANA time zone'],
-            campaign_id: ['Invalid input: expected number, received NaN'],
-            per_page: ['Too small: expected number to be >=1'],
-          },
-        },
-      });
+      assert.deepEqual(
+        r.body,
+        validationFailed({
+          from: ['not a calendar date'],
+          tz: ['must be an IANA time zone'],
+          campaign_id: ['Invalid input: expected number, received NaN'],
+          per_page: ['Too small: expected number to be >=1'],
+        }),
+      );
       const rev = await t.call('get', '/reports/clicks?from=2026-02-01&to=2026-01-01', { token: adv.token });
       assert.deepEqual(rev.body.error.details, { to: ['must not be before from'] });
     });

@@ -16,6 +16,9 @@ import {
   startTestApi,
   type TestApi,
   type TestUser,
+  users,
+  validationFailed,
+  withBareApi,
 } from '../test-helpers.ts';
 
 let t: TestApi;
@@ -29,11 +32,13 @@ let activeCampaign: number;
 
 before(async () => {
   t = await startTestApi({ ledger: true });
-  admin = await t.user('admin');
-  adv = await t.user('advertiser');
-  adv2 = await t.user('advertiser');
-  aff = await t.user('affiliate');
-  aff2 = await t.user('affiliate');
+  ({ admin, adv, adv2, aff, aff2 } = await users(t, {
+    admin: 'admin',
+    adv: 'advertiser',
+    adv2: 'advertiser',
+    aff: 'affiliate',
+    aff2: 'affiliate',
+  }));
   websiteId = await approvedWebsite(t, adv, admin);
 });
 after(async () => {
@@ -46,9 +51,7 @@ const bookedConversion = (campaignId: number, advertiserId = adv.id, affiliateId
 
 describe('without a ledger', () => {
   test('wallet and conversion-status routes answer 503', async () => {
-    const bare = await startTestApi();
-    try {
-      const u = await bare.user('advertiser');
+    await withBareApi('advertiser', async (bare, u) => {
       for (const [m, p, body] of [
         ['post', '/wallet/fund', { amount: 100, currency: 'USD', reference: 'x' }],
         ['get', '/wallet/balance', undefined],
@@ -62,9 +65,7 @@ describe('without a ledger', () => {
           error: { code: 'SERVICE_UNAVAILABLE', message: 'the wallet is not available' },
         });
       }
-    } finally {
-      await bare.close();
-    }
+    });
   });
 });
 
@@ -102,18 +103,14 @@ describe('funding', () => {
       body: { amount: -5, currency: 'usd', reference: '' },
     });
     assert.equal(r.status, 400);
-    assert.deepEqual(r.body, {
-      success: false,
-      error: {
-        code: 'VALIDATION_ERROR',
-        message: 'request validation failed',
-        details: {
-          amount: ['Too small: expected number to be >=1'],
-          currency: ['must be an ISO 4217 code such as USD'],
-          reference: ['Too small: expected string to have >=1 characters'],
-        },
-      },
-    });
+    assert.deepEqual(
+      r.body,
+      validationFailed({
+        amount: ['Too small: expected number to be >=1'],
+        currency: ['must be an ISO 4217 code such as USD'],
+        reference: ['Too small: expected string to have >=1 characters'],
+      }),
+    );
     const f = await t.call('post', '/wallet/fund', {
       token: adv.token,
       body: { amount: 1.5, currency: 'USD', reference: 'x' },
@@ -201,14 +198,7 @@ describe('payout wallets and withdrawals', () => {
       body: { network: 'ETH', address: '0x123' },
     });
     assert.equal(bad.status, 400);
-    assert.deepEqual(bad.body, {
-      success: false,
-      error: {
-        code: 'VALIDATION_ERROR',
-        message: 'not a valid ETH address',
-        details: { address: ['not a valid ETH address'] },
-      },
-    });
+    assert.deepEqual(bad.body, validationFailed({ address: ['not a valid ETH address'] }, 'not a valid ETH address'));
     const net = await t.call('post', '/wallet/wallets', { token: aff.token, body: { network: 'DOGE', address: 'x' } });
     assert.equal(net.status, 400);
     assert.deepEqual(Object.keys(net.body.error.details), ['network']);
@@ -229,10 +219,7 @@ describe('payout wallets and withdrawals', () => {
       body: { amount: 999, currency: 'USD', wallet_id: walletId },
     });
     assert.equal(small.status, 400);
-    assert.deepEqual(small.body, {
-      success: false,
-      error: { code: 'VALIDATION_ERROR', message: 'the minimum withdrawal is 1000', details: { min_amount: 1000 } },
-    });
+    assert.deepEqual(small.body, validationFailed({ min_amount: 1000 }, 'the minimum withdrawal is 1000'));
     const advr = await t.call('post', '/wallet/withdraw', {
       token: adv.token,
       body: { amount: 1_000, currency: 'USD', wallet_id: walletId },

@@ -1,7 +1,7 @@
 /** `/websites` over the real admin API: review by admins (reject with a reason, resubmit, approve), scoped lists. */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startTestApi, type TestApi, type TestUser } from '../test-helpers.ts';
+import { startTestApi, type TestApi, type TestUser, validationFailed } from '../test-helpers.ts';
 
 let t: TestApi;
 let admin: TestUser;
@@ -32,14 +32,7 @@ describe('websites', () => {
       token: admin.token,
       body: { reason: ' ' },
     });
-    assert.deepEqual(noReason.body, {
-      success: false,
-      error: {
-        code: 'VALIDATION_ERROR',
-        message: 'request validation failed',
-        details: { reason: ['a reason is required'] },
-      },
-    });
+    assert.deepEqual(noReason.body, validationFailed({ reason: ['a reason is required'] }));
     const rej = await t.call('post', `/websites/${websiteId}/reject`, {
       token: admin.token,
       body: { reason: 'broken' },
@@ -82,28 +75,17 @@ describe('websites', () => {
     const all = await t.call('get', '/websites?per_page=1&page=2', { token: admin.token });
     assert.deepEqual(all.body.meta, { page: 2, per_page: 1, total: 2, total_pages: 2 });
     const bad = await t.call('get', '/websites?per_page=1000', { token: adv.token });
-    assert.deepEqual(bad.body, {
-      success: false,
-      error: {
-        code: 'VALIDATION_ERROR',
-        message: 'request validation failed',
-        details: { per_page: ['Too big: expected number to be <=100'] },
-      },
-    });
+    assert.deepEqual(bad.body, validationFailed({ per_page: ['Too big: expected number to be <=100'] }));
   });
 
   test('bad input', async () => {
     const r = await t.call('post', '/websites', { token: adv.token, body: { url: 'javascript:alert(1)', name: '' } });
-    assert.deepEqual(r.body, {
-      success: false,
-      error: {
-        code: 'VALIDATION_ERROR',
-        message: 'request validation failed',
-        details: {
-          url: ['must be an absolute http(s) URL'],
-          name: ['Too small: expected string to have >=1 characters'],
-        },
-      },
-    });
+    assert.deepEqual(
+      r.body,
+      validationFailed({
+        url: ['must be an absolute http(s) URL'],
+        name: ['Too small: expected string to have >=1 characters'],
+      }),
+    );
   });
 });
