@@ -213,6 +213,34 @@ export async function fund(t: TestApi, owner: TestUser, amount: number): Promise
   });
 }
 
+/** What {@link startLedgerApi} set up. */
+export interface LedgerCast {
+  t: TestApi;
+  admin: TestUser;
+  adv: TestUser;
+  adv2: TestUser;
+  aff: TestUser;
+  aff2: TestUser;
+  /** adv's approved website. */
+  websiteId: number;
+}
+
+/**
+ * Starts the API over the real ledger with an admin, two advertisers and two affiliates, the first advertiser owning
+ * an approved website (no money anywhere yet).
+ */
+export async function startLedgerApi(): Promise<LedgerCast> {
+  const t = await startTestApi({ ledger: true });
+  const cast = await users(t, {
+    admin: 'admin',
+    adv: 'advertiser',
+    adv2: 'advertiser',
+    aff: 'affiliate',
+    aff2: 'affiliate',
+  });
+  return { t, ...cast, websiteId: await approvedWebsite(t, cast.adv, cast.admin) };
+}
+
 /** Creates a website of `owner` through the API, has `admin` approve it, and returns its id. */
 export async function approvedWebsite(
   t: TestApi,

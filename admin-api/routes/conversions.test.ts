@@ -7,15 +7,13 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import {
   activateCampaign,
-  approvedWebsite,
   balanceOf as balanceOfUser,
   bookConversion,
   createBudgetedCampaign,
   fund,
-  startTestApi,
+  startLedgerApi,
   type TestApi,
   type TestUser,
-  users,
   validationError,
   validationFailed,
 } from '../test-helpers.ts';
@@ -30,15 +28,9 @@ let activeCampaign: number;
 let campaignId: number;
 
 before(async () => {
-  t = await startTestApi({ ledger: true });
-  ({ admin, adv, adv2, aff } = await users(t, {
-    admin: 'admin',
-    adv: 'advertiser',
-    adv2: 'advertiser',
-    aff: 'affiliate',
-  }));
+  let websiteId: number;
+  ({ t, admin, adv, adv2, aff, websiteId } = await startLedgerApi());
   await fund(t, adv, 50_000);
-  const websiteId = await approvedWebsite(t, adv, admin);
   activeCampaign = await createBudgetedCampaign(t, adv, websiteId, 35_000);
   await activateCampaign(t, adv, activeCampaign);
   campaignId = activeCampaign;

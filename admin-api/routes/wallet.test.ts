@@ -9,14 +9,12 @@ import { createLogger } from '../../infra/index.ts';
 import { createLedger } from '../../ledger/index.ts';
 import {
   activateCampaign,
-  approvedWebsite,
   balanceOf as balanceOfUser,
   bookConversion,
   createBudgetedCampaign,
-  startTestApi,
+  startLedgerApi,
   type TestApi,
   type TestUser,
-  users,
   validationFailed,
   withBareApi,
 } from '../test-helpers.ts';
@@ -31,15 +29,7 @@ let websiteId: number;
 let activeCampaign: number;
 
 before(async () => {
-  t = await startTestApi({ ledger: true });
-  ({ admin, adv, adv2, aff, aff2 } = await users(t, {
-    admin: 'admin',
-    adv: 'advertiser',
-    adv2: 'advertiser',
-    aff: 'affiliate',
-    aff2: 'affiliate',
-  }));
-  websiteId = await approvedWebsite(t, adv, admin);
+  ({ t, admin, adv, adv2, aff, aff2, websiteId } = await startLedgerApi());
 });
 after(async () => {
   await t.close();
