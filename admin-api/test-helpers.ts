@@ -3,10 +3,12 @@
  * small HTTP client. Not part of the public surface.
  */
 
-import { createLogger } from '../infra/index.ts';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { createLogger, type Redis } from '../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../infra/testing/index.ts';
 import { createLedger, type Ledger } from '../ledger/index.ts';
-import { createReports } from '../tracker/index.ts';
+import { createDeliveries, createReports, type Deliveries } from '../tracker/index.ts';
 import { type RunningApi, startApi } from './app.ts';
 import { createAdmin } from './create-admin.ts';
 import type { ApiDeps, Role } from './types.ts';
@@ -137,4 +139,177 @@ export async function startTestApi(
       await env.close();
     },
   };
+}
+
+/** The `error` of a 400 VALIDATION_ERROR answer with these `details` (per field, or the rule's context). */
+export function validationError(details: Record<string, unknown>, message = 'request validation failed') {
+  return { code: 'VALIDATION_ERROR', message, details };
+}
+
+/** The whole body of a 400 VALIDATION_ERROR answer: see {@link validationError}. */
+export function validationFailed(details: Record<string, unknown>, message?: string) {
+  return { success: false, error: validationError(details, message) };
+}
+
+/**
+ * Starts the API with the real deliveries engine (built, not started; stop it with `deliveries.stop()`), allowed to
+ * deliver to loopback receivers (`DELIVERY_ALLOWED_HOSTS=127.0.0.1`).
+ */
+export async function startWithDeliveries(): Promise<{ t: TestApi; deliveries: Deliveries }> {
+  let deliveries: Deliveries | undefined;
+  const t = await startTestApi({
+    env: { DELIVERY_ALLOWED_HOSTS: '127.0.0.1' },
+    deliveries: (env) => {
+      deliveries = createDeliveries({
+        sql: env.sql,
+        redis: env.redis,
+        keys: env.keys,
+        config: env.config,
+        logger: createLogger({ level: 'silent' }),
+      });
+      return deliveries;
+    },
+  });
+  return { t, deliveries: deliveries! };
+}
+
+/** Registers (admins: creates) and logs in one user per entry: `users(t, { admin: 'admin', adv: 'advertiser' })`. */
+export async function users<K extends string>(t: TestApi, roles: Record<K, Role>): Promise<Record<K, TestUser>> {
+  const out = {} as Record<K, TestUser>;
+  for (const [k, role] of Object.entries(roles) as Array<[K, Role]>) out[k] = await t.user(role);
+  return out;
+}
+
+/**
+ * Runs `fn` against an API started without any optional seam (no ledger, reports or deliveries) and a
+ * logged-in user of `role`, then closes that API.
+ */
+export async function withBareApi(role: Role, fn: (bare: TestApi, u: TestUser) => Promise<void>): Promise<void> {
+  const bare = await startTestApi();
+  try {
+    await fn(bare, await bare.user(role));
+  } finally {
+    await bare.close();
+  }
+}
+
+/** Collects the link-invalidation messages the API publishes (`messages`), until `close()`. */
+export async function watchInvalidations(t: TestApi): Promise<{ messages: string[]; close(): void }> {
+  const messages: string[] = [];
+  const sub: Redis = t.env.redis.duplicate();
+  sub.on('message', (_c: string, m: string) => messages.push(m));
+  await sub.subscribe(t.env.keys.linkInvalidation);
+  return { messages, close: () => sub.disconnect() };
+}
+
+/** Credits `amount` USD to `owner`'s wallet through the ledger (needs `startTestApi({ ledger: true })`). */
+export async function fund(t: TestApi, owner: TestUser, amount: number): Promise<void> {
+  await t.ledger!.fund({
+    advertiserId: owner.id,
+    amount,
+    currency: 'USD',
+    reference: 'test funds',
+    idempotencyKey: `fund-${owner.id}-${amount}`,
+  });
+}
+
+/** What {@link startLedgerApi} set up. */
+export interface LedgerCast {
+  t: TestApi;
+  admin: TestUser;
+  adv: TestUser;
+  adv2: TestUser;
+  aff: TestUser;
+  aff2: TestUser;
+  /** adv's approved website. */
+  websiteId: number;
+}
+
+/**
+ * Starts the API over the real ledger with an admin, two advertisers and two affiliates, the first advertiser owning
+ * an approved website (no money anywhere yet).
+ */
+export async function startLedgerApi(): Promise<LedgerCast> {
+  const t = await startTestApi({ ledger: true });
+  const cast = await users(t, {
+    admin: 'admin',
+    adv: 'advertiser',
+    adv2: 'advertiser',
+    aff: 'affiliate',
+    aff2: 'affiliate',
+  });
+  return { t, ...cast, websiteId: await approvedWebsite(t, cast.adv, cast.admin) };
+}
+
+/** Creates a website of `owner` through the API, has `admin` approve it, and returns its id. */
+export async function approvedWebsite(
+  t: TestApi,
+  owner: TestUser,
+  admin: TestUser,
+  body: { url: string; name: string } = { url: 'https://shop.example.com', name: 'Shop' },
+): Promise<number> {
+  const w = await t.call('post', '/websites', { token: owner.token, body });
+  assert.equal(w.status, 201, w.text);
+  await t.call('post', `/websites/${w.body.data.id}/approve`, { token: admin.token });
+  return w.body.data.id;
+}
+
+/** Creates a draft CPA campaign (payout 700, revenue 1000, USD) of `owner` on `websiteId` and returns its id. */
+export async function createBudgetedCampaign(
+  t: TestApi,
+  owner: TestUser,
+  websiteId: number,
+  budget: number | null,
+  extra: Record<string, unknown> = {},
+): Promise<number> {
+  const r = await t.call('post', '/campaigns', {
+    token: owner.token,
+    body: {
+      website_id: websiteId,
+      name: 'Budgeted',
+      destination_url: 'https://shop.example.com/?c={click_id}',
+      payout_model: 'CPA',
+      payout: 700,
+      revenue: 1000,
+      currency: 'USD',
+      budget,
+      ...extra,
+    },
+  });
+  assert.equal(r.status, 201, r.text);
+  return r.body.data.id;
+}
+
+/** Activates campaign `id` of `owner` through the API. */
+export async function activateCampaign(t: TestApi, owner: TestUser, id: number): Promise<void> {
+  const r = await t.call('post', `/campaigns/${id}/status`, { token: owner.token, body: { status: 'active' } });
+  assert.equal(r.status, 200, r.text);
+}
+
+/** `owner`'s wallet balance in `currency` as `GET /wallet/balance` answers it (`{}` when it has none). */
+export async function balanceOf(t: TestApi, owner: TestUser, currency = 'USD'): Promise<Record<string, number>> {
+  const r = await t.call('get', `/wallet/balance?currency=${currency}`, { token: owner.token });
+  assert.equal(r.status, 200, r.text);
+  return r.body.data.balances[0] ?? {};
+}
+
+/**
+ * Stores a pending conversion (payout 700, revenue 1000, USD) as the pipeline would and books it through the
+ * ledger (infra/contracts.ts §4); needs `startTestApi({ ledger: true })`.
+ */
+export async function bookConversion(
+  t: TestApi,
+  o: { campaignId: number; advertiserId: number; affiliateId: number },
+): Promise<{ id: string; eventId: string; clickId: string }> {
+  const id = randomUUID();
+  const eventId = `order-${id.slice(0, 8)}`;
+  const clickId = randomUUID();
+  await t.env.sql`
+    insert into conversions (id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, status, currency,
+      payout, revenue, event_time)
+    values (${id}, ${o.advertiserId}, ${eventId}, ${clickId}, ${o.campaignId}, ${o.affiliateId}, 'pending', 'USD',
+      700, 1000, now())`;
+  const outcome = await t.ledger!.conversionRecorded({ id });
+  assert.equal(outcome.type, 'posted', JSON.stringify(outcome));
+  return { id, eventId, clickId };
 }

@@ -1,9 +1,8 @@
 /** `/postbacks` over the real admin API with the real deliveries engine. */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createLogger } from '../../infra/index.ts';
-import { createDeliveries, type Deliveries } from '../../tracker/index.ts';
-import { startTestApi, type TestApi, type TestUser } from '../test-helpers.ts';
+import type { Deliveries } from '../../tracker/index.ts';
+import { startWithDeliveries, type TestApi, type TestUser, users } from '../test-helpers.ts';
 
 let t: TestApi;
 let deliveries: Deliveries;
@@ -12,22 +11,12 @@ let otherAffiliate: TestUser;
 let advertiser: TestUser;
 
 before(async () => {
-  t = await startTestApi({
-    env: { DELIVERY_ALLOWED_HOSTS: '127.0.0.1' },
-    deliveries: (env) => {
-      deliveries = createDeliveries({
-        sql: env.sql,
-        redis: env.redis,
-        keys: env.keys,
-        config: env.config,
-        logger: createLogger({ level: 'silent' }),
-      });
-      return deliveries;
-    },
-  });
-  affiliate = await t.user('affiliate');
-  otherAffiliate = await t.user('affiliate');
-  advertiser = await t.user('advertiser');
+  ({ t, deliveries } = await startWithDeliveries());
+  ({ affiliate, otherAffiliate, advertiser } = await users(t, {
+    affiliate: 'affiliate',
+    otherAffiliate: 'affiliate',
+    advertiser: 'advertiser',
+  }));
 });
 after(async () => {
   await deliveries.stop();

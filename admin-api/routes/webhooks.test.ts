@@ -4,9 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { createLogger } from '../../infra/index.ts';
-import { createDeliveries, type Deliveries } from '../../tracker/index.ts';
-import { startTestApi, type TestApi, type TestUser } from '../test-helpers.ts';
+import type { Deliveries } from '../../tracker/index.ts';
+import { startWithDeliveries, type TestApi, type TestUser, validationFailed, withBareApi } from '../test-helpers.ts';
 
 let t: TestApi;
 let deliveries: Deliveries;
@@ -29,19 +28,7 @@ before(async () => {
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   receiverBase = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
   receiverUrl = `${receiverBase}/hook`;
-  t = await startTestApi({
-    env: { DELIVERY_ALLOWED_HOSTS: '127.0.0.1' },
-    deliveries: (env) => {
-      deliveries = createDeliveries({
-        sql: env.sql,
-        redis: env.redis,
-        keys: env.keys,
-        config: env.config,
-        logger: createLogger({ level: 'silent' }),
-      });
-      return deliveries;
-    },
-  });
+  ({ t, deliveries } = await startWithDeliveries());
   affiliate = await t.user('affiliate');
   advertiser = await t.user('advertiser');
 });
@@ -168,14 +155,10 @@ describe('/webhooks', () => {
       body: { url: 'http://169.254.169.254/latest/meta-data', events: ['payout.paid'] },
     });
     assert.equal(r.status, 400);
-    assert.deepEqual(r.body, {
-      success: false,
-      error: {
-        code: 'VALIDATION_ERROR',
-        message: 'request validation failed',
-        details: { url: ['destination 169.254.169.254 is a private, loopback or reserved address'] },
-      },
-    });
+    assert.deepEqual(
+      r.body,
+      validationFailed({ url: ['destination 169.254.169.254 is a private, loopback or reserved address'] }),
+    );
   });
 
   test('validation error body is complete', async () => {
@@ -183,27 +166,19 @@ describe('/webhooks', () => {
       token: advertiser.token,
       body: { url: 'http://10.0.0.1/x', events: ['payout.paid'] },
     });
-    assert.deepEqual(r.body, {
-      success: false,
-      error: {
-        code: 'VALIDATION_ERROR',
-        message: 'request validation failed',
-        details: { url: ['destination 10.0.0.1 is a private, loopback or reserved address'] },
-      },
-    });
+    assert.deepEqual(
+      r.body,
+      validationFailed({ url: ['destination 10.0.0.1 is a private, loopback or reserved address'] }),
+    );
   });
 });
 
 describe('without the deliveries engine', () => {
   test('the routes answer 503 SERVICE_UNAVAILABLE', async () => {
-    const bare = await startTestApi();
-    try {
-      const u = await bare.user('affiliate');
+    await withBareApi('affiliate', async (bare, u) => {
       const r = await bare.call('get', '/webhooks', { token: u.token });
       assert.equal(r.status, 503);
       assert.equal(r.body.error.code, 'SERVICE_UNAVAILABLE');
-    } finally {
-      await bare.close();
-    }
+    });
   });
 });
