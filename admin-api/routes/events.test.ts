@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { publishEvent } from '../infra/index.ts';
-import { startTestApi, type TestApi } from './test-helpers.ts';
+import { publishEvent } from '../../infra/index.ts';
+import { startTestApi, type TestApi } from '../test-helpers.ts';
 
 let t: TestApi;
 before(async () => {
