@@ -4,8 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { completeLength } from './http-parse.ts';
-import { percentile, queueLatencies } from './pipeline.ts';
+import { queueLatencies } from './pipeline.ts';
 import { areaOf, selfTimes, summarizeProfiles, threadOf } from './profile.ts';
+import { percentile } from './stats.ts';
 
 describe('click-to-queryable from cumulative curves', () => {
   it('matches the k-th answered click with the first count sample that covers it', () => {

@@ -9,8 +9,8 @@
 import { Worker } from 'node:worker_threads';
 import { type LoadResult, measuredRedisPid } from './load.ts';
 import type { OpenLoopWorkerData, OpenLoopWorkerResult } from './open-loop-worker.ts';
-import { percentile } from './pipeline.ts';
 import { cpuMeter, selfCpuMeter } from './procs.ts';
+import { percentile } from './stats.ts';
 
 const WORKER_URL = new URL(
   import.meta.url.endsWith('.ts') ? './open-loop-worker.ts' : './open-loop-worker.js',

@@ -16,7 +16,8 @@ import path from 'node:path';
 import { type Redis, redisKeys } from '../infra/index.ts';
 import { measuredRedisPid, runAutocannon } from './load.ts';
 import { cpuSeconds, type ServerProc, startServer } from './procs.ts';
-import type { PipelineResult } from './report.ts';
+import type { PipelineResult } from './results.ts';
+import { percentile } from './stats.ts';
 
 export interface PipelineScenarioOptions {
   env: Record<string, string>;
@@ -94,12 +95,6 @@ async function streamLag(redis: Redis, prefix: string, partitions: number): Prom
     }
   }
   return lag;
-}
-
-/** Nearest-rank percentile of a sorted array. */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 /**

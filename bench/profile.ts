@@ -2,7 +2,7 @@
  * Reads V8 `.cpuprofile` files (from `node --cpu-prof`) and says where the time goes: self time per
  * function and per area (our code, each dependency, node internals, GC, idle), as lines for the report.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 interface ProfileNode {
@@ -99,4 +99,24 @@ export function summarizeProfiles(files: string[], minBusy = 0.1): string[] {
     );
   }
   return out;
+}
+
+/**
+ * The run's notes on its CPU profiles: the tracker's in `dir`, the pipeline process's in `dir/pipeline`
+ * (`--cpu-prof` writes them there), summarized by {@link summarizeProfiles}.
+ */
+export function profileNotes(dir: string): string[] {
+  const list = (d: string) =>
+    existsSync(d)
+      ? readdirSync(d)
+          .filter((f) => f.endsWith('.cpuprofile'))
+          .map((f) => path.join(d, f))
+      : [];
+  const notes: string[] = [];
+  const files = list(dir);
+  const pipeFiles = list(path.join(dir, 'pipeline'));
+  if (files.length) notes.push(...summarizeProfiles(files).map((l) => `Tracker: ${l}`));
+  if (pipeFiles.length) notes.push(...summarizeProfiles(pipeFiles).map((l) => `Pipeline process: ${l}`));
+  else notes.push('--cpu-prof: no profile was written (the tracker must exit cleanly on SIGTERM).');
+  return notes;
 }

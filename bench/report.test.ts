@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { type LoadResult, parseWrkOutput } from './load.ts';
-import { type BenchResults, goals, renderSvg, summarize, writeResults } from './report.ts';
+import { goals, renderSvg, summarize, writeResults } from './report.ts';
+import type { BenchResults } from './results.ts';
 import { clickPaths, zipfRanks } from './zipf.ts';
 
 function load(rps: number, p99: number, extra: Partial<LoadResult> = {}): LoadResult {

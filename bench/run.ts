@@ -12,52 +12,26 @@
  * Writes bench/results/<date>.json, latest.json, latest.md and latest.svg (--quick: under <tmp>/tracker-bench-quick).
  * Full run ≈ 20 minutes; --quick ≈ 4 minutes (a smoke test, numbers indicative only).
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import postgres from 'postgres';
-import {
-  createRedis,
-  createSql,
-  freePort,
-  loadConfig,
-  migratePostgres,
-  type Redis,
-  redisKeys,
-  startEmbeddedPostgres,
-  startLocalRedis,
-} from '../infra/index.ts';
+import { createRedis, createSql, freePort, migratePostgres, type Redis } from '../infra/index.ts';
 import { writeConversionSetupModule } from './conversions.ts';
-import { type LoadResult, measuredRedisPid, measureRedisCpu, runAutocannon, runWrk, withXaddCount } from './load.ts';
+import { type LoadResult, measuredRedisPid, runAutocannon, runWrk, withXaddCount } from './load.ts';
+import { memoryAtRest, sampleMemory } from './memory.ts';
 import { runOpenLoop } from './open-loop.ts';
+import { args, CONNECTIONS, D, OUT_DIR, PARTITIONS, planned, QUICK, WORKERS, want } from './options.ts';
 import { runPipelineScenario } from './pipeline.ts';
 import { memoryMb, ROOT, type ServerProc, startServer } from './procs.ts';
-import { summarizeProfiles } from './profile.ts';
-import { type BenchResults, type MemoryResult, machineInfo, renderMarkdown, writeResults } from './report.ts';
+import { profileNotes } from './profile.ts';
+import { renderMarkdown, writeResults } from './report.ts';
+import { type BenchResults, type MemoryResult, machineInfo } from './results.ts';
 import { type Seeded, seed } from './seed.ts';
+import { resetStreams, services } from './services.ts';
 import { runSystemScenario } from './system.ts';
 import { SYSTEM_RATES } from './system-analysis.ts';
 import { clickPaths, clientIps, writeSetupRequestModule, writeWrkScript } from './zipf.ts';
-
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    'cpu-prof': { type: 'boolean', default: false },
-    workers: { type: 'string' },
-    connections: { type: 'string' },
-    out: { type: 'string' },
-    /** Seconds of the constant-rate run (latency + memory soak); default 300, --quick 8. */
-    soak: { type: 'string' },
-    /** Constant rate for that run, req/s; default 70% of the click path's autocannon maximum. */
-    rate: { type: 'string' },
-    /** Re-render latest.md / latest.svg / latest.json from latest.json and bench/findings.md; no load. */
-    render: { type: 'boolean', default: false },
-  },
-  allowPositionals: true,
-});
 
 if (args.render) {
   const dir = path.resolve(args.out ?? path.join(ROOT, 'bench', 'results'));
@@ -67,66 +41,6 @@ if (args.render) {
   process.stdout.write(`re-rendered: ${writeResults(dir, res).join(', ')}\n`);
   process.exit(0);
 }
-
-const QUICK = args.quick ?? false;
-const CORES = os.cpus().length;
-const WORKERS = Number(args.workers ?? Math.min(2, CORES));
-const CONNECTIONS = Number(args.connections ?? 64);
-const ONLY = args.only ? new Set(args.only.split(',')) : undefined;
-/**
- * Where results go. A --quick run never lands in bench/results (its latest.* are the committed full run):
- * it goes to <tmp>/tracker-bench-quick unless --out says otherwise.
- */
-const OUT_DIR = path.resolve(
-  args.out ?? (QUICK ? path.join(os.tmpdir(), 'tracker-bench-quick') : path.join(ROOT, 'bench', 'results')),
-);
-const PARTITIONS = 2;
-
-/** Seconds per phase; the full run stays under ~10 minutes. */
-const D = QUICK
-  ? {
-      warm: 1,
-      ceiling: 3,
-      click: 4,
-      koa: 3,
-      conversion: 4,
-      fixed: 8,
-      ceilingFixed: 4,
-      pipeLatency: 6,
-      pipeLoad: 4,
-      scale: 3,
-      systemStep: 12,
-      systemLatency: 10,
-      systemCeiling: 6,
-    }
-  : {
-      warm: 2,
-      ceiling: 10,
-      click: 15,
-      koa: 10,
-      conversion: 10,
-      fixed: 300,
-      ceilingFixed: 20,
-      pipeLatency: 20,
-      pipeLoad: 15,
-      scale: 10,
-      systemStep: 60,
-      systemLatency: 60,
-      systemCeiling: 20,
-    };
-if (args.soak) D.fixed = Math.max(1, Number(args.soak));
-const want = (id: string) => !ONLY || ONLY.has(id);
-
-const planned =
-  (want('ceiling') ? 2 * (D.ceiling + D.warm) : 0) +
-  (want('click') ? 2 * (D.click + D.warm) : 0) +
-  (want('koa') ? 2 * (D.koa + D.warm) : 0) +
-  (want('conversion') ? D.conversion : 0) +
-  (want('fixed') ? D.fixed + D.ceilingFixed : 0) +
-  (want('pipeline') ? D.pipeLatency + D.pipeLoad * 2 : 0) +
-  (want('scale') ? 2 * (D.scale + D.warm) : 0) +
-  // A guess: the system scenario stops at the first rate it cannot sustain (about 5 steps + a bisection here).
-  (want('system') ? 6 * D.systemStep + D.systemLatency + D.systemCeiling : 0);
 
 const multibar = new cliProgress.MultiBar(
   {
@@ -154,54 +68,6 @@ function done(seconds: number): void {
 const cleanup: Array<() => Promise<void>> = [];
 const notes: string[] = [];
 const scenarios: BenchResults['scenarios'] = [];
-
-async function services(
-  tmp: string,
-): Promise<{ dbUrl: string; redisUrl: string; redisCluster: boolean; prefix: string }> {
-  const prefix = `bench${Date.now().toString(36)}:`;
-  let redisUrl = process.env.REDIS_URL;
-  // REDIS_CLUSTER only describes a given REDIS_URL; the bench's own redis-server is a single node.
-  const redisCluster = redisUrl ? loadConfig({ REDIS_CLUSTER: process.env.REDIS_CLUSTER }).REDIS_CLUSTER : false;
-  if (!redisUrl) {
-    const r = await startLocalRedis({ dir: path.join(tmp, 'redis'), persistent: false });
-    cleanup.push(() => r.stop());
-    measureRedisCpu(r.process.pid);
-    redisUrl = r.url;
-  }
-  let dbUrl: string;
-  const dbName = `bench_${Date.now().toString(36)}`;
-  if (process.env.DATABASE_URL) {
-    const adminUrl = process.env.DATABASE_URL.replace(/\/[^/?]*(\?|$)/, '/postgres$1');
-    const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database ${dbName}`);
-    await admin.end();
-    dbUrl = process.env.DATABASE_URL.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
-    cleanup.push(async () => {
-      const a = postgres(adminUrl, { max: 1, onnotice: () => {} });
-      await a.unsafe(`drop database if exists ${dbName} with (force)`).catch(() => {});
-      await a.end();
-    });
-  } else {
-    const pg = await startEmbeddedPostgres({ dir: path.join(tmp, 'pg'), database: dbName });
-    cleanup.push(() => pg.stop());
-    dbUrl = pg.url;
-  }
-  return { dbUrl, redisUrl, redisCluster, prefix };
-}
-
-/**
- * Deletes the click/conversion streams between scenarios (and every second of the constant-rate run) so Redis
- * memory does not grow across the run. UNLINK frees them on Redis's background thread: a synchronous DEL of a
- * second's worth of clicks would stall the XADDs of the run being measured. One UNLINK per key: the partitions
- * hash to different slots, and on a Redis Cluster a multi-key UNLINK across slots is refused with CROSSSLOT.
- */
-async function resetStreams(redis: Redis, prefix: string): Promise<void> {
-  const keys = redisKeys(prefix);
-  const names: string[] = [];
-  for (let p = 0; p < PARTITIONS; p++) names.push(keys.clicks(p), keys.conversions(p));
-  names.push(keys.key('bench', 'koa-clicks'));
-  await Promise.all(names.map((n) => redis.unlink(n)));
-}
 
 function trackerEnv(base: Record<string, string>, port: number): Record<string, string> {
   return { ...base, TRACKER_PORT: String(port) };
@@ -300,20 +166,6 @@ function record(id: string, label: string, load: LoadResult | undefined, skipped
   } else say(`${label}: skipped (${skipped})`);
 }
 
-function linearSlopePerMin(samples: Array<[number, number]>): number {
-  const n = samples.length;
-  if (n < 2) return 0;
-  const mx = samples.reduce((s, [x]) => s + x, 0) / n;
-  const my = samples.reduce((s, [, y]) => s + y, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (const [x, y] of samples) {
-    num += (x - mx) * (y - my);
-    den += (x - mx) ** 2;
-  }
-  return den > 0 ? (num / den) * 60 : 0;
-}
-
 async function main(): Promise<void> {
   const started = new Date();
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'tracker-bench-'));
@@ -324,7 +176,9 @@ async function main(): Promise<void> {
     mkdirSync(path.join(OUT_DIR, 'profiles'), { recursive: true });
   }
 
-  const svc = await services(tmp);
+  const svc = await services(tmp, (stop) => {
+    cleanup.push(stop);
+  });
   const sql = createSql(svc.dbUrl, { max: 2 });
   cleanup.push(() => sql.end({ timeout: 1 }));
   await migratePostgres(sql);
@@ -409,13 +263,10 @@ async function main(): Promise<void> {
       if (want('fixed')) {
         const rate = args.rate ? Number(args.rate) : Math.max(100, Math.round(0.7 * (clickMax ?? 10_000)));
         const tick = phase(`click path at ${rate}/s (constant rate)`);
-        const samples: Array<[number, number]> = [];
-        const t0 = performance.now();
-        const sampler = setInterval(() => {
-          samples.push([(performance.now() - t0) / 1000, memoryMb(t.pid).rss_mb]);
+        const sampler = sampleMemory(t.pid, () => {
           // Redis would otherwise hold every click of the soak; the pipeline is not running here.
           void resetStreams(redis, svc.prefix).catch(() => {});
-        }, 1000);
+        });
         const openLoop = (port: number, pid: number, duration_s: number, onTick?: (s: number) => void) =>
           runOpenLoop({
             port,
@@ -430,7 +281,7 @@ async function main(): Promise<void> {
             onTick,
           });
         const l = await withXaddCount(redis, () => openLoop(t.port, t.pid, D.fixed, tick));
-        clearInterval(sampler);
+        sampler.stop();
         record('click-fixed-rate', `our click path at ${rate}/s (~70%)`, l);
         // The same generator at the same rate against the bare uWS 302: the part of the latency that is the
         // machine's and the generator's, not the tracker's (the noise floor of the p99 goal).
@@ -453,34 +304,10 @@ async function main(): Promise<void> {
                 `(${clickMax === undefined ? 'not measured in this run: 10,000/s assumed' : 'a JavaScript generator like the open-loop one'}); ` +
                 'wrk may have reached more (see the table).',
         );
-        const secondHalf = samples.filter(([x]) => x >= D.fixed / 2);
-        const growth = linearSlopePerMin(secondHalf);
-        const mem = memoryMb(t.pid);
-        memory = {
-          idle_rss_mb: idleRss,
-          peak_rss_mb: mem.peak_mb,
-          start_rss_mb: samples[0]?.[1] ?? mem.rss_mb,
-          end_rss_mb: mem.rss_mb,
-          growth_mb_per_min: growth,
-          duration_s: D.fixed,
-          flat: D.fixed >= 60 ? growth <= 1 : null,
-          samples: samples.map(([x, y]) => [Math.round(x), Math.round(y * 10) / 10]),
-        };
+        memory = sampler.result(idleRss, D.fixed);
         if (QUICK) notes.push('Memory flatness from a --quick run covers only seconds; the full run soaks 5 minutes.');
         done(D.fixed + D.ceilingFixed);
-      } else {
-        const mem = memoryMb(t.pid);
-        memory = {
-          idle_rss_mb: idleRss,
-          peak_rss_mb: mem.peak_mb,
-          start_rss_mb: mem.rss_mb,
-          end_rss_mb: mem.rss_mb,
-          growth_mb_per_min: 0,
-          duration_s: 0,
-          flat: null,
-          samples: [],
-        };
-      }
+      } else memory = memoryAtRest(t.pid, idleRss);
     } finally {
       await t.stop();
       await resetStreams(redis, svc.prefix);
@@ -613,20 +440,7 @@ async function main(): Promise<void> {
     }
   }
 
-  if (args['cpu-prof']) {
-    const dir = path.join(OUT_DIR, 'profiles');
-    const list = (d: string) =>
-      existsSync(d)
-        ? readdirSync(d)
-            .filter((f) => f.endsWith('.cpuprofile'))
-            .map((f) => path.join(d, f))
-        : [];
-    const files = list(dir);
-    const pipeFiles = list(path.join(dir, 'pipeline'));
-    if (files.length) notes.push(...summarizeProfiles(files).map((l) => `Tracker: ${l}`));
-    if (pipeFiles.length) notes.push(...summarizeProfiles(pipeFiles).map((l) => `Pipeline process: ${l}`));
-    else notes.push('--cpu-prof: no profile was written (the tracker must exit cleanly on SIGTERM).');
-  }
+  if (args['cpu-prof']) notes.push(...profileNotes(path.join(OUT_DIR, 'profiles')));
 
   const results: BenchResults = {
     date: started.toISOString(),
