@@ -127,25 +127,29 @@ export async function runPipelineScenario(o: PipelineScenarioOptions): Promise<P
     await waitCount(pipe, 0, 10_000);
     await sleep(500);
 
+    /** Clicks at a constant `rate` for `duration_s`, the time of each 302 (epoch ms) pushed to `answered`. */
+    const paced = (rate: number, duration_s: number, onTick: (s: number) => void, answered: number[]) =>
+      runAutocannon({
+        url: `http://127.0.0.1:${tracker.port}`,
+        setupRequest: o.setup,
+        expectStatus: 302,
+        connections: 16,
+        workers: 0,
+        duration_s,
+        rate,
+        serverPids: [tracker.pid],
+        onTick,
+        onResponse: (status) => {
+          if (status === 302) answered.push(now());
+        },
+      });
+
     // Phase 1: click-to-queryable at a moderate constant rate.
     const latRate = Math.max(200, Math.min(5_000, Math.round(0.25 * (o.clickMaxRps ?? 4_000))));
     let tick = o.phase(`pipeline: click-to-queryable at ${latRate}/s`);
     const baseline = pipe.latest();
     const answers: number[] = [];
-    await runAutocannon({
-      url: `http://127.0.0.1:${tracker.port}`,
-      setupRequest: o.setup,
-      expectStatus: 302,
-      connections: 16,
-      workers: 0,
-      duration_s: o.latency_s,
-      rate: latRate,
-      serverPids: [tracker.pid],
-      onTick: tick,
-      onResponse: (status) => {
-        if (status === 302) answers.push(now());
-      },
-    });
+    await paced(latRate, o.latency_s, tick, answers);
     const caughtUp = await waitCount(pipe, baseline + answers.length, 30_000);
     const lat = Float64Array.from(queueLatencies(answers, pipe.samples, baseline)).sort();
     o.say(
@@ -183,20 +187,7 @@ export async function runPipelineScenario(o: PipelineScenarioOptions): Promise<P
         maxStreamLag = Math.max(maxStreamLag, l);
       });
     }, 250);
-    await runAutocannon({
-      url: `http://127.0.0.1:${tracker.port}`,
-      setupRequest: o.setup,
-      expectStatus: 302,
-      connections: 16,
-      workers: 0,
-      duration_s: o.load_s,
-      rate: arriveRate,
-      serverPids: [tracker.pid],
-      onTick: tick,
-      onResponse: (status) => {
-        if (status === 302) arrivals.push(now());
-      },
-    });
+    await paced(arriveRate, o.load_s, tick, arrivals);
     const target = countedBefore + backlogClicks + arrivals.length;
     await waitCount(pipe, target - Math.ceil(target * 0.001), 60_000);
     clearInterval(lagTimer);
