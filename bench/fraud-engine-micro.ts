@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/fraud-engine-micro.ts
  */
-import { type EngineRecord, PartitionEngine } from '../tracker/fraud/engine.ts';
+import { type EngineRecord, PartitionEngine } from '../tracker/index.ts';
 
 const e = new PartitionEngine({ partition: 0 });
 const uas = Array.from(

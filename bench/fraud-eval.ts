@@ -12,8 +12,7 @@
  * (1 − fraud_score) predicting is_attributed; us_per_click is engine CPU (process.cpuUsage, user + system) per click.
  */
 import { parseArgs } from 'node:util';
-import { type EngineClick, PartitionEngine } from '../tracker/fraud/engine.ts';
-import { partitionOf } from '../tracker/fraud/partition.ts';
+import { type EngineClick, PartitionEngine, partitionOf } from '../tracker/index.ts';
 import { readTalkingData, rocAuc, syntheticIp, syntheticUserAgent } from './demo/talkingdata.ts';
 
 const { values } = parseArgs({

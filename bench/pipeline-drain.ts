@@ -29,8 +29,7 @@ import {
   startEmbeddedPostgres,
   startLocalRedis,
 } from '../infra/index.ts';
-import { type ClickEvent, encodeClick, entryFields } from '../tracker/events.ts';
-import { startPipeline } from '../tracker/index.ts';
+import { type ClickEvent, encodeClick, entryFields, startPipeline } from '../tracker/index.ts';
 import { cpuSeconds } from './procs.ts';
 import { seed } from './seed.ts';
 import { clickPaths, clientIps, mulberry32 } from './zipf.ts';
