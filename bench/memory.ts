@@ -1,7 +1,7 @@
 /** The tracker's memory over the constant-rate run (the soak): RSS samples and what they say about growth. */
 import { memoryMb } from './procs.ts';
 import type { MemoryResult } from './results.ts';
-import { linearSlopePerMin } from './stats.ts';
+import { slope } from './stats.ts';
 
 /**
  * Samples the RSS of process `pid` once a second (calling `everySecond` after each sample) until `stop()`.
@@ -21,7 +21,7 @@ export function sampleMemory(pid: number, everySecond: () => void) {
     },
     result(idleRss: number, duration_s: number): MemoryResult {
       const secondHalf = samples.filter(([x]) => x >= duration_s / 2);
-      const growth = linearSlopePerMin(secondHalf);
+      const growth = slope(secondHalf) * 60; // MiB per minute from MiB per second
       const mem = memoryMb(pid);
       return {
         idle_rss_mb: idleRss,

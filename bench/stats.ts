@@ -6,17 +6,17 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-/** Least-squares slope of `[x seconds, y]` samples, in y per minute (0 with fewer than two samples). */
-export function linearSlopePerMin(samples: Array<[number, number]>): number {
-  const n = samples.length;
+/** Least-squares slope of y over x (units of y per unit of x); 0 with fewer than two distinct x. */
+export function slope(points: ReadonlyArray<readonly [number, number]>): number {
+  const n = points.length;
   if (n < 2) return 0;
-  const mx = samples.reduce((s, [x]) => s + x, 0) / n;
-  const my = samples.reduce((s, [, y]) => s + y, 0) / n;
-  let num = 0;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  let num_ = 0;
   let den = 0;
-  for (const [x, y] of samples) {
-    num += (x - mx) * (y - my);
+  for (const [x, y] of points) {
+    num_ += (x - mx) * (y - my);
     den += (x - mx) ** 2;
   }
-  return den > 0 ? (num / den) * 60 : 0;
+  return den > 0 ? num_ / den : 0;
 }

@@ -3,6 +3,7 @@
  * counters out of `XINFO` replies, deciding whether a constant click rate was sustained from a backlog
  * series, the step plan, and CPU per click. No I/O here, so bench/system.test.ts can check it on tables.
  */
+import { slope } from './stats.ts';
 
 /** Consumer group the pipeline reads the `clicks:{p}` streams with (tracker/pipeline/streams.ts `GROUP`). */
 export const PIPELINE_GROUP = 'pipeline';
@@ -83,21 +84,6 @@ export interface StepVerdict {
   /** Least-squares slope of the backlog over the last third of the step, clicks/s. */
   slope_per_s: number;
   allowed_slope_per_s: number;
-}
-
-/** Least-squares slope of y over x (units of y per unit of x); 0 with fewer than two distinct x. */
-export function slope(points: ReadonlyArray<readonly [number, number]>): number {
-  const n = points.length;
-  if (n < 2) return 0;
-  const mx = points.reduce((s, [x]) => s + x, 0) / n;
-  const my = points.reduce((s, [, y]) => s + y, 0) / n;
-  let num_ = 0;
-  let den = 0;
-  for (const [x, y] of points) {
-    num_ += (x - mx) * (y - my);
-    den += (x - mx) ** 2;
-  }
-  return den > 0 ? num_ / den : 0;
 }
 
 /**

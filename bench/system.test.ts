@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { slope } from './stats.ts';
 import {
   type BacklogSample,
   bisectRate,
   groupBacklog,
   judgeStep,
   SUSTAIN,
-  slope,
   streamEntriesAdded,
   usPerClick,
 } from './system-analysis.ts';

@@ -6,6 +6,7 @@
 // --- wire format and ingest ---
 export * from './events.ts';
 // --- pipeline, fraud, reports (pipeline task) ---
+export { type EngineClick, type EngineRecord, PartitionEngine } from './fraud/engine.ts';
 export {
   CLICK_RULES,
   type ClickFeatures,
