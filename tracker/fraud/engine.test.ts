@@ -6,11 +6,11 @@ import {
   type EngineRecord,
   type EngineVerdict,
   FraudStateMismatch,
-  MODEL_WEIGHT_MAX,
   PartitionEngine,
 } from './engine.ts';
 import { createFraudEngine } from './engine-pool.ts';
 import { FRAUD_THRESHOLD } from './rules.ts';
+import { MODEL_WEIGHT_MAX } from './scoring.ts';
 
 const T0 = Date.UTC(2024, 2, 1);
 const PHONE =
