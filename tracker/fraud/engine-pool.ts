@@ -11,7 +11,7 @@ import {
   type EngineVerdict,
   FraudStateMismatch,
   type PartitionOptions,
-} from './engine.ts';
+} from './engine-types.ts';
 import { type PackedRecords, type ProcessResult, packRecords } from './engine-worker.ts';
 import { reasonsOf } from './scoring.ts';
 

@@ -3,7 +3,8 @@
  * routed to this thread, in memory, across tasks. One task per batch. A thread that dies loses its partitions'
  * state; the pool reports that as FraudStateMismatch (actual '') on the next batch, so the owner restores a snapshot.
  */
-import { type EngineClick, type EngineRecord, PartitionEngine, type PartitionOptions } from './engine.ts';
+import { PartitionEngine } from './engine.ts';
+import type { EngineClick, EngineRecord, PartitionOptions } from './engine-types.ts';
 import { reasonBits } from './scoring.ts';
 
 /**

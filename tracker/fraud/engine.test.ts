@@ -1,14 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { mulberry32 } from '../../infra/testing/index.ts';
-import {
-  type EngineClick,
-  type EngineRecord,
-  type EngineVerdict,
-  FraudStateMismatch,
-  PartitionEngine,
-} from './engine.ts';
+import { PartitionEngine } from './engine.ts';
 import { createFraudEngine } from './engine-pool.ts';
+import { type EngineClick, type EngineRecord, type EngineVerdict, FraudStateMismatch } from './engine-types.ts';
 import { FRAUD_THRESHOLD } from './rules.ts';
 import { MODEL_WEIGHT_MAX } from './scoring.ts';
 
