@@ -11,14 +11,7 @@ import pino from 'pino';
 import { type ClickHouseClient, isCluster, type PricedConversion } from '../../infra/index.ts';
 import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import type { Pipeline } from './runner.ts';
-import {
-  addClicks,
-  addConversions,
-  collectConversions,
-  makeClick,
-  makeConversion,
-  startTestPipeline,
-} from './testing.ts';
+import { addClicks, addConversions, makeClick, makeConversion, startCollectingPipeline } from './testing.ts';
 
 const P = 4;
 let env: TestEnv;
@@ -44,12 +37,7 @@ before(async () => {
       },
     },
   );
-  pipeline = await startTestPipeline(env, {
-    logger,
-    consumerName: 'cluster-a',
-    maintenanceIntervalMs: 100,
-    conversionSink: collectConversions(sunk),
-  });
+  pipeline = await startCollectingPipeline(env, sunk, { logger, consumerName: 'cluster-a' });
 });
 
 after(async () => {

@@ -8,14 +8,7 @@ import { chTime, clickKey, encodeStoredClick, insertRows, loadStoredClicks, type
 import { attribute, recordConversion } from './conversions.ts';
 import type { Pipeline } from './runner.ts';
 import { batchToken } from './streams.ts';
-import {
-  addClicks,
-  addConversions,
-  collectConversions,
-  makeClick,
-  makeConversion,
-  startTestPipeline,
-} from './testing.ts';
+import { addClicks, addConversions, makeClick, makeConversion, startCollectingPipeline } from './testing.ts';
 
 let env: TestEnv;
 let ch: ClickHouseClient;
@@ -45,11 +38,7 @@ before(async () => {
     env: { STREAM_PARTITIONS: '2', PIPELINE_BLOCK_MS: '20', PIPELINE_BATCH_SIZE: '50' },
   });
   ch = env.ch!;
-  pipeline = await startTestPipeline(env, {
-    consumerName: 'test-a',
-    maintenanceIntervalMs: 100,
-    conversionSink: collectConversions(sunk),
-  });
+  pipeline = await startCollectingPipeline(env, sunk, { consumerName: 'test-a' });
 });
 
 after(async () => {

@@ -132,6 +132,17 @@ export function startTestPipeline(
   });
 }
 
+/**
+ * {@link startTestPipeline} with maintenance every 100 ms and every accepted conversion appended to `sunk`.
+ */
+export function startCollectingPipeline(
+  env: TestEnv,
+  sunk: PricedConversion[],
+  opts: Partial<PipelineOptions> & { consumerName: string },
+): Promise<Pipeline> {
+  return startTestPipeline(env, { maintenanceIntervalMs: 100, conversionSink: collectConversions(sunk), ...opts });
+}
+
 /** A conversion sink that appends every conversion it receives to `into`. */
 export function collectConversions(into: PricedConversion[]): ConversionSink {
   return {
