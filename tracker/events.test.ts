@@ -92,6 +92,8 @@ describe('partitionOf (FNV-1a 32-bit)', () => {
     // Continuing a hash equals hashing the concatenation (ip_user_agent keying relies on it).
     assert.equal(fnv1a('UA/1', fnv1a('\t', fnv1a('203.0.113.9'))), fnv1a('203.0.113.9\tUA/1'));
     assert.equal(partitionOf('foobar', 7), 0xbf9cf968 % 7);
+    assert.equal(partitionOf('10.1.2.3', 1), 0);
+    assert.throws(() => partitionOf('x', 0), RangeError);
   });
   it('is stable and spreads IPs evenly', () => {
     assert.equal(partitionOf('203.0.113.9', 4), partitionOf('203.0.113.9', 4));

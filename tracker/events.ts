@@ -303,12 +303,15 @@ export function fnv1a(s: string, h: number = FNV_OFFSET): number {
 /**
  * The stream partition of an event key: FNV-1a 32-bit of the key's UTF-8 bytes, mod `partitions`. Stable across
  * processes, versions and hosts (the ingest keys clicks by client IP with it, so all clicks of one IP land on one
- * partition in arrival order). `tracker/fraud/partition.ts` defines the same function; this one is the one the
- * ingest and the pipeline use. For `ip_user_agent` keying the key is `${ip}\t${user_agent}`.
+ * partition in arrival order; the fraud state of one IP lives with one partition's consumer, and bench/fraud-eval.ts
+ * routes with it too). For `ip_user_agent` keying the key is `${ip}\t${user_agent}`.
  * @param partitions 1..256 (STREAM_PARTITIONS).
  * @returns 0 ≤ p < partitions.
+ * @throws RangeError when `partitions` is not a positive integer.
  */
 export function partitionOf(key: string, partitions: number): number {
+  if (!Number.isInteger(partitions) || partitions < 1)
+    throw new RangeError(`partitions must be ≥ 1, got ${partitions}`);
   return fnv1a(key) % partitions;
 }
 

@@ -11,9 +11,9 @@ import {
   type EngineVerdict,
   FraudStateMismatch,
   type PartitionOptions,
-  reasonsOf,
-} from './engine.ts';
+} from './engine-types.ts';
 import { type PackedRecords, type ProcessResult, packRecords } from './engine-worker.ts';
+import { reasonsOf } from './scoring.ts';
 
 export type { EngineClick, EngineLabel, EngineRecord, EngineVerdict };
 export { FraudStateMismatch };

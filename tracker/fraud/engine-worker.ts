@@ -3,7 +3,9 @@
  * routed to this thread, in memory, across tasks. One task per batch. A thread that dies loses its partitions'
  * state; the pool reports that as FraudStateMismatch (actual '') on the next batch, so the owner restores a snapshot.
  */
-import { type EngineClick, type EngineRecord, PartitionEngine, type PartitionOptions, reasonBits } from './engine.ts';
+import { PartitionEngine } from './engine.ts';
+import type { EngineClick, EngineRecord, PartitionOptions } from './engine-types.ts';
+import { reasonBits } from './scoring.ts';
 
 /**
  * A batch of records as it crosses to the worker: repeating strings (ips, user agents, links, subs) travel once in
@@ -70,7 +72,7 @@ export function packRecords(records: readonly EngineRecord[]): PackedRecords {
 /** Verdicts of a packed batch, one entry per click record in order. */
 export interface PackedVerdicts {
   fraud_score: Float64Array;
-  /** Bitmask, see reasonsOf in ./engine.ts. */
+  /** Bitmask, see reasonsOf in ./scoring.ts. */
   reasons: Uint16Array;
   model_version: Float64Array;
   features: string[];

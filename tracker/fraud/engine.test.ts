@@ -1,16 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { mulberry32 } from '../../infra/testing/index.ts';
-import {
-  type EngineClick,
-  type EngineRecord,
-  type EngineVerdict,
-  FraudStateMismatch,
-  MODEL_WEIGHT_MAX,
-  PartitionEngine,
-} from './engine.ts';
+import { PartitionEngine } from './engine.ts';
 import { createFraudEngine } from './engine-pool.ts';
+import { type EngineClick, type EngineRecord, type EngineVerdict, FraudStateMismatch } from './engine-types.ts';
 import { FRAUD_THRESHOLD } from './rules.ts';
+import { MODEL_WEIGHT_MAX } from './scoring.ts';
 
 const T0 = Date.UTC(2024, 2, 1);
 const PHONE =

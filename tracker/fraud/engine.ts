@@ -24,219 +24,40 @@
  * (the watermark): one click far ahead of the others (a live click among replayed ones, a skewed clock) would
  * otherwise hold every later label back until time caught up with it; this way it releases at most the labels
  * due before it, once.
+ *
+ * This file holds the engine (state, label queues, snapshots); ./features.ts builds a click's model features,
+ * ./scoring.ts scores it, ./engine-types.ts declares what goes in and out.
  */
 import { ByteReader, ByteWriter, SnapshotFormatError } from './bytes.ts';
-import { H2, hash64, hashInt } from './hash.ts';
+import type {
+  EngineClick,
+  EngineLabel,
+  EngineRecord,
+  EngineStats,
+  EngineVerdict,
+  PartitionOptions,
+} from './engine-types.ts';
+import { FraudStateMismatch } from './engine-types.ts';
+import { fillFeatures, NS, type UaInfo, userAgentInfo } from './features.ts';
+import { H2, hash64 } from './hash.ts';
 import { LabelHeap, PositiveSet, poppedLabel } from './labels.ts';
-import { decodeFeatures, encodeFeatures, FtrlModel, type FtrlOptions, MAX_FEATURES } from './model.ts';
-import {
-  CLICK_RULES,
-  FRAUD_THRESHOLD,
-  FRAUD_WEIGHTS,
-  type FraudReason,
-  LEARNED_RULES,
-  REASON_MIN_CONTRIBUTION,
-  type ScorableClick,
-} from './rules.ts';
+import { decodeFeatures, FtrlModel, MAX_FEATURES } from './model.ts';
+import type { ScorableClick } from './rules.ts';
+import { MODEL_RAMP_LABELS, scoreVerdict } from './scoring.ts';
 import { type ClickObservation, DEFAULT_MAX_KEYS, emptyObservation, FraudState } from './state.ts';
-import { parseUserAgent } from './user-agent.ts';
-
-/** A click as the engine needs it (a projection of ClickEvent; `sub` = sub1..sub5, '' when absent). */
-export interface EngineClick {
-  click_id: string;
-  /** Event time, UTC ms. */
-  ts_ms: number;
-  ip: string;
-  campaign_id: number;
-  affiliate_id: number;
-  link_code: string;
-  sub: [string, string, string, string, string];
-  user_agent: string;
-  method: string;
-  purpose: string;
-  /** Non-empty when the ingest already marked the click invalid: scored, never learned from as a negative. */
-  invalid_reason: string;
-}
-
-/** A conversion's label for its click, delivered through the click's partition stream. */
-export interface EngineLabel {
-  click_id: string;
-  /** The click's event time, UTC ms. */
-  click_ts_ms: number;
-  /** The conversion's event time, UTC ms. */
-  conversion_ts_ms: number;
-  /** the click's `features` from its verdict */
-  features: string;
-}
-
-export type EngineRecord = { kind: 'click'; click: EngineClick } | { kind: 'label'; label: EngineLabel };
-
-/** Outcome of one click. Clicks with the same reasons may share one (never mutated) `fraud_reasons` array. */
-export interface EngineVerdict {
-  /** 0..1, rounded to 4 decimals. */
-  fraud_score: number;
-  fraud_reasons: string[];
-  /** ua-parser-js device type, 'desktop' when it names none, '' without a user agent. */
-  device: string;
-  os: string;
-  browser: string;
-  /** Label updates applied to the partition's model before this click was scored. */
-  model_version: number;
-  /** compact text encoding of the click's hashed model features, stored with the click and returned in its label */
-  features: string;
-}
-
-/** Thrown when a batch's `at.from` is not the partition state's position (or the state is gone: actual = ''). */
-export class FraudStateMismatch extends Error {
-  override name = 'FraudStateMismatch';
-  constructor(
-    readonly partition: number,
-    readonly expected: string,
-    readonly actual: string,
-  ) {
-    super(`fraud state of partition ${partition} is at ${actual || '(none)'}, the batch starts at ${expected}`);
-  }
-}
-
-/** Reason code added when the model's contribution is the largest one (see the module docstring). */
-export const MODEL_REASON = 'low_quality_source';
-/** Largest model contribution W (must stay below FRAUD_THRESHOLD). */
-export const MODEL_WEIGHT_MAX = 0.45;
-/** Labels after which the model has its full weight. */
-export const MODEL_RAMP_LABELS = 1000;
-/** The model's reason is listed from this contribution on. */
-export const MODEL_REASON_MIN = 4 * REASON_MIN_CONTRIBUTION;
-if (MODEL_WEIGHT_MAX >= FRAUD_THRESHOLD) throw new Error('the model alone must not flag a click');
-
-/** Options of one partition's engine; every field has a default. */
-export interface PartitionOptions {
-  /** Reported in {@link FraudStateMismatch}. */
-  partition?: number;
-  /** Keys per state table, power of two (default 2^17; see ./state.ts for bytes per key). */
-  maxKeys?: number;
-  /**
-   * Pending negative labels kept at most (default 50,000, ≈ 6 MB, part of every checkpoint); beyond that new
-   * clicks are not queued (counted): at high rates the negatives the model learns from are then a sample of the
-   * clicks (those that found room), which leaves the ranking intact.
-   */
-  labelQueueMax?: number;
-  /** Event time after a click at which it counts as not converted, ms (default 600,000 = 10 min). */
-  labelDelayMs?: number;
-  /** Pending positives kept at most (default 65,536). */
-  positiveQueueMax?: number;
-  /** Positive click ids remembered for de-duplication, power of two (default 2^17). */
-  positiveSetMax?: number;
-  /** FTRL hyper-parameters (defaults: 2^20 slots, α 1, β 1, λ1 0.5, λ2 1). */
-  model?: FtrlOptions;
-  /** Labels after which the model has its full weight (default {@link MODEL_RAMP_LABELS}; 0 = full weight at once). */
-  modelRampLabels?: number;
-}
-
-/** Counters of one partition (for metrics). */
-export interface EngineStats {
-  clicks: number;
-  labels_applied: number;
-  positives_applied: number;
-  negatives_cancelled: number;
-  /** Clicks not queued as negatives because the queue was full. */
-  negatives_dropped: number;
-  positives_dropped: number;
-  positives_duplicate: number;
-  labels_malformed: number;
-  pending_negatives: number;
-  pending_positives: number;
-}
-
-const NS = {
-  bias: 0x62696173,
-  campaign: 0x63616d70,
-  affiliate: 0x61666669,
-  link: 0x6c696e6b,
-  sub: [0x73756231, 0x73756232, 0x73756233, 0x73756234, 0x73756235],
-  ua: 0x75612d2d,
-  device: 0x64657669,
-  ip1m: 0x69316d2d,
-  ip24h: 0x69323468,
-  ipCampaign: 0x69633168,
-  ipLink: 0x696c3130,
-  ipUa: 0x69756164,
-  ipGap: 0x69676170,
-  ipCampaignGap: 0x63676170,
-} as const;
-
-/** log2 bucket: 0 → 0, 1 → 1, 2..3 → 2, 4..7 → 3, … */
-function lb(v: number): number {
-  return v <= 0 ? 0 : 32 - Math.clz32(Math.min(v, 0x7fffffff));
-}
-
-/** Per user agent: the parse, its hashes (sketch and model slots), cached per thread. */
-interface UaInfo {
-  device: string;
-  os: string;
-  browser: string;
-  sketch: number;
-  ua: number;
-  /**
-   * One feature for the parsed (device type, OS, browser): as three features they are mostly redundant
-   * with each other and with the user agent's own, and each added coordinate is learning noise while the
-   * model has few labels (fraud-eval: +0.004 AUC as one).
-   */
-  family: number;
-}
-const uaInfo = new Map<string, UaInfo>();
-const UA_INFO_MAX = 20_000;
-function userAgentInfo(ua: string): UaInfo {
-  let u = uaInfo.get(ua);
-  if (u === undefined) {
-    const d = parseUserAgent(ua);
-    u = {
-      ...d,
-      sketch: hash64(ua),
-      ua: hash64(ua, NS.ua),
-      family: hash64(`${d.device}\t${d.os}\t${d.browser}`, NS.device),
-    };
-    if (uaInfo.size >= UA_INFO_MAX) uaInfo.clear();
-    uaInfo.set(ua, u);
-  }
-  return u;
-}
-
-const RULE_COUNT = CLICK_RULES.length;
-const MODEL_BIT = 1 << RULE_COUNT;
-/** One shared reasons array per reason bitmask. */
-const reasonLists = new Map<number, string[]>();
-const reasonListBits = new Map<string[], number>();
-/**
- * The (shared, never mutated) reasons array of a bitmask: bit i = CLICK_RULES[i]'s code, bit CLICK_RULES.length =
- * {@link MODEL_REASON}.
- */
-export function reasonsOf(bits: number): string[] {
-  let r = reasonLists.get(bits);
-  if (r === undefined) {
-    r = CLICK_RULES.filter((_, i) => bits & (1 << i)).map(([code]) => code as string);
-    if (bits & MODEL_BIT) r.push(MODEL_REASON);
-    reasonLists.set(bits, r);
-    reasonListBits.set(r, bits);
-  }
-  return r;
-}
-/** Inverse of {@link reasonsOf} (by array identity, else by codes). */
-export function reasonBits(reasons: string[]): number {
-  const known = reasonListBits.get(reasons);
-  if (known !== undefined) return known;
-  let bits = 0;
-  for (const code of reasons) {
-    const i = CLICK_RULES.findIndex(([c]) => c === code);
-    bits |= i >= 0 ? 1 << i : code === MODEL_REASON ? MODEL_BIT : 0;
-  }
-  return bits;
-}
-// Verdicts carry reasons as a Uint16 bitmask across threads: the rules plus the model's bit.
-if (RULE_COUNT + 1 > 16) throw new Error('more than 15 click rules: widen the packed reasons');
-const RULE_WEIGHTS = CLICK_RULES.map(([code]) => FRAUD_WEIGHTS[code as FraudReason]);
-const RULE_LEARNED = CLICK_RULES.map(([code]) => LEARNED_RULES.has(code));
 
 const ENGINE_MAGIC = 0x46454e31; // 'FEN1'
+
+/** The counters a snapshot carries, in their order there. */
+const SNAPSHOT_COUNTERS = [
+  'clicks',
+  'positives_applied',
+  'negatives_cancelled',
+  'negatives_dropped',
+  'positives_dropped',
+  'positives_duplicate',
+  'labels_malformed',
+] as const;
 
 /** The fraud engine of one partition (see the module docstring). Not thread-safe; one owner at a time. */
 export class PartitionEngine {
@@ -349,28 +170,7 @@ export class PartitionEngine {
     const o = this.state.observeHashed(ipA, ipB, c.campaign_id, linkH, u.sketch, ts, this.obs);
 
     const s = this.slots;
-    const mask = this.model.mask;
-    let k = 0;
-    s[k++] = NS.bias & mask;
-    s[k++] = hashInt(NS.campaign, c.campaign_id) & mask;
-    s[k++] = hashInt(NS.affiliate, c.affiliate_id) & mask;
-    s[k++] = linkH & mask;
-    for (let i = 0; i < 5; i++) {
-      const v = c.sub[i]!;
-      if (v !== '') s[k++] = hash64(v, NS.sub[i]) & mask;
-    }
-    s[k++] = u.ua & mask;
-    s[k++] = u.family & mask;
-    s[k++] = hashInt(NS.ip1m, lb(o.ip_clicks_1m)) & mask;
-    s[k++] = hashInt(NS.ip24h, lb(o.ip_clicks_24h)) & mask;
-    s[k++] = hashInt(NS.ipCampaign, lb(o.ip_campaign_clicks_1h)) & mask;
-    s[k++] = hashInt(NS.ipLink, lb(o.ip_link_earlier)) & mask;
-    s[k++] = hashInt(NS.ipUa, lb(o.ip_user_agents_day)) & mask;
-    // -1 (no earlier click known) gets its own bucket; gaps in log2 seconds.
-    s[k++] = hashInt(NS.ipGap, o.ip_prev_gap_ms < 0 ? 99 : lb(Math.floor(o.ip_prev_gap_ms / 1000))) & mask;
-    s[k++] =
-      hashInt(NS.ipCampaignGap, o.ip_campaign_prev_gap_ms < 0 ? 99 : lb(Math.floor(o.ip_campaign_prev_gap_ms / 1000))) &
-      mask;
+    const k = fillFeatures(s, this.model.mask, c, linkH, u, o);
 
     let verdict: EngineVerdict | null = null;
     if (!replay) verdict = this.score(c, u, k);
@@ -383,41 +183,16 @@ export class PartitionEngine {
   }
 
   private score(c: EngineClick, u: UaInfo, k: number): EngineVerdict {
-    const sc = this.scorable;
-    sc.method = c.method;
-    sc.user_agent = c.user_agent;
-    sc.purpose = c.purpose;
-    let clean = 1;
-    let bits = 0;
-    let maxRule = 0;
-    for (let i = 0; i < RULE_COUNT; i++) {
-      if (RULE_LEARNED[i]) continue;
-      const strength = CLICK_RULES[i]![1](sc);
-      if (strength <= 0) continue;
-      const contribution = RULE_WEIGHTS[i]! * Math.min(1, strength);
-      if (contribution >= REASON_MIN_CONTRIBUTION) bits |= 1 << i;
-      if (contribution > maxRule) maxRule = contribution;
-      clean *= 1 - contribution;
-    }
-    const labels = this.model.updates;
-    let m = 0;
-    if (labels > 0) {
-      const p = this.model.predict(this.slots, 0, k);
-      const base = (this.counters.positives_applied + 1) / (labels + 2);
-      const ramp = this.rampLabels > 0 ? Math.min(1, labels / this.rampLabels) : 1;
-      m = (MODEL_WEIGHT_MAX * ramp) / (1 + p / base);
-      if (m >= MODEL_REASON_MIN && m > maxRule) bits |= MODEL_BIT;
-      clean *= 1 - m;
-    }
-    return {
-      fraud_score: Math.round((1 - clean) * 10_000) / 10_000,
-      fraud_reasons: reasonsOf(bits),
-      device: u.device,
-      os: u.os,
-      browser: u.browser,
-      model_version: labels,
-      features: encodeFeatures(this.slots, 0, k),
-    };
+    return scoreVerdict(
+      c,
+      u,
+      k,
+      this.scorable,
+      this.model,
+      this.slots,
+      this.counters.positives_applied,
+      this.rampLabels,
+    );
   }
 
   /** Takes in a conversion's label: queued as a positive (due at max(conversion, click) ts) unless a duplicate. */
@@ -458,16 +233,7 @@ export class PartitionEngine {
     w.f64(this.rampLabels);
     w.f64(this.seq);
     const c = this.counters;
-    for (const v of [
-      c.clicks,
-      c.positives_applied,
-      c.negatives_cancelled,
-      c.negatives_dropped,
-      c.positives_dropped,
-      c.positives_duplicate,
-      c.labels_malformed,
-    ])
-      w.f64(v);
+    for (const name of SNAPSHOT_COUNTERS) w.f64(c[name]);
     w.u32(this.negatives.cap);
     w.u32(this.positives.cap);
     w.u32(this.positiveIds.cap);
@@ -493,7 +259,7 @@ export class PartitionEngine {
     const labelDelayMs = r.f64();
     const modelRampLabels = r.f64();
     const seq = r.f64();
-    const counts = Array.from({ length: 7 }, () => r.f64());
+    const counts = SNAPSHOT_COUNTERS.map(() => r.f64());
     const labelQueueMax = r.u32();
     const positiveQueueMax = r.u32();
     const positiveSetMax = r.u32();
@@ -517,15 +283,9 @@ export class PartitionEngine {
     e.position = position;
     e.watermarkMs = watermark;
     const c = e.counters;
-    [
-      c.clicks,
-      c.positives_applied,
-      c.negatives_cancelled,
-      c.negatives_dropped,
-      c.positives_dropped,
-      c.positives_duplicate,
-      c.labels_malformed,
-    ] = counts as [number, number, number, number, number, number, number];
+    SNAPSHOT_COUNTERS.forEach((name, i) => {
+      c[name] = counts[i]!;
+    });
     e.negatives.read(r);
     e.positives.read(r);
     e.positiveIds.read(r);

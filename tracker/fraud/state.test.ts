@@ -3,7 +3,6 @@ import { describe, test } from 'node:test';
 import { mulberry32 } from '../../infra/testing/index.ts';
 import { ByteReader, ByteWriter } from './bytes.ts';
 import { hash64 } from './hash.ts';
-import { partitionOf } from './partition.ts';
 import { type ClickObservation, emptyObservation, FraudState, STATE_BYTES_PER_KEY } from './state.ts';
 
 interface Click {
@@ -170,16 +169,5 @@ describe('FraudState bounded memory', () => {
     const w2 = new ByteWriter();
     FraudState.read(new ByteReader(bytes)).write(w2);
     assert.deepEqual(w2.finish(), bytes);
-  });
-});
-
-describe('partitionOf', () => {
-  test('FNV-1a 32 of the UTF-8 bytes, mod partitions', () => {
-    // Published FNV-1a 32 test vectors: "" → 0x811c9dc5, "a" → 0xe40c292c, "foobar" → 0xbf9cf968.
-    assert.equal(partitionOf('', 2 ** 31), 0x811c9dc5 % 2 ** 31);
-    assert.equal(partitionOf('a', 1_000_003), 0xe40c292c % 1_000_003);
-    assert.equal(partitionOf('foobar', 7), 0xbf9cf968 % 7);
-    assert.equal(partitionOf('10.1.2.3', 1), 0);
-    assert.throws(() => partitionOf('x', 0), RangeError);
   });
 });

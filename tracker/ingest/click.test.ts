@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { publishLinkInvalidation } from '../../infra/index.ts';
 import { waitFor } from '../../infra/testing/index.ts';
-import { startTracker } from '../index.ts';
+import { startTracker } from './server.ts';
 import { cfg, clicks, env, get, keys, lastClick, logger, s, UUID7, useTracker } from './test-helpers.ts';
 
 useTracker();

@@ -26,9 +26,8 @@ import {
   entryMayRepeat,
   idTag,
   partitionOf,
-  startTracker,
-  type Tracker,
-} from '../index.ts';
+} from '../events.ts';
+import { startTracker, type Tracker } from './server.ts';
 import { Spool } from './spool.ts';
 import { sampleClick, seedLink, trackerConfig } from './test-helpers.ts';
 

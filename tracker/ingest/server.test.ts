@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { startTracker } from '../index.ts';
+import { startTracker } from './server.ts';
 import { cfg, clicks, env, get, logger, useTracker } from './test-helpers.ts';
 
 useTracker();

@@ -11,15 +11,8 @@ import {
   startLocalRedis,
 } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv, waitFor } from '../../infra/testing/index.ts';
-import {
-  type ClickEvent,
-  decodeClick,
-  decodeConversion,
-  encodeClick,
-  entryFields,
-  entryLines,
-  startTracker,
-} from '../index.ts';
+import { type ClickEvent, decodeClick, decodeConversion, encodeClick, entryFields, entryLines } from '../events.ts';
+import { startTracker } from './server.ts';
 import { Spool } from './spool.ts';
 import { readStream, sampleClick, seedLink, trackerConfig } from './test-helpers.ts';
 

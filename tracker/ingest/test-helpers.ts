@@ -6,15 +6,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { after, before } from 'node:test';
 import { type Config, createLogger, loadConfig, type Redis, type RedisKeys, type Sql } from '../../infra/index.ts';
 import { createTestEnv, makeCampaign, makeUser, type TestEnv } from '../../infra/testing/index.ts';
-import {
-  type ClickEvent,
-  type ConversionEvent,
-  decodeClick,
-  decodeConversion,
-  entryLines,
-  startTracker,
-  type Tracker,
-} from '../index.ts';
+import { type ClickEvent, type ConversionEvent, decodeClick, decodeConversion, entryLines } from '../events.ts';
+import { startTracker, type Tracker } from './server.ts';
 
 /** A test tracker's config: an ephemeral port, `partitions` stream partitions, `extra` on top. */
 export function trackerConfig(

@@ -9,10 +9,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { createLogger, loadConfig } from '../../infra/index.ts';
+import { createLogger } from '../../infra/index.ts';
 import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import { startTracker } from '../ingest/server.ts';
-import { startPipeline } from './runner.ts';
+import { startTestPipeline, trackerTestConfig } from './testing.ts';
 
 const PAIRS = 400;
 const CONCURRENCY = 32;
@@ -31,27 +31,16 @@ after(async () => {
 });
 
 test('a conversion posted right after its click is never rejected as unknown_click', { timeout: 120_000 }, async () => {
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    LOG_LEVEL: env.config.LOG_LEVEL,
-    DATA_DIR: env.dir,
-    REDIS_PREFIX: env.config.REDIS_PREFIX,
-    TRACKER_PORT: '0',
-    STREAM_PARTITIONS: '4',
-    PIPELINE_BLOCK_MS: '20',
-  });
+  const config = trackerTestConfig(env, { STREAM_PARTITIONS: '4' });
   const logger = createLogger({ level: config.LOG_LEVEL });
   const s = await seedCampaign(env.sql);
   const token = randomBytes(24).toString('base64url');
   await env.sql`insert into postback_tokens (advertiser_id, token_hash, prefix)
                   values (${s.advertiserId}, ${createHash('sha256').update(token).digest('hex')}, ${token.slice(0, 6)})`;
   const tracker = await startTracker({ config, logger, sql: env.sql, redisUrl: env.config.REDIS_URL! });
-  const pipeline = await startPipeline({
+  const pipeline = await startTestPipeline(env, {
     config,
     logger,
-    redis: env.redis,
-    sql: env.sql,
-    ch: env.ch!,
     consumerName: 'race',
     maintenanceIntervalMs: 200,
   });

@@ -74,23 +74,29 @@ export function subIds(query: string, defaults?: LinkDefaults): [string, string,
  */
 const PLAIN_QUERY = /^[^%+\uD800-\uDFFF]*$/;
 
+/** Where a click came from and how it scored: what the click store and the click log (../reports) both show. */
+export interface ClickQuality {
+  ip: string;
+  country: string;
+  device: string;
+  /** Why the ingest recorded the click as invalid ('' when valid). */
+  invalid_reason: string;
+  /** 0..1, see tracker/fraud/rules.ts. */
+  fraud_score: number;
+  fraud_reasons: string[];
+}
+
 /**
  * What the click store keeps per click for attribution (`keys.key('click', click_id)`), written by
  * {@link encodeStoredClick} and read by {@link decodeStoredClick}.
  */
-export interface StoredClick {
+export interface StoredClick extends ClickQuality {
   campaign_id: number;
   affiliate_id: number;
   advertiser_id: number;
   link_code: string;
   ts_ms: number;
   sub: [string, string, string, string, string];
-  ip: string;
-  country: string;
-  device: string;
-  invalid_reason: string;
-  fraud_score: number;
-  fraud_reasons: string[];
   /** The click's hashed model features (from its verdict), copied into its conversion's label; '' when unknown. */
   features: string;
   /** The stream entry the click was processed from: tells a spooled copy of the click from the click itself. */
@@ -100,7 +106,7 @@ export interface StoredClick {
 export { idTag };
 
 /**
- * A click record as stored: a JSON array in the order of {@link StoredClick}'s fields. Without the field
+ * A click record as stored: a JSON array of {@link StoredClick}'s fields in the order below. Without the field
  * names it is ≈40 % smaller than the object (Redis holds every click for its attribution window) and
  * cheaper to write.
  */

@@ -10,8 +10,8 @@ import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { type ClickHouseClient, isCluster, type PricedConversion } from '../../infra/index.ts';
 import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
-import { type Pipeline, startPipeline } from './runner.ts';
-import { addClicks, addConversions, makeClick, makeConversion } from './testing.ts';
+import type { Pipeline } from './runner.ts';
+import { addClicks, addConversions, makeClick, makeConversion, startCollectingPipeline } from './testing.ts';
 
 const P = 4;
 let env: TestEnv;
@@ -37,20 +37,7 @@ before(async () => {
       },
     },
   );
-  pipeline = await startPipeline({
-    config: env.config,
-    logger,
-    redis: env.redis,
-    sql: env.sql,
-    ch,
-    consumerName: 'cluster-a',
-    maintenanceIntervalMs: 100,
-    conversionSink: {
-      async conversionRecorded(c) {
-        sunk.push(c);
-      },
-    },
-  });
+  pipeline = await startCollectingPipeline(env, sunk, { logger, consumerName: 'cluster-a' });
 });
 
 after(async () => {

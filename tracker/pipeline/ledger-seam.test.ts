@@ -4,8 +4,8 @@ import { type ClickHouseClient, createLogger } from '../../infra/index.ts';
 import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import { createLedger } from '../../ledger/index.ts';
 import { createReports } from '../reports/reports.ts';
-import { type Pipeline, startPipeline } from './runner.ts';
-import { addClicks, addConversions, makeClick, makeConversion } from './testing.ts';
+import type { Pipeline } from './runner.ts';
+import { addClicks, addConversions, makeClick, makeConversion, startTestPipeline } from './testing.ts';
 
 let env: TestEnv;
 let ch: ClickHouseClient;
@@ -17,12 +17,8 @@ before(async () => {
   ch = env.ch!;
   const logger = createLogger({ level: env.config.LOG_LEVEL });
   ledger = createLedger({ config: env.config, logger, sql: env.sql, redis: env.redis, keys: env.keys });
-  pipeline = await startPipeline({
-    config: env.config,
+  pipeline = await startTestPipeline(env, {
     logger,
-    redis: env.redis,
-    sql: env.sql,
-    ch,
     consumerName: 'seam',
     conversionSink: ledger.sink,
     clickChargeSink: ledger.clickSink,

@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createClickHouse, createLogger, freePort } from '../../infra/index.ts';
 import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
-import { startPipeline } from './runner.ts';
 import { ensureStreamGroups, groupStates } from './streams.ts';
-import { addClicks, makeClick } from './testing.ts';
+import { addClicks, makeClick, startTestPipeline } from './testing.ts';
 
 let env: TestEnv;
 
@@ -27,11 +26,8 @@ test('a ClickHouse outage is retried without XACK, trimming keeps the pending en
 
   // ClickHouse "down": a real client pointed at a port nobody listens on.
   const down = createClickHouse({ url: `http://127.0.0.1:${await freePort()}`, chdbPath: '' });
-  const first = await startPipeline({
-    config: env.config,
+  const first = await startTestPipeline(env, {
     logger,
-    redis: env.redis,
-    sql: env.sql,
     ch: down,
     consumerName: 'c1',
     maintenanceIntervalMs: 50,
@@ -47,12 +43,8 @@ test('a ClickHouse outage is retried without XACK, trimming keeps the pending en
   await down.close();
 
   // Back up: the same consumer restarts and finishes its own pending batch with the same token.
-  const second = await startPipeline({
-    config: env.config,
+  const second = await startTestPipeline(env, {
     logger,
-    redis: env.redis,
-    sql: env.sql,
-    ch: env.ch!,
     consumerName: 'c1',
     maintenanceIntervalMs: 50,
   });
@@ -81,12 +73,7 @@ test('entries a dead consumer read but never inserted (no manifest) are claimed 
   // A consumer that reads and dies at once: its entries are pending, with no manifest.
   const read = await env.redis.xreadgroup('GROUP', 'pipeline', 'ghost', 'COUNT', 10, 'STREAMS', stream, '>');
   assert.equal((read as Array<[string, unknown[]]>)[0]![1].length, 4);
-  const p = await startPipeline({
-    config: env.config,
-    logger: createLogger({ level: env.config.LOG_LEVEL }),
-    redis: env.redis,
-    sql: env.sql,
-    ch: env.ch!,
+  const p = await startTestPipeline(env, {
     consumerName: 'heir',
     maintenanceIntervalMs: 50,
   });

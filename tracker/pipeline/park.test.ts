@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createLogger, eventLogKey } from '../../infra/index.ts';
+import { eventLogKey } from '../../infra/index.ts';
 import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
-import { startPipeline } from './runner.ts';
 import { PermanentError } from './step-runner.ts';
-import { addClicks, makeClick } from './testing.ts';
+import { addClicks, makeClick, startTestPipeline } from './testing.ts';
 
 let env: TestEnv;
 
@@ -25,12 +24,7 @@ test('a batch that can never succeed is parked with its reason and an alert, and
   const fine = [makeClick(s), makeClick(s)];
   const poisonedId = await addClicks(env.redis, env.keys, 0, [poisoned]);
   for (const c of fine) await addClicks(env.redis, env.keys, 0, [c]);
-  const p = await startPipeline({
-    config: env.config,
-    logger: createLogger({ level: env.config.LOG_LEVEL }),
-    redis: env.redis,
-    sql: env.sql,
-    ch: env.ch!,
+  const p = await startTestPipeline(env, {
     consumerName: 'parker',
     maintenanceIntervalMs: 50,
     testHooks: {

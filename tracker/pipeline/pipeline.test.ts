@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { type ClickHouseClient, createLogger, type PricedConversion } from '../../infra/index.ts';
+import type { ClickHouseClient, PricedConversion } from '../../infra/index.ts';
 import { createTestEnv, type Seeded, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import { createReports } from '../reports/reports.ts';
 import { chTime, clickKey, encodeStoredClick, insertRows, loadStoredClicks, type StoredClick } from './clicks.ts';
 import { attribute, recordConversion } from './conversions.ts';
-import { type Pipeline, startPipeline } from './runner.ts';
+import type { Pipeline } from './runner.ts';
 import { batchToken } from './streams.ts';
-import { addClicks, addConversions, makeClick, makeConversion } from './testing.ts';
+import { addClicks, addConversions, makeClick, makeConversion, startCollectingPipeline } from './testing.ts';
 
 let env: TestEnv;
 let ch: ClickHouseClient;
@@ -38,20 +38,7 @@ before(async () => {
     env: { STREAM_PARTITIONS: '2', PIPELINE_BLOCK_MS: '20', PIPELINE_BATCH_SIZE: '50' },
   });
   ch = env.ch!;
-  pipeline = await startPipeline({
-    config: env.config,
-    logger: createLogger({ level: env.config.LOG_LEVEL }),
-    redis: env.redis,
-    sql: env.sql,
-    ch,
-    consumerName: 'test-a',
-    maintenanceIntervalMs: 100,
-    conversionSink: {
-      async conversionRecorded(c) {
-        sunk.push(c);
-      },
-    },
-  });
+  pipeline = await startCollectingPipeline(env, sunk, { consumerName: 'test-a' });
 });
 
 after(async () => {

@@ -12,19 +12,12 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import {
-  createLogger,
-  createRedis,
-  type LocalService,
-  loadConfig,
-  redisKeys,
-  startLocalRedis,
-} from '../../infra/index.ts';
+import { createLogger, createRedis, type LocalService, redisKeys, startLocalRedis } from '../../infra/index.ts';
 import { createTestEnv, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import { decodeClick, entryLines, entryMayRepeat } from '../events.ts';
 import { startTracker } from '../ingest/server.ts';
-import { startPipeline } from './runner.ts';
 import { GROUP, groupStates } from './streams.ts';
+import { startTestPipeline, trackerTestConfig } from './testing.ts';
 
 const CLICKS = 2_000;
 const CONCURRENCY = 50;
@@ -60,27 +53,16 @@ async function chOne(query: string): Promise<Record<string, number>> {
 test('a Redis stall during a click load: every 302 is counted exactly once in ClickHouse', {
   timeout: 90_000,
 }, async () => {
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    LOG_LEVEL: env.config.LOG_LEVEL,
-    DATA_DIR: env.dir,
-    REDIS_PREFIX: env.config.REDIS_PREFIX,
-    TRACKER_PORT: '0',
-    STREAM_PARTITIONS: String(PARTITIONS),
-    PIPELINE_BLOCK_MS: '20',
-    TRACKER_INSTANCE_ID: 'stall',
-  });
+  const config = trackerTestConfig(env, { STREAM_PARTITIONS: String(PARTITIONS), TRACKER_INSTANCE_ID: 'stall' });
   const logger = createLogger({ level: config.LOG_LEVEL });
   const s = await seedCampaign(env.sql);
   const conn = createRedis(redis.url, { maxRetriesPerRequest: null });
   conn.on('error', () => {});
   const tracker = await startTracker({ config, logger, sql: env.sql, redisUrl: redis.url });
-  const pipeline = await startPipeline({
+  const pipeline = await startTestPipeline(env, {
     config,
     logger,
     redis: conn,
-    sql: env.sql,
-    ch: env.ch!,
     consumerName: 'stall',
     maintenanceIntervalMs: 200,
   });

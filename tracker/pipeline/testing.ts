@@ -6,9 +6,18 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Redis, RedisKeys } from '../../infra/index.ts';
+import {
+  type Config,
+  type ConversionSink,
+  createLogger,
+  loadConfig,
+  type PricedConversion,
+  type Redis,
+  type RedisKeys,
+} from '../../infra/index.ts';
 import type { Seeded, TestEnv } from '../../infra/testing/index.ts';
 import { type ClickEvent, type ConversionEvent, encodeClick, encodeConversion, entryFields } from '../events.ts';
+import { type Pipeline, type PipelineOptions, startPipeline } from './runner.ts';
 
 export const PHONE_UA =
   'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
@@ -102,5 +111,59 @@ export function forkPipeline(
       CONSUMER: o.consumer,
       KILL_AFTER_CLICK_INSERTS: String(o.killAfterClickInserts ?? 0),
     },
+  });
+}
+
+/**
+ * Starts a pipeline on `env`'s services (its config, Redis, Postgres and ClickHouse, a logger at its level);
+ * `opts` adds the consumer name and replaces or adds any option.
+ */
+export function startTestPipeline(
+  env: TestEnv,
+  opts: Partial<PipelineOptions> & { consumerName: string },
+): Promise<Pipeline> {
+  return startPipeline({
+    config: env.config,
+    logger: createLogger({ level: env.config.LOG_LEVEL }),
+    redis: env.redis,
+    sql: env.sql,
+    ch: env.ch!,
+    ...opts,
+  });
+}
+
+/**
+ * {@link startTestPipeline} with maintenance every 100 ms and every accepted conversion appended to `sunk`.
+ */
+export function startCollectingPipeline(
+  env: TestEnv,
+  sunk: PricedConversion[],
+  opts: Partial<PipelineOptions> & { consumerName: string },
+): Promise<Pipeline> {
+  return startTestPipeline(env, { maintenanceIntervalMs: 100, conversionSink: collectConversions(sunk), ...opts });
+}
+
+/** A conversion sink that appends every conversion it receives to `into`. */
+export function collectConversions(into: PricedConversion[]): ConversionSink {
+  return {
+    async conversionRecorded(c) {
+      into.push(c);
+    },
+  };
+}
+
+/**
+ * The config of a tracker (port 0) and pipeline started inside a test on `env`'s data dir and Redis prefix,
+ * with a 20 ms block; `extra` adds or replaces variables.
+ */
+export function trackerTestConfig(env: TestEnv, extra: Record<string, string>): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: env.config.LOG_LEVEL,
+    DATA_DIR: env.dir,
+    REDIS_PREFIX: env.config.REDIS_PREFIX,
+    TRACKER_PORT: '0',
+    PIPELINE_BLOCK_MS: '20',
+    ...extra,
   });
 }

@@ -10,6 +10,7 @@
  * over days (per hour when grouped by hour).
  */
 import { type ClickHouseClient, validationError } from '../../infra/index.ts';
+import type { ClickQuality } from '../pipeline/clicks.ts';
 
 export type ReportGroupBy =
   | 'day'
@@ -80,7 +81,7 @@ export interface ReportRow {
 export type ClickLogQuery = Omit<ReportQuery, 'group_by'>;
 
 /** One click of the raw click log (Everflow's "clicks" report, Voluum's "log"). */
-export interface ClickLogRow {
+export interface ClickLogRow extends ClickQuality {
   click_id: string;
   /** Event time, ISO 8601 UTC. */
   ts: string;
@@ -92,14 +93,6 @@ export interface ClickLogRow {
   sub3: string;
   sub4: string;
   sub5: string;
-  ip: string;
-  country: string;
-  device: string;
-  /** Why the ingest recorded the click as invalid ('' when valid). */
-  invalid_reason: string;
-  /** 0..1, see tracker/fraud/rules.ts. */
-  fraud_score: number;
-  fraud_reasons: string[];
 }
 
 export interface Reports {
