@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { AppError, parseWith, type RedisKeys } from '../infra/index.ts';
+import { AppError, MAX_MINOR_UNITS, parseWith, type RedisKeys } from '../infra/index.ts';
 import type { Tokens } from './security.ts';
 import type { EventHub } from './sse.ts';
 import type { ApiDeps, Principal, Role } from './types.ts';
@@ -125,8 +125,8 @@ export const idParam = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGE
 /** ISO 4217 code, upper case. */
 export const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as USD');
 
-/** Money in minor units: a non-negative safe integer. */
-export const minorUnits = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** Money in minor units: a non-negative integer up to MAX_MINOR_UNITS (infra/contracts.ts §6). */
+export const minorUnits = z.number().int().min(0).max(MAX_MINOR_UNITS);
 
 /** An absolute http(s) URL up to 2048 characters. */
 export const httpUrl = z

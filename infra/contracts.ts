@@ -5,6 +5,7 @@
  * The numbered sections are the contracts that other comments cite as "contracts.ts §N".
  */
 
+import { AppError, type ErrorCode } from './errors.ts';
 import type { Redis, RedisKeys } from './redis.ts';
 
 // §1 Identifiers ------------------------------------------------------------------------------------------------------
@@ -87,6 +88,8 @@ export type ConversionRef = Pick<PricedConversion, 'id'> & Partial<PricedConvers
  * Receives every accepted conversion once its row is in Postgres. Must be idempotent by `c.id`: a batch replayed
  * after a crash hands the same conversion over again. The ledger's and the deliveries' sinks are
  * `ConversionSink<ConversionRef>`, which the pipeline's `ConversionSink` accepts.
+ * A refusal that no retry can change is thrown as an AppError with a code of {@link PERMANENT_REFUSAL_CODES}
+ * (the pipeline parks the batch at once); an outage as a retriable error (retried while it lasts).
  */
 export interface ConversionSink<C extends ConversionRef = PricedConversion> {
   conversionRecorded(c: C): Promise<void>;
@@ -103,8 +106,41 @@ export interface ClickCharge {
 
 /**
  * Receives each click batch's CPC charges once the batch is in ClickHouse. Must be idempotent by `batchKey`
- * (+ campaign and affiliate): a batch retried after a crash carries the same key.
+ * (+ campaign and affiliate): a batch retried after a crash carries the same key. Refusals as for
+ * {@link ConversionSink}: {@link PERMANENT_REFUSAL_CODES} park the batch.
  */
 export interface ClickChargeSink {
   clicksCharged(charges: ClickCharge[], batchKey: string): Promise<void>;
+}
+
+// §6 Money -------------------------------------------------------------------------------------------------------------
+
+/**
+ * The largest money amount any single field may carry, in minor units: a posted sale amount, a payout, a revenue,
+ * a budget, a daily cap, a deposit, a withdrawal, one leg of a ledger posting. 10^12 minor units is 10 billion in a
+ * 2-decimal currency (USD, EUR), 1 trillion in a 0-decimal one (JPY), 1 billion in a 3-decimal one (KWD).
+ * Why far below Number.MAX_SAFE_INTEGER (2^53 − 1 ≈ 9.007 × 10^15): amounts are JS numbers, so a sum of a few
+ * capped amounts (a daily-cap check, a merged leg) stays an exact integer; running totals that grow without
+ * bound (account balances, spend) are checked with BigInt by the ledger, which refuses a posting that would take
+ * one past MAX_SAFE_INTEGER (AMOUNT_OUT_OF_RANGE). Ids are not money and keep MAX_SAFE_INTEGER.
+ */
+export const MAX_MINOR_UNITS = 10 ** 12;
+
+// §7 Sink refusals: ledger → pipeline ---------------------------------------------------------------------------------
+
+/**
+ * AppError codes a sink throws for a refusal that is the same on every retry: bad input (VALIDATION_ERROR), an amount
+ * or a running total past what the ledger holds (AMOUNT_OUT_OF_RANGE, see {@link MAX_MINOR_UNITS}), a key reused with
+ * another body (IDEMPOTENCY_CONFLICT). The pipeline parks a batch whose sink throws one of them at the first attempt
+ * instead of retrying it (a retry would stall the partition, and every tenant on it, for nothing).
+ */
+export const PERMANENT_REFUSAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'VALIDATION_ERROR',
+  'AMOUNT_OUT_OF_RANGE',
+  'IDEMPOTENCY_CONFLICT',
+]);
+
+/** Whether `err` is an AppError whose code is one of {@link PERMANENT_REFUSAL_CODES} (decided by type and code only). */
+export function isPermanentRefusal(err: unknown): err is AppError {
+  return err instanceof AppError && PERMANENT_REFUSAL_CODES.has(err.code);
 }

@@ -1,10 +1,14 @@
 /**
  * Reading the ledger: balances per owner and currency (from the cached account balances) and an owner's
  * transaction list.
+ *
+ * Totals are read as text and added with BigInt (./postings.ts, MONEY): an owner's figures sum several accounts
+ * (every campaign reservation, every advertiser's platform sub-account), and a sum past Number.MAX_SAFE_INTEGER
+ * is an explicit AMOUNT_OUT_OF_RANGE error, never a rounded number.
  */
 import { AppError, parseWith, type Sql } from '../infra/index.ts';
 import { id, type LedgerContext } from './context.ts';
-import type { PostingType } from './postings.ts';
+import { checkedSum, minorFromText, type PostingType } from './postings.ts';
 
 export interface AdvertiserBalance {
   currency: string;
@@ -65,10 +69,34 @@ const POSTING_TYPES: ReadonlySet<string> = new Set<string>(POSTING_TYPE_NAMES);
 
 async function balanceRows(sql: Sql, ownerType: 'advertiser' | 'affiliate', ownerId: number) {
   return sql<
-    Array<{ purpose: string; currency: string; balance: number; pending_debits: number; pending_credits: number }>
+    Array<{ purpose: string; currency: string; balance: string; pending_debits: string; pending_credits: string }>
   >`
-    select purpose, currency, balance, pending_debits, pending_credits from ledger_accounts
+    select purpose, currency, balance::text, pending_debits::text, pending_credits::text from ledger_accounts
     where owner_type = ${ownerType} and owner_id = ${ownerId} order by currency, purpose`;
+}
+
+/** Per currency, BigInt running sums of the named figures, turned into checked numbers by {@link finish}. */
+function sums<K extends string>(names: readonly K[]) {
+  const byCur = new Map<string, Record<K, bigint>>();
+  return {
+    add(cur: string, name: K, v: string | bigint, sign: 1n | -1n = 1n) {
+      let b = byCur.get(cur);
+      if (!b) {
+        b = Object.fromEntries(names.map((n) => [n, 0n])) as Record<K, bigint>;
+        byCur.set(cur, b);
+      }
+      b[name] += BigInt(v) * sign;
+    },
+    /** @throws AppError AMOUNT_OUT_OF_RANGE for a figure past Number.MAX_SAFE_INTEGER. */
+    finish(extra: (b: Record<K, bigint>) => Partial<Record<string, bigint>> = () => ({})) {
+      return [...byCur].map(([currency, b]) => {
+        const all: Record<string, bigint> = { ...b, ...extra(b) } as Record<string, bigint>;
+        const out: Record<string, number | string> = { currency };
+        for (const [k, v] of Object.entries(all)) out[k] = checkedSum(`${k} (${currency})`, v);
+        return out;
+      });
+    },
+  };
 }
 
 /** The balance and transaction-list methods of the ledger (amounts in minor units). */
@@ -77,66 +105,70 @@ export function balanceFlows({ sql }: LedgerContext) {
     /** Balances per currency of an advertiser: {total, available, reserved, spent, pending_deposits}. */
     async advertiserBalances(advertiserId: number): Promise<AdvertiserBalance[]> {
       const rows = await balanceRows(sql, 'advertiser', advertiserId);
-      const byCur = new Map<string, AdvertiserBalance>();
+      const s = sums(['available', 'reserved', 'spent', 'pending_deposits'] as const);
       for (const r of rows) {
-        const b = byCur.get(r.currency) ?? {
-          currency: r.currency,
-          total: 0,
-          available: 0,
-          reserved: 0,
-          spent: 0,
-          pending_deposits: 0,
-        };
         if (r.purpose === 'available') {
-          b.available += r.balance - r.pending_debits;
-          b.pending_deposits += r.pending_credits;
-        } else if (r.purpose === 'reserved') b.reserved += r.balance;
-        else if (r.purpose === 'spent') b.spent += r.balance;
-        b.total = b.available + b.reserved;
-        byCur.set(r.currency, b);
+          s.add(r.currency, 'available', r.balance);
+          s.add(r.currency, 'available', r.pending_debits, -1n);
+          s.add(r.currency, 'pending_deposits', r.pending_credits);
+        } else if (r.purpose === 'reserved') s.add(r.currency, 'reserved', r.balance);
+        else if (r.purpose === 'spent') s.add(r.currency, 'spent', r.balance);
+        else s.add(r.currency, 'spent', 0n);
       }
-      return [...byCur.values()];
+      const out = s.finish((b) => ({ total: b.available + b.reserved }));
+      return out.map((b) => ({
+        currency: b.currency as string,
+        total: b.total as number,
+        available: b.available as number,
+        reserved: b.reserved as number,
+        spent: b.spent as number,
+        pending_deposits: b.pending_deposits as number,
+      }));
     },
 
     /** Balances per currency of an affiliate: {pending, approved (withdrawable), withdrawal_pending, paid}. */
     async affiliateBalances(affiliateId: number): Promise<AffiliateBalance[]> {
       const rows = await balanceRows(sql, 'affiliate', affiliateId);
-      const byCur = new Map<string, AffiliateBalance>();
+      const s = sums(['pending', 'approved', 'withdrawal_pending', 'paid'] as const);
       for (const r of rows) {
-        const b = byCur.get(r.currency) ?? {
-          currency: r.currency,
-          pending: 0,
-          approved: 0,
-          withdrawal_pending: 0,
-          paid: 0,
-        };
-        if (r.purpose === 'pending') b.pending += r.balance;
+        if (r.purpose === 'pending') s.add(r.currency, 'pending', r.balance);
         else if (r.purpose === 'approved') {
-          b.approved += r.balance - r.pending_debits;
-          b.withdrawal_pending += r.pending_debits;
-        } else if (r.purpose === 'paid') b.paid += r.balance;
-        byCur.set(r.currency, b);
+          s.add(r.currency, 'approved', r.balance);
+          s.add(r.currency, 'approved', r.pending_debits, -1n);
+          s.add(r.currency, 'withdrawal_pending', r.pending_debits);
+        } else if (r.purpose === 'paid') s.add(r.currency, 'paid', r.balance);
+        else s.add(r.currency, 'paid', 0n);
       }
-      return [...byCur.values()];
+      return s.finish().map((b) => ({
+        currency: b.currency as string,
+        pending: b.pending as number,
+        approved: b.approved as number,
+        withdrawal_pending: b.withdrawal_pending as number,
+        paid: b.paid as number,
+      }));
     },
 
     /** The admin API's seam: an advertiser's free balance in one currency (minor units). */
     async availableBalance(advertiserId: number, cur: string): Promise<number> {
-      const [r] = await sql<{ v: number }[]>`
-        select balance - pending_debits as v from ledger_accounts
+      const [r] = await sql<{ v: string }[]>`
+        select (balance - pending_debits)::text as v from ledger_accounts
         where owner_type = 'advertiser' and owner_id = ${advertiserId} and purpose = 'available' and currency = ${cur}`;
-      return r?.v ?? 0;
+      return minorFromText(r?.v ?? '0', `available (${cur})`)!;
     },
 
     /** The platform's margin per currency (sum of revenue sub-accounts): revenue − payout, net of reversals. */
     async platformBalances(): Promise<Array<{ currency: string; revenue: number; advertiser_spend: number }>> {
-      return [
-        ...(await sql<Array<{ currency: string; revenue: number; advertiser_spend: number }>>`
+      // numeric sums (Postgres' sum of int8) never overflow; the check is on the way out.
+      const rows = await sql<Array<{ currency: string; revenue: string; advertiser_spend: string }>>`
         select currency,
-          coalesce(sum(balance) filter (where purpose = 'revenue'), 0)::int8 as revenue,
-          coalesce(-sum(balance) filter (where purpose = 'spend_offset'), 0)::int8 as advertiser_spend
-        from ledger_accounts where owner_type = 'platform' group by currency order by currency`),
-      ];
+          coalesce(sum(balance) filter (where purpose = 'revenue'), 0)::text as revenue,
+          coalesce(-sum(balance) filter (where purpose = 'spend_offset'), 0)::text as advertiser_spend
+        from ledger_accounts where owner_type = 'platform' group by currency order by currency`;
+      return rows.map((r) => ({
+        currency: r.currency,
+        revenue: minorFromText(r.revenue, `platform revenue (${r.currency})`)!,
+        advertiser_spend: minorFromText(r.advertiser_spend, `advertiser spend (${r.currency})`)!,
+      }));
     },
 
     /**

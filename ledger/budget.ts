@@ -6,26 +6,33 @@ import { randomUUID } from 'node:crypto';
 import { AppError, parseWith, type TransactionSql } from '../infra/index.ts';
 import { advertiser, type CampaignRow, chargeSource, lockCampaign, reservedOf, type Scope } from './accounts.ts';
 import { type Effects, id, type LedgerContext } from './context.ts';
-import { accountKey, post } from './postings.ts';
+import { accountKey, minorFromText, post } from './postings.ts';
+
+// Spend totals are read as text and checked (postings.ts, MONEY): a sum of many days may pass 2^53, and must be
+// an AMOUNT_OUT_OF_RANGE refusal rather than a driver RangeError or a rounded number.
 
 async function reservedBalance(tx: TransactionSql, c: CampaignRow): Promise<number> {
-  const [r] = await tx<{ balance: number }[]>`
-    select balance from ledger_accounts where owner_type = 'advertiser' and purpose = 'reserved'
+  const [r] = await tx<{ balance: string }[]>`
+    select balance::text from ledger_accounts where owner_type = 'advertiser' and purpose = 'reserved'
       and campaign_id = ${c.id} and currency = ${c.currency}`;
-  return r?.balance ?? 0;
+  return minorFromText(r?.balance ?? '0', `reservation of campaign ${c.id}`)!;
 }
 
+/** @throws AppError AMOUNT_OUT_OF_RANGE when the campaign's total spend is past Number.MAX_SAFE_INTEGER. */
 async function spentTotal(tx: TransactionSql, campaignId: number): Promise<number> {
-  const [r] = await tx<{ s: number }[]>`
-    select coalesce(sum(spent), 0)::int8 as s from ledger_campaign_spend where campaign_id = ${campaignId}`;
-  return r!.s;
+  const [r] = await tx<{ s: string }[]>`
+    select coalesce(sum(spent), 0)::text as s from ledger_campaign_spend where campaign_id = ${campaignId}`;
+  return minorFromText(r!.s, `spend of campaign ${campaignId}`)!;
 }
 
-/** A campaign's spend booked on `day` (YYYY-MM-DD, UTC), minor units. */
+/**
+ * A campaign's spend booked on `day` (YYYY-MM-DD, UTC), minor units.
+ * @throws AppError AMOUNT_OUT_OF_RANGE when it is past Number.MAX_SAFE_INTEGER.
+ */
 export async function spentOn(tx: TransactionSql, campaignId: number, day: string): Promise<number> {
-  const [r] = await tx<{ spent: number }[]>`
-    select spent from ledger_campaign_spend where campaign_id = ${campaignId} and day = ${day}`;
-  return r?.spent ?? 0;
+  const [r] = await tx<{ spent: string }[]>`
+    select spent::text from ledger_campaign_spend where campaign_id = ${campaignId} and day = ${day}`;
+  return minorFromText(r?.spent ?? '0', `spend of campaign ${campaignId} on ${day}`)!;
 }
 
 /** Books `delta` (negative for a refund) on a campaign's spend of `day`. */
@@ -91,9 +98,9 @@ export async function pauseIfExhausted(
   unitCost: number,
 ): Promise<void> {
   if (c.status !== 'active') return;
-  const [src] = await tx<{ v: number }[]>`
-    select balance - pending_debits as v from ledger_accounts where key = ${accountKey(chargeSource(c))}`;
-  const left = src?.v ?? 0;
+  const [src] = await tx<{ v: string }[]>`
+    select (balance - pending_debits)::text as v from ledger_accounts where key = ${accountKey(chargeSource(c))}`;
+  const left = minorFromText(src?.v ?? '0', `funds of campaign ${c.id}`)!;
   if (left <= 0 || (unitCost > 0 && left < unitCost)) {
     await stopLocked(tx, fx, c, 'paused', c.budget === null ? 'insufficient_funds' : 'budget_exhausted');
   }

@@ -9,6 +9,7 @@ import {
   type LiveEvent,
   type LiveEventType,
   type Logger,
+  MAX_MINOR_UNITS,
   publishEvent,
   publishLinkInvalidation,
   type Redis,
@@ -32,7 +33,8 @@ export interface LedgerDeps {
 }
 
 export const currency = z.string().regex(/^[A-Z]{3}$/, 'ISO 4217 code, upper case');
-export const minor = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** A money amount in a request: a positive integer up to MAX_MINOR_UNITS (infra/contracts.ts §6), minor units. */
+export const minor = z.number().int().positive().max(MAX_MINOR_UNITS);
 export const idemKey = z.string().min(1).max(200);
 export const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 

@@ -4,7 +4,7 @@
  * corrections by event_id / click_id).
  */
 import { z } from 'zod';
-import { AppError, type ConversionRef, parseWith, type TransactionSql } from '../infra/index.ts';
+import { AppError, type ConversionRef, MAX_MINOR_UNITS, parseWith, type TransactionSql } from '../infra/index.ts';
 import {
   advertiser,
   affiliate,
@@ -27,7 +27,7 @@ export type ConversionOutcome =
   | { type: 'skipped'; reason: 'not_payable' | 'zero_amount' | 'unattributed' }
   | { type: 'rejected'; reason: 'budget_exhausted' | 'daily_cap_reached' | 'campaign_inactive' };
 
-const amountField = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional();
+const amountField = z.number().int().min(0).max(MAX_MINOR_UNITS).optional();
 
 /**
  * A row of `reconcile`: identify a conversion (event_id or click_id) and say what changes. Amounts are minor

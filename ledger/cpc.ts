@@ -3,11 +3,11 @@
  * per click straight into `approved` (clicks have no hold period).
  */
 import { z } from 'zod';
-import { parseWith } from '../infra/index.ts';
+import { MAX_MINOR_UNITS, parseWith } from '../infra/index.ts';
 import { affiliate, chargeLegs, chargeSource, lockCampaign } from './accounts.ts';
 import { addSpend, pauseIfExhausted, spentOn } from './budget.ts';
 import { id, idemKey, type LedgerContext } from './context.ts';
-import { accountKey, post, postingByKey } from './postings.ts';
+import { accountKey, minorFromText, post, postingByKey } from './postings.ts';
 
 /** The click-charge methods of the ledger. */
 export function cpcFlows({ run, today }: LedgerContext) {
@@ -46,13 +46,18 @@ export function cpcFlows({ run, today }: LedgerContext) {
         let n = c.status === 'active' ? count : 0;
         if (cpc > 0 && n > 0) {
           const day = today();
-          const [src] = await tx<{ balance: number; pending_debits: number }[]>`
-            select balance, pending_debits from ledger_accounts where key = ${accountKey(chargeSource(c))} for update`;
-          const room = (src?.balance ?? 0) - (src?.pending_debits ?? 0);
+          const [src] = await tx<{ room: string }[]>`
+            select (balance - pending_debits)::text as room from ledger_accounts
+            where key = ${accountKey(chargeSource(c))} for update`;
+          const room = minorFromText(src?.room ?? '0', `funds of campaign ${c.id}`)!;
           n = Math.min(n, Math.floor(room / cpc));
           if (c.daily_cap !== null) n = Math.min(n, Math.floor((c.daily_cap - (await spentOn(tx, c.id, day))) / cpc));
           n = Math.max(n, 0);
         }
+        // One posting's legs stay within MAX_MINOR_UNITS (infra/contracts.ts §6): clicks past it in one batch are
+        // left uncharged, like clicks past the budget, rather than refusing (and parking) the whole click batch.
+        if (cpc > 0) n = Math.min(n, Math.floor(MAX_MINOR_UNITS / cpc));
+        if (ppc > 0) n = Math.min(n, Math.floor(MAX_MINOR_UNITS / ppc));
         const revenue = n * cpc;
         const payout = n * ppc;
         const day = today();

@@ -17,11 +17,16 @@
  * first posting (`replayed: true`) and moves nothing; another body under the same key is IDEMPOTENCY_CONFLICT.
  * A posting that fails (e.g. INSUFFICIENT_FUNDS) records nothing, so the key may be retried later.
  *
- * MONEY — integer minor units as JS numbers (int8 is parsed to number, refusing unsafe integers); every amount
- * is checked with Number.isSafeInteger. Sign: positive = credit (the account holds more), negative = debit.
+ * MONEY — integer minor units as JS numbers. One leg moves at most MAX_MINOR_UNITS (infra/contracts.ts §6);
+ * balances grow without bound, so every balance a posting writes is computed with BigInt and the posting is
+ * refused (AMOUNT_OUT_OF_RANGE, nothing written) when one would leave ±Number.MAX_SAFE_INTEGER: past it a JS
+ * number is no longer exact, and reading the row back would fail on every later posting of that account.
+ * Balances are read as text for the same reason (an out-of-range row, e.g. written before this check, is an
+ * AMOUNT_OUT_OF_RANGE refusal, not a RangeError from the driver). Sign: positive = credit (the account holds
+ * more), negative = debit.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { AppError, type Sql, type TransactionSql, UUID_RE } from '../infra/index.ts';
+import { AppError, MAX_MINOR_UNITS, type Sql, type TransactionSql, UUID_RE } from '../infra/index.ts';
 
 export type OwnerType = 'advertiser' | 'affiliate' | 'platform' | 'external';
 export type Purpose =
@@ -123,6 +128,39 @@ interface AccountRow {
   pending_credits: number;
 }
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** The error of a total past ±Number.MAX_SAFE_INTEGER minor units (infra/contracts.ts §6). */
+export function outOfRange(what: string, value: bigint | string): AppError {
+  return new AppError('AMOUNT_OUT_OF_RANGE', `${what} would exceed the largest amount the ledger holds`, {
+    what,
+    value: String(value),
+    max: Number.MAX_SAFE_INTEGER,
+  });
+}
+
+/**
+ * An int8 read as text (`::text`) as a number of minor units; `null` stays `null`.
+ * @throws AppError AMOUNT_OUT_OF_RANGE when it is past ±Number.MAX_SAFE_INTEGER (it would not be exact).
+ */
+export function minorFromText(text: string | null, what: string): number | null {
+  if (text === null) return null;
+  const v = BigInt(text);
+  if (v > MAX_SAFE || v < -MAX_SAFE) throw outOfRange(what, v);
+  return Number(v);
+}
+
+/**
+ * The sum of `values` (minor units) computed exactly with BigInt.
+ * @throws AppError AMOUNT_OUT_OF_RANGE when it is past ±Number.MAX_SAFE_INTEGER.
+ */
+export function checkedSum(what: string, ...values: Array<number | bigint>): number {
+  let total = 0n;
+  for (const v of values) total += BigInt(v);
+  if (total > MAX_SAFE || total < -MAX_SAFE) throw outOfRange(what, total);
+  return Number(total);
+}
+
 /** `owner_type:owner_id:purpose:currency:campaign_id|0`, stored unique in ledger_accounts.key. */
 export function accountKey(a: AccountRef): string {
   return `${a.owner_type}:${a.owner_id}:${a.purpose}:${a.currency}:${a.campaign_id ?? 0}`;
@@ -151,20 +189,38 @@ function assertAmount(n: number, what: string): void {
   if (!Number.isSafeInteger(n)) throw new AppError('VALIDATION_ERROR', `${what} must be an integer in minor units`);
 }
 
-/** Merges legs on the same account, drops zero legs, and refuses unbalanced sets (a bug, not bad input). */
+/** Refuses a leg that moves more than MAX_MINOR_UNITS (infra/contracts.ts §6). */
+function assertLegInRange(l: Leg): void {
+  if (Math.abs(l.amount) > MAX_MINOR_UNITS) {
+    throw new AppError('AMOUNT_OUT_OF_RANGE', `an amount may be at most ${MAX_MINOR_UNITS} minor units`, {
+      account: l.account.purpose,
+      currency: l.account.currency,
+      amount: l.amount,
+      max: MAX_MINOR_UNITS,
+    });
+  }
+}
+
+/**
+ * Merges legs on the same account, drops zero legs, and refuses unbalanced sets (a bug, not bad input).
+ * Sums are BigInt, so an input past the cap is refused as such, never rounded into a balanced-looking set.
+ * @throws AppError VALIDATION_ERROR (not an integer), AMOUNT_OUT_OF_RANGE (a leg past MAX_MINOR_UNITS).
+ */
 function normalizeLegs(legs: Leg[]): Leg[] {
-  const byKey = new Map<string, Leg>();
+  const byKey = new Map<string, { account: AccountRef; amount: bigint }>();
   for (const l of legs) {
     assertAmount(l.amount, 'amount');
+    assertLegInRange(l);
     const k = accountKey(l.account);
     const prev = byKey.get(k);
-    byKey.set(k, { account: l.account, amount: (prev?.amount ?? 0) + l.amount });
+    byKey.set(k, { account: l.account, amount: (prev?.amount ?? 0n) + BigInt(l.amount) });
   }
-  const out = [...byKey.values()].filter((l) => l.amount !== 0);
-  const sums = new Map<string, number>();
-  for (const l of out) sums.set(l.account.currency, (sums.get(l.account.currency) ?? 0) + l.amount);
-  for (const [cur, s] of sums) if (s !== 0) throw new Error(`unbalanced posting in ${cur}: ${s}`);
-  for (const l of out) assertAmount(l.amount, 'amount');
+  const merged = [...byKey.values()].filter((l) => l.amount !== 0n);
+  const sums = new Map<string, bigint>();
+  for (const l of merged) sums.set(l.account.currency, (sums.get(l.account.currency) ?? 0n) + l.amount);
+  for (const [cur, s] of sums) if (s !== 0n) throw new Error(`unbalanced posting in ${cur}: ${s}`);
+  const out = merged.map((l) => ({ account: l.account, amount: Number(l.amount) }));
+  for (const l of out) assertLegInRange(l);
   return out.sort((a, b) => (accountKey(a.account) < accountKey(b.account) ? -1 : 1));
 }
 
@@ -185,12 +241,27 @@ async function lockAccounts(tx: TransactionSql, refs: AccountRef[]): Promise<Map
                 ${list.map((a) => a.currency)}::text[], ${list.map((a) => a.campaign_id ?? 0)}::int8[],
                 ${list.map((a) => (NON_NEGATIVE.has(a.purpose) ? 't' : 'f'))}::text[]::bool[]) as u(k, t, o, p, c, cid, f)
     on conflict (key) do nothing`;
-  const rows = await tx<AccountRow[]>`
+  const rows = await tx<Array<Omit<AccountRow, 'balance' | 'pending_debits' | 'pending_credits'> & Totals>>`
     select id, key, purpose, owner_type, owner_id, currency, campaign_id, debits_must_not_exceed_credits,
-           balance, pending_debits, pending_credits
+           balance::text, pending_debits::text, pending_credits::text
     from ledger_accounts where key = any(${[...uniq.keys()]}::text[])
     order by id for update`;
-  return new Map(rows.map((r) => [r.key, r]));
+  return new Map(rows.map((r) => [r.key, { ...r, ...totalsOf(r, r.key) }]));
+}
+
+/** An account's cached totals as Postgres returns them with `::text` (int8 past 2^53 must not be parsed). */
+interface Totals {
+  balance: string;
+  pending_debits: string;
+  pending_credits: string;
+}
+
+function totalsOf(t: Totals, key: string): Pick<AccountRow, 'balance' | 'pending_debits' | 'pending_credits'> {
+  return {
+    balance: minorFromText(t.balance, `balance of ${key}`)!,
+    pending_debits: minorFromText(t.pending_debits, `pending debits of ${key}`)!,
+    pending_credits: minorFromText(t.pending_credits, `pending credits of ${key}`)!,
+  };
 }
 
 async function findByKey(tx: TransactionSql, key: string): Promise<Record<string, unknown> | undefined> {
@@ -254,7 +325,7 @@ export async function post(tx: TransactionSql, req: PostRequest): Promise<Postin
     const a = accounts.get(accountKey(l.account))!;
     if (l.amount >= 0) continue;
     if (!a.debits_must_not_exceed_credits && !cover.has(a.key)) continue;
-    if (a.balance - a.pending_debits + l.amount < 0) throw insufficient(a, -l.amount);
+    if (BigInt(a.balance) - BigInt(a.pending_debits) + BigInt(l.amount) < 0n) throw insufficient(a, -l.amount);
   }
 
   const id = randomUUID();
@@ -294,7 +365,12 @@ async function writeEntries(
   await applyToAccounts(tx, ids, amounts, phase, 1);
 }
 
-/** Updates the cached balance (posted) or pending sums (pending, sign = +1 hold / −1 release). */
+/**
+ * Updates the cached balance (posted) or pending sums (pending, sign = +1 hold / −1 release): the one place a
+ * balance is written. The new totals come back as text and are checked with BigInt (see the header).
+ * @throws AppError AMOUNT_OUT_OF_RANGE when a total would pass ±Number.MAX_SAFE_INTEGER (the caller's
+ *   transaction, and with it the whole posting, is rolled back).
+ */
 async function applyToAccounts(
   tx: TransactionSql,
   ids: number[],
@@ -302,18 +378,22 @@ async function applyToAccounts(
   phase: 'posted' | 'pending',
   sign: 1 | -1,
 ): Promise<void> {
+  let rows: Array<Totals & { key: string }>;
   if (phase === 'posted') {
-    await tx`
+    rows = await tx`
       update ledger_accounts a set balance = a.balance + u.m, updated_at = now()
-      from unnest(${ids}::int8[], ${amounts}::int8[]) as u(id, m) where a.id = u.id`;
+      from unnest(${ids}::int8[], ${amounts}::int8[]) as u(id, m) where a.id = u.id
+      returning a.key, a.balance::text, a.pending_debits::text, a.pending_credits::text`;
   } else {
     const debits = amounts.map((m) => (m < 0 ? -m * sign : 0));
     const credits = amounts.map((m) => (m > 0 ? m * sign : 0));
-    await tx`
+    rows = await tx`
       update ledger_accounts a set pending_debits = a.pending_debits + u.d,
         pending_credits = a.pending_credits + u.c, updated_at = now()
-      from unnest(${ids}::int8[], ${debits}::int8[], ${credits}::int8[]) as u(id, d, c) where a.id = u.id`;
+      from unnest(${ids}::int8[], ${debits}::int8[], ${credits}::int8[]) as u(id, d, c) where a.id = u.id
+      returning a.key, a.balance::text, a.pending_debits::text, a.pending_credits::text`;
   }
+  for (const r of rows) totalsOf(r, r.key);
 }
 
 export interface ResolveRequest {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   AppError,
   CAMPAIGN_STATUSES,
+  MAX_MINOR_UNITS,
   PAYOUT_MODELS,
   publishLinkInvalidation,
   validationError,
@@ -29,8 +30,9 @@ const campaignFields = {
   name: z.string().trim().min(1).max(200),
   destination_url: httpUrl,
   fallback_url: httpUrl.nullable().optional(),
-  payout: z.number().min(0).max(Number.MAX_SAFE_INTEGER),
-  revenue: z.number().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  // Minor units, or a RevShare percent (checked by priceIssue); either way at most MAX_MINOR_UNITS.
+  payout: z.number().min(0).max(MAX_MINOR_UNITS),
+  revenue: z.number().min(0).max(MAX_MINOR_UNITS).optional(),
   budget: minorUnits.nullable().optional(),
   daily_cap: minorUnits.nullable().optional(),
   attribution_window_days: z.number().int().min(1).max(365).optional(),

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { AppError, type Sql, validationError } from '../../infra/index.ts';
+import { AppError, MAX_MINOR_UNITS, type Sql, validationError } from '../../infra/index.ts';
 import { PAYOUT_NETWORKS, type PayoutNetwork, POSTING_TYPE_NAMES } from '../../ledger/index.ts';
 import { needLedger } from '../domain/wallet/need-ledger.ts';
 import { currency, paged, pageQuery, type Route, route } from '../http.ts';
 import type { Principal, Role } from '../types.ts';
 
-/** Money amount in a request: positive safe integer, minor units. */
-const amount = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+/** Money amount in a request: a positive integer up to MAX_MINOR_UNITS (infra/contracts.ts §6), minor units. */
+const amount = z.number().int().min(1).max(MAX_MINOR_UNITS);
 
 /**
  * The `Idempotency-Key` header (1..200 printable characters) or a fresh UUID: a client that retries with the

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AppError, type Sql, UUID_RE, validationError } from '../../infra/index.ts';
+import { AppError, MAX_MINOR_UNITS, type Sql, UUID_RE, validationError } from '../../infra/index.ts';
 import type { ConversionStatus } from '../events.ts';
 import { singleFlight } from './single-flight.ts';
 
@@ -41,15 +41,21 @@ export function currencyDigits(code: string): number | undefined {
 
 /**
  * Converts a decimal string to integer minor units of `digits` fraction digits ("12.5", 2 → 1250).
- * @returns null when the string is not a non-negative decimal, has too many decimals, or overflows.
+ * @returns null when the string is not a non-negative decimal, has too many decimals, or is more than
+ *   MAX_MINOR_UNITS (infra/contracts.ts §6) minor units.
  */
 export function toMinorUnits(amount: string, digits: number): number | null {
+  const n = minorUnitsOf(amount, digits);
+  return n === null || n > BigInt(MAX_MINOR_UNITS) ? null : Number(n);
+}
+
+/** The exact minor units of a well-formed decimal string, or null (BigInt: 18 digits would round as a number). */
+function minorUnitsOf(amount: string, digits: number): bigint | null {
   const m = AMOUNT_RE.exec(amount);
   if (!m) return null;
   const frac = m[2] ?? '';
   if (frac.length > digits) return null;
-  const n = Number(m[1]! + frac.padEnd(digits, '0'));
-  return Number.isSafeInteger(n) ? n : null;
+  return BigInt(m[1]! + frac.padEnd(digits, '0'));
 }
 
 /** The validated fields of a postback (before the ingest adds ids and times). */
@@ -117,7 +123,9 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number): P
     if (currencyRaw === undefined) bad.currency ??= 'is required with amount';
     else if (digits !== undefined) {
       const n = toMinorUnits(amountRaw, digits);
-      if (n === null) {
+      if (n === null && minorUnitsOf(amountRaw, digits) !== null) {
+        bad.amount = `must be at most ${MAX_MINOR_UNITS / 10 ** digits} ${currencyRaw}`;
+      } else if (n === null) {
         bad.amount = `must be a non-negative decimal with at most ${digits} decimals for ${currencyRaw}`;
       } else {
         amount_minor = n;

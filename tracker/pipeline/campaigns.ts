@@ -5,6 +5,7 @@
 import {
   type CampaignStatus,
   type ClickCharge,
+  MAX_MINOR_UNITS,
   type PayoutModel,
   RetriableError,
   type Sql,
@@ -92,13 +93,17 @@ export function percentOf(amountMinor: number, bp: number): number {
 /** Outcome of pricing: amounts in minor units of the campaign's currency, or a reject reason. */
 export type PriceResult =
   | { type: 'ok'; payout: number; revenue: number }
-  | { type: 'reject'; reason: 'amount_required' | 'currency_mismatch' };
+  | { type: 'reject'; reason: 'amount_required' | 'currency_mismatch' | 'amount_out_of_range' };
 
 /**
  * Prices a conversion with the campaign's rules. The goal's override (from `campaigns.goals`)
  * replaces the fields it sets. Percent terms (RevShare, or CPS-style `*_percent_bp` on a goal)
  * take a share of the posted sale amount, which must be in the campaign's currency; fixed terms
  * (CPA/CPL) ignore the amount. CPC campaigns pay per click, so their conversions price at 0.
+ * Amounts past MAX_MINOR_UNITS (infra/contracts.ts §6) are refused, not clamped (`amount_out_of_range`): a posted
+ * sale amount above it (the ingest refuses one; an entry may predate that), or a payout/revenue above it (fixed terms
+ * of a campaign stored before the cap). A clamped price would charge or pay a sum nobody agreed to; a refused
+ * conversion is recorded with its reason, and the rest of its batch goes on.
  */
 export function priceConversion(
   campaign: CampaignTerms,
@@ -106,6 +111,7 @@ export function priceConversion(
   amountMinor: number,
   currency: string,
 ): PriceResult {
+  if (amountMinor > MAX_MINOR_UNITS) return { type: 'reject', reason: 'amount_out_of_range' };
   if (campaign.payout_model === 'CPC') return { type: 'ok', payout: 0, revenue: 0 };
   const override = campaign.goals.find((g) => g && g.goal === goal);
   const t: PriceTerms = {
@@ -119,12 +125,16 @@ export function priceConversion(
   const goalPercent = override?.payout_percent_bp != null || override?.revenue_percent_bp != null;
   const goalFixed = override?.payout_amount != null || override?.revenue_amount != null;
   const percent = goalPercent || (!goalFixed && campaign.payout_model === 'RevShare');
-  if (!percent) return { type: 'ok', payout: t.payout_amount, revenue: t.revenue_amount };
+  const inRange = (payout: number, revenue: number): PriceResult =>
+    payout > MAX_MINOR_UNITS || revenue > MAX_MINOR_UNITS
+      ? { type: 'reject', reason: 'amount_out_of_range' }
+      : { type: 'ok', payout, revenue };
+  if (!percent) return inRange(t.payout_amount, t.revenue_amount);
   if (amountMinor < 0) return { type: 'reject', reason: 'amount_required' };
   if (currency !== campaign.currency) return { type: 'reject', reason: 'currency_mismatch' };
   const payout = t.payout_percent_bp == null ? t.payout_amount : percentOf(amountMinor, t.payout_percent_bp);
   const revenue = t.revenue_percent_bp == null ? t.revenue_amount : percentOf(amountMinor, t.revenue_percent_bp);
-  return { type: 'ok', payout, revenue };
+  return inRange(payout, revenue);
 }
 
 /** A link's default sub-ids (sub1..sub5, '' when unset), used when a click carries none of its own. */

@@ -22,6 +22,7 @@ export type ConversionRejectReason =
   | 'campaign_inactive'
   | 'amount_required'
   | 'currency_mismatch'
+  | 'amount_out_of_range'
   | 'advertiser_rejected';
 
 /** Decodes and validates one conversion line. @throws MalformedEventError */
@@ -61,7 +62,7 @@ export const CLOCK_SKEW_MS = 5 * 60_000;
  * - event time before the click (beyond {@link CLOCK_SKEW_MS} of advertiser clock skew) → `event_before_click`;
  * - event time − click time > the campaign's attribution window → `attribution_expired`;
  * - the advertiser posted status `rejected` → `advertiser_rejected`;
- * - pricing failures (`amount_required`, `currency_mismatch`).
+ * - pricing failures (`amount_required`, `currency_mismatch`, `amount_out_of_range`: past MAX_MINOR_UNITS).
  * Fraud-flagged clicks are attributed; their conversions carry the fraud score for review.
  */
 export function attribute(

@@ -70,7 +70,14 @@ async function park(rt: Runtime, batch: Batch, out: Extract<StepOutcome, { type:
     type: 'pipeline.batch_parked',
     created_at: new Date().toISOString(),
     user_ids: [],
-    data: { stream: batch.stream, step: out.step, reason: out.reason, entries: batch.ids.length, token: batch.token },
+    data: {
+      stream: batch.stream,
+      step: out.step,
+      reason: out.reason,
+      ...(out.code ? { code: out.code } : {}),
+      entries: batch.ids.length,
+      token: batch.token,
+    },
   }).catch((err) => log.warn({ err: (err as Error).message }, 'park alert not published'));
 }
 

@@ -4,20 +4,21 @@
  * - an outage (`isRetriable`: Redis, Postgres, ClickHouse or the network down) → retry with backoff,
  *   for as long as it lasts, never acknowledging;
  * - a step that says so (`{ type: 'retry' }`, e.g. a conversion whose click is still in flight) → retry;
- * - bad data or a refusal that cannot change (`PermanentError`, `MalformedEventError`) → park the batch:
- *   its entries go to the dead-letter stream with the reason, an alert is raised, the batch is acknowledged,
- *   and the partition moves on;
+ * - bad data or a refusal that cannot change (`PermanentError`, `MalformedEventError`, or a sink's AppError with a
+ *   code of PERMANENT_REFUSAL_CODES, infra/contracts.ts §7: e.g. the ledger's AMOUNT_OUT_OF_RANGE) → park the
+ *   batch at the first attempt: its entries go to the dead-letter stream with the reason, an alert is raised,
+ *   the batch is acknowledged, and the partition moves on. Decided by error type and code, never by message;
  * - anything else (a bug, an unexpected reply) → retried {@link MAX_UNEXPECTED_ATTEMPTS} times, then parked,
  *   so it never wedges the partition.
  */
-import { isRetriable } from '../../infra/index.ts';
+import { isPermanentRefusal, isRetriable } from '../../infra/index.ts';
 import { MalformedEventError } from '../events.ts';
 
 /** What a step (or a whole batch) came to. */
 export type StepOutcome =
   | { type: 'ok' }
   | { type: 'retry'; delayMs: number; reason: string; unexpected?: boolean }
-  | { type: 'park'; reason: string; step: string };
+  | { type: 'park'; reason: string; step: string; code?: string };
 
 /** One named step over a batch context `C`; it mutates `C` and may ask for a retry. */
 export interface Step<C> {
@@ -44,7 +45,7 @@ export function backoffMs(attempt: number): number {
 
 /** How a thrown error is handled: retry (outage or not yet known) or park (will never succeed). */
 export function classify(err: unknown, unexpectedAttempts: number): 'retry' | 'park' {
-  if (err instanceof PermanentError || err instanceof MalformedEventError) return 'park';
+  if (err instanceof PermanentError || err instanceof MalformedEventError || isPermanentRefusal(err)) return 'park';
   if (isRetriable(err)) return 'retry';
   return unexpectedAttempts >= MAX_UNEXPECTED_ATTEMPTS ? 'park' : 'retry';
 }
@@ -78,8 +79,10 @@ async function runOne<C>(
     t.total_ms += performance.now() - started;
     const surprising = !isRetriable(error);
     const how = classify(error, unexpected + (surprising ? 1 : 0));
-    const reason = `${step.name}: ${(error as Error)?.message ?? String(error)}`;
-    if (how === 'park') return { type: 'park', reason, step: step.name, error };
+    // An AppError's code leads its reason, so the dead letters and the alert say which refusal it was.
+    const code = isPermanentRefusal(error) ? error.code : undefined;
+    const reason = `${step.name}: ${code ? `${code}: ` : ''}${(error as Error)?.message ?? String(error)}`;
+    if (how === 'park') return { type: 'park', reason, step: step.name, error, ...(code ? { code } : {}) };
     return { type: 'retry', delayMs: backoffMs(attempt), reason, error, unexpected: surprising };
   }
 }
