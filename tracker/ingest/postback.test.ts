@@ -113,6 +113,9 @@ describe('GET|POST /api/v1/track/conversion', () => {
         { click_id, amount: '-1', currency: 'USD' },
         { amount: 'must be a non-negative decimal with at most 2 decimals for USD' },
       ],
+      // Past MAX_MINOR_UNITS (10^12 minor units, infra/contracts.ts §6).
+      [{ click_id, amount: '10000000000.01', currency: 'USD' }, { amount: 'must be at most 10000000000 USD' }],
+      [{ click_id, amount: '1000000000001', currency: 'JPY' }, { amount: 'must be at most 1000000000000 JPY' }],
       [{ click_id, amount: '10' }, { currency: 'is required with amount' }],
       [{ click_id, amount: '10', currency: 'usd' }, { currency: 'must be an ISO 4217 currency code' }],
       [{ click_id, currency: 'ABC' }, { currency: 'must be an ISO 4217 currency code' }],

@@ -79,6 +79,10 @@ describe('amounts', () => {
     assert.equal(toMinorUnits('-1', 2), null);
     assert.equal(toMinorUnits('1e3', 2), null);
     assert.equal(toMinorUnits('99999999999999999', 2), null);
+    // MAX_MINOR_UNITS (infra/contracts.ts §6) is the most: 10^12 minor units.
+    assert.equal(toMinorUnits('10000000000', 2), 1_000_000_000_000);
+    assert.equal(toMinorUnits('10000000000.01', 2), null);
+    assert.equal(toMinorUnits('1000000000001', 0), null);
   });
   it('event_id defaults to click_id:goal', () => {
     const click = '0190f2c4-1111-7abc-8def-0123456789ab';
