@@ -7,8 +7,9 @@
  * is an explicit AMOUNT_OUT_OF_RANGE error, never a rounded number.
  */
 import { AppError, parseWith, type Sql } from '../infra/index.ts';
+import { checkedSum, minorFromText } from './amounts.ts';
 import { id, type LedgerContext } from './context.ts';
-import { checkedSum, minorFromText, type PostingType } from './postings.ts';
+import type { PostingType } from './postings.ts';
 
 export interface AdvertiserBalance {
   currency: string;

@@ -5,8 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, parseWith, type TransactionSql } from '../infra/index.ts';
 import { advertiser, type CampaignRow, chargeSource, lockCampaign, reservedOf, type Scope } from './accounts.ts';
+import { minorFromText } from './amounts.ts';
 import { type Effects, id, type LedgerContext } from './context.ts';
-import { accountKey, minorFromText, post } from './postings.ts';
+import { accountKey, post } from './postings.ts';
 
 // Spend totals are read as text and checked (postings.ts, MONEY): a sum of many days may pass 2^53, and must be
 // an AMOUNT_OUT_OF_RANGE refusal rather than a driver RangeError or a rounded number.

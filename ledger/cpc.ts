@@ -5,9 +5,10 @@
 import { z } from 'zod';
 import { MAX_MINOR_UNITS, parseWith } from '../infra/index.ts';
 import { affiliate, chargeLegs, chargeSource, lockCampaign } from './accounts.ts';
+import { minorFromText } from './amounts.ts';
 import { addSpend, pauseIfExhausted, spentOn } from './budget.ts';
 import { id, idemKey, type LedgerContext } from './context.ts';
-import { accountKey, minorFromText, post, postingByKey } from './postings.ts';
+import { accountKey, post, postingByKey } from './postings.ts';
 
 /** The click-charge methods of the ledger. */
 export function cpcFlows({ run, today }: LedgerContext) {

@@ -27,6 +27,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { AppError, MAX_MINOR_UNITS, type Sql, type TransactionSql, UUID_RE } from '../infra/index.ts';
+import { minorFromText } from './amounts.ts';
 
 export type OwnerType = 'advertiser' | 'affiliate' | 'platform' | 'external';
 export type Purpose =
@@ -126,39 +127,6 @@ interface AccountRow {
   balance: number;
   pending_debits: number;
   pending_credits: number;
-}
-
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
-/** The error of a total past ±Number.MAX_SAFE_INTEGER minor units (infra/contracts.ts §6). */
-export function outOfRange(what: string, value: bigint | string): AppError {
-  return new AppError('AMOUNT_OUT_OF_RANGE', `${what} would exceed the largest amount the ledger holds`, {
-    what,
-    value: String(value),
-    max: Number.MAX_SAFE_INTEGER,
-  });
-}
-
-/**
- * An int8 read as text (`::text`) as a number of minor units; `null` stays `null`.
- * @throws AppError AMOUNT_OUT_OF_RANGE when it is past ±Number.MAX_SAFE_INTEGER (it would not be exact).
- */
-export function minorFromText(text: string | null, what: string): number | null {
-  if (text === null) return null;
-  const v = BigInt(text);
-  if (v > MAX_SAFE || v < -MAX_SAFE) throw outOfRange(what, v);
-  return Number(v);
-}
-
-/**
- * The sum of `values` (minor units) computed exactly with BigInt.
- * @throws AppError AMOUNT_OUT_OF_RANGE when it is past ±Number.MAX_SAFE_INTEGER.
- */
-export function checkedSum(what: string, ...values: Array<number | bigint>): number {
-  let total = 0n;
-  for (const v of values) total += BigInt(v);
-  if (total > MAX_SAFE || total < -MAX_SAFE) throw outOfRange(what, total);
-  return Number(total);
 }
 
 /** `owner_type:owner_id:purpose:currency:campaign_id|0`, stored unique in ledger_accounts.key. */
