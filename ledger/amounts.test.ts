@@ -78,6 +78,20 @@ describe('ledger amounts', () => {
     assert.equal(n!.n, 0);
   });
 
+  it('a CPC charge stops at MAX_MINOR_UNITS per posting, like at the budget', async () => {
+    const { env, ledger } = world;
+    const adv = await makeUser(env.sql, 'advertiser');
+    const aff = await makeUser(env.sql, 'affiliate');
+    const camp = await makeCampaign(env.sql, { advertiserId: adv, model: 'CPC', revenue: MAX_MINOR_UNITS, payout: 1 });
+    for (let i = 0; i < 3; i++) await ledger.fund(fund(adv, MAX_MINOR_UNITS));
+    await ledger.activateCampaign(camp);
+    const r = await ledger.chargeClicks(camp, 2, 'batch-1', { affiliateId: aff });
+    assert.equal(r.charged_clicks, 1);
+    assert.equal(r.revenue, MAX_MINOR_UNITS);
+    const [b] = await ledger.advertiserBalances(adv);
+    assert.equal(b!.spent, MAX_MINOR_UNITS);
+  });
+
   it('refuses a posting that would take a balance past 2^53 − 1, writing nothing; sums past it are errors', async () => {
     const { env, ledger } = world;
     const adv = await makeUser(env.sql, 'advertiser');
