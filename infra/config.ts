@@ -136,6 +136,10 @@ const schema = z.object({
   LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
   /** How long a locked account stays locked, s. */
   LOGIN_LOCK_S: z.coerce.number().int().min(1).default(900),
+  /** Login attempts (password or 2FA step) per client IP per LOGIN_IP_WINDOW_S; a success gives its point back. */
+  LOGIN_IP_MAX_FAILURES: z.coerce.number().int().min(1).default(50),
+  /** Window of the per-IP login budget, s. */
+  LOGIN_IP_WINDOW_S: z.coerce.number().int().min(1).default(900),
   /** Credit advertiser deposits at once (no payment provider); else an admin confirms each. */
   WALLET_TEST_DEPOSITS: bool.default(true),
   /** Smallest affiliate withdrawal, minor units. */
