@@ -158,7 +158,9 @@ export function authRoutes(): Route<never, never>[] {
         // the caller stay as dense as for real accounts. The owner is told (log line; no mail exists).
         const [fake] = await deps.sql<{ id: number; created_at: Date }[]>`
           select nextval(pg_get_serial_sequence('users', 'id'))::int as id, now() as created_at`;
-        const [owner] = await deps.sql<{ id: number }[]>`select id from users where lower(email) = lower(${body.email})`;
+        const [owner] = await deps.sql<
+          { id: number }[]
+        >`select id from users where lower(email) = lower(${body.email})`;
         deps.logger.warn(
           { event: 'auth.register_existing_email', user_id: owner?.id },
           'registration attempted with the email of an existing account; the owner should be told',
