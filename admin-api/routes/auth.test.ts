@@ -330,10 +330,14 @@ describe('login lockout cannot be raced and reveals nothing', () => {
     assert.equal((await loginFrom('203.0.113.10', u.email, u.password)).status, 200);
   });
 
-  test('successful logins give their IP point back', async () => {
+  test('successful logins give their IP point back, but bank no credit beyond the budget', async () => {
     const u = await t.user('advertiser');
+    const ip = '203.0.113.20';
     for (let i = 0; i < IP_BUDGET + 5; i++)
-      assert.equal((await loginFrom('203.0.113.20', u.email, u.password)).status, 200, `login ${i + 1}`);
+      assert.equal((await loginFrom(ip, u.email, u.password)).status, 200, `login ${i + 1}`);
+    for (let i = 0; i < IP_BUDGET; i++)
+      assert.equal((await loginFrom(ip, `bank-${i}-${Date.now()}@example.com`, 'bad-password')).status, 401);
+    assert.equal((await loginFrom(ip, u.email, u.password)).status, 429);
   });
 });
 

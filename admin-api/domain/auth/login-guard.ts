@@ -98,7 +98,10 @@ export class LoginGuard {
     return {
       succeeded: async () => {
         await this.redis.del(ks[0]);
-        await this.ipLimiter.reward(ipKey, 1);
+        // Gives back the point this attempt took, so the IP budget counts failures only. Skipped when
+        // the window rolled over meanwhile, so that a refund never turns into credit beyond the budget.
+        const used = await this.ipLimiter.get(ipKey);
+        if (used && used.consumedPoints > 0) await this.ipLimiter.reward(ipKey, 1);
       },
       failed: async () => {
         if (slot < max) return;
