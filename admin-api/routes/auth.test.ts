@@ -51,6 +51,7 @@ describe('POST /api/v1/auth/register', () => {
     assert.equal(taken.status, fresh.status);
     assert.equal(taken.status, 201);
     assert.deepEqual(Object.keys(taken.body.data).sort(), Object.keys(fresh.body.data).sort());
+    for (const k of Object.keys(fresh.body.data)) assert.equal(typeof taken.body.data[k], typeof fresh.body.data[k], k);
     assert.deepEqual(
       { ...taken.body.data, id: 0, created_at: 0 },
       {
