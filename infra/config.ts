@@ -139,6 +139,10 @@ const schema = z.object({
   LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
   /** How long a locked account stays locked, s. */
   LOGIN_LOCK_S: z.coerce.number().int().min(1).default(900),
+  /** Login attempts (password or 2FA step) per client IP per LOGIN_IP_WINDOW_S; a success gives its point back. */
+  LOGIN_IP_MAX_FAILURES: z.coerce.number().int().min(1).default(50),
+  /** Window of the per-IP login budget, s. */
+  LOGIN_IP_WINDOW_S: z.coerce.number().int().min(1).default(900),
   /**
    * Credit advertiser deposits at once, with no payment behind them (default: on in development and test, off in
    * production, where it is refused). Off: a deposit is pending until an admin (or a payment integration) confirms it.
