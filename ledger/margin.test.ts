@@ -22,7 +22,13 @@ describe('ledger margin: payout ≤ revenue unless an admin overrides', () => {
   it('rejects a conversion paying more than it earns (negative_margin); nothing moves', async () => {
     const { env, ledger } = world;
     const { adv, aff, camp } = await runningCampaign(world, { budget: 10_000, revenue: 0, payout: 500 }, 10_000);
-    const conv = await makeConversion(env.sql, { advertiserId: adv, campaignId: camp, affiliateId: aff, revenue: 0, payout: 500 });
+    const conv = await makeConversion(env.sql, {
+      advertiserId: adv,
+      campaignId: camp,
+      affiliateId: aff,
+      revenue: 0,
+      payout: 500,
+    });
     const out = await ledger.conversionRecorded({ id: conv });
     assert.deepEqual(out, { type: 'rejected', reason: 'negative_margin' });
     const [row] = await env.sql`select status, reject_reason from conversions where id = ${conv}`;
@@ -40,7 +46,13 @@ describe('ledger margin: payout ≤ revenue unless an admin overrides', () => {
     const { adv, aff, camp } = await runningCampaign(world, { budget: 10_000, revenue: 0, payout: 500 }, 10_000);
     await env.sql`update campaigns set margin_override = ${env.sql.json({ by: admin, reason: 'launch bonus' })}
                   where id = ${camp}`;
-    const conv = await makeConversion(env.sql, { advertiserId: adv, campaignId: camp, affiliateId: aff, revenue: 0, payout: 500 });
+    const conv = await makeConversion(env.sql, {
+      advertiserId: adv,
+      campaignId: camp,
+      affiliateId: aff,
+      revenue: 0,
+      payout: 500,
+    });
     const out = await ledger.conversionRecorded({ id: conv });
     assert.equal(out.type, 'posted');
     assert.equal(await platformRevenue(env.sql, adv), -500);
@@ -84,7 +96,10 @@ describe('ledger margin: payout ≤ revenue unless an admin overrides', () => {
     });
     await ledger.conversionRecorded({ id: conv });
     const [ev] = await env.sql<{ event_id: string }[]>`select event_id from conversions where id = ${conv}`;
-    const rows = [{ event_id: ev!.event_id, payout: 1_200 }, { event_id: ev!.event_id, status: 'approved' as const }];
+    const rows = [
+      { event_id: ev!.event_id, payout: 1_200 },
+      { event_id: ev!.event_id, status: 'approved' as const },
+    ];
     const [bad, good] = await ledger.reconcile(adv, rows);
     assert.deepEqual(bad, {
       index: 0,
@@ -113,7 +128,11 @@ describe('ledger margin: payout ≤ revenue unless an admin overrides', () => {
 
   it('charges nothing for CPC clicks paying more than they cost (revenue 0) without an override', async () => {
     const { env, ledger } = world;
-    const { adv, aff, camp } = await runningCampaign(world, { model: 'CPC', budget: 1_000, revenue: 0, payout: 5 }, 1_000);
+    const { adv, aff, camp } = await runningCampaign(
+      world,
+      { model: 'CPC', budget: 1_000, revenue: 0, payout: 5 },
+      1_000,
+    );
     const out = await ledger.chargeClicks(camp, 10, 'b1', { affiliateId: aff });
     assert.equal(out.charged_clicks, 0);
     assert.equal(out.payout, 0);
