@@ -82,7 +82,7 @@ export const affiliate = (owner: number, purpose: 'pending' | 'approved' | 'paid
  * Platform accounts are split into one sub-account per advertiser (owner_id = the advertiser whose spend it
  * records) so that conversions of different advertisers never queue on one hot row; totals are sums.
  */
-export const platform = (purpose: 'revenue' | 'spend_offset', cur: string, advertiserId: number): AccountRef => ({
+const platform = (purpose: 'revenue' | 'spend_offset', cur: string, advertiserId: number): AccountRef => ({
   owner_type: 'platform',
   owner_id: advertiserId,
   purpose,
