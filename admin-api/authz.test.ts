@@ -53,6 +53,7 @@ before(async () => {
       destination_url: 'https://b.example.com/?c={click_id}',
       payout_model: 'CPA',
       payout: 100,
+      revenue: 100,
       currency: 'USD',
     },
   });
@@ -95,6 +96,7 @@ before(async () => {
         destination_url: 'https://a.example.com/',
         payout_model: 'CPC',
         payout: 1,
+        revenue: 1,
         currency: 'USD',
       },
     })

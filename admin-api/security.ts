@@ -40,7 +40,16 @@ export async function burnPasswordCheck(password: string): Promise<void> {
   await verifyPassword(await dummyHash, password);
 }
 
+let passwordChecks = 0;
+
+/** How many argon2 verifications this process has run (real and burnt); lets tests see that a refused login did none. */
+export function passwordCheckCount(): number {
+  return passwordChecks;
+}
+
+/** True when `password` matches the argon2 `hash`; a malformed hash is a mismatch, never an error. */
 export async function verifyPassword(hash: string, password: string): Promise<boolean> {
+  passwordChecks++;
   try {
     return await argonVerify(hash, password);
   } catch {

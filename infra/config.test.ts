@@ -27,6 +27,29 @@ describe('config', () => {
     );
   });
 
+  it('test deposits (credited at once): on by default in development and tests, off in production', () => {
+    assert.equal(loadConfig({}).WALLET_TEST_DEPOSITS, true, 'npm start (NODE_ENV unset)');
+    assert.equal(loadConfig({ NODE_ENV: 'development' }).WALLET_TEST_DEPOSITS, true);
+    assert.equal(loadConfig({ NODE_ENV: 'test' }).WALLET_TEST_DEPOSITS, true);
+    assert.equal(loadConfig({ NODE_ENV: 'production' }).WALLET_TEST_DEPOSITS, false);
+    assert.equal(loadConfig({ NODE_ENV: 'production', WALLET_TEST_DEPOSITS: 'false' }).WALLET_TEST_DEPOSITS, false);
+    assert.equal(loadConfig({ NODE_ENV: 'development', WALLET_TEST_DEPOSITS: 'false' }).WALLET_TEST_DEPOSITS, false);
+    assert.equal(loadConfig({ NODE_ENV: 'production', WALLET_TEST_DEPOSITS: '' }).WALLET_TEST_DEPOSITS, false);
+  });
+
+  it('refuses to load with NODE_ENV=production and test deposits on, saying why', () => {
+    for (const on of ['true', '1', 'yes']) {
+      assert.throws(
+        () => loadConfig({ NODE_ENV: 'production', WALLET_TEST_DEPOSITS: on }),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          /WALLET_TEST_DEPOSITS/.test(err.message) &&
+          /NODE_ENV=production/.test(err.message),
+        `WALLET_TEST_DEPOSITS=${on}`,
+      );
+    }
+  });
+
   it('is documented: the README configuration table lists every variable', () => {
     const readme = readFileSync(path.join(import.meta.dirname, '..', 'README.md'), 'utf8');
     const missing = CONFIG_KEYS.filter((k) => !readme.includes(`| \`${k}\` |`));

@@ -17,7 +17,10 @@ const csv = z.string().transform((s) =>
  * Nothing outside this module reads `process.env` (EXAMPLES.md, "one config module").
  */
 const schema = z.object({
-  /** `production` requires JWT_SECRET, DELIVERY_SECRET_KEY and TOTP_SECRET_KEY and sets Secure cookies. */
+  /**
+   * `production` requires JWT_SECRET, DELIVERY_SECRET_KEY and TOTP_SECRET_KEY, sets Secure cookies, and turns test
+   * deposits off (refusing WALLET_TEST_DEPOSITS=true).
+   */
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   /** pino level; `silent` in tests. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -136,8 +139,15 @@ const schema = z.object({
   LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
   /** How long a locked account stays locked, s. */
   LOGIN_LOCK_S: z.coerce.number().int().min(1).default(900),
-  /** Credit advertiser deposits at once (no payment provider); else an admin confirms each. */
-  WALLET_TEST_DEPOSITS: bool.default(true),
+  /** Login attempts (password or 2FA step) per client IP per LOGIN_IP_WINDOW_S; a success gives its point back. */
+  LOGIN_IP_MAX_FAILURES: z.coerce.number().int().min(1).default(50),
+  /** Window of the per-IP login budget, s. */
+  LOGIN_IP_WINDOW_S: z.coerce.number().int().min(1).default(900),
+  /**
+   * Credit advertiser deposits at once, with no payment behind them (default: on in development and test, off in
+   * production, where it is refused). Off: a deposit is pending until an admin (or a payment integration) confirms it.
+   */
+  WALLET_TEST_DEPOSITS: bool.optional(),
   /** Smallest affiliate withdrawal, minor units. */
   WITHDRAWAL_MIN_AMOUNT: z.coerce.number().int().min(0).default(1000),
   /**
@@ -186,10 +196,12 @@ const schema = z.object({
 export const CONFIG_KEYS: readonly string[] = Object.keys(schema.shape);
 
 export type Config = Readonly<
-  Omit<z.infer<typeof schema>, 'DATA_DIR' | 'COOKIE_SECURE'> & {
+  Omit<z.infer<typeof schema>, 'DATA_DIR' | 'COOKIE_SECURE' | 'WALLET_TEST_DEPOSITS'> & {
     /** Absolute path. */
     DATA_DIR: string;
     COOKIE_SECURE: boolean;
+    /** Never true when NODE_ENV is `production`. */
+    WALLET_TEST_DEPOSITS: boolean;
   }
 >;
 
@@ -201,7 +213,7 @@ export class ConfigError extends Error {
 /**
  * Reads and validates the configuration once, at start-up.
  * @param env usually `process.env`; tests pass their own object.
- * @throws ConfigError listing every invalid variable.
+ * @throws ConfigError listing every invalid variable, or refusing WALLET_TEST_DEPOSITS=true with NODE_ENV=production.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
@@ -211,9 +223,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const c = parsed.data;
+  // Test deposits credit money nobody paid; a deployment must not get them by a forgotten variable (they are off
+  // by default there) nor on purpose (a production system takes money only through a confirmed deposit).
+  if (c.NODE_ENV === 'production' && c.WALLET_TEST_DEPOSITS === true)
+    throw new ConfigError(
+      'invalid configuration:\n  WALLET_TEST_DEPOSITS: must not be true with NODE_ENV=production (test deposits ' +
+        'credit money nobody paid; unset it, and have an admin or a payment integration confirm each deposit)',
+    );
   return Object.freeze({
     ...c,
     DATA_DIR: path.resolve(c.DATA_DIR),
     COOKIE_SECURE: c.COOKIE_SECURE ?? c.NODE_ENV === 'production',
+    WALLET_TEST_DEPOSITS: c.WALLET_TEST_DEPOSITS ?? c.NODE_ENV !== 'production',
   });
 }

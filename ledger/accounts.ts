@@ -2,7 +2,7 @@
  * The accounts money moves between, the rows the flows lock, and the shapes they share: who owns what
  * (advertiser, affiliate, platform, external), the legs of a charge, and the transfer view the wallet routes show.
  */
-import { AppError, type CampaignStatus, type TransactionSql, UUID_RE } from '../infra/index.ts';
+import { AppError, type CampaignStatus, type TransactionSql, UUID_RE, validationError } from '../infra/index.ts';
 import type { AccountRef, Leg, Posting, PostingType } from './postings.ts';
 
 /** Authorization scope: when `advertiserId` is set, objects of other advertisers are NOT_FOUND. */
@@ -35,6 +35,15 @@ export interface CampaignRow {
   daily_cap: number | null;
   hold_days: number;
   status: CampaignStatus;
+  /** An admin's permission for this campaign to pay more than it earns (migration 00006); null = none. */
+  margin_override: MarginOverride | null;
+}
+
+/** An admin's recorded permission for a posting to take the platform's margin below zero. */
+export interface MarginOverride {
+  /** The admin's users.id. */
+  by: number;
+  reason: string;
 }
 
 export interface ConversionRow {
@@ -116,6 +125,38 @@ export function chargeLegs(
   return legs;
 }
 
+/**
+ * What a charge posting adds so that it cannot take the platform's revenue (margin) sub-account of
+ * `advertiserId` below zero: without an override, that account must cover the posting's debit on it (`mustCover`,
+ * checked under the account lock; a refusal is INSUFFICIENT_FUNDS with `details.account = 'revenue'`); with one,
+ * nothing is checked and the override (admin id and reason) is recorded in the posting's meta.
+ */
+export function marginGuard(
+  advertiserId: number,
+  cur: string,
+  override: MarginOverride | null | undefined,
+): { mustCover: AccountRef[]; meta: { override?: MarginOverride } } {
+  if (override) return { mustCover: [], meta: { override: { by: override.by, reason: override.reason } } };
+  return { mustCover: [platform('revenue', cur, advertiserId)], meta: {} };
+}
+
+/** True when `err` is the platform revenue account refusing a debit (see {@link marginGuard}). */
+export function isMarginRefusal(err: unknown): boolean {
+  return (
+    err instanceof AppError &&
+    err.code === 'INSUFFICIENT_FUNDS' &&
+    (err.details as { account?: string } | undefined)?.account === 'revenue'
+  );
+}
+
+/** The VALIDATION_ERROR of a charge whose payout exceeds its revenue without an admin override. */
+export function negativeMargin(payout: number, revenue: number): AppError {
+  return validationError(
+    { payout: `must not exceed revenue (${payout} > ${revenue}); only an admin may override` },
+    'payout must not exceed revenue',
+  );
+}
+
 export function transferView(p: Posting, amount: number, cur: string): TransferView {
   return {
     id: p.id,
@@ -141,7 +182,7 @@ export async function postingCurrency(tx: TransactionSql, postingId: string): Pr
 export async function lockCampaign(tx: TransactionSql, campaignId: number, scope: Scope = {}): Promise<CampaignRow> {
   const [c] = await tx<CampaignRow[]>`
     select id, advertiser_id, payout_model, currency, payout_amount, revenue_amount, payout_percent_bp,
-           revenue_percent_bp, budget, daily_cap, hold_days, status
+           revenue_percent_bp, budget, daily_cap, hold_days, status, margin_override
     from campaigns where id = ${campaignId} for update`;
   if (!c || (scope.advertiserId !== undefined && c.advertiser_id !== scope.advertiserId)) {
     throw new AppError('NOT_FOUND', 'campaign not found');

@@ -4,7 +4,14 @@
  * corrections by event_id / click_id).
  */
 import { z } from 'zod';
-import { AppError, type ConversionRef, MAX_MINOR_UNITS, parseWith, type TransactionSql } from '../infra/index.ts';
+import {
+  AppError,
+  type ConversionRef,
+  MAX_MINOR_UNITS,
+  parseWith,
+  type TransactionSql,
+  validationError,
+} from '../infra/index.ts';
 import {
   advertiser,
   affiliate,
@@ -12,8 +19,12 @@ import {
   type ConversionRow,
   chargeLegs,
   chargeSource,
+  isMarginRefusal,
   lockCampaign,
   lockConversion,
+  type MarginOverride,
+  marginGuard,
+  negativeMargin,
   type Scope,
 } from './accounts.ts';
 import { addSpend, pauseIfExhausted, spentOn } from './budget.ts';
@@ -25,7 +36,14 @@ export type ConversionOutcome =
   | { type: 'posted'; posting_id: string; revenue: number; payout: number; currency: string }
   | { type: 'replayed'; posting_id: string }
   | { type: 'skipped'; reason: 'not_payable' | 'zero_amount' | 'unattributed' }
-  | { type: 'rejected'; reason: 'budget_exhausted' | 'daily_cap_reached' | 'campaign_inactive' };
+  | { type: 'rejected'; reason: RejectReason };
+
+/**
+ * Why the ledger refused to book a conversion. `negative_margin`: its payout exceeds its revenue (or the booking
+ * would take the platform's revenue account below zero) and neither its campaign nor the caller carries an admin
+ * override.
+ */
+type RejectReason = 'budget_exhausted' | 'daily_cap_reached' | 'campaign_inactive' | 'negative_margin';
 
 const amountField = z.number().int().min(0).max(MAX_MINOR_UNITS).optional();
 
@@ -54,12 +72,17 @@ export type ReconcileResult =
   | { index: number; ok: true; conversion_id: string; status: string; changed: boolean }
   | { index: number; ok: false; error: { code: string; message: string } };
 
-/** Books a stored conversion's revenue/payout (the accrual). Caller holds the conversion lock. */
+/**
+ * Books a stored conversion's revenue/payout (the accrual). Caller holds the conversion lock. A payout above
+ * the revenue is booked only under an admin override: the caller's (reconcile by an admin), else the campaign's
+ * `margin_override`; the override is recorded in the posting's meta.
+ */
 async function accrue(
   ctx: LedgerContext,
   tx: TransactionSql,
   fx: Effects,
   conv: ConversionRow,
+  override?: MarginOverride,
 ): Promise<ConversionOutcome> {
   const key = `conversion:${conv.id}`;
   const done = await postingByKey(tx, key);
@@ -68,7 +91,7 @@ async function accrue(
   if (!conv.campaign_id || !conv.affiliate_id) return { type: 'skipped', reason: 'unattributed' };
   if (conv.revenue === 0 && conv.payout === 0) return { type: 'skipped', reason: 'zero_amount' };
   const c = await lockCampaign(tx, conv.campaign_id);
-  const reject = async (reason: 'budget_exhausted' | 'daily_cap_reached' | 'campaign_inactive') => {
+  const reject = async (reason: RejectReason) => {
     await tx`update conversions set status = 'rejected', reject_reason = ${reason}, updated_at = now()
              where id = ${conv.id}`;
     conv.status = 'rejected';
@@ -80,6 +103,11 @@ async function accrue(
     return { type: 'rejected', reason } as const;
   };
   if (c.budget !== null && c.status !== 'active') return reject('campaign_inactive');
+  const ov = override ?? c.margin_override ?? undefined;
+  // Each conversion's own margin stays ≥ 0 without an override, so reversing any of them never takes the
+  // platform's revenue account below zero either (checkInvariants audits it).
+  if (conv.payout > conv.revenue && !ov) return reject('negative_margin');
+  const guard = marginGuard(c.advertiser_id, c.currency, ov);
   const day = ctx.today();
   if (c.daily_cap !== null && (await spentOn(tx, c.id, day)) + conv.revenue > c.daily_cap) {
     return reject('daily_cap_reached');
@@ -92,14 +120,16 @@ async function accrue(
         idempotencyKey: key,
         type: 'conversion',
         legs: chargeLegs(chargeSource(c), payoutTo, c.advertiser_id, c.currency, conv.revenue, conv.payout),
+        mustCover: guard.mustCover,
         advertiserId: c.advertiser_id,
         affiliateId: conv.affiliate_id,
         campaignId: c.id,
         conversionId: conv.id,
-        meta: { day, revenue: conv.revenue, payout: conv.payout, event_id: conv.event_id },
+        meta: { day, revenue: conv.revenue, payout: conv.payout, event_id: conv.event_id, ...guard.meta },
       }),
     );
   } catch (err) {
+    if (isMarginRefusal(err)) return reject('negative_margin');
     if (!(err instanceof AppError) || err.code !== 'INSUFFICIENT_FUNDS') throw err;
     const out = await reject('budget_exhausted');
     await pauseIfExhausted(tx, fx, c, c.payout_model === 'RevShare' ? 1 : c.revenue_amount);
@@ -248,7 +278,12 @@ async function reverseLocked(
   return true;
 }
 
-/** Changes revenue/payout of a booked (or not yet booked) conversion by a delta posting. */
+/**
+ * Changes revenue/payout of a booked (or not yet booked) conversion by a delta posting. A new payout above the
+ * new revenue needs `override` (an admin's), which the posting's meta records.
+ * @throws VALIDATION_ERROR (payout > revenue without override, or the platform revenue account cannot cover the
+ *   correction), INVALID_STATE, BUDGET_EXHAUSTED.
+ */
 async function adjustLocked(
   ctx: LedgerContext,
   tx: TransactionSql,
@@ -257,6 +292,7 @@ async function adjustLocked(
   revenue: number,
   payout: number,
   amount: number | null,
+  override?: MarginOverride,
 ): Promise<boolean> {
   if (conv.status === 'rejected' || conv.status === 'reversed') {
     throw new AppError('INVALID_STATE', `conversion is ${conv.status}`, { status: conv.status });
@@ -264,6 +300,7 @@ async function adjustLocked(
   const dR = revenue - conv.revenue;
   const dP = payout - conv.payout;
   if (dR === 0 && dP === 0 && (amount === null || amount === conv.amount)) return false;
+  if ((dR !== 0 || dP !== 0) && payout > revenue && !override) throw negativeMargin(payout, revenue);
   const accrued = await postingByKey(tx, `conversion:${conv.id}`);
   if ((dR !== 0 || dP !== 0) && accrued && conv.campaign_id && conv.affiliate_id) {
     const c = await lockCampaign(tx, conv.campaign_id);
@@ -282,20 +319,35 @@ async function adjustLocked(
     const [adjusts] = await tx<{ n: number }[]>`
       select count(*)::int as n from ledger_postings where conversion_id = ${conv.id} and type = 'conversion_adjust'`;
     const n = adjusts?.n ?? 0;
+    const guard = marginGuard(c.advertiser_id, c.currency, override);
     try {
       await tx.savepoint((sp) =>
         post(sp as unknown as TransactionSql, {
           idempotencyKey: `conversion:${conv.id}:adjust:${n + 1}`,
           type: 'conversion_adjust',
           legs: chargeLegs(source, payoutTo, c.advertiser_id, c.currency, dR, dP),
+          mustCover: guard.mustCover,
           advertiserId: c.advertiser_id,
           affiliateId: conv.affiliate_id,
           campaignId: c.id,
           conversionId: conv.id,
-          meta: { revenue_from: conv.revenue, revenue_to: revenue, payout_from: conv.payout, payout_to: payout, day },
+          meta: {
+            revenue_from: conv.revenue,
+            revenue_to: revenue,
+            payout_from: conv.payout,
+            payout_to: payout,
+            day,
+            ...guard.meta,
+          },
         }),
       );
     } catch (err) {
+      if (isMarginRefusal(err)) {
+        throw validationError(
+          { payout: "the platform's revenue account does not cover this correction" },
+          'payout must not exceed what the platform earned',
+        );
+      }
       if (err instanceof AppError && err.code === 'INSUFFICIENT_FUNDS') {
         throw new AppError('BUDGET_EXHAUSTED', 'the campaign budget does not cover this correction', err.details);
       }
@@ -308,7 +360,7 @@ async function adjustLocked(
            updated_at = now() where id = ${conv.id}`;
   conv.revenue = revenue;
   conv.payout = payout;
-  if (!accrued) await accrue(ctx, tx, fx, conv);
+  if (!accrued) await accrue(ctx, tx, fx, conv, override);
   return true;
 }
 
@@ -353,10 +405,18 @@ export function conversionFlows(ctx: LedgerContext) {
      * Bulk reconciliation: status changes and amount corrections keyed by event_id or click_id, scoped to one
      * advertiser (null = admin, click_id only or event_id with any advertiser). Each row is its own transaction
      * and is idempotent (applying the same batch again changes nothing). At most 10 000 rows.
+     * A row whose new payout exceeds its new revenue is refused (VALIDATION_ERROR on `payout`) unless an admin
+     * (`advertiserId` null) passes `opts.override` (admin id and reason), which the row's posting records.
      * @returns one result per row; a row's AppError (VALIDATION_ERROR, NOT_FOUND, CONFLICT, INVALID_STATE,
      *   BUDGET_EXHAUSTED) is its result. @throws VALIDATION_ERROR when `rows` is not an array of ≤ 10 000.
      */
-    async reconcile(advertiserId: number | null, rows: ReconcileRow[]): Promise<ReconcileResult[]> {
+    async reconcile(
+      advertiserId: number | null,
+      rows: ReconcileRow[],
+      opts: { override?: MarginOverride } = {},
+    ): Promise<ReconcileResult[]> {
+      // Only an admin's call may carry an override.
+      const override = advertiserId === null ? opts.override : undefined;
       if (!Array.isArray(rows) || rows.length > 10_000) {
         throw new AppError('VALIDATION_ERROR', 'rows must be an array of at most 10000 items');
       }
@@ -395,7 +455,8 @@ export function conversionFlows(ctx: LedgerContext) {
                     throw new AppError('INVALID_STATE', `conversion is ${conv.status}`);
                   }
                 } else {
-                  changed = (await adjustLocked(ctx, tx, fx, conv, revenue, payout, r.amount ?? null)) || changed;
+                  changed =
+                    (await adjustLocked(ctx, tx, fx, conv, revenue, payout, r.amount ?? null, override)) || changed;
                 }
               }
               if (r.status === 'approved') changed = (await approveLocked(tx, fx, conv, 'reconciliation')) || changed;

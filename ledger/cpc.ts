@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { MAX_MINOR_UNITS, parseWith } from '../infra/index.ts';
-import { affiliate, chargeLegs, chargeSource, lockCampaign } from './accounts.ts';
+import { affiliate, chargeLegs, chargeSource, lockCampaign, marginGuard } from './accounts.ts';
 import { minorFromText } from './amounts.ts';
 import { addSpend, pauseIfExhausted, spentOn } from './budget.ts';
 import { id, idemKey, type LedgerContext } from './context.ts';
@@ -17,7 +17,9 @@ export function cpcFlows({ run, today }: LedgerContext) {
      * Charges a CPC campaign for `count` valid clicks (fraud-flagged ones excluded by the caller), crediting
      * the affiliate's `approved` with payout_amount per click. Charges only as many clicks as the budget and
      * daily cap allow and pauses the campaign when its budget is exhausted. Idempotent by key (the replay
-     * returns the first result). Amounts are minor units.
+     * returns the first result). Amounts are minor units. A campaign paying more per click than it charges
+     * (payout_amount > revenue_amount) is charged nothing (`meta.refused: 'negative_margin'`) unless it carries
+     * an admin's `margin_override`, which the posting's meta then records.
      * @throws VALIDATION_ERROR, NOT_FOUND (campaign), IDEMPOTENCY_CONFLICT (same key, other count/affiliate).
      */
     async chargeClicks(
@@ -45,6 +47,10 @@ export function cpcFlows({ run, today }: LedgerContext) {
         const cpc = c.revenue_amount;
         const ppc = opts.affiliateId ? c.payout_amount : 0;
         let n = c.status === 'active' ? count : 0;
+        // The platform never pays more per click than it earns without an admin's override.
+        const refused = ppc > cpc && !c.margin_override;
+        if (refused) n = 0;
+        const guard = marginGuard(c.advertiser_id, c.currency, ppc > cpc ? c.margin_override : null);
         if (cpc > 0 && n > 0) {
           const day = today();
           const [src] = await tx<{ room: string }[]>`
@@ -77,10 +83,19 @@ export function cpcFlows({ run, today }: LedgerContext) {
                 )
               : [],
           hashBody,
+          mustCover: guard.mustCover,
           advertiserId: c.advertiser_id,
           affiliateId: opts.affiliateId ?? null,
           campaignId: c.id,
-          meta: { charged_clicks: n, requested_clicks: count, revenue, payout, day },
+          meta: {
+            charged_clicks: n,
+            requested_clicks: count,
+            revenue,
+            payout,
+            day,
+            ...(refused ? { refused: 'negative_margin' } : {}),
+            ...guard.meta,
+          },
         });
         await addSpend(tx, c, day, revenue);
         if (n < count && c.status === 'active') await pauseIfExhausted(tx, fx, c, cpc);

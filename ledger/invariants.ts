@@ -41,6 +41,24 @@ export async function checkInvariants(sql: Sql): Promise<string[]> {
       await tx`select id, key, balance, pending_debits from ledger_accounts
                where debits_must_not_exceed_credits and balance - pending_debits < 0 limit 20`,
     );
+    // 3b. The platform's revenue (margin) accounts: below zero only by the amounts of admin overrides. Entries of
+    // postings whose meta records an override, and of every posting of a conversion any of whose postings does,
+    // are set aside; what is left must not be negative (each conversion or click charge without an override
+    // earns at least what it pays, and reversing one takes back no more than it earned).
+    add(
+      'platform revenue below zero without an override',
+      await tx`
+        select a.id, a.key, a.balance, coalesce(o.amount, 0)::int8 as overridden
+        from ledger_accounts a left join (
+          select e.account_id, sum(e.amount)::int8 as amount
+          from ledger_entries e join ledger_postings p on p.id = e.posting_id
+          where e.phase = 'posted' and (p.meta ? 'override' or p.conversion_id in (
+            select conversion_id from ledger_postings where meta ? 'override' and conversion_id is not null))
+          group by e.account_id
+        ) o on o.account_id = a.id
+        where a.owner_type = 'platform' and a.purpose = 'revenue' and a.balance - coalesce(o.amount, 0) < 0
+        limit 20`,
+    );
     // 4. Each pending posting resolved at most once, and its status agrees with its resolution.
     add(
       'pending posting resolution mismatch',

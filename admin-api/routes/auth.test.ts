@@ -4,12 +4,17 @@ import { after, before, describe, test } from 'node:test';
 import { generate, generateSecret } from 'otplib';
 import { createLogger, decryptSecret, loadSecretKey } from '../../infra/index.ts';
 import { startApi } from '../index.ts';
+import { passwordCheckCount } from '../security.ts';
 import { refreshCookieOf, startTestApi, type TestApi, type TestUser, validationFailed } from '../test-helpers.ts';
 
 let t: TestApi;
 let key: Buffer;
+/** Login attempts per client IP in this file's API; the tests below that fail logins each use their own IP. */
+const IP_BUDGET = 40;
 before(async () => {
-  t = await startTestApi({ env: { LOGIN_MAX_FAILURES: '5', LOGIN_LOCK_S: '600' } });
+  t = await startTestApi({
+    env: { LOGIN_MAX_FAILURES: '5', LOGIN_LOCK_S: '600', LOGIN_IP_MAX_FAILURES: String(IP_BUDGET) },
+  });
   // The development key the API generated under this environment's DATA_DIR.
   key = loadSecretKey(t.env.config, 'TOTP_SECRET_KEY', 'totp-secret.key');
 });
@@ -35,12 +40,44 @@ describe('POST /api/v1/auth/register', () => {
     assert.match(u!.password_hash, /^\$argon2id\$/);
   });
 
-  test('email is unique case-insensitively', async () => {
-    const r = await t.call('post', '/auth/register', {
-      body: { name: 'Acme 2', email: 'acme@example.COM', password: PASSWORD, role: 'affiliate' },
+  test('an email that already has an account gets the same answer as a new one, and changes nothing', async () => {
+    // Register used to answer 409 "email already registered": an oracle of which emails exist.
+    const fresh = await t.call('post', '/auth/register', {
+      body: { name: 'Fresh', email: 'fresh-reg@example.com', password: PASSWORD, role: 'affiliate' },
     });
-    assert.equal(r.status, 409);
-    assert.deepEqual(r.body, { success: false, error: { code: 'CONFLICT', message: 'email already registered' } });
+    const taken = await t.call('post', '/auth/register', {
+      body: { name: 'Acme 2', email: 'acme@example.COM', password: 'another-password-1', role: 'affiliate' },
+    });
+    assert.equal(taken.status, fresh.status);
+    assert.equal(taken.status, 201);
+    assert.deepEqual(Object.keys(taken.body.data).sort(), Object.keys(fresh.body.data).sort());
+    for (const k of Object.keys(fresh.body.data)) assert.equal(typeof taken.body.data[k], typeof fresh.body.data[k], k);
+    assert.deepEqual(
+      { ...taken.body.data, id: 0, created_at: 0 },
+      {
+        id: 0,
+        role: 'affiliate',
+        name: 'Acme 2',
+        email: 'acme@example.COM',
+        status: 'active',
+        two_factor_enabled: false,
+        created_at: 0,
+      },
+    );
+    assert.ok(taken.body.data.id > fresh.body.data.id, 'ids keep rising as for a new account');
+    // nothing changed: one account, the owner's password still logs in, the intruder's does not
+    const rows = await t.env.sql<{ name: string }[]>`select name from users where lower(email) = 'acme@example.com'`;
+    assert.deepEqual(
+      rows.map((r) => r.name),
+      ['Acme'],
+    );
+    const intruder = await t.call('post', '/auth/login', {
+      body: { email: 'acme@example.com', password: 'another-password-1' },
+      headers: { 'x-forwarded-for': '192.0.2.10' },
+    });
+    assert.equal(intruder.status, 401);
+    const owner = await t.call('post', '/auth/login', { body: { email: 'acme@example.com', password: PASSWORD } });
+    assert.equal(owner.status, 200);
   });
 
   const bad: Array<[string, unknown, Record<string, string[]>]> = [
@@ -214,6 +251,94 @@ describe('login lockout', () => {
     for (let i = 0; i < 4; i++)
       await t.call('post', '/auth/login', { body: { email: v.email, password: 'bad-password' } });
     assert.equal((await t.call('post', '/auth/login', { body: { email: v.email, password: v.password } })).status, 200);
+  });
+});
+
+/** One login from client address `ip` (127.0.0.1 is a trusted proxy in tests, so X-Forwarded-For counts). */
+function loginFrom(ip: string, email: string, password: string) {
+  return t.call('post', '/auth/login', { body: { email, password }, headers: { 'x-forwarded-for': ip } });
+}
+
+const answer = (r: { status: number; body: unknown }) => ({ status: r.status, body: r.body });
+
+describe('login lockout cannot be raced and reveals nothing', () => {
+  test('12 parallel wrong passwords: exactly 5 reach argon2, 4 answer 401, the rest are locked', async () => {
+    const u = await t.user('affiliate');
+    const before = passwordCheckCount();
+    const rs = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => loginFrom(`198.51.100.${i + 1}`, u.email, 'bad-password')),
+    );
+    assert.equal(passwordCheckCount() - before, 5, 'no more argon2 checks than LOGIN_MAX_FAILURES');
+    const statuses = rs.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [...Array(4).fill(401), ...Array(8).fill(423)]);
+    for (const r of rs.filter((x) => x.status === 423)) {
+      assert.equal(r.body.error.code, 'ACCOUNT_LOCKED');
+      assert.ok(Number(r.headers.get('retry-after')) > 0);
+    }
+    // locked: the right password is refused too, without an argon2 check
+    const mid = passwordCheckCount();
+    assert.equal((await loginFrom('198.51.100.99', u.email, u.password)).status, 423);
+    assert.equal(passwordCheckCount(), mid);
+  });
+
+  test('an unknown email answers exactly like a known one: wrong password, then the lock', async () => {
+    const u = await t.user('advertiser');
+    const ghost = `ghost-${Date.now()}@example.com`;
+    const run = async (email: string, ip: string) => {
+      const out = [];
+      for (let i = 0; i < 6; i++) {
+        const r = await loginFrom(ip, email, 'bad-password');
+        out.push({ ...answer(r), retry: i === 4 ? r.headers.get('retry-after') : r.headers.has('retry-after') });
+      }
+      return out;
+    };
+    const known = await run(u.email, '198.51.100.200');
+    const unknown = await run(ghost, '198.51.100.201');
+    assert.deepEqual(unknown, known);
+    assert.deepEqual(
+      known.map((k) => k.status),
+      [401, 401, 401, 401, 423, 423],
+    );
+    assert.equal(known[4]!.retry, '600');
+    assert.deepEqual(known[0]!.body, {
+      success: false,
+      error: { code: 'UNAUTHORIZED', message: 'invalid email or password' },
+    });
+    assert.deepEqual(known[5]!.body, {
+      success: false,
+      error: { code: 'ACCOUNT_LOCKED', message: 'too many failed attempts; account temporarily locked' },
+    });
+    // the right password of the locked real account answers like any guess on the locked ghost
+    const real = await loginFrom('198.51.100.202', u.email, u.password);
+    const fake = await loginFrom('198.51.100.203', ghost, u.password);
+    assert.deepEqual(answer(real), answer(fake));
+  });
+
+  test('per-IP throttle: one address spraying many emails is refused with 429 after its budget', async () => {
+    const ip = '203.0.113.9';
+    for (let i = 0; i < IP_BUDGET; i++) {
+      const r = await loginFrom(ip, `spray-${i}-${Date.now()}@example.com`, 'bad-password');
+      assert.equal(r.status, 401, `attempt ${i + 1}`);
+    }
+    const u = await t.user('affiliate');
+    const before = passwordCheckCount();
+    const over = await loginFrom(ip, u.email, u.password);
+    assert.equal(over.status, 429);
+    assert.equal(over.body.error.code, 'RATE_LIMITED');
+    assert.ok(Number(over.headers.get('retry-after')) > 0);
+    assert.equal(passwordCheckCount(), before, 'refused before argon2');
+    // the account is not punished for the address: from elsewhere it logs in
+    assert.equal((await loginFrom('203.0.113.10', u.email, u.password)).status, 200);
+  });
+
+  test('successful logins give their IP point back, but bank no credit beyond the budget', async () => {
+    const u = await t.user('advertiser');
+    const ip = '203.0.113.20';
+    for (let i = 0; i < IP_BUDGET + 5; i++)
+      assert.equal((await loginFrom(ip, u.email, u.password)).status, 200, `login ${i + 1}`);
+    for (let i = 0; i < IP_BUDGET; i++)
+      assert.equal((await loginFrom(ip, `bank-${i}-${Date.now()}@example.com`, 'bad-password')).status, 401);
+    assert.equal((await loginFrom(ip, u.email, u.password)).status, 429);
   });
 });
 

@@ -4,6 +4,7 @@ import { generateSecret, generateURI, verify as verifyOtp } from 'otplib';
 import QRCode from 'qrcode';
 import { z } from 'zod';
 import { AppError, decryptSecret, encryptSecret, type Sql } from '../../infra/index.ts';
+import { LoginGuard } from '../domain/auth/login-guard.ts';
 import { type ApiServices, type HandlerArgs, notFound, type Route, route } from '../http.ts';
 import { emit } from '../publish.ts';
 import {
@@ -71,42 +72,8 @@ async function issueSession(ctx: Context, deps: ApiDeps, services: ApiServices, 
   };
 }
 
-/** Per-account lockout after LOGIN_MAX_FAILURES consecutive failures, whatever the source IP. */
-class Lockout {
-  constructor(
-    private readonly deps: ApiDeps,
-    private readonly services: ApiServices,
-  ) {}
-  private failKey(id: number) {
-    return this.services.keys.key('login', 'fail', id);
-  }
-  private lockKey(id: number) {
-    return this.services.keys.key('login', 'lock', id);
-  }
-  /** @throws AppError ACCOUNT_LOCKED with Retry-After while locked. */
-  async check(userId: number): Promise<void> {
-    const ttl = await this.deps.redis.ttl(this.lockKey(userId));
-    if (ttl > 0) throw this.locked(ttl);
-  }
-  private locked(ttl: number) {
-    return new AppError('ACCOUNT_LOCKED', 'too many failed attempts; account temporarily locked', undefined, {
-      'Retry-After': String(ttl),
-    });
-  }
-  /** Records a failure; @throws ACCOUNT_LOCKED when this failure reaches the limit. */
-  async fail(userId: number): Promise<void> {
-    const { LOGIN_MAX_FAILURES, LOGIN_LOCK_S } = this.deps.config;
-    const n = await this.deps.redis.incr(this.failKey(userId));
-    await this.deps.redis.expire(this.failKey(userId), LOGIN_LOCK_S);
-    if (n >= LOGIN_MAX_FAILURES) {
-      await this.deps.redis.set(this.lockKey(userId), '1', 'EX', LOGIN_LOCK_S);
-      await this.deps.redis.del(this.failKey(userId));
-      throw this.locked(LOGIN_LOCK_S);
-    }
-  }
-  async reset(userId: number): Promise<void> {
-    await this.deps.redis.del(this.failKey(userId));
-  }
+function loginGuard(deps: ApiDeps, services: ApiServices): LoginGuard {
+  return new LoginGuard(deps.redis, services.keys, deps.config);
 }
 
 /** Revokes a session and tells its SSE streams to close. */
@@ -178,17 +145,36 @@ export function authRoutes(): Route<never, never>[] {
       }),
       example: { name: 'Acme Ads', email: 'ads@example.com', password: 'correct-horse-9', role: 'advertiser' },
       async handler({ deps, body }) {
+        // Hashed before we know whether the email is taken, so both answers cost the same time.
         const passwordHash = await hashPassword(body.password);
-        try {
-          const [u] = await deps.sql<UserRow[]>`
-            insert into users (role, name, email, password_hash)
-            values (${body.role}, ${body.name}, ${body.email}, ${passwordHash})
-            returning id, role, name, email, status, created_at`;
-          return { status: 201, data: userView(u!) };
-        } catch (e) {
-          if ((e as { code?: string }).code === '23505') throw new AppError('CONFLICT', 'email already registered');
-          throw e;
-        }
+        const [u] = await deps.sql<UserRow[]>`
+          insert into users (role, name, email, password_hash)
+          values (${body.role}, ${body.name}, ${body.email}, ${passwordHash})
+          on conflict (lower(email)) do nothing
+          returning id, role, name, email, status, created_at`;
+        if (u) return { status: 201, data: userView(u) };
+        // The email has an account: answer as if a new one was made, so register is no oracle of
+        // which emails exist. The id is drawn from the users' own sequence so that ids seen by
+        // the caller stay as dense as for real accounts. The owner is told (log line; no mail exists).
+        // One round trip, as the insert above is, so the two answers also cost about the same time.
+        const [fake] = await deps.sql<{ id: number; created_at: Date; owner_id: number | null }[]>`
+          select nextval(pg_get_serial_sequence('users', 'id')) as id, now() as created_at,
+                 (select id from users where lower(email) = lower(${body.email})) as owner_id`;
+        deps.logger.warn(
+          { event: 'auth.register_existing_email', user_id: fake!.owner_id },
+          'registration attempted with the email of an existing account; the owner should be told',
+        );
+        return {
+          status: 201,
+          data: userView({
+            id: fake!.id,
+            role: body.role,
+            name: body.name,
+            email: body.email,
+            status: 'active',
+            created_at: fake!.created_at,
+          }),
+        };
       },
     }),
     route({
@@ -200,20 +186,23 @@ export function authRoutes(): Route<never, never>[] {
       body: z.object({ email: z.string().max(254), password: z.string().max(200) }),
       example: { email: 'ads@example.com', password: 'correct-horse-9' },
       async handler({ ctx, deps, services, body }) {
-        const lock = new Lockout(deps, services);
+        // The attempt is reserved (IP point + account slot) before any argon2 work, for known and
+        // unknown emails alike, so parallel guesses are counted and a lock says nothing about existence.
+        const attempt = await loginGuard(deps, services).reserve(body.email, ctx.state.clientIp as string);
         const [u] = await deps.sql<(UserRow & { password_hash: string })[]>`
           select id, role, name, email, status, created_at, password_hash from users where lower(email) = lower(${body.email})`;
-        if (!u) {
+        let ok: boolean;
+        if (u) ok = await verifyPassword(u.password_hash, body.password);
+        else {
           // Same work as a real check, so response time does not reveal which emails exist.
           await burnPasswordCheck(body.password);
+          ok = false;
+        }
+        if (!u || !ok) {
+          await attempt.failed();
           throw new AppError('UNAUTHORIZED', 'invalid email or password');
         }
-        await lock.check(u.id);
-        if (!(await verifyPassword(u.password_hash, body.password))) {
-          await lock.fail(u.id);
-          throw new AppError('UNAUTHORIZED', 'invalid email or password');
-        }
-        await lock.reset(u.id);
+        await attempt.succeeded();
         if (u.status !== 'active') throw new AppError('FORBIDDEN', 'account suspended');
         const [tf] = await deps.sql<
           { enabled: boolean }[]
@@ -242,11 +231,13 @@ export function authRoutes(): Route<never, never>[] {
       example: { challenge_token: '<from login>', code: '123456' },
       async handler({ ctx, deps, services, body }) {
         const userId = services.tokens.verifyChallenge(body.challenge_token);
-        const lock = new Lockout(deps, services);
-        await lock.check(userId);
+        const who = await userById(deps.sql, userId);
+        if (!who) throw new AppError('INVALID_TOKEN', 'invalid challenge token');
         const [tf] = await deps.sql<{ secret_enc: string | null; enabled: boolean }[]>`
           select secret_enc, enabled from user_two_factor where user_id = ${userId}`;
         if (!tf?.enabled) throw new AppError('INVALID_TOKEN', 'invalid challenge token');
+        // The code guess shares the account's failure slots (and the IP budget) with the password step.
+        const attempt = await loginGuard(deps, services).reserve(who.email, ctx.state.clientIp as string);
         let ok = false;
         if (body.code) ok = await consumeTotp(deps.sql, services, userId, tf.secret_enc, body.code);
         else {
@@ -256,10 +247,10 @@ export function authRoutes(): Route<never, never>[] {
           ok = used.length === 1;
         }
         if (!ok) {
-          await lock.fail(userId);
+          await attempt.failed();
           throw new AppError('UNAUTHORIZED', 'invalid two-factor code');
         }
-        await lock.reset(userId);
+        await attempt.succeeded();
         const u = await userById(deps.sql, userId);
         if (u?.status !== 'active') throw new AppError('UNAUTHORIZED', 'account unavailable');
         return { data: await issueSession(ctx, deps, services, u) };

@@ -10,7 +10,7 @@ import {
 import { type CampaignRow, campaignView } from '../domain/campaigns/campaign-view.ts';
 import { changeCampaignStatus } from '../domain/campaigns/change-status.ts';
 import { decideMembership, joinCampaign, leaveCampaign } from '../domain/campaigns/memberships.ts';
-import { checkFunds, moneyColumns, priceIssue, storedGoals } from '../domain/campaigns/pricing.ts';
+import { checkFunds, marginIssues, moneyColumns, priceIssue, storedGoals } from '../domain/campaigns/pricing.ts';
 import { ownedCampaign, visibleCampaign } from '../domain/campaigns/visible-campaign.ts';
 import { currency, type HandlerArgs, httpUrl, minorUnits, notFound, pageQuery, type Route, route } from '../http.ts';
 import { pagedQuery } from '../paging.ts';
@@ -112,7 +112,9 @@ export function campaignRoutes(): Route<never, never>[] {
     route({
       method: 'post',
       path: '/campaigns',
-      summary: 'Create a campaign (draft) on an approved website; the wallet must cover the budget',
+      summary:
+        'Create a campaign (draft) on an approved website; the wallet must cover the budget; payout ≤ revenue ' +
+        'for the campaign and every goal (400 VALIDATION_ERROR on the field otherwise)',
       tag: 'campaigns',
       auth: ['advertiser'],
       scope: 'campaigns:write',
@@ -143,6 +145,16 @@ export function campaignRoutes(): Route<never, never>[] {
         await checkFunds(a, user.user_id, body.currency, body.budget);
         const m = moneyColumns(body.payout_model, body.payout, body.revenue ?? 0);
         const goals = storedGoals(body.goals ?? []);
+        // Only advertisers create campaigns, and an advertiser may not make the platform pay more than it earns.
+        const margin = marginIssues({
+          payout_model: body.payout_model,
+          payout_amount: m.payout_amount ?? 0,
+          revenue_amount: m.revenue_amount ?? 0,
+          payout_percent_bp: m.payout_percent_bp ?? null,
+          revenue_percent_bp: m.revenue_percent_bp ?? null,
+          goals,
+        });
+        if (margin) throw validationError(margin, 'payout must not exceed revenue');
         const [c] = await deps.sql<CampaignRow[]>`
           insert into campaigns (advertiser_id, website_id, name, destination_url, fallback_url, payout_model, currency,
             payout_amount, revenue_amount, payout_percent_bp, revenue_percent_bp, goals, budget, daily_cap,
@@ -160,11 +172,18 @@ export function campaignRoutes(): Route<never, never>[] {
     route({
       method: 'patch',
       path: '/campaigns/:id',
-      summary: 'Change a campaign (owner or admin); trackers are told at once',
+      summary:
+        'Change a campaign (owner or admin); trackers are told at once. The merged terms must keep payout ≤ ' +
+        'revenue for the campaign and every goal; only an admin may set other terms, giving margin_override_reason ' +
+        '(recorded on the campaign; the ledger then books its negative margins)',
       tag: 'campaigns',
       auth: ['admin', 'advertiser'],
       scope: 'campaigns:write',
-      body: z.object(campaignFields).partial().strict(),
+      body: z
+        .object(campaignFields)
+        .partial()
+        .extend({ margin_override_reason: z.string().trim().min(1).max(500).optional() })
+        .strict(),
       example: { name: 'Spring sale (extended)', daily_cap: 20000 },
       async handler(a) {
         const { deps, services, user, params, body } = a;
@@ -185,6 +204,30 @@ export function campaignRoutes(): Route<never, never>[] {
           await checkFunds(a, c.advertiser_id, c.currency, body.budget);
         const m = moneyColumns(c.payout_model, body.payout, body.revenue);
         const patch: Record<string, unknown> = {};
+        if (body.margin_override_reason !== undefined && user.role !== 'admin')
+          throw validationError({ margin_override_reason: 'only an admin may override the margin' });
+        if (body.payout !== undefined || body.revenue !== undefined || body.goals !== undefined) {
+          // The terms after this change (old ones where the body says nothing) must not pay more than they earn.
+          const margin = marginIssues({
+            payout_model: c.payout_model,
+            payout_amount: m.payout_amount ?? c.payout_amount,
+            revenue_amount: m.revenue_amount ?? c.revenue_amount,
+            payout_percent_bp: m.payout_percent_bp ?? c.payout_percent_bp,
+            revenue_percent_bp: m.revenue_percent_bp ?? c.revenue_percent_bp,
+            goals: body.goals ? storedGoals(body.goals) : c.goals,
+          });
+          if (margin && (user.role !== 'admin' || body.margin_override_reason === undefined))
+            throw validationError(
+              user.role === 'admin'
+                ? { ...margin, margin_override_reason: 'required to let payout exceed revenue' }
+                : margin,
+              'payout must not exceed revenue',
+            );
+          // The ledger books negative margins only under this record (who, why, when); fair terms clear it.
+          patch.margin_override = margin
+            ? deps.sql.json({ by: user.user_id, reason: body.margin_override_reason!, at: new Date().toISOString() })
+            : null;
+        }
         for (const k of [
           'name',
           'destination_url',

@@ -207,11 +207,18 @@ export function conversionRoutes(): Route<never, never>[] {
       summary:
         'Bulk reconciliation: JSON {rows:[{event_id|click_id, status?, amount?}]} or text/csv with header ' +
         'event_id,click_id,status,amount (max 10,000 rows / 1 MiB). Each row applies on its own (idempotent); ' +
-        'data holds one result per row. Advertisers: their own conversions; admins: any (click_id or a unique event_id).',
+        'data holds one result per row. Advertisers: their own conversions; admins: any (click_id or a unique event_id). ' +
+        'A row whose payout would exceed its revenue fails (VALIDATION_ERROR) unless an admin gives ' +
+        'margin_override_reason, recorded with its postings.',
       tag: 'conversions',
       auth: ['admin', 'advertiser'],
       scope: 'conversions:write',
-      body: z.object({ rows: z.array(batchRow).min(1).max(MAX_BATCH_ROWS) }).strict(),
+      body: z
+        .object({
+          rows: z.array(batchRow).min(1).max(MAX_BATCH_ROWS),
+          margin_override_reason: z.string().trim().min(1).max(500).optional(),
+        })
+        .strict(),
       csv: parseBatchCsv,
       example: {
         rows: [
@@ -223,7 +230,12 @@ export function conversionRoutes(): Route<never, never>[] {
       async handler(a) {
         const ledger = needLedger(a);
         if (a.user.mode === 'test') throw new AppError('FORBIDDEN', 'test-mode API keys cannot change conversions');
-        const results = await ledger.reconcile(a.user.role === 'admin' ? null : a.user.user_id, a.body.rows);
+        const reason = a.body.margin_override_reason;
+        if (reason !== undefined && a.user.role !== 'admin')
+          throw validationError({ margin_override_reason: 'only an admin may override the margin' });
+        const results = await ledger.reconcile(a.user.role === 'admin' ? null : a.user.user_id, a.body.rows, {
+          override: reason === undefined ? undefined : { by: a.user.user_id, reason },
+        });
         const failed = results.filter((r) => !r.ok).length;
         return {
           data: results,

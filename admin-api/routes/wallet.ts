@@ -59,7 +59,8 @@ export function walletRoutes(): Route<never, never>[] {
       method: 'post',
       path: '/wallet/fund',
       summary:
-        'Fund your wallet (advertiser). With WALLET_TEST_DEPOSITS credited at once, else pending until an admin confirms. ' +
+        'Fund your wallet (advertiser). In production the deposit is pending until an admin (or a payment integration) ' +
+        'confirms it; with test deposits (WALLET_TEST_DEPOSITS, development and test only) it is credited at once. ' +
         'Send an Idempotency-Key header to make retries safe.',
       tag: 'wallet',
       auth: ['advertiser'],

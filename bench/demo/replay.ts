@@ -56,10 +56,19 @@ const BUDGET_MINOR = 1_000_000;
 
 /**
  * Funds every demo advertiser's wallet and activates its campaign through the ledger, as an advertiser would
- * (deposit → reserve the budget), so conversions are paid from real reservations.
+ * (deposit → reserve the budget), so conversions are paid from real reservations. The deposits are test deposits
+ * (credited at once): the demo runs against a development system (`npm start`, NODE_ENV unset or `development`).
+ * @throws Error when the configuration has no test deposits (NODE_ENV=production or WALLET_TEST_DEPOSITS=false).
  */
 async function fundAndActivate(sql: Sql, seeded: Seeded, run: string): Promise<void> {
   const config = loadConfig();
+  // Without test deposits each deposit would wait for an admin and the activation below fail for want of funds;
+  // say so instead. Production never gets test deposits (infra/config.ts refuses them), so neither does the demo.
+  if (!config.WALLET_TEST_DEPOSITS)
+    throw new Error(
+      `the demo funds its advertisers with test deposits, which are off here (NODE_ENV=${config.NODE_ENV}); ` +
+        'run it against `npm start` in development, without WALLET_TEST_DEPOSITS=false',
+    );
   const ledger = createLedger({ config, logger: createLogger({ level: 'warn' }), sql });
   for (const [app, campaignId] of seeded.campaigns) {
     const [c] = await sql<{ advertiser_id: number }[]>`select advertiser_id from campaigns where id = ${campaignId}`;

@@ -52,3 +52,73 @@ export async function checkFunds(
       currency: cur,
     });
 }
+
+/** A campaign's stored pricing columns and per-goal overrides, as `campaigns` holds them (minor units / bp). */
+export interface StoredTerms {
+  payout_model: CampaignRow['payout_model'];
+  payout_amount: number;
+  revenue_amount: number;
+  payout_percent_bp: number | null;
+  revenue_percent_bp: number | null;
+  goals: ReadonlyArray<{
+    goal: string;
+    payout_amount?: number | null;
+    revenue_amount?: number | null;
+    payout_percent_bp?: number | null;
+    revenue_percent_bp?: number | null;
+  }>;
+}
+
+/**
+ * Where the terms would pay an affiliate more than the advertiser pays, as field errors (`payout` for the
+ * campaign's own terms, `goals.<i>.payout` for a goal), or undefined when every goal keeps payout ≤ revenue.
+ * Each goal is resolved as the pipeline prices it (tracker/pipeline/campaigns.ts `priceConversion`): a goal's
+ * fields replace the campaign's; percent terms (RevShare, or a goal with `*_percent_bp`) compare basis points,
+ * fixed ones (CPA/CPL, CPC per click) minor units; a percent side against a fixed side cannot be bounded, so it
+ * is an issue too.
+ */
+export function marginIssues(t: StoredTerms): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  const check = (
+    field: string,
+    percent: boolean,
+    g: {
+      payout_amount: number;
+      revenue_amount: number;
+      payout_percent_bp: number | null;
+      revenue_percent_bp: number | null;
+    },
+  ) => {
+    const pBp = percent ? g.payout_percent_bp : null;
+    const rBp = percent ? g.revenue_percent_bp : null;
+    if (pBp !== null && rBp !== null) {
+      if (pBp > rBp) out[field] = `must not exceed revenue (${pBp / 100}% > ${rBp / 100}% of the sale)`;
+    } else if (pBp === null && rBp === null) {
+      if (g.payout_amount > g.revenue_amount)
+        out[field] = `must not exceed revenue (${g.payout_amount} > ${g.revenue_amount} minor units)`;
+    } else if ((pBp ?? g.payout_amount) > 0) {
+      // A share of the sale against a fixed price: one of them outgrows the other for some sale amount.
+      out[field] = 'a percent and a fixed amount cannot be compared: give payout and revenue the same kind';
+    }
+  };
+  const base = {
+    payout_amount: t.payout_amount,
+    revenue_amount: t.revenue_amount,
+    payout_percent_bp: t.payout_percent_bp,
+    revenue_percent_bp: t.revenue_percent_bp,
+  };
+  check('payout', t.payout_model === 'RevShare', base);
+  // CPC conversions price at 0 (clicks pay), so goals do not matter there.
+  if (t.payout_model !== 'CPC')
+    t.goals.forEach((o, i) => {
+      const goalPercent = o.payout_percent_bp != null || o.revenue_percent_bp != null;
+      const goalFixed = o.payout_amount != null || o.revenue_amount != null;
+      check(`goals.${i}.payout`, goalPercent || (!goalFixed && t.payout_model === 'RevShare'), {
+        payout_amount: o.payout_amount ?? base.payout_amount,
+        revenue_amount: o.revenue_amount ?? base.revenue_amount,
+        payout_percent_bp: o.payout_percent_bp ?? base.payout_percent_bp,
+        revenue_percent_bp: o.revenue_percent_bp ?? base.revenue_percent_bp,
+      });
+    });
+  return Object.keys(out).length > 0 ? out : undefined;
+}
