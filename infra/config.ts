@@ -139,6 +139,8 @@ const schema = z.object({
   LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
   /** How long a locked account stays locked, s. */
   LOGIN_LOCK_S: z.coerce.number().int().min(1).default(900),
+  /** How long after a rejection an affiliate must wait before asking to join the same private campaign again, s. */
+  MEMBERSHIP_REREQUEST_COOLDOWN_S: z.coerce.number().int().min(0).default(604800),
   /** Login attempts (password or 2FA step) per client IP per LOGIN_IP_WINDOW_S; a success gives its point back. */
   LOGIN_IP_MAX_FAILURES: z.coerce.number().int().min(1).default(50),
   /** Window of the per-IP login budget, s. */

@@ -37,7 +37,10 @@ async function privateCampaign(): Promise<number> {
     },
   });
   assert.equal(c.status, 201, c.text);
-  const s = await t.call('post', `/campaigns/${c.body.data.id}/status`, { token: adv.token, body: { status: 'active' } });
+  const s = await t.call('post', `/campaigns/${c.body.data.id}/status`, {
+    token: adv.token,
+    body: { status: 'active' },
+  });
   assert.equal(s.status, 200, s.text);
   return c.body.data.id;
 }

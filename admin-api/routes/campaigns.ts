@@ -70,7 +70,8 @@ export function campaignRoutes(): Route<never, never>[] {
     route({
       method: 'get',
       path: '/campaigns',
-      summary: 'List campaigns (advertisers: own; affiliates: active public ones and those joined; admins: all)',
+      summary:
+        'List campaigns (advertisers: own; affiliates: active public ones and those joined, a private one once approved; admins: all)',
       tag: 'campaigns',
       auth: ['admin', 'advertiser', 'affiliate'],
       scope: 'campaigns:read',
@@ -81,7 +82,8 @@ export function campaignRoutes(): Route<never, never>[] {
             ? sql`true`
             : user.role === 'advertiser'
               ? sql`c.advertiser_id = ${user.user_id}`
-              : sql`((c.visibility = 'public' and c.status = 'active') or m.status in ('approved', 'pending'))`;
+              : // A private campaign only once the advertiser approved the affiliate (its own request shows nothing).
+                sql`((c.visibility = 'public' and (c.status = 'active' or m.status = 'pending')) or m.status = 'approved')`;
         const st = query.status ? sql`c.status = ${query.status}` : sql`true`;
         return pagedQuery<CampaignRow & { membership: string | null }>(
           sql,
@@ -100,7 +102,7 @@ export function campaignRoutes(): Route<never, never>[] {
     route({
       method: 'get',
       path: '/campaigns/:id',
-      summary: 'One campaign',
+      summary: 'One campaign (affiliates: a private one only once approved; 404 NOT_FOUND otherwise)',
       tag: 'campaigns',
       auth: ['admin', 'advertiser', 'affiliate'],
       scope: 'campaigns:read',
@@ -278,7 +280,9 @@ export function campaignRoutes(): Route<never, never>[] {
     route({
       method: 'post',
       path: '/campaigns/:id/join',
-      summary: 'Join a campaign (affiliate): public → approved with a default link; private → pending',
+      summary:
+        'Join a campaign (affiliate): public → approved with a default link; private → pending; after a rejection ' +
+        '409 MEMBERSHIP_COOLDOWN (Retry-After) until MEMBERSHIP_REREQUEST_COOLDOWN_S has passed',
       tag: 'campaigns',
       auth: ['affiliate'],
       async handler({ deps, services, user, params }) {

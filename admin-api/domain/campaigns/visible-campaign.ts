@@ -4,10 +4,11 @@ import type { Principal } from '../../types.ts';
 import type { CampaignRow } from './campaign-view.ts';
 
 /**
- * Loads a campaign the caller may see: admins any; advertisers their own; affiliates active ones
- * and those they are members of. @throws NOT_FOUND otherwise.
+ * Loads campaign `id` with the caller's membership status (`null`: none) if the caller may reach it by id to join or
+ * leave: admins any; advertisers their own; affiliates active ones and those they are members of or waiting for
+ * (a private campaign's id is shared by invitation, out of band). @throws AppError NOT_FOUND otherwise.
  */
-export async function visibleCampaign(
+export async function reachableCampaign(
   sql: Sql,
   id: number,
   user: Principal,
@@ -19,11 +20,25 @@ export async function visibleCampaign(
   if (!c) return notFound('campaign');
   const { membership, ...row } = c;
   if (user.role === 'advertiser' && c.advertiser_id !== user.user_id) return notFound('campaign');
-  // Affiliates reach any active campaign by id (a private one is shared by invitation and needs
-  // approval to join); lists show them only public ones and their own.
   if (user.role === 'affiliate' && c.status !== 'active' && !(membership === 'approved' || membership === 'pending'))
     return notFound('campaign');
   return { c: row, membership };
+}
+
+/**
+ * Loads a campaign the caller may see: as {@link reachableCampaign}, except that an affiliate sees a private one only
+ * once the advertiser approved its membership (its own pending request shows nothing: the same 404 as an unknown id).
+ * @throws AppError NOT_FOUND otherwise.
+ */
+export async function visibleCampaign(
+  sql: Sql,
+  id: number,
+  user: Principal,
+): Promise<{ c: CampaignRow; membership: string | null }> {
+  const found = await reachableCampaign(sql, id, user);
+  if (user.role === 'affiliate' && found.c.visibility === 'private' && found.membership !== 'approved')
+    return notFound('campaign');
+  return found;
 }
 
 /** A campaign the caller may change: its owner (advertiser) or an admin; @throws NOT_FOUND / FORBIDDEN. */
