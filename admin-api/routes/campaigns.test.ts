@@ -181,7 +181,8 @@ describe('join', () => {
     assert.equal(j.status, 201);
     assert.deepEqual(j.body.data, { campaign_id: id, status: 'pending', link: null });
     const noLink = await t.call('post', '/affiliate/links', { token: aff.token, body: { campaign_id: id } });
-    assert.equal(noLink.status, 403);
+    // Was 403; a private campaign is now hidden (404, as an unknown id) until the advertiser approves (issue #12).
+    assert.equal(noLink.status, 404);
     // A pending request to a private campaign does not list it (issue #12: only approved affiliates see it).
     const listed = await t.call('get', '/campaigns', { token: aff.token });
     assert.ok(!listed.body.data.some((c: { id: number }) => c.id === id));
