@@ -271,17 +271,26 @@ export function authRoutes(): Route<never, never>[] {
             used: boolean;
             revoked: boolean;
             expired: boolean;
+            too_old: boolean;
             user_id: number;
             role: Role;
             status: string;
           }[]
         >`select r.session_id, r.used_at is not null as used, s.revoked_at is not null as revoked,
-                 r.created_at < now() - make_interval(secs => ${REFRESH_TTL_S}) as expired, s.user_id, u.role, u.status
+                 r.created_at < now() - make_interval(secs => ${REFRESH_TTL_S}) as expired,
+                 s.created_at < now() - make_interval(secs => ${deps.config.SESSION_MAX_AGE_S}) as too_old,
+                 s.user_id, u.role, u.status
           from refresh_tokens r join sessions s on s.id = r.session_id join users u on u.id = s.user_id
           where r.token_hash = ${sha256(token)}`;
         if (!row) throw new AppError('UNAUTHORIZED', 'invalid refresh token');
         if (row.revoked || row.status !== 'active') throw new AppError('UNAUTHORIZED', 'session revoked');
         if (row.expired && !row.used) throw new AppError('UNAUTHORIZED', 'refresh token expired; log in again');
+        // Rotation alone would keep a stolen cookie alive for ever: the session itself has an end.
+        if (row.too_old && !row.used) {
+          await revokeSession(deps, services, row.session_id, row.user_id, 'session max age');
+          ctx.append('Set-Cookie', refreshCookie(deps, '', 0));
+          throw new AppError('UNAUTHORIZED', 'session expired; log in again');
+        }
         const next = randomToken();
         const rotated = await deps.sql.begin(async (tx) => {
           const r = await tx`update refresh_tokens set used_at = now()
