@@ -1,7 +1,8 @@
 /** Session lifetime and revocation rules of `/auth/*` (issue #12 item 10) over the real admin API. */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { refreshCookieOf, startTestApi, type TestApi } from '../test-helpers.ts';
+import { generate } from 'otplib';
+import { refreshCookieOf, startTestApi, type TestApi, type TestUser } from '../test-helpers.ts';
 
 let t: TestApi;
 before(async () => {
@@ -34,5 +35,55 @@ describe('absolute session lifetime (SESSION_MAX_AGE_S, default 30 days)', () =>
     assert.equal(r.status, 200);
     const again = await t.call('post', '/auth/refresh', { cookie: refreshCookieOf(r) });
     assert.equal(again.status, 200);
+  });
+});
+
+/** Logs `u` in again (no 2FA yet): a second session with its own access token and refresh cookie. */
+async function secondSession(u: TestUser): Promise<{ token: string; cookie: string }> {
+  const l = await t.call('post', '/auth/login', { body: { email: u.email, password: u.password } });
+  assert.equal(l.status, 200);
+  return { token: l.body.data.access_token as string, cookie: refreshCookieOf(l) };
+}
+
+describe('turning 2FA on or off revokes the other sessions of the user', () => {
+  test('verify (on) and disable (off) each end every other session; the current one and other users stay', async () => {
+    const u = await t.user('advertiser');
+    const bystander = await t.user('advertiser');
+    const other = await secondSession(u);
+    const setup = await t.call('post', '/auth/2fa/setup', { token: u.token });
+    const secret = setup.body.data.secret as string;
+    const on = await t.call('post', '/auth/2fa/verify', { token: u.token, body: { code: await generate({ secret }) } });
+    assert.equal(on.status, 200);
+    assert.equal((await t.call('get', '/auth/me', { token: other.token })).status, 401);
+    assert.equal((await t.call('post', '/auth/refresh', { cookie: other.cookie })).status, 401);
+    assert.equal((await t.call('get', '/auth/me', { token: u.token })).status, 200, 'current session stays');
+    assert.equal((await t.call('get', '/auth/me', { token: bystander.token })).status, 200);
+    const [why] = await t.env.sql<{ revoke_reason: string }[]>`
+      select revoke_reason from sessions where user_id = ${u.id} and revoked_at is not null`;
+    assert.equal(why?.revoke_reason, '2fa enabled');
+
+    // a second login (through the second factor) is the "other" session when 2FA goes off
+    const l = await t.call('post', '/auth/login', { body: { email: u.email, password: u.password } });
+    const backup = setup.body.data.backup_codes[0] as string;
+    const second = await t.call('post', '/auth/2fa/verify-login', {
+      body: { challenge_token: l.body.data.challenge_token, backup_code: backup },
+    });
+    assert.equal(second.status, 200);
+    const secondToken = second.body.data.access_token as string;
+    const code = await generate({ secret, epoch: Math.floor(Date.now() / 1000) + 30 });
+    const off = await t.call('post', '/auth/2fa/disable', { token: u.token, body: { password: u.password, code } });
+    assert.equal(off.status, 200);
+    assert.equal((await t.call('get', '/auth/me', { token: secondToken })).status, 401);
+    assert.equal((await t.call('get', '/auth/me', { token: u.token })).status, 200, 'current session stays');
+    assert.equal((await t.call('get', '/auth/me', { token: bystander.token })).status, 200);
+  });
+
+  test('a refused verify (wrong code) revokes nothing', async () => {
+    const u = await t.user('affiliate');
+    const other = await secondSession(u);
+    await t.call('post', '/auth/2fa/setup', { token: u.token });
+    const bad = await t.call('post', '/auth/2fa/verify', { token: u.token, body: { code: '000000' } });
+    assert.equal(bad.status, 401);
+    assert.equal((await t.call('get', '/auth/me', { token: other.token })).status, 200);
   });
 });
