@@ -87,3 +87,53 @@ describe('turning 2FA on or off revokes the other sessions of the user', () => {
     assert.equal((await t.call('get', '/auth/me', { token: other.token })).status, 200);
   });
 });
+
+describe('ADMIN_REQUIRE_2FA', () => {
+  let strict: TestApi;
+  before(async () => {
+    strict = await startTestApi({ env: { ADMIN_REQUIRE_2FA: 'true' } });
+  });
+  after(async () => {
+    await strict.close();
+  });
+  const refused = {
+    success: false,
+    error: { code: 'TWO_FACTOR_SETUP_REQUIRED', message: 'admins must turn on two-factor authentication first' },
+  };
+
+  test('an admin without 2FA logs in but may only set 2FA up, verify it and log out; then the API opens', async () => {
+    const admin = await strict.user('admin');
+    const users = await strict.call('get', '/websites', { token: admin.token });
+    assert.equal(users.status, 403);
+    assert.deepEqual(users.body, refused);
+    assert.deepEqual((await strict.call('get', '/auth/me', { token: admin.token })).body, refused);
+    const setup = await strict.call('post', '/auth/2fa/setup', { token: admin.token });
+    assert.equal(setup.status, 200);
+    const code = await generate({ secret: setup.body.data.secret as string });
+    const on = await strict.call('post', '/auth/2fa/verify', { token: admin.token, body: { code } });
+    assert.equal(on.status, 200);
+    assert.equal((await strict.call('get', '/websites', { token: admin.token })).status, 200);
+    assert.equal((await strict.call('post', '/auth/logout', { token: admin.token })).status, 200);
+  });
+
+  test('a refused admin call changes nothing; logout stays open; other roles are not gated', async () => {
+    const admin = await strict.user('admin');
+    const adv = await strict.user('advertiser');
+    const w = await strict.call('post', '/websites', {
+      token: adv.token,
+      body: { url: 'https://shop.example.com', name: 'Shop' },
+    });
+    assert.equal(w.status, 201, 'an advertiser is not gated');
+    const approve = await strict.call('post', `/websites/${w.body.data.id}/approve`, { token: admin.token });
+    assert.equal(approve.status, 403);
+    assert.deepEqual(approve.body, refused);
+    const [row] = await strict.env.sql<{ status: string }[]>`select status from websites where id = ${w.body.data.id}`;
+    assert.equal(row?.status, 'pending');
+    assert.equal((await strict.call('post', '/auth/logout', { token: admin.token })).status, 200);
+  });
+
+  test('off by default: an admin without 2FA calls admin routes', async () => {
+    const admin = await t.user('admin');
+    assert.equal((await t.call('get', '/websites', { token: admin.token })).status, 200);
+  });
+});
