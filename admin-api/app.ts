@@ -9,7 +9,7 @@ import { encryptPlainTotpSecrets } from './domain/auth/encrypt-plain-totp-secret
 import { type ApiServices, type HandlerResult, idParam, MAX_BODY_BYTES, parse, type Route } from './http.ts';
 import { buildOpenApi } from './openapi.ts';
 import { allRoutes } from './routes/index.ts';
-import { authenticate, resolveJwtSecret, Tokens } from './security.ts';
+import { authenticate, requireAdminTwoFactor, resolveJwtSecret, Tokens } from './security.ts';
 import { EventHub } from './sse.ts';
 import type { ApiDeps, Principal } from './types.ts';
 
@@ -70,6 +70,7 @@ function handle(route: Route<unknown, unknown>, deps: ApiDeps, services: ApiServ
           route.scope ? `API key lacks scope ${route.scope}` : 'API keys cannot call this route',
         );
       if (!route.auth.includes(user.role)) throw new AppError('FORBIDDEN', 'your role cannot call this route');
+      await requireAdminTwoFactor(deps.sql, deps.config, user, route);
       ctx.state.user = user;
     }
     // Every path param is an integer id except `sid` (a session uuid the handler checks itself).

@@ -156,6 +156,31 @@ export async function createSession(
   return { sid, refreshToken };
 }
 
+/** Routes (`method path`) an admin without 2FA may still call under ADMIN_REQUIRE_2FA: enough to turn it on, or leave. */
+export const TWO_FACTOR_SETUP_ROUTES: ReadonlySet<string> = new Set([
+  'post /auth/2fa/setup',
+  'post /auth/2fa/verify',
+  'post /auth/logout',
+]);
+
+/**
+ * With ADMIN_REQUIRE_2FA on, refuses an admin principal (session or API key) whose 2FA is not on, on every
+ * route but TWO_FACTOR_SETUP_ROUTES. Checked per request, so turning 2FA on opens the API at once.
+ * @throws AppError TWO_FACTOR_SETUP_REQUIRED (403)
+ */
+export async function requireAdminTwoFactor(
+  sql: Sql,
+  config: Config,
+  user: Principal,
+  route: { method: string; path: string },
+): Promise<void> {
+  if (!config.ADMIN_REQUIRE_2FA || user.role !== 'admin') return;
+  if (TWO_FACTOR_SETUP_ROUTES.has(`${route.method} ${route.path}`)) return;
+  const [tf] = await sql<{ enabled: boolean }[]>`select enabled from user_two_factor where user_id = ${user.user_id}`;
+  if (!tf?.enabled)
+    throw new AppError('TWO_FACTOR_SETUP_REQUIRED', 'admins must turn on two-factor authentication first');
+}
+
 /** The shape of an API key: `live_` or `test_` then 43 base64url characters. */
 export const API_KEY_RE = /^(live|test)_[A-Za-z0-9_-]{43}$/;
 

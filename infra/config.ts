@@ -145,6 +145,10 @@ const schema = z.object({
   LOGIN_IP_MAX_FAILURES: z.coerce.number().int().min(1).default(50),
   /** Window of the per-IP login budget, s. */
   LOGIN_IP_WINDOW_S: z.coerce.number().int().min(1).default(900),
+  /** Absolute lifetime of a session from its login, s (default 30 days); refreshing never extends it past this. */
+  SESSION_MAX_AGE_S: z.coerce.number().int().min(60).default(2_592_000),
+  /** Admins must turn 2FA on: until then an admin may only call 2FA setup/verify and logout (TWO_FACTOR_SETUP_REQUIRED). */
+  ADMIN_REQUIRE_2FA: bool.default(false),
   /**
    * Credit advertiser deposits at once, with no payment behind them (default: on in development and test, off in
    * production, where it is refused). Off: a deposit is pending until an admin (or a payment integration) confirms it.

@@ -11,6 +11,8 @@ export const ERROR_STATUS = {
   TWO_FACTOR_REQUIRED: 401,
   INVALID_TOKEN: 401,
   FORBIDDEN: 403,
+  /** An admin without 2FA on while ADMIN_REQUIRE_2FA is set: only 2FA setup/verify and logout are open. */
+  TWO_FACTOR_SETUP_REQUIRED: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,

@@ -90,6 +90,25 @@ export async function revokeSession(
 }
 
 /**
+ * Revokes every live session of `userId` except `keepSid` (a change of credentials: 2FA on or off
+ * must not leave a session opened before it, perhaps by whoever forced the change, alive) and
+ * tells their SSE streams to close. Returns the revoked session ids.
+ */
+async function revokeOtherSessions(
+  deps: ApiDeps,
+  services: ApiServices,
+  userId: number,
+  keepSid: string,
+  reason: string,
+): Promise<string[]> {
+  const rows = await deps.sql<{ id: string }[]>`
+    update sessions set revoked_at = now(), revoke_reason = ${reason}
+    where user_id = ${userId} and id <> ${keepSid} and revoked_at is null returning id`;
+  for (const r of rows) await emit(deps.redis, services.keys, 'force-logout', [userId], { session_id: r.id, reason });
+  return rows.map((r) => r.id);
+}
+
+/**
  * Checks a TOTP code (RFC 6238, 30 s step, ±1 step) against the user's encrypted secret
  * (`user_two_factor.secret_enc`) and consumes its time step so it is accepted once only.
  * Fails closed: a secret that does not decrypt (tampered row, wrong TOTP_SECRET_KEY) or a row not
@@ -271,17 +290,26 @@ export function authRoutes(): Route<never, never>[] {
             used: boolean;
             revoked: boolean;
             expired: boolean;
+            too_old: boolean;
             user_id: number;
             role: Role;
             status: string;
           }[]
         >`select r.session_id, r.used_at is not null as used, s.revoked_at is not null as revoked,
-                 r.created_at < now() - make_interval(secs => ${REFRESH_TTL_S}) as expired, s.user_id, u.role, u.status
+                 r.created_at < now() - make_interval(secs => ${REFRESH_TTL_S}) as expired,
+                 s.created_at < now() - make_interval(secs => ${deps.config.SESSION_MAX_AGE_S}) as too_old,
+                 s.user_id, u.role, u.status
           from refresh_tokens r join sessions s on s.id = r.session_id join users u on u.id = s.user_id
           where r.token_hash = ${sha256(token)}`;
         if (!row) throw new AppError('UNAUTHORIZED', 'invalid refresh token');
         if (row.revoked || row.status !== 'active') throw new AppError('UNAUTHORIZED', 'session revoked');
         if (row.expired && !row.used) throw new AppError('UNAUTHORIZED', 'refresh token expired; log in again');
+        // Rotation alone would keep a stolen cookie alive for ever: the session itself has an end.
+        if (row.too_old && !row.used) {
+          await revokeSession(deps, services, row.session_id, row.user_id, 'session max age');
+          ctx.append('Set-Cookie', refreshCookie(deps, '', 0));
+          throw new AppError('UNAUTHORIZED', 'session expired; log in again');
+        }
         const next = randomToken();
         const rotated = await deps.sql.begin(async (tx) => {
           const r = await tx`update refresh_tokens set used_at = now()
@@ -419,7 +447,7 @@ export function authRoutes(): Route<never, never>[] {
       body: z.object({ code: otpCode }),
       example: { code: '123456' },
       async handler(a) {
-        sessionOnly(a);
+        const sid = sessionOnly(a);
         const { deps, services, user, body } = a;
         const [tf] = await deps.sql<{ secret_enc: string | null; enabled: boolean }[]>`
           select secret_enc, enabled from user_two_factor where user_id = ${user.user_id}`;
@@ -428,6 +456,7 @@ export function authRoutes(): Route<never, never>[] {
         if (!(await consumeTotp(deps.sql, services, user.user_id, tf.secret_enc, body.code)))
           throw new AppError('UNAUTHORIZED', 'invalid two-factor code');
         await deps.sql`update user_two_factor set enabled = true, enabled_at = now() where user_id = ${user.user_id}`;
+        await revokeOtherSessions(deps, services, user.user_id, sid, '2fa enabled');
         return { data: { two_factor_enabled: true } };
       },
     }),
@@ -440,7 +469,7 @@ export function authRoutes(): Route<never, never>[] {
       body: z.object({ password: z.string().max(200), code: otpCode }),
       example: { password: 'correct-horse-9', code: '123456' },
       async handler(a) {
-        sessionOnly(a);
+        const sid = sessionOnly(a);
         const { deps, services, user, body } = a;
         const [u] = await deps.sql<
           { password_hash: string }[]
@@ -456,6 +485,7 @@ export function authRoutes(): Route<never, never>[] {
           await tx`delete from two_factor_backup_codes where user_id = ${user.user_id}`;
           await tx`delete from user_two_factor where user_id = ${user.user_id}`;
         });
+        await revokeOtherSessions(deps, services, user.user_id, sid, '2fa disabled');
         return { data: { two_factor_enabled: false } };
       },
     }),
