@@ -47,6 +47,10 @@ const schema = z.object({
   CLICKHOUSE_PASSWORD: z.string().default(''),
   /** ClickHouse database (server only). */
   CLICKHOUSE_DATABASE: z.string().default('default'),
+  /** Longest a report or click-log query may run in ClickHouse, seconds (its `max_execution_time`). */
+  REPORT_MAX_EXECUTION_S: z.coerce.number().int().min(1).max(3600).default(30),
+  /** Most memory a report or click-log query may use in ClickHouse, bytes (its `max_memory_usage`). */
+  REPORT_MAX_MEMORY_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(2_000_000_000),
   /**
    * Prefix for every Redis key and stream, so test runs and tenants of one Redis do not collide. No `{`/`}`:
    * keys carry hash tags (`clicks:{3}`) that decide their Redis Cluster slot, and a brace in the prefix would

@@ -195,7 +195,12 @@ export async function startApiRole(
       logger: s.log,
       sql: s.sql,
       redis: s.redis,
-      reports: s.ch ? createReports(s.ch) : undefined,
+      reports: s.ch
+        ? createReports(s.ch, {
+            maxExecutionS: s.config.REPORT_MAX_EXECUTION_S,
+            maxMemoryBytes: s.config.REPORT_MAX_MEMORY_BYTES,
+          })
+        : undefined,
       ledger: parts.ledger,
       deliveries: parts.deliveries,
     },

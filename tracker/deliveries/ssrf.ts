@@ -4,7 +4,9 @@ import { BlockList, isIP } from 'node:net';
 /**
  * Addresses a delivery must never reach unless its host is allowlisted: private (RFC 1918, ULA),
  * loopback, link-local (incl. the 169.254.169.254 cloud metadata service), CGNAT, unspecified,
- * multicast, reserved and documentation ranges.
+ * multicast, reserved and documentation ranges. IPv6 prefixes that embed an IPv4 address
+ * (NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, IPv4-compatible `::/96`) are blocked whole: a
+ * NAT64 gateway or a dual stack would carry them to the embedded, possibly private, IPv4 address.
  */
 const BLOCKED = new BlockList();
 for (const [net, prefix] of [
@@ -26,9 +28,10 @@ for (const [net, prefix] of [
   BLOCKED.addSubnet(net, prefix, 'ipv4');
 }
 for (const [net, prefix] of [
-  ['::', 128],
+  ['::', 96],
   ['::1', 128],
   ['64:ff9b::', 96],
+  ['64:ff9b:1::', 48],
   ['100::', 64],
   ['2001:db8::', 32],
   ['fc00::', 7],

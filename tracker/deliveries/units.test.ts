@@ -28,9 +28,26 @@ describe('SSRF rules', () => {
     'fd00:ec2::254',
     '::ffff:127.0.0.1',
     '::ffff:10.1.1.1',
+    '::ffff:7f00:1',
+    // NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and IPv4-compatible (::/96) prefixes embed an IPv4 address
+    '64:ff9b::a9fe:a9fe',
+    '64:ff9b::8.8.8.8',
+    '64:ff9b:1::1',
+    '64:ff9b:1:ffff::a00:1',
+    '::127.0.0.1',
+    '::a9fe:a9fe',
+    '::8.8.8.8',
     'not-an-ip',
   ];
-  const allowed = ['93.184.216.34', '8.8.8.8', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8'];
+  const allowed = [
+    '93.184.216.34',
+    '8.8.8.8',
+    '172.32.0.1',
+    '2606:4700:4700::1111',
+    '::ffff:8.8.8.8',
+    '64:ff9b:2::1',
+    '::1:0:0:1',
+  ];
   for (const a of blocked) test(`blocks ${a}`, () => assert.equal(isBlockedAddress(a), true));
   for (const a of allowed) test(`allows ${a}`, () => assert.equal(isBlockedAddress(a), false));
 

@@ -153,7 +153,8 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number): P
 /**
  * Resolves postback tokens to their advertiser: SHA-256 hex of the token looked up in
  * `postback_tokens` (not revoked). Results are cached (hits `hitMs`, misses `missMs`), so a revoked
- * token keeps working for at most `hitMs`.
+ * token keeps working for at most `hitMs`. An unknown token is a read only (never a write); a known one
+ * records `last_used_at` once per cache miss.
  */
 export class TokenCache {
   private readonly map = new Map<string, { advertiser_id: number | null; until_ms: number }>();
@@ -175,11 +176,12 @@ export class TokenCache {
   }
 
   private async lookup(hash: string): Promise<number | null> {
-    const rows = await this.sql<{ advertiser_id: number }[]>`
-      update postback_tokens set last_used_at = now()
-      where token_hash = ${hash} and revoked_at is null
-      returning advertiser_id`;
+    // A read first, and a write only for a live token: unknown tokens (guessing, a flood of junk) cost one indexed
+    // read per token per missMs and never a write, so they cannot load the primary with UPDATEs.
+    const rows = await this.sql<{ id: string; advertiser_id: number }[]>`
+      select id, advertiser_id from postback_tokens where token_hash = ${hash} and revoked_at is null`;
     const advertiser_id = rows[0]?.advertiser_id ?? null;
+    if (rows[0]) await this.sql`update postback_tokens set last_used_at = now() where id = ${rows[0].id}`;
     if (this.map.size > 100_000) this.map.clear();
     this.map.set(hash, { advertiser_id, until_ms: Date.now() + (advertiser_id === null ? this.missMs : this.hitMs) });
     return advertiser_id;

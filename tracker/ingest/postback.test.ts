@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
+import postgres from 'postgres';
+import { TokenCache } from './conversion.ts';
 import { conversions, env, get, post, s, UUID7, useTracker } from './test-helpers.ts';
 
 useTracker();
@@ -93,6 +95,53 @@ describe('GET|POST /api/v1/track/conversion', () => {
     const r3 = await get(`/api/v1/track/conversion?click_id=${click_id}&token=${revokedToken}`);
     assert.equal(r3.status, 401);
     assert.deepEqual(await r3.json(), unauthorized);
+  });
+
+  it('an unknown token is a pure read: N posts → 401 each, no write statement on postback_tokens, no row changed', async () => {
+    // A statement-level trigger fires for every INSERT/UPDATE/DELETE statement, even one that matches no row.
+    await env.sql.unsafe(`
+      create table token_writes (at timestamptz default now());
+      create function count_token_writes() returns trigger language plpgsql as
+        $$ begin insert into token_writes default values; return null; end $$;
+      create trigger count_token_writes after insert or update or delete on postback_tokens
+        for each statement execute function count_token_writes();`);
+    try {
+      const before = await env.sql`select * from postback_tokens order by id`;
+      const junk = Array.from({ length: 20 }, (_, i) => (i % 2 ? 'same-junk' : randomBytes(16).toString('hex')));
+      for (const token of junk) {
+        const r = await post(JSON.stringify({ click_id }), 'application/json', { 'x-postback-token': token });
+        assert.equal(r.status, 401);
+        assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'UNAUTHORIZED');
+      }
+      assert.deepEqual(await env.sql`select * from postback_tokens order by id`, before);
+      assert.equal((await env.sql`select count(*)::int as n from token_writes`)[0]!.n, 0);
+      // The trigger sees writes: a live token not yet cached still records its last use.
+      const live = randomBytes(32).toString('base64url');
+      await env.sql`insert into postback_tokens (advertiser_id, token_hash, prefix)
+        values (${s.advertiser}, ${createHash('sha256').update(live).digest('hex')}, 'live')`;
+      await env.sql`truncate token_writes`;
+      const ok = await post(JSON.stringify({ click_id, event_id: 'e-live' }), 'application/json', {
+        'x-postback-token': live,
+      });
+      assert.equal(ok.status, 200);
+      assert.equal((await env.sql`select count(*)::int as n from token_writes`)[0]!.n, 1);
+    } finally {
+      await env.sql.unsafe(`drop trigger count_token_writes on postback_tokens;
+        drop function count_token_writes(); drop table token_writes;`);
+    }
+  });
+
+  it('an unknown token resolves over a read-only connection (no write of any kind), and is negative-cached', async () => {
+    const ro = postgres(env.config.DATABASE_URL!, { max: 1, connection: { default_transaction_read_only: true } });
+    try {
+      const cache = new TokenCache(ro);
+      assert.equal(await cache.advertiser('no-such-token'), null);
+      await ro.end();
+      // Cached: answered without the (now closed) connection.
+      assert.equal(await cache.advertiser('no-such-token'), null);
+    } finally {
+      await ro.end();
+    }
   });
 
   it('refuses each malformed field with details', async () => {

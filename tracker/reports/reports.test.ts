@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { AppError, type ClickHouseClient } from '../../infra/index.ts';
+import { AppError, type ClickHouseClient, errorBody } from '../../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
 import { chTime, insertRows } from '../pipeline/clicks.ts';
 import {
@@ -235,6 +235,12 @@ describe('createReports().report', () => {
     ['unknown time zone', { tz: 'Mars/Olympus' }, 'tz', 'must be an IANA time zone'],
     ['per_page above 1000', { per_page: 1001 }, 'per_page', 'must be an integer between 1 and 1000'],
     ['page 0', { page: 0 }, 'page', 'must be an integer >= 1'],
+    [
+      'an offset past 100,000',
+      { page: 102, per_page: 1000 },
+      'page',
+      '(page - 1) × per_page must be at most 100000; narrow the range or filters',
+    ],
     ['negative campaign id', { campaign_id: -1 }, 'campaign_id', 'must be a non-negative integer'],
   ];
   for (const [name, over, field, problem] of bad) {
@@ -247,4 +253,40 @@ describe('createReports().report', () => {
       });
     });
   }
+});
+
+describe('limits of report and click-log queries', () => {
+  test('the offset is capped at 100,000 rows: the last allowed page answers, the next is refused', async () => {
+    assert.deepEqual(await reports.report(q({ page: 101, per_page: 1000 })), { rows: [], total: 3 });
+    assert.deepEqual((await reports.clickLog(q({ page: 100_001, per_page: 1 }))).rows, []);
+    await assert.rejects(reports.clickLog(q({ page: 100_002, per_page: 1 })), (err: unknown) => {
+      assert.ok(err instanceof AppError);
+      assert.equal(err.code, 'VALIDATION_ERROR');
+      assert.deepEqual(Object.keys(err.details as object), ['page']);
+      return true;
+    });
+  });
+
+  test('max_memory_usage is applied to each query: past it, 422 QUERY_LIMIT_EXCEEDED in the envelope', async () => {
+    // 300,000 distinct-IP clicks in 2019 (no other test reads 2019): grouping them needs well over 1 MiB.
+    await ch.command({
+      query: `INSERT INTO clicks (click_id, ts, received, link_code, campaign_id, affiliate_id, advertiser_id, currency, ip, sub1)
+        SELECT generateUUIDv4(), toDateTime64('2019-06-01 12:00:00', 3, 'UTC'), now64(3), 'lbig', 40, 7, 1, 'USD',
+          toString(number), toString(number)
+        FROM numbers(300000)`,
+    });
+    const big = { from: '2019-06-01', to: '2019-06-01' };
+    const tiny = createReports(ch, { maxExecutionS: 30, maxMemoryBytes: 1_000_000 });
+    for (const run of [() => tiny.report(q({ ...big, group_by: 'sub1' })), () => tiny.clickLog(q(big))]) {
+      await assert.rejects(run(), (err: unknown) => {
+        const { status, body } = errorBody(err);
+        assert.equal(status, 422);
+        assert.equal(body.error.code, 'QUERY_LIMIT_EXCEEDED');
+        assert.deepEqual(body.error.details, { limit: 'max_memory_usage' });
+        return true;
+      });
+    }
+    // A SETTINGS clause, not a session SET: the next query of the same chDB session runs without the limit.
+    assert.equal((await reports.report(q({ ...big, group_by: 'sub1', per_page: 1 }))).total, 300_000);
+  });
 });

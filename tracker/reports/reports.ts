@@ -9,7 +9,7 @@
  * (status pending or approved) count. Unique clicks: distinct (IP, link) per local day, summed
  * over days (per hour when grouped by hour).
  */
-import { type ClickHouseClient, validationError } from '../../infra/index.ts';
+import { AppError, type ClickHouseClient, validationError } from '../../infra/index.ts';
 import type { ClickQuality } from '../pipeline/clicks.ts';
 
 export type ReportGroupBy =
@@ -105,6 +105,23 @@ export interface Reports {
 /** Longest range one report may cover, days. */
 export const MAX_REPORT_DAYS = 3_660;
 
+/**
+ * Largest row offset ((page − 1) × per_page) a report or the click log may ask for. ClickHouse reads and sorts every
+ * skipped row, so deep pages cost as much as exporting them; past this, narrow the range or filters instead.
+ */
+export const MAX_REPORT_OFFSET = 100_000;
+
+/** ClickHouse limits of every report and click-log query (REPORT_MAX_EXECUTION_S, REPORT_MAX_MEMORY_BYTES). */
+export interface ReportLimits {
+  /** `max_execution_time`, seconds (integer >= 1). */
+  maxExecutionS: number;
+  /** `max_memory_usage`, bytes (integer >= 1). */
+  maxMemoryBytes: number;
+}
+
+/** The config defaults of {@link ReportLimits}. */
+export const DEFAULT_REPORT_LIMITS: ReportLimits = { maxExecutionS: 30, maxMemoryBytes: 2_000_000_000 };
+
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 function parseDay(s: string, field: string): number {
@@ -153,6 +170,9 @@ export function validateReportQuery(q: ReportQuery): { fromMs: number; toMs: num
   if (!Number.isSafeInteger(q.page) || q.page < 1) bad('page', 'must be an integer >= 1');
   if (!Number.isSafeInteger(q.per_page) || q.per_page < 1 || q.per_page > 1000) {
     bad('per_page', 'must be an integer between 1 and 1000');
+  }
+  if ((q.page - 1) * q.per_page > MAX_REPORT_OFFSET) {
+    bad('page', `(page - 1) × per_page must be at most ${MAX_REPORT_OFFSET}; narrow the range or filters`);
   }
   for (const f of ['campaign_id', 'affiliate_id', 'advertiser_id'] as const) {
     const v = q[f];
@@ -248,20 +268,64 @@ const round = (x: number, digits: number) => {
   return Math.round(x * f) / f;
 };
 
-/** Creates the report functions over a ClickHouse client (server or chDB). */
-export function createReports(ch: ClickHouseClient): Reports {
+/**
+ * The SETTINGS clause of a report query. A clause on the query, not `clickhouse_settings`: chDB applies those as
+ * session-wide `SET`s, which would stay on for every later query of the process (pipeline inserts included).
+ */
+function settingsClause(l: ReportLimits): string {
+  for (const v of [l.maxExecutionS, l.maxMemoryBytes]) {
+    // Inlined into SQL (SETTINGS takes no parameters): only positive integers.
+    if (!Number.isSafeInteger(v) || v < 1) throw new Error(`report limit ${v} is not a positive integer`);
+  }
+  return `SETTINGS max_execution_time = ${l.maxExecutionS}, timeout_overflow_mode = 'throw', max_memory_usage = ${l.maxMemoryBytes}`;
+}
+
+const LIMIT_ERRORS: Record<string, string> = {
+  TIMEOUT_EXCEEDED: 'max_execution_time',
+  '159': 'max_execution_time',
+  MEMORY_LIMIT_EXCEEDED: 'max_memory_usage',
+  '241': 'max_memory_usage',
+};
+
+/**
+ * Runs a query, turning ClickHouse's time and memory limit errors into QUERY_LIMIT_EXCEEDED.
+ * @throws AppError QUERY_LIMIT_EXCEEDED (details `{ limit: 'max_execution_time' | 'max_memory_usage' }`)
+ */
+async function limited<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    const e = err as { type?: unknown; code?: unknown };
+    const limit = LIMIT_ERRORS[String(e.type)] ?? LIMIT_ERRORS[String(e.code)];
+    if (!limit) throw err;
+    throw new AppError(
+      'QUERY_LIMIT_EXCEEDED',
+      `the query went past its ${limit} limit; narrow the date range or add filters`,
+      { limit },
+    );
+  }
+}
+
+/**
+ * Creates the report functions over a ClickHouse client (server or chDB); every query runs under `limits`.
+ * Both functions throw AppError VALIDATION_ERROR for a bad query and QUERY_LIMIT_EXCEEDED past a limit.
+ */
+export function createReports(ch: ClickHouseClient, limits: ReportLimits = DEFAULT_REPORT_LIMITS): Reports {
+  const settings = settingsClause(limits);
   return {
     async report(q) {
       const { fromMs, toMs } = validateReportQuery(q);
       const timeGroup = ['day', 'hour', 'campaign', 'affiliate'].includes(q.group_by);
       const useAggregates = timeGroup && wholeHourOffsets(q.tz, fromMs, toMs);
-      const rs = await ch.query({
-        query: reportSql(q, useAggregates),
-        format: 'JSONEachRow',
-        query_params: rangeParams(q, toMs),
-        clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+      const raw = await limited(async () => {
+        const rs = await ch.query({
+          query: `${reportSql(q, useAggregates)}\n    ${settings}`,
+          format: 'JSONEachRow',
+          query_params: rangeParams(q, toMs),
+          clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+        });
+        return rs.json<Record<string, string | number>>();
       });
-      const raw = await rs.json<Record<string, string | number>>();
       let total = raw.length > 0 ? Number(raw[0]!.total) : 0;
       if (raw.length === 0 && q.page > 1) {
         // Past the last page: still report the total.
@@ -292,18 +356,21 @@ export function createReports(ch: ClickHouseClient): Reports {
 
     async clickLog(q) {
       const { toMs } = validateReportQuery({ ...q, group_by: 'day' });
-      const rs = await ch.query({
-        query: `SELECT toString(click_id) AS click_id, toUnixTimestamp64Milli(ts) AS ts_ms, link_code, campaign_id,
-            affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, country, device, invalid_reason, fraud_score,
-            fraud_reasons, count() OVER () AS total
-          FROM clicks WHERE ${range('ts')}${filters({ ...q, group_by: 'day' })}
-          ORDER BY ts, click_id
-          LIMIT {limit:UInt32} OFFSET {offset:UInt64}`,
-        format: 'JSONEachRow',
-        query_params: rangeParams(q, toMs),
-        clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+      const raw = await limited(async () => {
+        const rs = await ch.query({
+          query: `SELECT toString(click_id) AS click_id, toUnixTimestamp64Milli(ts) AS ts_ms, link_code, campaign_id,
+              affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, country, device, invalid_reason, fraud_score,
+              fraud_reasons, count() OVER () AS total
+            FROM clicks WHERE ${range('ts')}${filters({ ...q, group_by: 'day' })}
+            ORDER BY ts, click_id
+            LIMIT {limit:UInt32} OFFSET {offset:UInt64}
+            ${settings}`,
+          format: 'JSONEachRow',
+          query_params: rangeParams(q, toMs),
+          clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+        });
+        return rs.json<Record<string, unknown>>();
       });
-      const raw = await rs.json<Record<string, unknown>>();
       let total = raw.length > 0 ? Number(raw[0]!.total) : 0;
       if (raw.length === 0 && q.page > 1) total = (await this.clickLog({ ...q, page: 1, per_page: 1 })).total;
       const rows = raw.map(
