@@ -45,6 +45,40 @@ export type CampaignStatus = (typeof CAMPAIGN_STATUSES)[number];
 export const PAYOUT_MODELS = ['CPC', 'CPA', 'CPL', 'RevShare'] as const;
 export type PayoutModel = (typeof PAYOUT_MODELS)[number];
 
+/** A price: fixed amounts in minor units, and shares of the sale in basis points (null: not a share). */
+export interface PriceTerms {
+  payout_amount: number;
+  revenue_amount: number;
+  payout_percent_bp: number | null;
+  revenue_percent_bp: number | null;
+}
+
+/** A goal's own price fields; each one absent (or null) takes the campaign's. */
+export type GoalPriceOverride = { [K in keyof PriceTerms]?: PriceTerms[K] | null };
+
+/**
+ * The terms a goal is priced on: the goal's fields over the campaign's, and whether they are a share of the sale
+ * (`percent`). A goal's own fields decide its kind: percent fields make it RevShare-style, fixed amounts
+ * CPA-style, even on a campaign of the other model; a goal with neither (or no goal) follows the campaign's model.
+ * The pipeline prices with it and the admin API checks payout ≤ revenue with it, so both read goals the same way.
+ */
+export function goalTerms(
+  campaign: PriceTerms & { payout_model: PayoutModel },
+  goal?: GoalPriceOverride,
+): { terms: PriceTerms; percent: boolean } {
+  const goalPercent = goal?.payout_percent_bp != null || goal?.revenue_percent_bp != null;
+  const goalFixed = goal?.payout_amount != null || goal?.revenue_amount != null;
+  return {
+    terms: {
+      payout_amount: goal?.payout_amount ?? campaign.payout_amount,
+      revenue_amount: goal?.revenue_amount ?? campaign.revenue_amount,
+      payout_percent_bp: goal?.payout_percent_bp ?? campaign.payout_percent_bp,
+      revenue_percent_bp: goal?.revenue_percent_bp ?? campaign.revenue_percent_bp,
+    },
+    percent: goalPercent || (!goalFixed && campaign.payout_model === 'RevShare'),
+  };
+}
+
 // §4 Conversions: pipeline → ledger → postbacks ------------------------------------------------------------------------
 
 /**

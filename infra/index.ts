@@ -11,6 +11,8 @@ export {
   type ClickChargeSink,
   type ConversionRef,
   type ConversionSink,
+  type GoalPriceOverride,
+  goalTerms,
   isPermanentRefusal,
   LINK_CODE_RE,
   LINK_CODE_RULE,
@@ -20,6 +22,7 @@ export {
   type PayoutModel,
   PERMANENT_REFUSAL_CODES,
   type PricedConversion,
+  type PriceTerms,
   publishLinkInvalidation,
   UUID_RE,
 } from './contracts.ts';

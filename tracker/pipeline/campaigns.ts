@@ -5,19 +5,16 @@
 import {
   type CampaignStatus,
   type ClickCharge,
+  goalTerms,
   MAX_MINOR_UNITS,
   type PayoutModel,
+  type PriceTerms,
   RetriableError,
   type Sql,
 } from '../../infra/index.ts';
 
-/** The pricing fields of a campaign or of one of its per-goal overrides. */
-export interface PriceTerms {
-  payout_amount: number;
-  revenue_amount: number;
-  payout_percent_bp: number | null;
-  revenue_percent_bp: number | null;
-}
+/** The pricing fields of a campaign or of one of its per-goal overrides (infra/contracts.ts §3). */
+export type { PriceTerms };
 
 export interface CampaignTerms extends PriceTerms {
   id: number;
@@ -113,18 +110,10 @@ export function priceConversion(
 ): PriceResult {
   if (amountMinor > MAX_MINOR_UNITS) return { type: 'reject', reason: 'amount_out_of_range' };
   if (campaign.payout_model === 'CPC') return { type: 'ok', payout: 0, revenue: 0 };
-  const override = campaign.goals.find((g) => g && g.goal === goal);
-  const t: PriceTerms = {
-    payout_amount: override?.payout_amount ?? campaign.payout_amount,
-    revenue_amount: override?.revenue_amount ?? campaign.revenue_amount,
-    payout_percent_bp: override?.payout_percent_bp ?? campaign.payout_percent_bp,
-    revenue_percent_bp: override?.revenue_percent_bp ?? campaign.revenue_percent_bp,
-  };
-  // A goal's own terms decide its model: percent fields make it CPS-style, fixed amounts make it
-  // CPA-style, even on a campaign of the other model.
-  const goalPercent = override?.payout_percent_bp != null || override?.revenue_percent_bp != null;
-  const goalFixed = override?.payout_amount != null || override?.revenue_amount != null;
-  const percent = goalPercent || (!goalFixed && campaign.payout_model === 'RevShare');
+  const { terms: t, percent } = goalTerms(
+    campaign,
+    campaign.goals.find((g) => g && g.goal === goal),
+  );
   const inRange = (payout: number, revenue: number): PriceResult =>
     payout > MAX_MINOR_UNITS || revenue > MAX_MINOR_UNITS
       ? { type: 'reject', reason: 'amount_out_of_range' }

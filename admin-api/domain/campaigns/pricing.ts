@@ -1,4 +1,4 @@
-import { AppError } from '../../../infra/index.ts';
+import { AppError, goalTerms, type PriceTerms } from '../../../infra/index.ts';
 import type { Ledger } from '../../../ledger/index.ts';
 import type { CampaignRow } from './campaign-view.ts';
 
@@ -79,16 +79,7 @@ export interface StoredTerms {
  */
 export function marginIssues(t: StoredTerms): Record<string, string> | undefined {
   const out: Record<string, string> = {};
-  const check = (
-    field: string,
-    percent: boolean,
-    g: {
-      payout_amount: number;
-      revenue_amount: number;
-      payout_percent_bp: number | null;
-      revenue_percent_bp: number | null;
-    },
-  ) => {
+  const check = (field: string, { terms: g, percent }: { terms: PriceTerms; percent: boolean }) => {
     const pBp = percent ? g.payout_percent_bp : null;
     const rBp = percent ? g.revenue_percent_bp : null;
     if (pBp !== null && rBp !== null) {
@@ -101,24 +92,9 @@ export function marginIssues(t: StoredTerms): Record<string, string> | undefined
       out[field] = 'a percent and a fixed amount cannot be compared: give payout and revenue the same kind';
     }
   };
-  const base = {
-    payout_amount: t.payout_amount,
-    revenue_amount: t.revenue_amount,
-    payout_percent_bp: t.payout_percent_bp,
-    revenue_percent_bp: t.revenue_percent_bp,
-  };
-  check('payout', t.payout_model === 'RevShare', base);
+  // Each goal is read as the pipeline prices it (goalTerms, infra/contracts.ts §3).
+  check('payout', goalTerms(t));
   // CPC conversions price at 0 (clicks pay), so goals do not matter there.
-  if (t.payout_model !== 'CPC')
-    t.goals.forEach((o, i) => {
-      const goalPercent = o.payout_percent_bp != null || o.revenue_percent_bp != null;
-      const goalFixed = o.payout_amount != null || o.revenue_amount != null;
-      check(`goals.${i}.payout`, goalPercent || (!goalFixed && t.payout_model === 'RevShare'), {
-        payout_amount: o.payout_amount ?? base.payout_amount,
-        revenue_amount: o.revenue_amount ?? base.revenue_amount,
-        payout_percent_bp: o.payout_percent_bp ?? base.payout_percent_bp,
-        revenue_percent_bp: o.revenue_percent_bp ?? base.revenue_percent_bp,
-      });
-    });
+  if (t.payout_model !== 'CPC') for (const [i, o] of t.goals.entries()) check(`goals.${i}.payout`, goalTerms(t, o));
   return Object.keys(out).length > 0 ? out : undefined;
 }
