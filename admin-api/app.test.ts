@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createLogger, createRedis } from '../infra/index.ts';
+import { createLogger, createRedis, ERROR_STATUS } from '../infra/index.ts';
 import { startApi } from './app.ts';
 import { allRoutes } from './routes/index.ts';
 import { startTestApi, type TestApi } from './test-helpers.ts';
@@ -86,6 +86,22 @@ describe('envelope and HTTP edge cases', () => {
 });
 
 describe('GET /api/v1/openapi.json', () => {
+  test('lists every stable error code with its HTTP status, the Trust codes among them', async () => {
+    const r = await t.call('get', '/openapi.json');
+    const code =
+      r.body.paths['/api/v1/campaigns'].post.responses.default.content['application/json'].schema.properties.error
+        .properties.code;
+    assert.deepEqual(code.enum, Object.keys(ERROR_STATUS));
+    assert.deepEqual(code['x-http-status'], ERROR_STATUS);
+    for (const c of [
+      'AMOUNT_OUT_OF_RANGE',
+      'MEMBERSHIP_COOLDOWN',
+      'TWO_FACTOR_SETUP_REQUIRED',
+      'ENDPOINT_LIMIT_REACHED',
+    ])
+      assert.ok(code.enum.includes(c), c);
+  });
+
   test('is OpenAPI 3.1 and documents every route of the route table', async () => {
     const r = await t.call('get', '/openapi.json');
     assert.equal(r.status, 200);

@@ -20,7 +20,8 @@ const envelopeError = {
       type: 'object',
       required: ['code', 'message'],
       properties: {
-        code: { type: 'string', enum: Object.keys(ERROR_STATUS) },
+        // Every stable code of infra/errors.ts, and the HTTP status each one is answered with.
+        code: { type: 'string', enum: Object.keys(ERROR_STATUS), 'x-http-status': ERROR_STATUS },
         message: { type: 'string' },
         details: {},
       },

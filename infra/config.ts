@@ -177,8 +177,15 @@ const schema = z.object({
   TOTP_SECRET_KEY: z.string().optional(),
   /** Concurrent outbound requests per process. */
   DELIVERY_WORKERS: z.coerce.number().int().min(1).max(256).default(8),
-  /** Concurrent outbound requests per destination host:port, per process. */
+  /** Concurrent outbound requests per destination host:port, across every process. */
   DELIVERY_PER_DESTINATION: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * Concurrent outbound requests of one owner's endpoints across every process, so one owner's backlog or slow
+   * receivers cannot take every worker (the workers also take owners in round-robin order).
+   */
+  DELIVERY_PER_OWNER: z.coerce.number().int().min(1).max(256).default(4),
+  /** Postback endpoints one affiliate, and webhook endpoints one user, may have (not counting deleted ones). */
+  DELIVERY_ENDPOINTS_PER_OWNER: z.coerce.number().int().min(1).max(10_000).default(25),
   /** Whole-request timeout of one delivery attempt, ms. */
   DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(10).max(120_000).default(10_000),
   /** Delays between attempts, seconds; after the last one it repeats until DELIVERY_RETRY_WINDOW_S. */

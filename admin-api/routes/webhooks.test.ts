@@ -161,6 +161,22 @@ describe('/webhooks', () => {
     );
   });
 
+  test('past DELIVERY_ENDPOINTS_PER_OWNER (25) a create answers 409 ENDPOINT_LIMIT_REACHED and writes nothing', async () => {
+    const owner = await t.user('advertiser');
+    const create = (i: number) =>
+      t.call('post', '/webhooks', {
+        token: owner.token,
+        body: { url: `${receiverBase}/capped/${i}`, events: ['payout.paid'] },
+      });
+    for (let i = 0; i < 25; i++) assert.equal((await create(i)).status, 201);
+    const r = await create(25);
+    assert.equal(r.status, 409, r.text);
+    assert.equal(r.body.success, false);
+    assert.equal(r.body.error.code, 'ENDPOINT_LIMIT_REACHED');
+    assert.deepEqual(r.body.error.details, { limit: 25 });
+    assert.equal((await t.call('get', '/webhooks', { token: owner.token })).body.meta.total, 25);
+  });
+
   test('validation error body is complete', async () => {
     const r = await t.call('post', '/webhooks', {
       token: advertiser.token,

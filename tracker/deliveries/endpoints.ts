@@ -95,3 +95,29 @@ export function statusAssignments(
     disabled_reason = ${reenable ? null : status === 'disabled' ? 'disabled by user' : cur.disabled_reason},
     failing_since = case when ${reenable} then null else failing_since end`;
 }
+
+/**
+ * Runs `insert` (one endpoint for `ownerId`) in a transaction unless the owner already has
+ * DELIVERY_ENDPOINTS_PER_OWNER endpoints of `kind` that are not deleted. Concurrent creates of one owner are
+ * serialised on the owner's users row (FOR NO KEY UPDATE), so parallel requests cannot pass the count together.
+ * @throws AppError ENDPOINT_LIMIT_REACHED (409), and nothing is written
+ */
+export async function insertWithinCap<Row>(
+  ctx: Ctx,
+  kind: 'postback' | 'webhook',
+  ownerId: number,
+  insert: (tx: Sql) => Promise<Row>,
+): Promise<Row> {
+  const { table, owner } = TABLES[kind];
+  const cap = ctx.config.DELIVERY_ENDPOINTS_PER_OWNER;
+  return (await ctx.sql.begin(async (tx) => {
+    await tx`select 1 from users where id = ${ownerId} for no key update`;
+    const [c] = await tx<{ n: number }[]>`
+      select count(*)::int4 as n from ${tx(table)} where ${tx(owner)} = ${ownerId} and status <> 'deleted'`;
+    if ((c?.n ?? 0) >= cap)
+      throw new AppError('ENDPOINT_LIMIT_REACHED', `at most ${cap} ${kind} endpoints per owner; delete one first`, {
+        limit: cap,
+      });
+    return insert(tx as unknown as Sql);
+  })) as Row;
+}

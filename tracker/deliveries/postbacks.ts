@@ -5,6 +5,7 @@ import {
   type EndpointState,
   endpointUrl,
   eventList,
+  insertWithinCap,
   listEndpoints,
   loadEndpoint,
   statusAssignments,
@@ -147,13 +148,16 @@ export function postbackRepository(ctx: Ctx) {
       validateTemplate(ctx, b.url);
       await checkCampaign(ctx, b.campaign_id);
       const now = new Date(ctx.clock());
-      const [r] = await sql<PostbackRow[]>`
-        insert into postback_endpoints (affiliate_id, campaign_id, events, method, url_template, include_fraud,
-                                        created_at, updated_at)
-        values (${affiliateId}, ${b.campaign_id}, ${b.events}::text[], ${b.method}, ${b.url}, ${b.include_fraud},
-                ${now}, ${now})
-        returning *`;
-      return view(r!);
+      const r = await insertWithinCap(ctx, 'postback', affiliateId, async (tx) => {
+        const [row] = await tx<PostbackRow[]>`
+          insert into postback_endpoints (affiliate_id, campaign_id, events, method, url_template, include_fraud,
+                                          created_at, updated_at)
+          values (${affiliateId}, ${b.campaign_id}, ${b.events}::text[], ${b.method}, ${b.url}, ${b.include_fraud},
+                  ${now}, ${now})
+          returning *`;
+        return row!;
+      });
+      return view(r);
     },
 
     /** `GET /postbacks/:id`. @throws AppError NOT_FOUND */

@@ -6,6 +6,7 @@ import {
   type EndpointState,
   endpointUrl,
   eventList,
+  insertWithinCap,
   listEndpoints,
   loadEndpoint,
   statusAssignments,
@@ -183,12 +184,15 @@ export function webhookRepository(ctx: Ctx) {
       validateUrl(ctx, b.url);
       const secret = generateWebhookSecret();
       const now = new Date(ctx.clock());
-      const [r] = await sql<WebhookRow[]>`
-        insert into webhook_endpoints (user_id, url, events, description, secret_enc, created_at, updated_at)
-        values (${actor.id}, ${b.url}, ${b.events}::text[], ${b.description}, ${encryptSecret(ctx.secretKey, secret)},
-                ${now}, ${now})
-        returning *`;
-      return { webhook: view(r!, now.getTime()), secret };
+      const r = await insertWithinCap(ctx, 'webhook', actor.id, async (tx) => {
+        const [row] = await tx<WebhookRow[]>`
+          insert into webhook_endpoints (user_id, url, events, description, secret_enc, created_at, updated_at)
+          values (${actor.id}, ${b.url}, ${b.events}::text[], ${b.description}, ${encryptSecret(ctx.secretKey, secret)},
+                  ${now}, ${now})
+          returning *`;
+        return row!;
+      });
+      return { webhook: view(r, now.getTime()), secret };
     },
 
     /** `GET /webhooks/:id`. @throws AppError NOT_FOUND */
