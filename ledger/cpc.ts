@@ -97,6 +97,15 @@ export function cpcFlows({ run, today }: LedgerContext) {
             ...guard.meta,
           },
         });
+        // A concurrent charge of the same key committed while this one waited for the campaign's lock: its posting
+        // stands, and its spend is booked already.
+        if (p.replayed) {
+          return {
+            posting_id: p.id,
+            ...(p.meta as { charged_clicks: number; revenue: number; payout: number }),
+            replayed: true,
+          };
+        }
         await addSpend(tx, c, day, revenue);
         if (n < count && c.status === 'active') await pauseIfExhausted(tx, fx, c, cpc);
         if (revenue > 0 || payout > 0) {
