@@ -1,7 +1,7 @@
 /**
  * Test mode is a sandbox (issue #12 item 9): a `test_` API key sees and changes only test-mode campaigns, links and
  * conversions and moves no live money; live principals (sessions, live keys, admins) never see test-mode objects.
- * Real services: the API over the real ledger. That the pipeline posts no money for a test-mode campaign's clicks
+ * Real services: the API over the real ledger and chDB. That the pipeline posts no money for a test-mode campaign's clicks
  * and conversions: tracker/pipeline/sandbox.test.ts.
  */
 import assert from 'node:assert/strict';
@@ -26,7 +26,7 @@ let aff: TestUser;
 let websiteId: number;
 
 before(async () => {
-  t = await startTestApi({ ledger: true });
+  t = await startTestApi({ ledger: true, clickhouse: true });
   ({ admin, adv, aff } = await users(t, { admin: 'admin', adv: 'advertiser', aff: 'affiliate' }));
   websiteId = await approvedWebsite(t, adv, admin);
   await fund(t, adv, 100_000);
@@ -233,5 +233,50 @@ describe('test-mode API keys are a sandbox', () => {
       assert.equal(r.status, 403, r.text);
       assert.equal(r.body.error.message, 'API keys cannot call this route');
     }
+  });
+
+  test('reports: a test key sees only test-mode traffic, live principals none of it', async () => {
+    const key = await apiKey(adv, 'test', ['campaigns:read', 'campaigns:write', 'reports:read']);
+    const liveKey = await apiKey(adv, 'live', ['reports:read']);
+    const s = await sandboxCampaign(key);
+    const liveId = await createBudgetedCampaign(t, adv, websiteId, null);
+    const at = '2026-01-10 10:00:00.000';
+    const click = (campaign: number) => ({
+      click_id: randomUUID(),
+      ts: at,
+      received: at,
+      link_code: `l${campaign}`,
+      campaign_id: campaign,
+      affiliate_id: aff.id,
+      advertiser_id: adv.id,
+      currency: 'USD',
+      ip: '192.0.2.1',
+      method: 'GET',
+      user_agent: 'Mozilla/5.0',
+      fraud_score: 0,
+      fraud_reasons: [],
+      is_invalid: 0,
+    });
+    await t.env.ch!.insert({
+      table: 'clicks',
+      format: 'JSONEachRow',
+      values: [click(s.campaignId), click(liveId), click(liveId)],
+    });
+    const q = 'group_by=campaign&from=2026-01-10&to=2026-01-10&tz=UTC';
+    const keys = async (token: string) =>
+      (await t.call('get', `/reports?${q}`, { token })).body.data.map((r: { key: string; clicks: number }) => [
+        r.key,
+        r.clicks,
+      ]);
+    assert.deepEqual(await keys(key), [[String(s.campaignId), 1]]);
+    for (const who of [adv.token, liveKey, admin.token]) assert.deepEqual(await keys(who), [[String(liveId), 2]]);
+    const log = async (token: string) =>
+      (await t.call('get', `/reports/clicks?from=2026-01-10&to=2026-01-10`, { token })).body.data.map(
+        (r: { campaign_id: number }) => r.campaign_id,
+      );
+    assert.deepEqual(await log(key), [s.campaignId]);
+    assert.deepEqual(await log(adv.token), [liveId, liveId]);
+    const byId = await t.call('get', `/reports?${q}&campaign_id=${s.campaignId}`, { token: adv.token });
+    assert.equal(byId.status, 404, byId.text);
   });
 });

@@ -90,10 +90,13 @@ test('a test-mode campaign: conversions recorded pending, CPC clicks stored, no 
   const rows = await env.sql<{ campaign_id: number; status: string; payout: number; revenue: number }[]>`
     select campaign_id::int, status, payout, revenue from conversions
     where campaign_id in (${live.campaignId}, ${sandbox.campaignId}) order by event_id`;
-  assert.deepEqual([...rows], [
-    { campaign_id: live.campaignId, status: 'pending', payout: 500, revenue: 700 },
-    { campaign_id: sandbox.campaignId, status: 'pending', payout: 500, revenue: 700 },
-  ]);
+  assert.deepEqual(
+    [...rows],
+    [
+      { campaign_id: live.campaignId, status: 'pending', payout: 500, revenue: 700 },
+      { campaign_id: sandbox.campaignId, status: 'pending', payout: 500, revenue: 700 },
+    ],
+  );
   // The live conversion is settled (spent 7.00 from its reservation); nothing for the test-mode campaigns.
   assert.ok((await postingsOf(live.campaignId)).length >= 2, 'reserve and settle postings of the live campaign');
   assert.deepEqual(await postingsOf(sandbox.campaignId), []);
