@@ -13,6 +13,8 @@ export const ERROR_STATUS = {
   FORBIDDEN: 403,
   /** An admin without 2FA on while ADMIN_REQUIRE_2FA is set: only 2FA setup/verify and logout are open. */
   TWO_FACTOR_SETUP_REQUIRED: 403,
+  /** A test-mode (sandbox) API key on a call that would move ledger money (conversion status changes, reconciliation). */
+  LIVE_MODE_REQUIRED: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,

@@ -92,7 +92,8 @@ export function campaignRoutes(): Route<never, never>[] {
             columns: sql`c.*, m.status as membership`,
             from: sql`campaigns c
               left join campaign_affiliates m on m.campaign_id = c.id and m.affiliate_id = ${user.user_id}`,
-            where: sql`${scope} and ${st}`,
+            // Test-mode keys list test-mode campaigns only, everyone else live ones only.
+            where: sql`${scope} and ${st} and c.mode = ${user.mode}`,
             orderBy: sql`c.id desc`,
           },
           ({ membership, ...c }) => campaignView(c, user, membership),
@@ -144,7 +145,7 @@ export function campaignRoutes(): Route<never, never>[] {
         if (!w || w.advertiser_id !== user.user_id) return notFound('website');
         if (w.status !== 'approved')
           throw new AppError('INVALID_STATE', 'the website must be approved before it can carry campaigns');
-        await checkFunds(a, user.user_id, body.currency, body.budget);
+        await checkFunds(a, user.user_id, body.currency, body.budget, user.mode);
         const m = moneyColumns(body.payout_model, body.payout, body.revenue ?? 0);
         const goals = storedGoals(body.goals ?? []);
         // Only advertisers create campaigns, and an advertiser may not make the platform pay more than it earns.
@@ -160,13 +161,13 @@ export function campaignRoutes(): Route<never, never>[] {
         const [c] = await deps.sql<CampaignRow[]>`
           insert into campaigns (advertiser_id, website_id, name, destination_url, fallback_url, payout_model, currency,
             payout_amount, revenue_amount, payout_percent_bp, revenue_percent_bp, goals, budget, daily_cap,
-            attribution_window_days, hold_days, allowed_countries, allowed_devices, visibility)
+            attribution_window_days, hold_days, allowed_countries, allowed_devices, visibility, mode)
           values (${user.user_id}, ${body.website_id}, ${body.name}, ${body.destination_url}, ${body.fallback_url ?? null},
             ${body.payout_model}, ${body.currency}, ${m.payout_amount ?? 0}, ${m.revenue_amount ?? 0},
             ${m.payout_percent_bp ?? null}, ${m.revenue_percent_bp ?? null}, ${deps.sql.json(goals)},
             ${body.budget ?? null}, ${body.daily_cap ?? null},
             ${body.attribution_window_days ?? deps.config.ATTRIBUTION_WINDOW_DAYS}, ${body.hold_days ?? 0},
-            ${body.allowed_countries ?? []}, ${body.allowed_devices ?? []}, ${body.visibility ?? 'public'})
+            ${body.allowed_countries ?? []}, ${body.allowed_devices ?? []}, ${body.visibility ?? 'public'}, ${user.mode})
           returning *`;
         return { status: 201, data: campaignView(c!, user) };
       },
@@ -196,14 +197,15 @@ export function campaignRoutes(): Route<never, never>[] {
           if (issue) throw validationError({ [k]: issue });
         }
         // An active campaign already holds its reservation: the ledger reserves only the difference below.
-        const resync = deps.ledger !== undefined && c.status === 'active';
+        // A test-mode campaign holds none (the sandbox moves no live money).
+        const resync = deps.ledger !== undefined && c.status === 'active' && c.mode === 'live';
         if (resync && body.budget === null && c.budget !== null)
           throw new AppError(
             'INVALID_STATE',
             'pause the campaign before removing its budget (releases the reservation)',
           );
         if (!resync && body.budget !== undefined && body.budget !== null && body.budget > (c.budget ?? 0))
-          await checkFunds(a, c.advertiser_id, c.currency, body.budget);
+          await checkFunds(a, c.advertiser_id, c.currency, body.budget, c.mode);
         const m = moneyColumns(c.payout_model, body.payout, body.revenue);
         const patch: Record<string, unknown> = {};
         if (body.margin_override_reason !== undefined && user.role !== 'admin')

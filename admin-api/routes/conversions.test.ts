@@ -143,8 +143,8 @@ describe('conversion status', () => {
     const viaTestKey = await t.call('post', `/conversions/${c.id}/approve`, { token: await key('test') });
     assert.equal(viaTestKey.status, 403);
     assert.deepEqual(viaTestKey.body.error, {
-      code: 'FORBIDDEN',
-      message: 'test-mode API keys cannot change conversions',
+      code: 'LIVE_MODE_REQUIRED',
+      message: 'test-mode API keys cannot change conversions: it moves ledger money',
     });
     const live = await key('live');
     const ok = await t.call('post', `/conversions/${c.id}/approve`, { token: live });

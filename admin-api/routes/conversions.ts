@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { AppError, validationError } from '../../infra/index.ts';
 import { reconcileRowSchema } from '../../ledger/index.ts';
-import { approveConversion, reverseConversion } from '../domain/conversions/change-conversion.ts';
+import { approveConversion, reconcileLive, reverseConversion } from '../domain/conversions/change-conversion.ts';
 import { needLedger } from '../domain/wallet/need-ledger.ts';
 import { paged, pageQuery, type Route, route } from '../http.ts';
 import { pagedQuery } from '../paging.ts';
@@ -137,8 +137,8 @@ export function conversionRoutes(): Route<never, never>[] {
               : sql`affiliate_id = ${user.user_id}`;
         const camp = query.campaign_id ? sql`campaign_id = ${query.campaign_id}` : sql`true`;
         const st = query.status ? sql`status = ${query.status}` : sql`true`;
-        // Test-mode API keys see no live conversions.
-        if (user.mode === 'test') return paged([], 0, query);
+        // A conversion takes its campaign's mode (none: live); each principal sees its own mode's only.
+        const mode = sql`coalesce((select c.mode from campaigns c where c.id = conversions.campaign_id), 'live') = ${user.mode}`;
         return pagedQuery<ConversionRow>(
           sql,
           query,
@@ -147,7 +147,7 @@ export function conversionRoutes(): Route<never, never>[] {
               reject_reason, amount, currency, payout, revenue, event_time, fraud_score, sub1, sub2, sub3, sub4, sub5,
               created_at`,
             from: sql`conversions`,
-            where: sql`${scope} and ${camp} and ${st}`,
+            where: sql`${scope} and ${camp} and ${st} and ${mode}`,
             orderBy: sql`created_at desc, id`,
           },
           (r) => {
@@ -229,11 +229,10 @@ export function conversionRoutes(): Route<never, never>[] {
       },
       async handler(a) {
         const ledger = needLedger(a);
-        if (a.user.mode === 'test') throw new AppError('FORBIDDEN', 'test-mode API keys cannot change conversions');
         const reason = a.body.margin_override_reason;
         if (reason !== undefined && a.user.role !== 'admin')
           throw validationError({ margin_override_reason: 'only an admin may override the margin' });
-        const results = await ledger.reconcile(a.user.role === 'admin' ? null : a.user.user_id, a.body.rows, {
+        const results = await reconcileLive(a, ledger, a.user.role === 'admin' ? null : a.user.user_id, a.body.rows, {
           override: reason === undefined ? undefined : { by: a.user.user_id, reason },
         });
         const failed = results.filter((r) => !r.ok).length;

@@ -22,10 +22,12 @@ export function linkRoutes(): Route<never, never>[] {
         const { sql } = deps;
         const own = user.role === 'admin' ? sql`true` : sql`affiliate_id = ${user.user_id}`;
         const camp = query.campaign_id ? sql`campaign_id = ${query.campaign_id}` : sql`true`;
+        // A link takes its campaign's mode: test-mode keys list test-mode links only, everyone else live ones.
+        const mode = sql`campaign_id in (select id from campaigns where mode = ${user.mode})`;
         return pagedQuery<LinkRow>(
           sql,
           query,
-          { columns: sql`*`, from: sql`links`, where: sql`${own} and ${camp}`, orderBy: sql`id desc` },
+          { columns: sql`*`, from: sql`links`, where: sql`${own} and ${camp} and ${mode}`, orderBy: sql`id desc` },
           (l) => linkView(deps, l),
         );
       },

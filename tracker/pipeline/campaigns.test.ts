@@ -15,6 +15,7 @@ const base: CampaignTerms = {
   payout_percent_bp: null,
   revenue_percent_bp: null,
   goals: [],
+  mode: 'live',
 };
 
 test('percentOf rounds half down in integer arithmetic, exact for large amounts', () => {

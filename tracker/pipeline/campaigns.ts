@@ -27,6 +27,8 @@ export interface CampaignTerms extends PriceTerms {
   hold_days: number;
   /** Per-goal overrides: `{ goal, ...some PriceTerms }`. */
   goals: Array<{ goal: string } & Partial<PriceTerms>>;
+  /** `test`: a sandbox campaign (made with a test-mode API key); its clicks and conversions move no ledger money. */
+  mode: 'live' | 'test';
 }
 
 export interface CampaignCache {
@@ -58,7 +60,7 @@ export function createCampaignCache(sql: Sql, ttlMs = 30_000): CampaignCache {
         try {
           rows = await sql<CampaignTerms[]>`
             select id, advertiser_id, status, payout_model, currency, attribution_window_days, hold_days,
-                   payout_amount, revenue_amount, payout_percent_bp, revenue_percent_bp, goals
+                   payout_amount, revenue_amount, payout_percent_bp, revenue_percent_bp, goals, mode
             from campaigns where id = any(${missing})`;
         } catch (err) {
           throw new RetriableError(`campaign lookup failed: ${(err as Error).message}`);

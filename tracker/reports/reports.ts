@@ -51,6 +51,10 @@ export interface ReportQuery {
   affiliate_id?: number;
   /** Scope: set for advertisers (only their campaigns). */
   advertiser_id?: number;
+  /** Scope: campaigns left out (for live callers: the test-mode ones). */
+  exclude_campaign_ids?: number[];
+  /** Scope: only these campaigns (for test-mode callers: the test-mode ones; empty: none). */
+  only_campaign_ids?: number[];
   /** 1-based. */
   page: number;
   /** At most 1000. */
@@ -202,6 +206,8 @@ function filters(q: ReportQuery): string {
   if (q.campaign_id !== undefined) f.push('campaign_id = {campaign_id:UInt64}');
   if (q.affiliate_id !== undefined) f.push('affiliate_id = {affiliate_id:UInt64}');
   if (q.advertiser_id !== undefined) f.push('advertiser_id = {advertiser_id:UInt64}');
+  if (q.exclude_campaign_ids?.length) f.push('NOT has({exclude_campaign_ids:Array(UInt64)}, campaign_id)');
+  if (q.only_campaign_ids) f.push('has({only_campaign_ids:Array(UInt64)}, campaign_id)');
   return f.map((x) => ` AND ${x}`).join('');
 }
 
@@ -219,6 +225,8 @@ function rangeParams(q: ClickLogQuery, toMs: number): Record<string, unknown> {
     campaign_id: q.campaign_id,
     affiliate_id: q.affiliate_id,
     advertiser_id: q.advertiser_id,
+    exclude_campaign_ids: q.exclude_campaign_ids?.length ? q.exclude_campaign_ids : undefined,
+    only_campaign_ids: q.only_campaign_ids,
     limit: q.per_page,
     offset: (q.page - 1) * q.per_page,
   };

@@ -24,6 +24,8 @@ export interface CampaignRow {
   allowed_devices: string[];
   visibility: 'public' | 'private';
   status: CampaignStatus;
+  /** `test`: created with a test-mode API key; visible only to test-mode keys, moves no live money. */
+  mode: 'live' | 'test';
   created_at: Date;
   updated_at: Date;
 }
@@ -54,6 +56,7 @@ export function campaignView(c: CampaignRow, user: Principal, membership?: strin
     allowed_devices: c.allowed_devices,
     visibility: c.visibility,
     status: c.status,
+    mode: c.mode,
     created_at: c.created_at,
     updated_at: c.updated_at,
   };

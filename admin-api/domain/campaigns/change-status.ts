@@ -15,7 +15,8 @@ export const TRANSITIONS: Record<CampaignStatus, CampaignStatus[]> = {
 /**
  * Moves campaign `c` to `to` (recording who did it), through the ledger when there is one so the budget is
  * reserved or released with it; then tells the trackers and the approved affiliates (and, without a ledger, the
- * advertiser). @returns the updated row. @throws AppError INVALID_STATE for a transition not in TRANSITIONS,
+ * advertiser). A test-mode campaign never goes through the ledger: it reserves and releases no live money.
+ * @returns the updated row. @throws AppError INVALID_STATE for a transition not in TRANSITIONS,
  * CONFLICT when the campaign changed meanwhile, and the ledger's INSUFFICIENT_FUNDS / BUDGET_EXHAUSTED.
  */
 export async function changeCampaignStatus(
@@ -32,11 +33,12 @@ export async function changeCampaignStatus(
       allowed: TRANSITIONS[c.status],
     });
   let u: CampaignRow;
-  if (deps.ledger) {
+  const ledger = c.mode === 'live' ? deps.ledger : undefined;
+  if (ledger) {
     // The ledger sets the status in the same transaction that reserves (active) or releases
     // (paused/archived) the budget; INSUFFICIENT_FUNDS / BUDGET_EXHAUSTED leave everything as it was.
-    if (to === 'active') await deps.ledger.activateCampaign(c.id);
-    else await deps.ledger.stopCampaign(c.id, to);
+    if (to === 'active') await ledger.activateCampaign(c.id);
+    else await ledger.stopCampaign(c.id, to);
     const [row] = await deps.sql<CampaignRow[]>`select * from campaigns where id = ${c.id}`;
     if (!row) return notFound('campaign');
     u = row;
@@ -56,7 +58,7 @@ export async function changeCampaignStatus(
   const members = await deps.sql<{ affiliate_id: number }[]>`
     select affiliate_id from campaign_affiliates where campaign_id = ${c.id} and status = 'approved'`;
   // With a ledger, the ledger has already told the advertiser (after its commit).
-  const audience = [...(deps.ledger ? [] : [c.advertiser_id]), ...members.map((m) => m.affiliate_id)];
+  const audience = [...(ledger ? [] : [c.advertiser_id]), ...members.map((m) => m.affiliate_id)];
   if (audience.length > 0)
     await emit(deps.redis, services.keys, 'campaign.status_changed', audience, {
       campaign_id: c.id,

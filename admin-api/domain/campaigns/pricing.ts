@@ -34,16 +34,17 @@ export function storedGoals(goals: ReadonlyArray<{ goal: string; payout?: number
 }
 
 /**
- * Checks that the advertiser's available balance covers `budget` (no ledger or no budget: nothing to check).
- * @throws AppError INSUFFICIENT_FUNDS otherwise.
+ * Checks that the advertiser's available balance covers `budget` (no ledger, no budget or a test-mode campaign,
+ * which reserves no live money: nothing to check). @throws AppError INSUFFICIENT_FUNDS otherwise.
  */
 export async function checkFunds(
   a: { deps: { ledger?: Ledger } },
   advertiserId: number,
   cur: string,
-  budget?: number | null,
+  budget: number | null | undefined,
+  mode: 'live' | 'test',
 ) {
-  if (!a.deps.ledger || budget === undefined || budget === null) return;
+  if (!a.deps.ledger || budget === undefined || budget === null || mode === 'test') return;
   const available = await a.deps.ledger.availableBalance(advertiserId, cur);
   if (available < budget)
     throw new AppError('INSUFFICIENT_FUNDS', 'wallet balance does not cover the campaign budget', {

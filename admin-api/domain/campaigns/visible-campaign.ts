@@ -6,7 +6,9 @@ import type { CampaignRow } from './campaign-view.ts';
 /**
  * Loads campaign `id` with the caller's membership status (`null`: none) if the caller may reach it by id to join or
  * leave: admins any; advertisers their own; affiliates active ones and those they are members of or waiting for
- * (a private campaign's id is shared by invitation, out of band). @throws AppError NOT_FOUND otherwise.
+ * (a private campaign's id is shared by invitation, out of band). Only a campaign of the caller's mode (test-mode
+ * API keys: test-mode campaigns; sessions and live keys, admins too: live ones) exists for it.
+ * @throws AppError NOT_FOUND otherwise.
  */
 export async function reachableCampaign(
   sql: Sql,
@@ -16,7 +18,7 @@ export async function reachableCampaign(
   const [c] = await sql<(CampaignRow & { membership: string | null })[]>`
     select c.*, m.status as membership from campaigns c
     left join campaign_affiliates m on m.campaign_id = c.id and m.affiliate_id = ${user.user_id}
-    where c.id = ${id}`;
+    where c.id = ${id} and c.mode = ${user.mode}`;
   if (!c) return notFound('campaign');
   const { membership, ...row } = c;
   if (user.role === 'advertiser' && c.advertiser_id !== user.user_id) return notFound('campaign');

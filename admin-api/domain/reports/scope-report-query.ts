@@ -7,11 +7,14 @@ interface Scopable {
   campaign_id?: number;
   affiliate_id?: number;
   advertiser_id?: number;
+  exclude_campaign_ids?: number[];
+  only_campaign_ids?: number[];
 }
 
 /**
  * Scopes a report query to what the caller may see: a named campaign must be visible to it, affiliates see only
- * their own traffic and advertisers only theirs. @returns the reports and the scoped query.
+ * their own traffic and advertisers only theirs; test-mode API keys see only test-mode campaigns' traffic, everyone
+ * else none of it. @returns the reports and the scoped query.
  * @throws AppError NOT_FOUND for an invisible campaign, SERVICE_UNAVAILABLE when the API runs without reports.
  */
 export async function scopeReportQuery<Q extends Scopable>(
@@ -24,5 +27,11 @@ export async function scopeReportQuery<Q extends Scopable>(
   const q: Q = { ...query };
   if (user.role === 'affiliate') q.affiliate_id = user.user_id;
   if (user.role === 'advertiser') q.advertiser_id = user.user_id;
+  // ClickHouse holds no mode: the test-mode campaigns (an advertiser's own; its other traffic is scoped out anyway).
+  const own = user.role === 'advertiser' ? deps.sql`and advertiser_id = ${user.user_id}` : deps.sql``;
+  const test = await deps.sql<{ id: number }[]>`select id::int from campaigns where mode = 'test' ${own}`;
+  const ids = test.map((c) => c.id);
+  if (user.mode === 'test') q.only_campaign_ids = ids;
+  else q.exclude_campaign_ids = ids;
   return { reports: deps.reports, q };
 }

@@ -5,14 +5,16 @@ import type { ConversionCtx } from './context.ts';
  * Money before ClickHouse: the ledger may still refuse an accepted conversion (budget exhausted, daily cap),
  * so the rows take their final status from Postgres, the source of truth, and reports agree with the money.
  * A crash between this step and the insert is safe: the sink is idempotent by conversion id and a replayed
- * conversion rebuilds its row from Postgres.
+ * conversion rebuilds its row from Postgres. A conversion of a test-mode (sandbox) campaign is recorded (the
+ * sandbox shows it, pending) but never reaches the sink: no ledger money, no postbacks.
  */
 export const settleConversions: Step<ConversionCtx> = {
   name: 'settle',
   async run(ctx) {
     const { deps } = ctx;
-    for (const a of ctx.accepted) await deps.conversionSink?.conversionRecorded(a);
-    if (ctx.accepted.length === 0) return;
+    const live = ctx.accepted.filter((a) => ctx.terms.get(a.campaign_id)?.mode === 'live');
+    for (const a of live) await deps.conversionSink?.conversionRecorded(a);
+    if (live.length === 0) return;
     const ids = ctx.rows.map((r) => String(r.conversion_id));
     const final = await deps.sql<{ id: string; status: string; reject_reason: string | null }[]>`
       select id, status, reject_reason from conversions where id = any(${ids}::uuid[])`;
