@@ -89,7 +89,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     },
   );
   const conversions = new GroupWriter<Stored>(redis, spool, keys.conversions, P, 0, LIMITS.maxGroup, log, callStored);
-  const links = new LinkCache(sql, config.LINK_NEGATIVE_CACHE_MS, log);
+  const links = new LinkCache(sql, config.LINK_NEGATIVE_CACHE_MS, log, config.LINK_NEGATIVE_CACHE_MAX);
   const tokens = new TokenCache(sql);
 
   // Spool replay: at start-up, whenever Redis (re)connects, and periodically while anything is spooled.
