@@ -79,6 +79,17 @@ const schema = z.object({
   TRUSTED_PROXIES: csv.default(['127.0.0.0/8', '::1/128']),
   /** How long an unknown link code is remembered as unknown, ms. */
   LINK_NEGATIVE_CACHE_MS: z.coerce.number().int().min(0).default(5_000),
+  /**
+   * Most unknown link codes a tracker process remembers at once (LRU: past it the least recently asked is forgotten),
+   * so clicks on random codes cannot grow its memory.
+   */
+  LINK_NEGATIVE_CACHE_MAX: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
+  /**
+   * Most bytes of spool files under DATA_DIR/spool (all processes' files, counted by each process); past it a group
+   * that cannot reach Redis is dropped and counted (`tracker_spool_dropped_events_total`), never written. At 80 % a
+   * `tracker.spool_near_cap` event is published (at most once per 5 minutes).
+   */
+  SPOOL_MAX_BYTES: z.coerce.number().int().min(1_024).max(Number.MAX_SAFE_INTEGER).default(1_073_741_824),
   /** Max time a click waits to be grouped with others into one XADD, ms. 0 = next event-loop turn. */
   TRACKER_GROUP_COMMIT_MS: z.coerce.number().min(0).max(50).default(0),
   /** Name of this tracker instance in its spool file names (default: the host name; the pid is added). */

@@ -18,6 +18,7 @@ export type LiveEventType =
   | 'pipeline.batch_parked'
   | 'delivery.endpoint_disabled'
   | 'delivery.queue_alert'
+  | 'tracker.spool_near_cap'
   | 'force-logout';
 
 /** One event: who may see it (`user_ids`, plus every admin), what happened, and its data. */

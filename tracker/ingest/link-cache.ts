@@ -37,7 +37,8 @@ interface LinkRow {
   sub5: string | null;
 }
 
-type Entry = CachedLink | { missing: true; until_ms: number };
+/** Default most unknown codes remembered at once, see {@link LinkCache}. */
+export const NEGATIVE_MAX_DEFAULT = 10_000;
 
 function compile(r: LinkRow): CachedLink {
   return {
@@ -60,9 +61,16 @@ function compile(r: LinkRow): CachedLink {
  * on a miss by one Postgres query per code (concurrent misses share it), unknown codes remembered
  * for `negativeMs`. Invalidated through Redis pub/sub (infra/contracts.ts §2); on a resubscription (a
  * message may have been missed) the whole cache is dropped.
+ *
+ * Bounds: the unknown codes are an LRU of at most `negativeMax` entries (anyone can click random codes;
+ * past the cap the least recently asked one is forgotten, which only costs that code one more Postgres
+ * read). The known links are not capped: each is a row of `links`, so they are bounded by the table,
+ * which only signed-in users grow, and evicting active links would send clicks to Postgres.
  */
 export class LinkCache {
-  private readonly map = new Map<string, Entry>();
+  private readonly map = new Map<string, CachedLink>();
+  /** Unknown codes → until when they are known to be unknown (epoch ms); Map order = least recently used first. */
+  private readonly missing = new Map<string, number>();
   private readonly loading = new Map<string, Promise<CachedLink | null>>();
   /** Bumped by every invalidation, so a load that raced with one is used once but not cached. */
   private generation = 0;
@@ -74,6 +82,7 @@ export class LinkCache {
     private readonly sql: Sql,
     private readonly negativeMs: number,
     private readonly log: Logger,
+    private readonly negativeMax: number = NEGATIVE_MAX_DEFAULT,
   ) {}
 
   /** Loads every active link of an active campaign. @throws on a Postgres error. */
@@ -95,10 +104,14 @@ export class LinkCache {
    */
   get(code: string): CachedLink | null | Promise<CachedLink | null> {
     const e = this.map.get(code);
-    if (e !== undefined) {
-      if (!('missing' in e)) return e;
-      if (e.until_ms > Date.now()) return null;
-      this.map.delete(code);
+    if (e !== undefined) return e;
+    const until = this.missing.get(code);
+    if (until !== undefined) {
+      this.missing.delete(code);
+      if (until > Date.now()) {
+        this.missing.set(code, until); // most recently used now
+        return null;
+      }
     }
     return singleFlight(this.loading, code, (k) => this.load(k));
   }
@@ -112,21 +125,37 @@ export class LinkCache {
       where l.code = ${code}`;
     const link = rows[0] ? compile(rows[0]) : null;
     if (gen === this.generation) {
-      this.map.set(code, link ?? { missing: true, until_ms: Date.now() + this.negativeMs });
+      if (link) this.map.set(code, link);
+      else this.remember(code);
     }
     return link;
+  }
+
+  /** Remembers `code` as unknown for `negativeMs`, forgetting the least recently used unknown code past the cap. */
+  private remember(code: string): void {
+    if (this.negativeMs <= 0) return;
+    this.missing.delete(code);
+    while (this.missing.size >= this.negativeMax) {
+      const oldest = this.missing.keys().next().value as string;
+      this.missing.delete(oldest);
+    }
+    this.missing.set(code, Date.now() + this.negativeMs);
   }
 
   /** Applies one invalidation message. */
   invalidate(msg: LinkInvalidation): void {
     this.generation++;
-    if ('code' in msg) this.map.delete(msg.code);
-    else if ('campaign_id' in msg) {
-      for (const [code, e] of this.map) {
-        // Negative entries are dropped too: a new link of this campaign may now exist.
-        if ('missing' in e || e.campaign_id === msg.campaign_id) this.map.delete(code);
-      }
-    } else this.map.clear();
+    if ('code' in msg) {
+      this.map.delete(msg.code);
+      this.missing.delete(msg.code);
+    } else if ('campaign_id' in msg) {
+      for (const [code, e] of this.map) if (e.campaign_id === msg.campaign_id) this.map.delete(code);
+      // Unknown codes are dropped too: a new link of this campaign may now exist.
+      this.missing.clear();
+    } else {
+      this.map.clear();
+      this.missing.clear();
+    }
   }
 
   /**
@@ -161,7 +190,12 @@ export class LinkCache {
 
   /** Number of cached entries (positive and negative). */
   get size(): number {
-    return this.map.size;
+    return this.map.size + this.missing.size;
+  }
+
+  /** Number of unknown codes remembered (at most the cap given to the constructor). */
+  get negativeSize(): number {
+    return this.missing.size;
   }
 
   close(): void {

@@ -1,8 +1,11 @@
 import net from 'node:net';
 
+/** Most addresses whose trust decision is memoised; past it the memo starts afresh (a flood of IPs cannot grow it). */
+export const PROXY_MEMO_MAX = 10_000;
+
 /**
  * Decides which peers are trusted proxies (CIDR list, IPv4 and IPv6) and derives the client IP.
- * Decisions are memoised per peer address (bounded), since a tracker sees few distinct proxies.
+ * Decisions are memoised per peer address (at most {@link PROXY_MEMO_MAX}), since a tracker sees few distinct proxies.
  */
 export class TrustedProxies {
   private readonly list = new net.BlockList();
@@ -23,12 +26,17 @@ export class TrustedProxies {
     }
   }
 
+  /** Addresses memoised now (≤ {@link PROXY_MEMO_MAX}). */
+  get memoSize(): number {
+    return this.memo.size;
+  }
+
   /** Whether `ip` (text form) belongs to a trusted range. */
   isTrusted(ip: string): boolean {
     let v = this.memo.get(ip);
     if (v === undefined) {
       v = check(this.list, ip);
-      if (this.memo.size > 10_000) this.memo.clear();
+      if (this.memo.size >= PROXY_MEMO_MAX) this.memo.clear();
       this.memo.set(ip, v);
     }
     return v;

@@ -1,6 +1,7 @@
 import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
 import os from 'node:os';
 import path from 'node:path';
+import { Registry } from 'prom-client';
 import { type Config, createRedis, type Logger, type Redis, redisKeys, type Sql } from '../../infra/index.ts';
 import { answerStored, clickHandler } from './click.ts';
 import { TokenCache } from './conversion.ts';
@@ -10,6 +11,7 @@ import { postbackHandler } from './postback.ts';
 import { TrustedProxies } from './proxies.ts';
 import { isMethod, LIMITS } from './request.ts';
 import { Spool } from './spool.ts';
+import { checkSpool, createSpoolMetrics } from './spool-monitor.ts';
 import { UuidV7 } from './uuid7.ts';
 import { callStored, GroupWriter, type Stored } from './writer.ts';
 
@@ -22,6 +24,8 @@ export interface TrackerOptions {
   logger: Logger;
   sql: Sql;
   redisUrl: string;
+  /** Where the tracker's metrics (the spool's, ./spool-monitor.ts) are registered; default a new one. */
+  registry?: Registry;
 }
 
 /** A running ingest server. */
@@ -29,6 +33,8 @@ export interface Tracker {
   port: number;
   /** `http://<host>:<port>` */
   url: string;
+  /** The tracker's prom-client metrics (`tracker_spool_*`). */
+  registry: Registry;
   /** Requests received and not yet answered (waiting for their write or lookup). */
   inflight(): number;
   /** Stops listening, answers every in-flight request after its write is stored, closes connections. */
@@ -68,10 +74,14 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     maxRetriesPerRequest: null,
   });
 
+  const registry = opts.registry ?? new Registry();
+  const spoolMetrics = createSpoolMetrics(registry);
+  // Capped: while Redis is unreachable (or refusing writes, e.g. full under `noeviction`) every event goes here.
   const spool = new Spool(
     path.join(config.DATA_DIR, 'spool'),
     (config.TRACKER_INSTANCE_ID ?? os.hostname()).replace(/[^A-Za-z0-9_-]/g, '_'),
     log,
+    { maxBytes: config.SPOOL_MAX_BYTES, onDropped: (n) => spoolMetrics.droppedCounter.inc(n) },
   );
   await spool.init();
   // A click's wait for its XADD is its request state: the writer hands it back to answerStored.
@@ -89,7 +99,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     },
   );
   const conversions = new GroupWriter<Stored>(redis, spool, keys.conversions, P, 0, LIMITS.maxGroup, log, callStored);
-  const links = new LinkCache(sql, config.LINK_NEGATIVE_CACHE_MS, log);
+  const links = new LinkCache(sql, config.LINK_NEGATIVE_CACHE_MS, log, config.LINK_NEGATIVE_CACHE_MAX);
   const tokens = new TokenCache(sql);
 
   // Spool replay: at start-up, whenever Redis (re)connects, and periodically while anything is spooled.
@@ -107,7 +117,20 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     );
   };
   redis.on('ready', replay);
-  const replayTimer = setInterval(replay, 1_000);
+  // The spool's size and its near-cap alert, once a second (one look at a time).
+  const alertState = { loggedAtMs: 0 };
+  let checking = false;
+  const check = () => {
+    if (checking) return;
+    checking = true;
+    void checkSpool({ spool, metrics: spoolMetrics, redis, keys, log }, alertState).finally(() => {
+      checking = false;
+    });
+  };
+  const replayTimer = setInterval(() => {
+    replay();
+    check();
+  }, 1_000);
   replayTimer.unref();
 
   // Warm the link cache; if Postgres is down, keep serving (cached/unknown links) and retry.
@@ -221,6 +244,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   return {
     port,
     url: `http://${host}:${port}`,
+    registry,
     inflight: () => active,
     close() {
       closed ??= (async () => {

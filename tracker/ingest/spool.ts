@@ -1,5 +1,5 @@
 import { constants, createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { access, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger, Redis } from '../../infra/index.ts';
@@ -7,6 +7,25 @@ import { entryMayRepeat } from '../events.ts';
 
 /** Records XADDed per round trip when replaying. */
 const REPLAY_BATCH = 256;
+
+/** Shortest interval between two "spool full" log lines, ms (a flood past the cap must not flood the log too). */
+const FULL_LOG_INTERVAL_MS = 10_000;
+
+/** Spool files (not their `.offset`/`.sent` side files): what the cap counts. */
+const SPOOL_FILE = /^(.*)\.(\d+)\.(spool|replay)$/;
+
+/** What {@link Spool.append} answers when the spool is at its cap: nothing was written. */
+export class SpoolFullError extends Error {
+  override name = 'SpoolFullError';
+}
+
+/** Optional bounds and counters of a {@link Spool}. */
+export interface SpoolOptions {
+  /** Cap of the spool directory's files, bytes (SPOOL_MAX_BYTES); default unbounded. */
+  maxBytes?: number;
+  /** Called with the number of events of every group refused at the cap (e.g. a prom-client counter's `inc`). */
+  onDropped?: (events: number) => void;
+}
 
 /**
  * Local append-only spool for stream entries that could not be written to Redis.
@@ -32,6 +51,17 @@ export class Spool {
   private pending = 0;
   private idle: Array<() => void> = [];
   private replaying: Promise<number> | undefined;
+  /** Bytes of the spool files other than the active one, as of the last {@link measure} (plus closed actives). */
+  private closedBytes = 0;
+  /** Bytes appended to the active file. */
+  private activeBytes = 0;
+  /** {@link bytes} when an append was last refused at the cap: until the spool shrinks below it, it is full. */
+  private refusedAt = Number.POSITIVE_INFINITY;
+  private lastFullLogMs = 0;
+  private droppedSinceLog = 0;
+  /** Events refused at the cap since start. */
+  dropped = 0;
+  readonly maxBytes: number;
   /** False after a failed write until the next successful one. */
   healthy = true;
 
@@ -39,17 +69,65 @@ export class Spool {
     readonly dir: string,
     private readonly instance: string,
     private readonly log: Logger,
-  ) {}
+    private readonly opts: SpoolOptions = {},
+  ) {
+    this.maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+  }
 
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
+    await this.measure();
+  }
+
+  /**
+   * Bytes the spool holds: every spool file of the directory (other processes' too, as of the last
+   * {@link measure}) and what this process appended since. Compared with `maxBytes` before every append.
+   */
+  get bytes(): number {
+    return this.closedBytes + this.activeBytes;
+  }
+
+  /**
+   * Re-reads the size of every spool file of the directory except this process's active one (whose size this
+   * process counts itself), so files of other processes and removals are seen. Errors leave the count as it was.
+   * @returns {@link bytes}.
+   */
+  async measure(): Promise<number> {
+    try {
+      const active = this.ws ? this.active : '';
+      let total = 0;
+      for (const name of await readdir(this.dir)) {
+        if (!SPOOL_FILE.test(name)) continue;
+        const file = path.join(this.dir, name);
+        if (file === active) continue;
+        total += await stat(file).then(
+          (st) => st.size,
+          () => 0, // replayed and removed meanwhile
+        );
+      }
+      this.closedBytes = total;
+      if (this.bytes < this.refusedAt) this.refusedAt = Number.POSITIVE_INFINITY;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'spool size unknown');
+    }
+    return this.bytes;
   }
 
   /**
    * Appends one stream entry; `cb` runs once the write is handed to the OS (error when it failed).
-   * Records are written in call order.
+   * Records are written in call order. At the cap (`maxBytes`) nothing is written: `cb` gets a
+   * {@link SpoolFullError} (on a later tick), the `events` of the group are counted in `dropped` and
+   * `onDropped`, and a warning is logged at most every 10 s.
    */
-  append(stream: string, fields: string[], cb: (err?: Error | null) => void): void {
+  append(stream: string, fields: string[], cb: (err?: Error | null) => void, events = 1): void {
+    const line = JSON.stringify([stream, ...fields]) + '\n';
+    const size = Buffer.byteLength(line);
+    if (this.bytes + size > this.maxBytes) {
+      this.refuse(events);
+      process.nextTick(cb, new SpoolFullError(`spool at its cap of ${this.maxBytes} bytes`));
+      return;
+    }
+    this.activeBytes += size;
     if (!this.ws) {
       this.active = path.join(this.dir, `${this.instance}-${Date.now()}-${this.seq++}.${process.pid}.spool`);
       this.ws = createWriteStream(this.active, { flags: 'a' });
@@ -60,7 +138,7 @@ export class Spool {
     }
     this.pending++;
     this.written++;
-    this.ws.write(JSON.stringify([stream, ...fields]) + '\n', (err) => {
+    this.ws.write(line, (err) => {
       if (err) this.healthy = false;
       else this.healthy = true;
       this.pending--;
@@ -69,9 +147,25 @@ export class Spool {
     });
   }
 
-  /** Whether the spool directory is writable (readiness). */
+  private refuse(events: number): void {
+    this.refusedAt = this.bytes;
+    this.dropped += events;
+    this.droppedSinceLog += events;
+    this.opts.onDropped?.(events);
+    const now = Date.now();
+    if (now - this.lastFullLogMs >= FULL_LOG_INTERVAL_MS) {
+      this.log.error(
+        { events: this.droppedSinceLog, bytes: this.bytes, max_bytes: this.maxBytes, dir: this.dir },
+        'events lost: Redis unavailable and the spool is at its cap (SPOOL_MAX_BYTES)',
+      );
+      this.lastFullLogMs = now;
+      this.droppedSinceLog = 0;
+    }
+  }
+
+  /** Whether the spool directory is writable and has room: no append was refused at the cap since it last shrank (readiness). */
   async writable(): Promise<boolean> {
-    if (!this.healthy) return false;
+    if (!this.healthy || this.bytes >= Math.min(this.maxBytes, this.refusedAt)) return false;
     try {
       await access(this.dir, constants.W_OK);
       return true;
@@ -91,6 +185,9 @@ export class Spool {
     if (!ws) return;
     this.ws = undefined;
     this.written = 0;
+    // The file is now a closed one, counted with the others until the next measure.
+    this.closedBytes += this.activeBytes;
+    this.activeBytes = 0;
     await new Promise<void>((resolve) => {
       ws.end(() => resolve());
       ws.once('error', () => resolve());
@@ -107,8 +204,9 @@ export class Spool {
    * @returns the number of records replayed; throws on a Redis failure (files are kept for later).
    */
   replay(redis: Redis): Promise<number> {
-    this.replaying ??= this.replayAll(redis).finally(() => {
+    this.replaying ??= this.replayAll(redis).finally(async () => {
       this.replaying = undefined;
+      await this.measure();
     });
     return this.replaying;
   }
@@ -119,7 +217,7 @@ export class Spool {
     let total = 0;
     const names = (await readdir(this.dir)).sort();
     for (const name of names) {
-      const m = /^(.*)\.(\d+)\.(spool|replay)$/.exec(name);
+      const m = SPOOL_FILE.exec(name);
       if (!m) continue;
       const pid = Number(m[2]);
       const mine = pid === process.pid;
@@ -200,7 +298,12 @@ export class Spool {
       if (batch.length >= REPLAY_BATCH) await flush();
     }
     await flush();
+    const size = await stat(file).then(
+      (st) => st.size,
+      () => 0,
+    );
     await rm(file, { force: true });
+    this.closedBytes = Math.max(0, this.closedBytes - size);
     await rm(offsetFile, { force: true });
     await rm(sentFile, { force: true });
     return done - skip;

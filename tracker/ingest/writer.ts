@@ -1,6 +1,6 @@
 import type { Logger, Redis } from '../../infra/index.ts';
 import { entryFields } from '../events.ts';
-import type { Spool } from './spool.ts';
+import { type Spool, SpoolFullError } from './spool.ts';
 
 /** Called once an event is stored: in Redis, or in the spool; `ok` false only when both failed. */
 export type Stored = (ok: boolean) => void;
@@ -100,10 +100,18 @@ export class GroupWriter<T> {
       if (--this.inflight === 0) for (const f of this.idle.splice(0)) f();
     };
     const toSpool = (mayRepeat: boolean) =>
-      this.spool.append(key, entryFields(lines, mayRepeat), (err) => {
-        if (err) this.log.error({ err: err.message, events: lines.length }, 'event lost: Redis and spool both failed');
-        finish(!err);
-      });
+      this.spool.append(
+        key,
+        entryFields(lines, mayRepeat),
+        (err) => {
+          // A full spool counts and logs its refusals itself (rate-limited): a flood must not log per group.
+          if (err && !(err instanceof SpoolFullError)) {
+            this.log.error({ err: err.message, events: lines.length }, 'event lost: Redis and spool both failed');
+          }
+          finish(!err);
+        },
+        lines.length,
+      );
     // Not ready: do not even try (enableOfflineQueue is off), so an outage costs no latency. Nothing was sent,
     // so the spooled group cannot repeat.
     if (this.redis.status !== 'ready') {
