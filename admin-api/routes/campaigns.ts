@@ -9,6 +9,13 @@ import {
 } from '../../infra/index.ts';
 import { type CampaignRow, campaignView } from '../domain/campaigns/campaign-view.ts';
 import { changeCampaignStatus } from '../domain/campaigns/change-status.ts';
+import {
+  assertReviewed,
+  checkDestinations,
+  clearReview,
+  needsReview,
+  sendBackToReview,
+} from '../domain/campaigns/destination.ts';
 import { decideMembership, joinCampaign, leaveCampaign } from '../domain/campaigns/memberships.ts';
 import { checkFunds, marginIssues, moneyColumns, priceIssue, storedGoals } from '../domain/campaigns/pricing.ts';
 import { ownedCampaign, visibleCampaign } from '../domain/campaigns/visible-campaign.ts';
@@ -145,6 +152,7 @@ export function campaignRoutes(): Route<never, never>[] {
         if (!w || w.advertiser_id !== user.user_id) return notFound('website');
         if (w.status !== 'approved')
           throw new AppError('INVALID_STATE', 'the website must be approved before it can carry campaigns');
+        await checkDestinations(deps.sql, { advertiser_id: user.user_id, website_id: body.website_id }, body);
         await checkFunds(a, user.user_id, body.currency, body.budget, user.mode);
         const m = moneyColumns(body.payout_model, body.payout, body.revenue ?? 0);
         const goals = storedGoals(body.goals ?? []);
@@ -192,6 +200,9 @@ export function campaignRoutes(): Route<never, never>[] {
         const { deps, services, user, params, body } = a;
         const c = await ownedCampaign(deps.sql, params.id!, user);
         if (c.status === 'archived') throw new AppError('INVALID_STATE', 'archived campaigns cannot change');
+        // Only approved hosts; moving a live campaign's host (as its owner) sends it back to an admin.
+        await checkDestinations(deps.sql, c, body);
+        const review = needsReview(c, user, body);
         for (const k of ['payout', 'revenue'] as const) {
           const issue = body[k] === undefined ? undefined : priceIssue(c.payout_model, body[k]);
           if (issue) throw validationError({ [k]: issue });
@@ -247,6 +258,7 @@ export function campaignRoutes(): Route<never, never>[] {
           if (body[k] !== undefined) patch[k] = body[k];
         for (const [k, v] of Object.entries(m)) if (v !== undefined) patch[k] = v;
         if (body.goals) patch.goals = deps.sql.json(storedGoals(body.goals));
+        if (review) patch.destination_review_at = new Date();
         if (Object.keys(patch).length === 0) return { data: campaignView(c, user) };
         const [u] = await deps.sql<CampaignRow[]>`
           update campaigns set ${deps.sql(patch as Record<string, never>)}, updated_at = now()
@@ -261,8 +273,9 @@ export function campaignRoutes(): Route<never, never>[] {
             throw err;
           }
         }
+        const after = review ? await sendBackToReview(deps, services, user, u!) : u!;
         await publishLinkInvalidation(deps.redis, services.keys, { campaign_id: c.id });
-        return { data: campaignView(u!, user) };
+        return { data: campaignView(after, user) };
       },
     }),
     route({
@@ -276,7 +289,10 @@ export function campaignRoutes(): Route<never, never>[] {
       example: { status: 'active' },
       async handler({ deps, services, user, params, body }) {
         const c = await ownedCampaign(deps.sql, params.id!, user);
-        return { data: campaignView(await changeCampaignStatus(deps, services, user, c, body.status), user) };
+        assertReviewed(c, user, body.status);
+        const u = await changeCampaignStatus(deps, services, user, c, body.status);
+        if (body.status === 'active') await clearReview(deps.sql, c.id);
+        return { data: campaignView(u, user) };
       },
     }),
     route({
