@@ -45,7 +45,7 @@ export async function checkDestinations(
   campaign: { advertiser_id: number; website_id: number | null },
   urls: Partial<Record<DestinationField, string | null>>,
 ): Promise<void> {
-  const fields = (Object.keys(urls) as DestinationField[]).filter((k) => typeof urls[k] === 'string');
+  const fields = (['destination_url', 'fallback_url'] as const).filter((k) => typeof urls[k] === 'string');
   if (fields.length === 0) return;
   let base: string | null = null;
   if (campaign.website_id !== null) {

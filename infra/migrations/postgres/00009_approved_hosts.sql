@@ -5,7 +5,8 @@ create table approved_hosts (
   id bigint generated always as identity primary key,
   host text not null unique check (host ~ '^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$'),
   reason text not null check (length(reason) between 1 and 500),
-  created_by bigint not null references users (id),
+  -- The approving admin; null for rows seeded by the platform itself (the test fixtures).
+  created_by bigint references users (id),
   created_at timestamptz not null default now()
 );
 
