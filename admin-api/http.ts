@@ -129,8 +129,17 @@ export const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code
 /** Money in minor units: a non-negative integer up to MAX_MINOR_UNITS (infra/contracts.ts §6). */
 export const minorUnits = z.number().int().min(0).max(MAX_MINOR_UNITS);
 
-/** Characters no URL we store may hold: C0 controls, DEL, C1 controls and the Unicode line/paragraph separators. */
-const URL_CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+/**
+ * Whether `s` holds a character no URL or host we store may hold: C0 controls, DEL, C1 controls or the Unicode
+ * line/paragraph separators.
+ */
+export function hasUrlControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029) return true;
+  }
+  return false;
+}
 /** The macros the tracker fills in a destination (the names of tracker/ingest/macros.ts MACRO_RE). */
 const URL_MACRO_RE = /\{(click_id|campaign_id|affiliate_id|sub[1-5])\}/g;
 
@@ -144,7 +153,7 @@ const URL_MACRO_RE = /\{(click_id|campaign_id|affiliate_id|sub[1-5])\}/g;
  * @returns `{ href }`, the normalised URL (what is stored and redirected to), or `{ error }`, a message for the field.
  */
 export function normaliseHttpUrl(s: string): { href: string } | { error: string } {
-  if (URL_CONTROL_RE.test(s)) return { error: 'must not contain control characters' };
+  if (hasUrlControl(s)) return { error: 'must not contain control characters' };
   const mark = `m${randomBytes(8).toString('hex')}x`;
   const names: string[] = [];
   const marked = s.replace(URL_MACRO_RE, (_, name: string) => `${mark}${names.push(name) - 1}x`);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { AppError } from '../../infra/index.ts';
-import { notFound, pageQuery, type Route, route } from '../http.ts';
+import { hasUrlControl, notFound, pageQuery, type Route, route } from '../http.ts';
 import { pagedQuery } from '../paging.ts';
 
 /**
@@ -14,11 +14,13 @@ const hostName = z
   .max(253)
   .transform((s, ctx) => {
     let h: string | null = null;
-    try {
-      const u = new URL(`https://${s}/`);
-      if (u.host === u.hostname && u.pathname === '/' && u.username === '' && u.search === '' && u.hash === '')
-        h = u.hostname;
-    } catch {}
+    // The parser would drop tab/CR/LF silently; a host name has no controls or spaces at all.
+    if (!hasUrlControl(s) && !s.includes(' '))
+      try {
+        const u = new URL(`https://${s}/`);
+        if (u.host === u.hostname && u.pathname === '/' && u.username === '' && u.search === '' && u.hash === '')
+          h = u.hostname;
+      } catch {}
     if (h !== null && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(h)) return h;
     ctx.addIssue({ code: 'custom', message: 'must be a host name such as go.example.com (no scheme, port or path)' });
     return z.NEVER;

@@ -56,7 +56,10 @@ const create = (extra: Record<string, unknown>) =>
 async function activeCampaign(extra: Record<string, unknown> = {}): Promise<number> {
   const c = await create(extra);
   assert.equal(c.status, 201, c.text);
-  const a = await t.call('post', `/campaigns/${c.body.data.id}/status`, { token: adv.token, body: { status: 'active' } });
+  const a = await t.call('post', `/campaigns/${c.body.data.id}/status`, {
+    token: adv.token,
+    body: { status: 'active' },
+  });
   assert.equal(a.status, 200, a.text);
   return c.body.data.id;
 }
@@ -112,7 +115,10 @@ describe('campaign destinations', () => {
       fallback_url: 'https://shop.example.net/sorry page',
     });
     assert.equal(c.status, 201, c.text);
-    assert.equal(c.body.data.destination_url, 'https://shop.example.net/l/{sub1}?cid={click_id}&a={affiliate_id}#{sub2}');
+    assert.equal(
+      c.body.data.destination_url,
+      'https://shop.example.net/l/{sub1}?cid={click_id}&a={affiliate_id}#{sub2}',
+    );
     assert.equal(c.body.data.fallback_url, 'https://shop.example.net/sorry%20page');
     const [row] = await t.env.sql`select destination_url from campaigns where id = ${c.body.data.id}`;
     assert.equal(row!.destination_url, c.body.data.destination_url);
@@ -202,9 +208,13 @@ describe('campaign destinations', () => {
     // The admin reviews and activates; the review is then cleared (the owner may pause and resume again).
     const ok = await t.call('post', `/campaigns/${id}/status`, { token: admin.token, body: { status: 'active' } });
     assert.equal(ok.body.data.status, 'active', ok.text);
-    const loc = await waitFor('the reviewed destination', async () => (await click(`/c/${code}`)).headers.get('location'), {
-      until: (l) => l?.startsWith('https://go.shop.example.net/') ?? false,
-    });
+    const loc = await waitFor(
+      'the reviewed destination',
+      async () => (await click(`/c/${code}`)).headers.get('location'),
+      {
+        until: (l) => l?.startsWith('https://go.shop.example.net/') ?? false,
+      },
+    );
     assert.match(loc!, /^https:\/\/go\.shop\.example\.net\/\?c=[0-9a-f-]{36}$/);
     await t.call('post', `/campaigns/${id}/status`, { token: adv.token, body: { status: 'paused' } });
     const again = await t.call('post', `/campaigns/${id}/status`, { token: adv.token, body: { status: 'active' } });

@@ -116,9 +116,13 @@ export async function sendBackToReview(
 export function assertReviewed(c: CampaignRow, user: Principal, to: string): void {
   const pending = (c as CampaignRow & { destination_review_at?: Date | null }).destination_review_at;
   if (to === 'active' && pending && user.role !== 'admin')
-    throw new AppError('REVIEW_REQUIRED', 'the destination host changed; an admin must review and activate the campaign', {
-      destination_review_at: pending,
-    });
+    throw new AppError(
+      'REVIEW_REQUIRED',
+      'the destination host changed; an admin must review and activate the campaign',
+      {
+        destination_review_at: pending,
+      },
+    );
 }
 
 /** Clears campaign `id`'s pending destination review (an admin activated it). */
