@@ -124,7 +124,8 @@ export function campaignRoutes(): Route<never, never>[] {
       path: '/campaigns',
       summary:
         'Create a campaign (draft) on an approved website; the wallet must cover the budget; payout ≤ revenue ' +
-        'for the campaign and every goal (400 VALIDATION_ERROR on the field otherwise)',
+        'for the campaign and every goal (400 VALIDATION_ERROR on the field otherwise); destination and fallback ' +
+        "hosts must be the website's (or a subdomain) or admin-approved (422 DESTINATION_NOT_APPROVED)",
       tag: 'campaigns',
       auth: ['advertiser'],
       scope: 'campaigns:write',
@@ -186,7 +187,8 @@ export function campaignRoutes(): Route<never, never>[] {
       summary:
         'Change a campaign (owner or admin); trackers are told at once. The merged terms must keep payout ≤ ' +
         'revenue for the campaign and every goal; only an admin may set other terms, giving margin_override_reason ' +
-        '(recorded on the campaign; the ledger then books its negative margins)',
+        '(recorded on the campaign; the ledger then books its negative margins). The owner moving the destination or ' +
+        'fallback host of an active or paused campaign pauses it until an admin activates it (REVIEW_REQUIRED)',
       tag: 'campaigns',
       auth: ['admin', 'advertiser'],
       scope: 'campaigns:write',
@@ -281,7 +283,9 @@ export function campaignRoutes(): Route<never, never>[] {
     route({
       method: 'post',
       path: '/campaigns/:id/status',
-      summary: 'Change status: draft→active|archived, active→paused|archived, paused→active|archived',
+      summary:
+        'Change status: draft→active|archived, active→paused|archived, paused→active|archived; a campaign whose ' +
+        'destination host awaits review is activated by an admin only (422 REVIEW_REQUIRED)',
       tag: 'campaigns',
       auth: ['admin', 'advertiser'],
       scope: 'campaigns:write',
