@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { AppError, MAX_MINOR_UNITS, parseWith, type RedisKeys } from '../infra/index.ts';
@@ -128,15 +129,60 @@ export const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code
 /** Money in minor units: a non-negative integer up to MAX_MINOR_UNITS (infra/contracts.ts §6). */
 export const minorUnits = z.number().int().min(0).max(MAX_MINOR_UNITS);
 
-/** An absolute http(s) URL up to 2048 characters. */
+/**
+ * Whether `s` holds a character no URL or host we store may hold: C0 controls, DEL, C1 controls or the Unicode
+ * line/paragraph separators.
+ */
+export function hasUrlControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029) return true;
+  }
+  return false;
+}
+/** The macros the tracker fills in a destination (the names of tracker/ingest/macros.ts MACRO_RE). */
+const URL_MACRO_RE = /\{(click_id|campaign_id|affiliate_id|sub[1-5])\}/g;
+
+/**
+ * Normalises an absolute http(s) URL that may hold tracker macros (`{click_id}`, `{sub1}`…) in its path, query or
+ * fragment: refuses control characters (the WHATWG parser silently drops tab/CR/LF, so validating the parsed URL
+ * but storing the raw string let them through to the 302 `Location`), macros or braces in the scheme, user info,
+ * host or port (the clicker would pick where the tracker's domain redirects), and any user info. Each macro is
+ * parsed as a random lower-case placeholder, so the parser decides what is host and what is path exactly as a
+ * browser would, and is put back as `{name}` afterwards (the parser would percent-encode `{`/`}` in a path).
+ * @returns `{ href }`, the normalised URL (what is stored and redirected to), or `{ error }`, a message for the field.
+ */
+export function normaliseHttpUrl(s: string): { href: string } | { error: string } {
+  if (hasUrlControl(s)) return { error: 'must not contain control characters' };
+  const mark = `m${randomBytes(8).toString('hex')}x`;
+  const names: string[] = [];
+  const marked = s.replace(URL_MACRO_RE, (_, name: string) => `${mark}${names.push(name) - 1}x`);
+  let u: URL;
+  try {
+    u = new URL(marked);
+  } catch {
+    return { error: 'must be an absolute http(s) URL' };
+  }
+  const authority = `${u.protocol}${u.username}:${u.password}@${u.host}`;
+  if (authority.includes(mark) || /[{}]|%7b|%7d/i.test(authority))
+    return { error: 'macros are allowed only in the path, query and fragment' };
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return { error: 'must be an absolute http(s) URL' };
+  if (u.username !== '' || u.password !== '') return { error: 'must not carry a user name or password' };
+  const href = u.href.replace(new RegExp(`${mark}(\\d+)x`, 'g'), (_, i: string) => `{${names[Number(i)]}}`);
+  if (href.length > 2048) return { error: 'must be at most 2048 characters once normalised' };
+  return { href };
+}
+
+/**
+ * An absolute http(s) URL up to 2048 characters, macros allowed only in path, query and fragment; parses to its
+ * normalised href (see {@link normaliseHttpUrl}), which is what callers store.
+ */
 export const httpUrl = z
   .string()
   .max(2048)
-  .refine((s) => {
-    try {
-      const u = new URL(s.replace(/\{[a-z0-9_]+\}/g, 'x'));
-      return u.protocol === 'http:' || u.protocol === 'https:';
-    } catch {
-      return false;
-    }
-  }, 'must be an absolute http(s) URL');
+  .transform((s, ctx) => {
+    const r = normaliseHttpUrl(s);
+    if ('href' in r) return r.href;
+    ctx.addIssue({ code: 'custom', message: r.error });
+    return z.NEVER;
+  });

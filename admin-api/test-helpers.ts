@@ -78,6 +78,9 @@ export async function startTestApi(
     clickhouse: opts.clickhouse,
     env: { RATE_LIMIT_POINTS: '100000', ...opts.env },
   });
+  // The tests' campaigns point at *.example.com from websites of any name: approve that domain once, as an admin
+  // would (admin-api/routes/approved-hosts.test.ts uses other domains to test the refusals).
+  await env.sql`insert into approved_hosts (host, reason) values ('example.com', 'test fixture') on conflict do nothing`;
   const logger = createLogger({ level: env.config.LOG_LEVEL });
   const ledger = opts.ledger
     ? createLedger({ sql: env.sql, config: env.config, logger, redis: env.redis, keys: env.keys })

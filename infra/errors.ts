@@ -29,6 +29,10 @@ export const ERROR_STATUS = {
   AMOUNT_OUT_OF_RANGE: 422,
   INVALID_STATE: 422,
   QUERY_LIMIT_EXCEEDED: 422,
+  /** A campaign's destination or fallback host is neither its approved website (or a subdomain) nor admin-approved. */
+  DESTINATION_NOT_APPROVED: 422,
+  /** A campaign whose live destination host moved awaits an admin: only an admin may activate it. */
+  REVIEW_REQUIRED: 422,
   ACCOUNT_LOCKED: 423,
   RATE_LIMITED: 429,
   INTERNAL_ERROR: 500,

@@ -20,6 +20,8 @@ export { type ClickEvent, encodeClick, entryFields, partitionOf } from './events
 // --- fraud (bench drives one partition's engine) ---
 export { PartitionEngine } from './fraud/engine.ts';
 export type { EngineClick, EngineRecord } from './fraud/engine-types.ts';
+// --- ingest (admin-api tests click through a real tracker) ---
+export { startTracker } from './ingest/server.ts';
 // --- pipeline ---
 export { startPipeline } from './pipeline/runner.ts';
 export { settlementSink } from './pipeline/sinks.ts';

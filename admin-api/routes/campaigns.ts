@@ -9,6 +9,13 @@ import {
 } from '../../infra/index.ts';
 import { type CampaignRow, campaignView } from '../domain/campaigns/campaign-view.ts';
 import { changeCampaignStatus } from '../domain/campaigns/change-status.ts';
+import {
+  assertReviewed,
+  checkDestinations,
+  clearReview,
+  needsReview,
+  sendBackToReview,
+} from '../domain/campaigns/destination.ts';
 import { decideMembership, joinCampaign, leaveCampaign } from '../domain/campaigns/memberships.ts';
 import { checkFunds, marginIssues, moneyColumns, priceIssue, storedGoals } from '../domain/campaigns/pricing.ts';
 import { ownedCampaign, visibleCampaign } from '../domain/campaigns/visible-campaign.ts';
@@ -117,7 +124,8 @@ export function campaignRoutes(): Route<never, never>[] {
       path: '/campaigns',
       summary:
         'Create a campaign (draft) on an approved website; the wallet must cover the budget; payout ≤ revenue ' +
-        'for the campaign and every goal (400 VALIDATION_ERROR on the field otherwise)',
+        'for the campaign and every goal (400 VALIDATION_ERROR on the field otherwise); destination and fallback ' +
+        "hosts must be the website's (or a subdomain) or admin-approved (422 DESTINATION_NOT_APPROVED)",
       tag: 'campaigns',
       auth: ['advertiser'],
       scope: 'campaigns:write',
@@ -145,6 +153,7 @@ export function campaignRoutes(): Route<never, never>[] {
         if (!w || w.advertiser_id !== user.user_id) return notFound('website');
         if (w.status !== 'approved')
           throw new AppError('INVALID_STATE', 'the website must be approved before it can carry campaigns');
+        await checkDestinations(deps.sql, { advertiser_id: user.user_id, website_id: body.website_id }, body);
         await checkFunds(a, user.user_id, body.currency, body.budget, user.mode);
         const m = moneyColumns(body.payout_model, body.payout, body.revenue ?? 0);
         const goals = storedGoals(body.goals ?? []);
@@ -178,7 +187,8 @@ export function campaignRoutes(): Route<never, never>[] {
       summary:
         'Change a campaign (owner or admin); trackers are told at once. The merged terms must keep payout ≤ ' +
         'revenue for the campaign and every goal; only an admin may set other terms, giving margin_override_reason ' +
-        '(recorded on the campaign; the ledger then books its negative margins)',
+        '(recorded on the campaign; the ledger then books its negative margins). The owner moving the destination or ' +
+        'fallback host of an active or paused campaign pauses it until an admin activates it (REVIEW_REQUIRED)',
       tag: 'campaigns',
       auth: ['admin', 'advertiser'],
       scope: 'campaigns:write',
@@ -192,6 +202,9 @@ export function campaignRoutes(): Route<never, never>[] {
         const { deps, services, user, params, body } = a;
         const c = await ownedCampaign(deps.sql, params.id!, user);
         if (c.status === 'archived') throw new AppError('INVALID_STATE', 'archived campaigns cannot change');
+        // Only approved hosts; moving a live campaign's host (as its owner) sends it back to an admin.
+        await checkDestinations(deps.sql, c, body);
+        const review = needsReview(c, user, body);
         for (const k of ['payout', 'revenue'] as const) {
           const issue = body[k] === undefined ? undefined : priceIssue(c.payout_model, body[k]);
           if (issue) throw validationError({ [k]: issue });
@@ -247,6 +260,7 @@ export function campaignRoutes(): Route<never, never>[] {
           if (body[k] !== undefined) patch[k] = body[k];
         for (const [k, v] of Object.entries(m)) if (v !== undefined) patch[k] = v;
         if (body.goals) patch.goals = deps.sql.json(storedGoals(body.goals));
+        if (review) patch.destination_review_at = new Date();
         if (Object.keys(patch).length === 0) return { data: campaignView(c, user) };
         const [u] = await deps.sql<CampaignRow[]>`
           update campaigns set ${deps.sql(patch as Record<string, never>)}, updated_at = now()
@@ -261,14 +275,17 @@ export function campaignRoutes(): Route<never, never>[] {
             throw err;
           }
         }
+        const after = review ? await sendBackToReview(deps, services, user, u!) : u!;
         await publishLinkInvalidation(deps.redis, services.keys, { campaign_id: c.id });
-        return { data: campaignView(u!, user) };
+        return { data: campaignView(after, user) };
       },
     }),
     route({
       method: 'post',
       path: '/campaigns/:id/status',
-      summary: 'Change status: draft→active|archived, active→paused|archived, paused→active|archived',
+      summary:
+        'Change status: draft→active|archived, active→paused|archived, paused→active|archived; a campaign whose ' +
+        'destination host awaits review is activated by an admin only (422 REVIEW_REQUIRED)',
       tag: 'campaigns',
       auth: ['admin', 'advertiser'],
       scope: 'campaigns:write',
@@ -276,7 +293,10 @@ export function campaignRoutes(): Route<never, never>[] {
       example: { status: 'active' },
       async handler({ deps, services, user, params, body }) {
         const c = await ownedCampaign(deps.sql, params.id!, user);
-        return { data: campaignView(await changeCampaignStatus(deps, services, user, c, body.status), user) };
+        assertReviewed(c, user, body.status);
+        const u = await changeCampaignStatus(deps, services, user, c, body.status);
+        if (body.status === 'active') await clearReview(deps.sql, c.id);
+        return { data: campaignView(u, user) };
       },
     }),
     route({

@@ -1,4 +1,5 @@
 import type { Route } from '../http.ts';
+import { approvedHostRoutes } from './approved-hosts.ts';
 import { authRoutes } from './auth.ts';
 import { campaignRoutes } from './campaigns.ts';
 import { conversionRoutes } from './conversions.ts';
@@ -16,6 +17,7 @@ export function allRoutes(): Route<unknown, unknown>[] {
   return [
     ...authRoutes(),
     ...websiteRoutes(),
+    ...approvedHostRoutes(),
     ...campaignRoutes(),
     ...linkRoutes(),
     ...tokenRoutes(),

@@ -32,10 +32,11 @@ export interface ClickDeps {
 
 /**
  * Answers a click once its event is stored (also when Redis and the spool both failed: the visitor
- * still reaches the landing page, and the loss is logged by the writer). The caller then finishes `st`.
+ * still reaches the landing page, and the loss is logged by the writer). The caller then finishes `st`. A location
+ * sendRedirect refuses is logged to `log`.
  */
-export function answerStored(st: ReqState): void {
-  if (st.location !== '') sendRedirect(st, st.location);
+export function answerStored(st: ReqState, log?: Logger): void {
+  if (st.location !== '') sendRedirect(st, st.location, log);
   else if (st.unavailable) {
     sendAppError(st, 'SERVICE_UNAVAILABLE', 'link lookup unavailable, retry later', undefined, {
       'Retry-After': '1',

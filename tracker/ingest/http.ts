@@ -1,6 +1,6 @@
 import uWS, { type HttpResponse } from 'uWebSockets.js';
 import { STATUS_CODES } from 'node:http';
-import { AppError, type ErrorCode, errorBody } from '../../infra/index.ts';
+import { AppError, type ErrorCode, errorBody, type Logger } from '../../infra/index.ts';
 
 /**
  * Whether uWebSockets.js runs its pure-JS fallback (the package has no native binary for this Node
@@ -102,13 +102,34 @@ export function sendAppError(
   sendError(st, new AppError(code, message, details, headers), closeConnection);
 }
 
-/** 302 to `location`. */
-export function sendRedirect(st: ReqState, location: string): void {
-  if (st.done || st.aborted) return;
+/** Whether `s` holds a C0 control (CR, LF, tab…) or DEL: never valid in a header value; CR/LF would end the header. */
+function hasHeaderControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/**
+ * 302 to `location`. A location holding a control character (a destination stored before the admin API refused
+ * them, or written to Postgres by hand) is not written: uWS copies header values as they are, so a CR/LF would
+ * let the destination add headers (or a body) to the tracker's response. Such a click is answered 500
+ * INTERNAL_ERROR without a `Location`, and logged (`click.unsafe_location`) when `log` is given.
+ * @returns false when it refused the location (and answered the error instead).
+ */
+export function sendRedirect(st: ReqState, location: string, log?: Logger): boolean {
+  if (hasHeaderControl(location)) {
+    log?.error({ location: location.slice(0, 256) }, 'click.unsafe_location');
+    sendAppError(st, 'INTERNAL_ERROR', 'the destination of this link cannot be redirected to');
+    return false;
+  }
+  if (st.done || st.aborted) return true;
   st.done = true;
   st.res.cork(() => {
     st.res.writeStatus(STATUS_302).writeHeader(LOCATION, location).writeHeader(CACHE_CONTROL, NO_STORE);
     if (FALLBACK) st.res.end();
     else st.res.endWithoutBody(0);
   });
+  return true;
 }

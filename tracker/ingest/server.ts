@@ -94,7 +94,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     LIMITS.maxGroup,
     log,
     (st) => {
-      answerStored(st);
+      answerStored(st, log);
       finish(st);
     },
   );

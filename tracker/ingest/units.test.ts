@@ -61,6 +61,12 @@ describe('macros', () => {
       'https://plain.example/',
     );
   });
+
+  it('encodes control characters in sub-ids, so a sub-id cannot end the Location header', () => {
+    const t = compileTemplate('https://x.example/{sub1}?s={sub2}');
+    const url = fillTemplate(t, ['id', '1', '2', 'a\r\nSet-Cookie: x=1', '\u0000\t\u2028', '', '', '']);
+    assert.equal(url, 'https://x.example/a%0D%0ASet-Cookie%3A%20x%3D1?s=%00%09%E2%80%A8');
+  });
 });
 
 describe('amounts', () => {
