@@ -1,4 +1,4 @@
-import type { LiveEvent, Logger, Redis, RedisKeys } from '../infra/index.ts';
+import { eventFor, type LiveEvent, type Logger, type Redis, type RedisKeys } from '../infra/index.ts';
 import type { Principal } from './types.ts';
 
 /** One open SSE connection. */
@@ -85,7 +85,8 @@ export class EventHub {
         }
         continue;
       }
-      if (p.role === 'admin' || event.user_ids.includes(p.user_id)) c.send(event);
+      // Each recipient gets the event as its role may see it (infra/events.ts eventFor), as webhooks do.
+      if (p.role === 'admin' || event.user_ids.includes(p.user_id)) c.send(eventFor(event, p));
     }
   }
 

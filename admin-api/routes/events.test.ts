@@ -43,6 +43,60 @@ async function open(token: string) {
   return s;
 }
 
+/** The `data:` JSON of the first frame of event `type` in an SSE transcript. */
+function frameOf(text: string, type: string): { user_ids: number[]; data: Record<string, unknown> } {
+  const frame = text.split('\n\n').find((f) => f.includes(`event: ${type}`))!;
+  return JSON.parse(
+    frame
+      .split('\n')
+      .find((l) => l.startsWith('data: '))!
+      .slice(6),
+  );
+}
+
+describe('events for each role', () => {
+  test("affiliates' streams carry no revenue, sale amount, order id or advertiser; advertisers' and admins' do", async () => {
+    const admin = await t.user('admin');
+    const adv = await t.user('advertiser');
+    const aff = await t.user('affiliate');
+    const streams = { adv: await open(adv.token), aff: await open(aff.token), admin: await open(admin.token) };
+    try {
+      // The shapes the producers publish: the ledger's click charge and conversion wallet updates, the pipeline's
+      // conversion.created (tracker/pipeline/steps/publish-conversions.ts).
+      const base = { created_at: new Date().toISOString(), user_ids: [adv.id, aff.id] };
+      await publishEvent(t.env.redis, t.env.keys, {
+        ...base,
+        id: 'ev-charge',
+        type: 'wallet.updated',
+        data: { reason: 'click_charge', campaign_id: 7, revenue: 900, payout: 600 },
+      });
+      await publishEvent(t.env.redis, t.env.keys, {
+        ...base,
+        id: 'ev-conv',
+        type: 'conversion.created',
+        data: { conversion_id: 'c-1', event_id: 'order-1001', reject_reason: null, status: 'pending', amount: 5000 },
+      });
+      for (const s of Object.values(streams))
+        await s.until((x) => x.includes('event: conversion.created'), 'both events arrive');
+
+      const affCharge = frameOf(streams.aff.text, 'wallet.updated');
+      assert.deepEqual(affCharge.data, { reason: 'click_charge', campaign_id: 7, payout: 600 });
+      assert.deepEqual(affCharge.user_ids, [aff.id], 'the advertiser id is not the affiliate’s to know');
+      const affConv = frameOf(streams.aff.text, 'conversion.created');
+      assert.deepEqual(affConv.data, { conversion_id: 'c-1', reject_reason: null, status: 'pending' });
+
+      assert.equal(frameOf(streams.adv.text, 'wallet.updated').data.revenue, 900);
+      assert.equal(frameOf(streams.adv.text, 'conversion.created').data.event_id, 'order-1001');
+      assert.deepEqual(frameOf(streams.adv.text, 'conversion.created').user_ids, [adv.id]);
+      const adminConv = frameOf(streams.admin.text, 'conversion.created');
+      assert.equal(adminConv.data.event_id, 'order-1001');
+      assert.deepEqual(adminConv.user_ids, [adv.id, aff.id]);
+    } finally {
+      for (const s of Object.values(streams)) s.close();
+    }
+  });
+});
+
 describe('GET /api/v1/events/stream', () => {
   test('refuses a missing or bad token with the JSON envelope', async () => {
     const r = await fetch(`${t.url}/events/stream?token=bogus`);

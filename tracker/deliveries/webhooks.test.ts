@@ -121,6 +121,46 @@ describe('signed deliveries', () => {
     await f.deliveries.drain();
   });
 
+  test("each endpoint gets the event as its owner's role may see it, signed over that body", async () => {
+    const events: ['wallet.updated', 'conversion.created'] = ['wallet.updated', 'conversion.created'];
+    const aff = await f.deliveries.webhooks.create(f.affiliate, { url: `${rx.base}/hooks/role-aff`, events });
+    const adv = await f.deliveries.webhooks.create(f.advertiser, { url: `${rx.base}/hooks/role-adv`, events });
+    const both = [f.advertiser.id, f.affiliate.id];
+    const charge = liveEvent('wallet.updated', both, {
+      reason: 'click_charge',
+      campaign_id: 3,
+      revenue: 90,
+      payout: 60,
+    });
+    const conv = liveEvent('conversion.created', both, {
+      conversion_id: 'c-9',
+      event_id: 'order-77',
+      status: 'pending',
+      revenue: 2000,
+      payout: 1200,
+    });
+    await f.deliveries.handleEvent(charge);
+    await f.deliveries.handleEvent(conv);
+    await f.deliveries.drain();
+    const body = (path: string, secret: string, id: string) => {
+      const i = rx.requests.findIndex((r) => r.url === path && r.headers['webhook-id'] === id);
+      assert.ok(i >= 0, `${path} got ${id}`);
+      return new Webhook(secret).verify(rx.requests[i]!.body, headersOf(i)) as { data: Record<string, unknown> };
+    };
+    assert.deepEqual(body('/hooks/role-aff', aff.secret, charge.id).data, {
+      reason: 'click_charge',
+      campaign_id: 3,
+      payout: 60,
+    });
+    assert.deepEqual(body('/hooks/role-aff', aff.secret, conv.id).data, {
+      conversion_id: 'c-9',
+      status: 'pending',
+      payout: 1200,
+    });
+    assert.deepEqual(body('/hooks/role-adv', adv.secret, charge.id).data, charge.data);
+    assert.deepEqual(body('/hooks/role-adv', adv.secret, conv.id).data, conv.data);
+  });
+
   test('events published while no engine runs are delivered once one starts (durable event log)', async () => {
     const { secret } = await f.deliveries.webhooks.create(f.advertiser, {
       url: `${rx.base}/hooks/offline`,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { AppError, type LiveEvent } from '../../infra/index.ts';
+import { AppError, eventFor, type LiveEvent } from '../../infra/index.ts';
 import {
   checkDestination,
   type EndpointState,
@@ -129,7 +129,7 @@ export function webhookPayload(e: Pick<LiveEvent, 'id' | 'type' | 'created_at' |
   return JSON.stringify({ id: e.id, type: e.type, created_at: e.created_at, data: e.data });
 }
 
-function deliveryFor(w: { id: number; user_id: number; url: string }, e: LiveEvent): NewDelivery {
+function deliveryFor(w: { id: number; user_id: number; role: string; url: string }, e: LiveEvent): NewDelivery {
   return {
     kind: 'webhook',
     endpoint_id: w.id,
@@ -139,7 +139,8 @@ function deliveryFor(w: { id: number; user_id: number; url: string }, e: LiveEve
     method: 'POST',
     url: w.url,
     destination: destinationOf(new URL(w.url)).key,
-    body: webhookPayload(e),
+    // The body (and so the signature over it) is the event as the endpoint owner's role may see it.
+    body: webhookPayload(eventFor(e, { role: w.role, user_id: w.user_id })),
   };
 }
 
@@ -151,8 +152,8 @@ function deliveryFor(w: { id: number; user_id: number; url: string }, e: LiveEve
 export async function enqueueWebhookEvent(ctx: Ctx, event: LiveEvent): Promise<number> {
   if (!(WEBHOOK_EVENTS as readonly string[]).includes(event.type)) return 0;
   const userIds = event.user_ids.filter((x) => Number.isSafeInteger(x));
-  const endpoints = await ctx.sql<{ id: number; user_id: number; url: string }[]>`
-    select w.id, w.user_id, w.url from webhook_endpoints w join users u on u.id = w.user_id
+  const endpoints = await ctx.sql<{ id: number; user_id: number; role: string; url: string }[]>`
+    select w.id, w.user_id, u.role, w.url from webhook_endpoints w join users u on u.id = w.user_id
     where w.status = 'active' and ${event.type} = any(w.events)
       and (w.user_id = any(${userIds}::int8[]) or u.role = 'admin')`;
   return (
@@ -335,9 +336,13 @@ export function webhookRepository(ctx: Ctx) {
           currency: 'USD',
         },
       };
+      // Shaped for each endpoint owner's role, as a real event would be (an admin may test another's endpoint).
+      const owners = await sql<{ id: number; role: string }[]>`
+        select id, role from users where id = any(${targets.map((t) => t.user_id)}::int8[])`;
+      const roleOf = new Map(owners.map((u) => [Number(u.id), u.role]));
       const ids = await insertDeliveries(
         ctx,
-        targets.map((t) => deliveryFor(t, event)),
+        targets.map((t) => deliveryFor({ ...t, role: roleOf.get(Number(t.user_id)) ?? 'affiliate' }, event)),
       );
       const rows = await sql<DeliveryRow[]>`select * from deliveries where id = any(${ids}::int8[]) order by id`;
       return rows.map((r) => toView(r));
