@@ -16,7 +16,8 @@ export interface SseClient {
 
 /**
  * Fans live events from the Redis pub/sub channel `keys.events` (infra/events.ts) out to this process's
- * SSE clients: a client sees events whose `user_ids` include it; admins see all. A `force-logout`
+ * SSE clients: a client sees events whose `user_ids` include it, each built for its role by `eventFor`
+ * (infra/event-policy.ts: affiliates get no revenue, no advertiser order id…); admins see all. A `force-logout`
  * event carrying `data.session_id` closes the streams of that session.
  */
 export class EventHub {
@@ -76,17 +77,19 @@ export class EventHub {
       const p = c.principal;
       if (event.type === 'force-logout') {
         const target = event.data.session_id;
+        // The session's own notice: `user_ids` is that session's user, so the whole event is theirs.
         if (target !== undefined && target === p.sid) {
-          c.send(event);
+          c.send(eventFor(event, p) ?? event);
           this.closeClient(c);
         } else if (target === undefined && event.user_ids.includes(p.user_id)) {
-          c.send(event);
+          c.send(eventFor(event, p) ?? event);
           this.closeClient(c);
         }
         continue;
       }
-      // Each recipient gets the event as its role may see it (infra/events.ts eventFor), as webhooks do.
-      if (p.role === 'admin' || event.user_ids.includes(p.user_id)) c.send(eventFor(event, p));
+      // One view per recipient: the same event says less to an affiliate than to its advertiser.
+      const view = eventFor(event, p);
+      if (view) c.send(view);
     }
   }
 

@@ -42,15 +42,8 @@ export {
   validationError,
   zodDetails,
 } from './errors.ts';
-export {
-  EVENT_LOG_MAXLEN,
-  type EventRecipient,
-  eventFor,
-  eventLogKey,
-  type LiveEvent,
-  type LiveEventType,
-  publishEvent,
-} from './events.ts';
+export { type EventRecipient, eventFor } from './event-policy.ts';
+export { EVENT_LOG_MAXLEN, eventLogKey, type LiveEvent, type LiveEventType, publishEvent } from './events.ts';
 export { createLogger, type Logger } from './logger.ts';
 export { MigrationError, migrateClickHouse, migratePostgres, readMigrations } from './migrate.ts';
 export { createSql, type Sql, type TransactionSql } from './postgres.ts';

@@ -43,60 +43,6 @@ async function open(token: string) {
   return s;
 }
 
-/** The `data:` JSON of the first frame of event `type` in an SSE transcript. */
-function frameOf(text: string, type: string): { user_ids: number[]; data: Record<string, unknown> } {
-  const frame = text.split('\n\n').find((f) => f.includes(`event: ${type}`))!;
-  return JSON.parse(
-    frame
-      .split('\n')
-      .find((l) => l.startsWith('data: '))!
-      .slice(6),
-  );
-}
-
-describe('events for each role', () => {
-  test("affiliates' streams carry no revenue, sale amount, order id or advertiser; advertisers' and admins' do", async () => {
-    const admin = await t.user('admin');
-    const adv = await t.user('advertiser');
-    const aff = await t.user('affiliate');
-    const streams = { adv: await open(adv.token), aff: await open(aff.token), admin: await open(admin.token) };
-    try {
-      // The shapes the producers publish: the ledger's click charge and conversion wallet updates, the pipeline's
-      // conversion.created (tracker/pipeline/steps/publish-conversions.ts).
-      const base = { created_at: new Date().toISOString(), user_ids: [adv.id, aff.id] };
-      await publishEvent(t.env.redis, t.env.keys, {
-        ...base,
-        id: 'ev-charge',
-        type: 'wallet.updated',
-        data: { reason: 'click_charge', campaign_id: 7, revenue: 900, payout: 600 },
-      });
-      await publishEvent(t.env.redis, t.env.keys, {
-        ...base,
-        id: 'ev-conv',
-        type: 'conversion.created',
-        data: { conversion_id: 'c-1', event_id: 'order-1001', reject_reason: null, status: 'pending', amount: 5000 },
-      });
-      for (const s of Object.values(streams))
-        await s.until((x) => x.includes('event: conversion.created'), 'both events arrive');
-
-      const affCharge = frameOf(streams.aff.text, 'wallet.updated');
-      assert.deepEqual(affCharge.data, { reason: 'click_charge', campaign_id: 7, payout: 600 });
-      assert.deepEqual(affCharge.user_ids, [aff.id], 'the advertiser id is not the affiliate’s to know');
-      const affConv = frameOf(streams.aff.text, 'conversion.created');
-      assert.deepEqual(affConv.data, { conversion_id: 'c-1', reject_reason: null, status: 'pending' });
-
-      assert.equal(frameOf(streams.adv.text, 'wallet.updated').data.revenue, 900);
-      assert.equal(frameOf(streams.adv.text, 'conversion.created').data.event_id, 'order-1001');
-      assert.deepEqual(frameOf(streams.adv.text, 'conversion.created').user_ids, [adv.id]);
-      const adminConv = frameOf(streams.admin.text, 'conversion.created');
-      assert.equal(adminConv.data.event_id, 'order-1001');
-      assert.deepEqual(adminConv.user_ids, [adv.id, aff.id]);
-    } finally {
-      for (const s of Object.values(streams)) s.close();
-    }
-  });
-});
-
 describe('GET /api/v1/events/stream', () => {
   test('refuses a missing or bad token with the JSON envelope', async () => {
     const r = await fetch(`${t.url}/events/stream?token=bogus`);
@@ -147,6 +93,91 @@ describe('GET /api/v1/events/stream', () => {
       sAdv.close();
       sOther.close();
       sAdmin.close();
+    }
+  });
+
+  test('each recipient gets the event built for its role: affiliates see no revenue, event_id or advertiser', async () => {
+    const admin = await t.user('admin');
+    const adv = await t.user('advertiser');
+    const aff = await t.user('affiliate');
+    const streams = { admin: await open(admin.token), adv: await open(adv.token), aff: await open(aff.token) };
+    const both = [adv.id, aff.id];
+    // The shapes the publishers use: ledger/cpc.ts (click charge), ledger/conversions.ts (accrual),
+    // tracker/pipeline/steps/publish-conversions.ts; `platform_margin` stands for a field added later.
+    const sent = [
+      {
+        type: 'wallet.updated' as const,
+        data: { reason: 'click_charge', campaign_id: 7, revenue: 30, payout: 20, platform_margin: 10 },
+      },
+      {
+        type: 'wallet.updated' as const,
+        data: {
+          reason: 'conversion',
+          conversion_id: 'c-1',
+          campaign_id: 7,
+          revenue: 2000,
+          payout: 1500,
+          currency: 'USD',
+        },
+      },
+      {
+        type: 'conversion.created' as const,
+        data: { conversion_id: 'c-1', event_id: 'order-secret-77', reject_reason: '', status: 'pending' },
+      },
+    ];
+    try {
+      for (const [i, e] of sent.entries()) {
+        await publishEvent(t.env.redis, t.env.keys, {
+          id: `role-${i}-${adv.id}`,
+          created_at: new Date().toISOString(),
+          user_ids: both,
+          ...e,
+        });
+      }
+      const frames = async (s: Awaited<ReturnType<typeof open>>, who: string) => {
+        await s.until((x) => x.includes(`id: role-2-${adv.id}`), `${who} gets all three events`);
+        return s.text
+          .split('\n\n')
+          .filter((f) => f.includes(`id: role-`))
+          .map((f) =>
+            JSON.parse(
+              f
+                .split('\n')
+                .find((l) => l.startsWith('data: '))!
+                .slice(6),
+            ),
+          );
+      };
+      const [ofAdmin, ofAdv, ofAff] = [
+        await frames(streams.admin, 'admin'),
+        await frames(streams.adv, 'advertiser'),
+        await frames(streams.aff, 'affiliate'),
+      ];
+      assert.equal(ofAff.length, 3);
+      assert.deepEqual(
+        ofAff.map((e) => e.data),
+        [
+          { reason: 'click_charge', campaign_id: 7, payout: 20 },
+          { reason: 'conversion', conversion_id: 'c-1', campaign_id: 7, payout: 1500, currency: 'USD' },
+          { conversion_id: 'c-1', reject_reason: '', status: 'pending' },
+        ],
+      );
+      for (const e of ofAff) assert.deepEqual(e.user_ids, [aff.id], 'the advertiser id is not named');
+      assert.doesNotMatch(streams.aff.text, /revenue|order-secret-77|platform_margin/);
+      // The advertiser sees revenue and its own order id (as GET /conversions shows it), not the unknown field.
+      assert.deepEqual(ofAdv[0].data, { reason: 'click_charge', campaign_id: 7, revenue: 30, payout: 20 });
+      assert.equal(ofAdv[1].data.revenue, 2000);
+      assert.equal(ofAdv[2].data.event_id, 'order-secret-77');
+      assert.deepEqual(ofAdv[0].user_ids, [adv.id]);
+      // Admins see every event whole.
+      const mine = ofAdmin.filter((e) => String(e.id).endsWith(`-${adv.id}`));
+      assert.deepEqual(
+        mine.map((e) => e.data),
+        sent.map((e) => e.data),
+      );
+      assert.deepEqual(mine[0].user_ids, both);
+    } finally {
+      for (const s of Object.values(streams)) s.close();
     }
   });
 

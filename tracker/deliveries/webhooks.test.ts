@@ -121,46 +121,6 @@ describe('signed deliveries', () => {
     await f.deliveries.drain();
   });
 
-  test("each endpoint gets the event as its owner's role may see it, signed over that body", async () => {
-    const events: ['wallet.updated', 'conversion.created'] = ['wallet.updated', 'conversion.created'];
-    const aff = await f.deliveries.webhooks.create(f.affiliate, { url: `${rx.base}/hooks/role-aff`, events });
-    const adv = await f.deliveries.webhooks.create(f.advertiser, { url: `${rx.base}/hooks/role-adv`, events });
-    const both = [f.advertiser.id, f.affiliate.id];
-    const charge = liveEvent('wallet.updated', both, {
-      reason: 'click_charge',
-      campaign_id: 3,
-      revenue: 90,
-      payout: 60,
-    });
-    const conv = liveEvent('conversion.created', both, {
-      conversion_id: 'c-9',
-      event_id: 'order-77',
-      status: 'pending',
-      revenue: 2000,
-      payout: 1200,
-    });
-    await f.deliveries.handleEvent(charge);
-    await f.deliveries.handleEvent(conv);
-    await f.deliveries.drain();
-    const body = (path: string, secret: string, id: string) => {
-      const i = rx.requests.findIndex((r) => r.url === path && r.headers['webhook-id'] === id);
-      assert.ok(i >= 0, `${path} got ${id}`);
-      return new Webhook(secret).verify(rx.requests[i]!.body, headersOf(i)) as { data: Record<string, unknown> };
-    };
-    assert.deepEqual(body('/hooks/role-aff', aff.secret, charge.id).data, {
-      reason: 'click_charge',
-      campaign_id: 3,
-      payout: 60,
-    });
-    assert.deepEqual(body('/hooks/role-aff', aff.secret, conv.id).data, {
-      conversion_id: 'c-9',
-      status: 'pending',
-      payout: 1200,
-    });
-    assert.deepEqual(body('/hooks/role-adv', adv.secret, charge.id).data, charge.data);
-    assert.deepEqual(body('/hooks/role-adv', adv.secret, conv.id).data, conv.data);
-  });
-
   test('events published while no engine runs are delivered once one starts (durable event log)', async () => {
     const { secret } = await f.deliveries.webhooks.create(f.advertiser, {
       url: `${rx.base}/hooks/offline`,
@@ -250,6 +210,52 @@ describe('signed deliveries', () => {
     assert.equal(rx.requests.length, 2);
     const bodies = rx.requests.map((r, i) => new Webhook(secret).verify(r.body, headersOf(i)) as { type: string });
     assert.deepEqual(bodies.map((b) => b.type).sort(), ['conversion.created', 'fraud.alert']);
+  });
+});
+
+describe('payloads per recipient role', () => {
+  test("an affiliate's webhook carries no revenue or event_id; the advertiser's and admin's do; each is signed", async () => {
+    rx.requests.length = 0;
+    const events = ['wallet.updated', 'conversion.created'];
+    const hooks = {
+      admin: await f.deliveries.webhooks.create(f.admin, { url: `${rx.base}/hooks/role-admin`, events }),
+      adv: await f.deliveries.webhooks.create(f.advertiser, { url: `${rx.base}/hooks/role-adv`, events }),
+      aff: await f.deliveries.webhooks.create(f.affiliate, { url: `${rx.base}/hooks/role-aff`, events }),
+    };
+    const both = [f.advertiser.id, f.affiliate.id];
+    // As ledger/cpc.ts (click charge) and tracker/pipeline/steps/publish-conversions.ts publish them.
+    const charge = { reason: 'click_charge', campaign_id: f.campaignId, revenue: 30, payout: 20 };
+    const created = { conversion_id: 'c-role', event_id: 'order-secret-9', reject_reason: '', status: 'pending' };
+    await f.deliveries.handleEvent(liveEvent('wallet.updated', both, charge));
+    await f.deliveries.handleEvent(liveEvent('conversion.created', both, created));
+    await f.deliveries.webhooks.sendTest(f.affiliate, { webhook_id: hooks.aff.webhook.id });
+    await f.deliveries.drain();
+    const got = (path: string, secret: string) =>
+      rx.requests
+        .map((r, i) => ({ r, i }))
+        .filter(({ r }) => r.url === path)
+        .map(({ r, i }) => {
+          // The signature covers this recipient's body (verify throws otherwise).
+          const b = new Webhook(secret).verify(r.body, headersOf(i)) as { type: string; data: Record<string, unknown> };
+          return { raw: r.body, type: b.type, data: b.data };
+        });
+    const aff = got('/hooks/role-aff', hooks.aff.secret);
+    assert.equal(aff.length, 3);
+    assert.deepEqual(aff[0]!.data, { reason: 'click_charge', campaign_id: f.campaignId, payout: 20 });
+    assert.deepEqual(aff[1]!.data, { conversion_id: 'c-role', reject_reason: '', status: 'pending' });
+    for (const b of aff) assert.doesNotMatch(b.raw, /revenue|event_id|order-secret/, 'nothing the REST views hide');
+    assert.equal(aff[2]!.data.test, true, 'the sample is shaped for the affiliate too');
+    const adv = got('/hooks/role-adv', hooks.adv.secret);
+    assert.deepEqual(
+      adv.map((b) => b.data),
+      [charge, created],
+    );
+    const admin = got('/hooks/role-admin', hooks.admin.secret);
+    assert.deepEqual(
+      admin.map((b) => b.data),
+      [charge, created],
+    );
+    for (const h of Object.values(hooks)) await f.deliveries.webhooks.remove(f.admin, h.webhook.id);
   });
 });
 

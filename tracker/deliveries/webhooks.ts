@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { AppError, eventFor, type LiveEvent } from '../../infra/index.ts';
+import { AppError, type EventRecipient, eventFor, type LiveEvent } from '../../infra/index.ts';
 import {
   checkDestination,
   type EndpointState,
@@ -129,7 +129,22 @@ export function webhookPayload(e: Pick<LiveEvent, 'id' | 'type' | 'created_at' |
   return JSON.stringify({ id: e.id, type: e.type, created_at: e.created_at, data: e.data });
 }
 
-function deliveryFor(w: { id: number; user_id: number; role: string; url: string }, e: LiveEvent): NewDelivery {
+/** An endpoint a delivery goes to, with its owner's role (the payload is built for it). */
+interface Target {
+  id: number;
+  user_id: number;
+  url: string;
+  role: EventRecipient['role'];
+}
+
+/**
+ * The delivery of `e` to one endpoint, its body built for the endpoint owner's role (`eventFor`, infra/event-policy.ts:
+ * an affiliate's endpoint gets no revenue or advertiser order id), so the signature, computed over the stored body
+ * at send time, covers exactly what that owner may see. `null` when the owner may not receive the event.
+ */
+function deliveryFor(w: Target, event: LiveEvent): NewDelivery | null {
+  const e = eventFor(event, { role: w.role, user_id: w.user_id });
+  if (!e) return null;
   return {
     kind: 'webhook',
     endpoint_id: w.id,
@@ -139,27 +154,26 @@ function deliveryFor(w: { id: number; user_id: number; role: string; url: string
     method: 'POST',
     url: w.url,
     destination: destinationOf(new URL(w.url)).key,
-    // The body (and so the signature over it) is the event as the endpoint owner's role may see it.
-    body: webhookPayload(eventFor(e, { role: w.role, user_id: w.user_id })),
+    body: webhookPayload(e),
   };
 }
 
 /**
  * Turns one live event into deliveries for every active endpoint subscribed to its type whose
- * owner is among `event.user_ids`, plus admins' endpoints (admins see every event).
- * Idempotent by (endpoint, event id). @returns number of deliveries queued by this call.
+ * owner is among `event.user_ids`, plus admins' endpoints (admins see every event); each body is the event
+ * as that owner's role may see it. Idempotent by (endpoint, event id). @returns number of deliveries queued by this call.
  */
 export async function enqueueWebhookEvent(ctx: Ctx, event: LiveEvent): Promise<number> {
   if (!(WEBHOOK_EVENTS as readonly string[]).includes(event.type)) return 0;
   const userIds = event.user_ids.filter((x) => Number.isSafeInteger(x));
-  const endpoints = await ctx.sql<{ id: number; user_id: number; role: string; url: string }[]>`
-    select w.id, w.user_id, u.role, w.url from webhook_endpoints w join users u on u.id = w.user_id
+  const endpoints = await ctx.sql<Target[]>`
+    select w.id, w.user_id, w.url, u.role from webhook_endpoints w join users u on u.id = w.user_id
     where w.status = 'active' and ${event.type} = any(w.events)
       and (w.user_id = any(${userIds}::int8[]) or u.role = 'admin')`;
   return (
     await insertDeliveries(
       ctx,
-      endpoints.map((w) => deliveryFor(w, event)),
+      endpoints.map((w) => deliveryFor(w, event)).filter((d) => d !== null),
     )
   ).length;
 }
@@ -308,7 +322,8 @@ export function webhookRepository(ctx: Ctx) {
 
     /**
      * `POST /webhooks/test`: queues a sample `conversion.created` event (`data.test = true`) to one
-     * endpoint, or to every active endpoint of the actor. @returns the deliveries queued.
+     * endpoint, or to every active endpoint of the actor, shaped for each endpoint owner's role like a real
+     * event (an affiliate's sample has no revenue or event_id). @returns the deliveries queued.
      */
     async sendTest(actor: Actor, input: unknown = {}): Promise<DeliveryView[]> {
       const b = parseInput(webhookTargetSchema, input);
@@ -322,7 +337,8 @@ export function webhookRepository(ctx: Ctx) {
         id: `msg_test_${randomUUID()}`,
         type: 'conversion.created',
         created_at: new Date(ctx.clock()).toISOString(),
-        user_ids: [actor.id],
+        // The endpoints' owners (an admin may test another user's endpoint).
+        user_ids: [...new Set(targets.map((t) => t.user_id))],
         data: {
           test: true,
           conversion_id: randomUUID(),
@@ -336,13 +352,14 @@ export function webhookRepository(ctx: Ctx) {
           currency: 'USD',
         },
       };
-      // Shaped for each endpoint owner's role, as a real event would be (an admin may test another's endpoint).
-      const owners = await sql<{ id: number; role: string }[]>`
-        select id, role from users where id = any(${targets.map((t) => t.user_id)}::int8[])`;
-      const roleOf = new Map(owners.map((u) => [Number(u.id), u.role]));
+      const roles = await sql<{ id: number; role: EventRecipient['role'] }[]>`
+        select id, role from users where id = any(${event.user_ids}::int8[])`;
+      const roleOf = new Map(roles.map((r) => [Number(r.id), r.role]));
       const ids = await insertDeliveries(
         ctx,
-        targets.map((t) => deliveryFor({ ...t, role: roleOf.get(Number(t.user_id)) ?? 'affiliate' }, event)),
+        targets
+          .map((t) => deliveryFor({ ...t, role: roleOf.get(Number(t.user_id)) ?? 'affiliate' }, event))
+          .filter((d) => d !== null),
       );
       const rows = await sql<DeliveryRow[]>`select * from deliveries where id = any(${ids}::int8[]) order by id`;
       return rows.map((r) => toView(r));
