@@ -34,6 +34,7 @@ export const API_SCOPES = [
   'links:read',
   'links:write',
   'websites:read',
+  'analytics:query',
 ] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
 

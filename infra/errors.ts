@@ -26,6 +26,10 @@ export const ERROR_STATUS = {
   AMOUNT_OUT_OF_RANGE: 422,
   INVALID_STATE: 422,
   QUERY_LIMIT_EXCEEDED: 422,
+  /** Analytics SQL that is not a plain SELECT over the product's tables (DDL/DML, table functions, system tables, SETTINGS). */
+  QUERY_NOT_ALLOWED: 422,
+  /** Analytics SQL that ClickHouse cannot parse or analyse (syntax, unknown column, missing parameter). */
+  QUERY_INVALID: 400,
   ACCOUNT_LOCKED: 423,
   RATE_LIMITED: 429,
   INTERNAL_ERROR: 500,
