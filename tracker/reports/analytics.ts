@@ -226,6 +226,8 @@ function settingsClause(l: AnalyticsLimits, scope?: AnalyticsScope): string {
     `max_memory_usage = ${l.maxMemoryBytes}`,
     `max_rows_to_read = ${l.maxRowsToRead}`,
     "read_overflow_mode = 'throw'",
+    // 64-bit integers as JSON strings: JSON numbers lose precision past 2^53.
+    'output_format_json_quote_64bit_integers = 1',
   ];
   if (scope) s.push(`additional_table_filters = ${scopeFilters(scope)}`);
   return `SETTINGS ${s.join(', ')}`;
@@ -247,7 +249,10 @@ export function createAnalytics(ch: ClickHouseClient, limits: AnalyticsLimits = 
     let lines: string[];
     try {
       const rs = await ch.query({ query: `EXPLAIN AST ${sql}`, format: 'JSONEachRow', query_params: q.params });
-      lines = (await rs.json<{ explain: string }>()).map((r) => r.explain);
+      // A server answers `{ explain }` objects; chDB (26) answers each line as a bare JSON string.
+      lines = (await rs.json<unknown>()).map((r) =>
+        typeof r === 'string' ? r : String(Object.values(r as Record<string, unknown>)[0] ?? ''),
+      );
     } catch (err) {
       throw chError(err);
     }
@@ -258,18 +263,29 @@ export function createAnalytics(ch: ClickHouseClient, limits: AnalyticsLimits = 
     async run(q) {
       const { tables } = await check(q);
       const sql = oneStatement(q.sql);
-      const query = `SELECT * FROM (\n${sql}\n)\n${settingsClause(limits, q.scope)}`;
-      const format = q.format === 'csv' ? 'CSVWithNames' : 'JSONCompactEachRowWithNamesAndTypes';
+      const inner = `SELECT * FROM (\n${sql}\n)`;
+      // Names and types from DESCRIBE (analysis only), and the rows in a format without a header: chDB (26) leaves
+      // a *WithNames header of a query that then fails in its output buffer, where the next query reads it.
+      let columns: { name: string; type: string }[];
+      try {
+        const d = await ch.query({ query: `DESCRIBE TABLE (${inner})`, format: 'JSONEachRow', query_params: q.params });
+        columns = (await d.json<{ name: string; type: string }>()).map((c) => ({ name: c.name, type: c.type }));
+      } catch (err) {
+        throw chError(err);
+      }
+      const format = q.format === 'csv' ? 'CSV' : 'JSONCompactEachRow';
       let rs: Awaited<ReturnType<ClickHouseClient['query']>>;
       try {
-        rs = await ch.query({ query, format, query_params: q.params });
+        rs = await ch.query({ query: `${inner}\n${settingsClause(limits, q.scope)}`, format, query_params: q.params });
       } catch (err) {
         throw chError(err);
       }
       const stream = rs.stream() as AsyncIterable<Array<{ text: string }>>;
       if (q.format === 'csv') {
+        const header = columns.map((c) => `"${c.name.replace(/"/g, '""')}"`).join(',');
         const body = Readable.from(
           (async function* () {
+            yield `${header}\r\n`;
             for await (const rows of stream) for (const r of rows) yield `${r.text}\r\n`;
           })(),
         );
@@ -277,21 +293,9 @@ export function createAnalytics(ch: ClickHouseClient, limits: AnalyticsLimits = 
       }
       const body = Readable.from(
         (async function* () {
-          let names: string[] | undefined;
-          let opened = false;
+          yield `{"success":true,"meta":{"columns":${JSON.stringify(columns)}},"data":[`;
           let n = 0;
-          for await (const rows of stream) {
-            for (const r of rows) {
-              if (!names) names = JSON.parse(r.text) as string[];
-              else if (!opened) {
-                const types = JSON.parse(r.text) as string[];
-                const columns = names.map((name, i) => ({ name, type: types[i] }));
-                yield `{"success":true,"meta":{"columns":${JSON.stringify(columns)}},"data":[`;
-                opened = true;
-              } else yield `${n++ > 0 ? ',' : ''}${r.text}`;
-            }
-          }
-          if (!opened) yield `{"success":true,"meta":{"columns":[]},"data":[`;
+          for await (const rows of stream) for (const r of rows) yield `${n++ > 0 ? ',' : ''}${r.text}`;
           yield ']}';
         })(),
       );
