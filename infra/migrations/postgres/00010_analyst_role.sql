@@ -1,5 +1,5 @@
 -- Analysts (issue 19): a read-only role created by an admin, optionally limited to a set of advertisers
--- and/or campaigns. NOTE for the merge: this migration is numbered 00010 on main; 00007 here keeps the
+-- and/or campaigns. NOTE for the merge: this migration is numbered 00010 on main; 00010 here keeps the
 -- branch's migrations gap-free.
 alter table users drop constraint users_role_check;
 alter table users add constraint users_role_check check (role in ('admin', 'advertiser', 'affiliate', 'analyst'));
