@@ -35,6 +35,7 @@ before(async () => {
       admin: await t.user('admin'),
       advertiser: await t.user('advertiser'),
       affiliate: await t.user('affiliate'),
+      analyst: await t.user('analyst'),
     };
   }
   const b = users.B;
@@ -153,6 +154,26 @@ describe('role matrix: every route refuses roles it does not allow', () => {
       });
     }
   }
+});
+
+describe('analysts change nothing', () => {
+  /** The only non-GET routes an analyst may call: its own session, 2FA and API keys, and the read-only SQL. */
+  const SELF_SERVICE = /^\/(auth\/|api-keys)/;
+  test('every write route but self-service and POST /analytics/query leaves analysts out', () => {
+    const writes = routes.filter((r) => r.method !== 'get' && (r.auth as readonly Role[]).includes('analyst'));
+    assert.deepEqual(
+      writes.filter((r) => !SELF_SERVICE.test(r.path) && r.path !== '/analytics/query').map((r) => r.path),
+      [],
+    );
+    // The matrix above then checks each of the refused ones answers 403 to an analyst.
+    assert.ok(routes.filter((r) => r.method !== 'get' && !(r.auth as readonly Role[]).includes('analyst')).length > 20);
+  });
+  test('an analyst is refused every write (money, campaigns, users) with 403', async () => {
+    for (const r of routes.filter((x) => x.method !== 'get' && !(x.auth as readonly Role[]).includes('analyst'))) {
+      const res = await t.call(r.method, concretePath(r), { token: users.A.analyst.token, body: foreignBody(r) });
+      assert.equal(res.status, 403, `${r.method} ${r.path}: ${res.text}`);
+    }
+  });
 });
 
 describe("tenant matrix: another tenant's ids answer 403/404, never 2xx", () => {

@@ -35,6 +35,7 @@ export const API_SCOPES = [
   'links:read',
   'links:write',
   'websites:read',
+  'analytics:query',
 ] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
 

@@ -8,9 +8,16 @@ import { randomUUID } from 'node:crypto';
 import { createLogger, type Redis } from '../infra/index.ts';
 import { createTestEnv, type TestEnv } from '../infra/testing/index.ts';
 import { createLedger, type Ledger } from '../ledger/index.ts';
-import { createDeliveries, createReports, type Deliveries } from '../tracker/index.ts';
+import {
+  type AnalyticsLimits,
+  createAnalytics,
+  createDeliveries,
+  createReports,
+  type Deliveries,
+} from '../tracker/index.ts';
 import { type RunningApi, startApi } from './app.ts';
 import { createAdmin } from './create-admin.ts';
+import { hashPassword } from './security.ts';
 import type { ApiDeps, Role } from './types.ts';
 
 export interface Res {
@@ -70,6 +77,8 @@ export async function startTestApi(
     /** Wires the real ledger (`createLedger` over the test database and Redis) as `deps.ledger`. */
     ledger?: boolean;
     sseHeartbeatMs?: number;
+    /** Limits of the analytics engine (default DEFAULT_ANALYTICS_LIMITS). */
+    analyticsLimits?: AnalyticsLimits;
     /** Builds the deliveries engine on the test environment (not started). */
     deliveries?: (env: TestEnv) => ApiDeps['deliveries'];
   } = {},
@@ -92,6 +101,7 @@ export async function startTestApi(
       sql: env.sql,
       redis: env.redis,
       reports: env.ch ? createReports(env.ch) : undefined,
+      analytics: env.ch ? createAnalytics(env.ch, opts.analyticsLimits) : undefined,
       ledger,
       sseHeartbeatMs: opts.sseHeartbeatMs,
       deliveries: opts.deliveries?.(env),
@@ -121,7 +131,12 @@ export async function startTestApi(
     const password = 'correct-horse-battery';
     let id: number;
     if (role === 'admin') id = (await createAdmin(env.sql, { email, password })).id;
-    else {
+    else if (role === 'analyst') {
+      // Analysts are created by an admin (POST /analysts); network-wide here.
+      const [a] = await env.sql<{ id: number }[]>`insert into users (role, name, email, password_hash)
+        values ('analyst', ${name}, ${email}, ${await hashPassword(password)}) returning id`;
+      id = a!.id;
+    } else {
       const r = await call('post', '/auth/register', { body: { name, email, password, role } });
       if (r.status !== 201) throw new Error(`register failed: ${r.text}`);
       id = r.body.data.id;

@@ -1,9 +1,10 @@
 import type { Config, Logger, Redis, Sql } from '../infra/index.ts';
 import type { Ledger } from '../ledger/index.ts';
-import type { Deliveries } from '../tracker/index.ts';
+import type { Analytics, Deliveries } from '../tracker/index.ts';
 
-export type Role = 'admin' | 'advertiser' | 'affiliate';
-export const ROLES: readonly Role[] = ['admin', 'advertiser', 'affiliate'];
+/** `analyst`: created by an admin, reads reports and ClickHouse data (network-wide or scoped), changes nothing. */
+export type Role = 'admin' | 'advertiser' | 'affiliate' | 'analyst';
+export const ROLES: readonly Role[] = ['admin', 'advertiser', 'affiliate', 'analyst'];
 
 /** Who is calling: a user through a session access token, or an integration through an API key. */
 export interface Principal {
@@ -51,6 +52,8 @@ export interface ApiDeps {
    * `/postbacks` and `/webhooks` routes answer 503 SERVICE_UNAVAILABLE. Whoever creates it starts it.
    */
   deliveries?: Deliveries;
+  /** Read-only SQL over ClickHouse (`createAnalytics`); absent → `POST /analytics/query` answers 503 SERVICE_UNAVAILABLE. */
+  analytics?: Analytics;
   /** SSE heartbeat interval, ms (default 15 000). */
   sseHeartbeatMs?: number;
 }

@@ -51,6 +51,14 @@ const schema = z.object({
   REPORT_MAX_EXECUTION_S: z.coerce.number().int().min(1).max(3600).default(30),
   /** Most memory a report or click-log query may use in ClickHouse, bytes (its `max_memory_usage`). */
   REPORT_MAX_MEMORY_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(2_000_000_000),
+  /** Longest an analytics SQL query (`POST /analytics/query`) may run, seconds (its `max_execution_time`). */
+  ANALYTICS_MAX_EXECUTION_S: z.coerce.number().int().min(1).max(3600).default(30),
+  /** Most rows an analytics SQL query may return (its `max_result_rows`, overflow mode throw). */
+  ANALYTICS_MAX_RESULT_ROWS: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(1_000_000),
+  /** Most memory an analytics SQL query may use, bytes (its `max_memory_usage`). */
+  ANALYTICS_MAX_MEMORY_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(2_000_000_000),
+  /** Most rows an analytics SQL query may read from its tables (its `max_rows_to_read`). */
+  ANALYTICS_MAX_ROWS_TO_READ: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(1_000_000_000),
   /**
    * Prefix for every Redis key and stream, so test runs and tenants of one Redis do not collide. No `{`/`}`:
    * keys carry hash tags (`clicks:{3}`) that decide their Redis Cluster slot, and a brace in the prefix would

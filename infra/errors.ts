@@ -33,6 +33,10 @@ export const ERROR_STATUS = {
   DESTINATION_NOT_APPROVED: 422,
   /** A campaign whose live destination host moved awaits an admin: only an admin may activate it. */
   REVIEW_REQUIRED: 422,
+  /** Analytics SQL that is not a plain SELECT over the product's tables (DDL/DML, table functions, system tables, SETTINGS). */
+  QUERY_NOT_ALLOWED: 422,
+  /** Analytics SQL that ClickHouse cannot parse or analyse (syntax, unknown column, missing parameter). */
+  QUERY_INVALID: 400,
   ACCOUNT_LOCKED: 423,
   RATE_LIMITED: 429,
   INTERNAL_ERROR: 500,

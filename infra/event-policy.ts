@@ -5,7 +5,8 @@ import type { LiveEvent, LiveEventType } from './events.ts';
  * Roles as in `users.role`.
  */
 export interface EventRecipient {
-  role: 'admin' | 'advertiser' | 'affiliate';
+  /** Analysts get no live events (their reads are the analytics SQL, scoped per query). */
+  role: 'admin' | 'advertiser' | 'affiliate' | 'analyst';
   user_id: number;
 }
 

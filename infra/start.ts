@@ -19,7 +19,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type RunningApi, startApi } from '../admin-api/index.ts';
 import { createLedger, type Ledger } from '../ledger/index.ts';
-import { createDeliveries, createReports, type Deliveries, settlementSink, startPipeline } from '../tracker/index.ts';
+import {
+  createAnalytics,
+  createDeliveries,
+  createReports,
+  type Deliveries,
+  settlementSink,
+  startPipeline,
+} from '../tracker/index.ts';
 import { ensureDemoTenant } from './demo-seed.ts';
 import {
   type ClickHouseClient,
@@ -234,6 +241,14 @@ export async function startApiRole(
         ? createReports(s.ch, {
             maxExecutionS: s.config.REPORT_MAX_EXECUTION_S,
             maxMemoryBytes: s.config.REPORT_MAX_MEMORY_BYTES,
+          })
+        : undefined,
+      analytics: s.ch
+        ? createAnalytics(s.ch, {
+            maxExecutionS: s.config.ANALYTICS_MAX_EXECUTION_S,
+            maxResultRows: s.config.ANALYTICS_MAX_RESULT_ROWS,
+            maxMemoryBytes: s.config.ANALYTICS_MAX_MEMORY_BYTES,
+            maxRowsToRead: s.config.ANALYTICS_MAX_ROWS_TO_READ,
           })
         : undefined,
       ledger: parts.ledger,

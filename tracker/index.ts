@@ -27,6 +27,14 @@ export { startPipeline } from './pipeline/runner.ts';
 export { settlementSink } from './pipeline/sinks.ts';
 // --- reports ---
 export {
+  ANALYTICS_TABLES,
+  type Analytics,
+  type AnalyticsLimits,
+  type AnalyticsQuery,
+  type AnalyticsScope,
+  createAnalytics,
+} from './reports/analytics.ts';
+export {
   type ClickLogQuery,
   type ClickLogRow,
   createReports,

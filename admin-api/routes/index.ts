@@ -1,4 +1,5 @@
 import type { Route } from '../http.ts';
+import { analyticsRoutes } from './analytics.ts';
 import { approvedHostRoutes } from './approved-hosts.ts';
 import { authRoutes } from './auth.ts';
 import { campaignRoutes } from './campaigns.ts';
@@ -27,5 +28,6 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...postbackRoutes(),
     ...webhookRoutes(),
     ...walletRoutes(),
+    ...analyticsRoutes(),
   ] as Route<unknown, unknown>[];
 }

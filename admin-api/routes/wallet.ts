@@ -140,6 +140,7 @@ export function walletRoutes(): Route<never, never>[] {
         const ledger = needLedger(a);
         const who = await subject(a.deps.sql, a.user, a.query.user_id);
         if (who.role === 'admin') throw validationError({ user_id: 'required for admins: whose transactions' });
+        if (who.role === 'analyst') throw new AppError('NOT_FOUND', 'analysts have no wallet');
         const q = a.query;
         const from = q.from ? new Date(dateOnly(q.from) ? `${q.from}T00:00:00Z` : q.from) : undefined;
         // A date `to` includes that whole UTC day.
