@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AppError, type Sql } from '../../infra/index.ts';
 import type { AnalyticsScope } from '../../tracker/index.ts';
+import { analystScope } from '../domain/analysts/analyst-scope.ts';
 import { type Route, route } from '../http.ts';
 import { hashPassword } from '../security.ts';
 import type { Principal } from '../types.ts';
@@ -8,20 +9,18 @@ import type { Principal } from '../types.ts';
 const ids = z.array(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)).max(1000).default([]);
 
 /**
- * The scope of an analytics query: admins and unscoped analysts see the network (undefined); an analyst with
- * rows in `analyst_scopes` sees those advertisers' and campaigns' rows; test-mode API keys see nothing (the
- * ClickHouse tables hold live traffic only).
+ * The scope of an analytics query: admins and unscoped analysts see the network, an analyst with rows in
+ * `analyst_scopes` those advertisers' and campaigns' rows, live callers never the test-mode campaigns' rows; test-mode
+ * API keys see nothing.
  */
-async function scopeOf(sql: Sql, user: Principal): Promise<AnalyticsScope | undefined> {
+async function scopeOf(sql: Sql, user: Principal): Promise<AnalyticsScope> {
   if (user.mode === 'test') return { advertiserIds: [], campaignIds: [] };
-  if (user.role !== 'analyst') return undefined;
-  const rows = await sql<{ advertiser_id: string | null; campaign_id: string | null }[]>`
-    select advertiser_id, campaign_id from analyst_scopes where analyst_id = ${user.user_id}`;
-  if (rows.length === 0) return undefined;
-  return {
-    advertiserIds: rows.filter((r) => r.advertiser_id !== null).map((r) => Number(r.advertiser_id)),
-    campaignIds: rows.filter((r) => r.campaign_id !== null).map((r) => Number(r.campaign_id)),
-  };
+  // ClickHouse holds no mode: live callers never read the test-mode (sandbox) campaigns' rows.
+  const test = await sql<{ id: number }[]>`select id::int from campaigns where mode = 'test'`;
+  const excludeCampaignIds = test.map((c) => c.id);
+  const scope = await analystScope(sql, user);
+  if (!scope) return { advertiserIds: [], campaignIds: [], network: true, excludeCampaignIds };
+  return { ...scope, excludeCampaignIds };
 }
 
 /** Replaces an analyst's scope. @throws AppError NOT_FOUND for an unknown advertiser or campaign. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AppError, validationError } from '../../infra/index.ts';
 import { reconcileRowSchema } from '../../ledger/index.ts';
+import { analystScope } from '../domain/analysts/analyst-scope.ts';
 import { approveConversion, reconcileLive, reverseConversion } from '../domain/conversions/change-conversion.ts';
 import { needLedger } from '../domain/wallet/need-ledger.ts';
 import { paged, pageQuery, type Route, route } from '../http.ts';
@@ -120,21 +121,25 @@ export function conversionRoutes(): Route<never, never>[] {
     route({
       method: 'get',
       path: '/conversions',
-      summary: 'Conversions (advertisers: on their campaigns; affiliates: their own, payout only; admins: all)',
+      summary:
+        'Conversions (advertisers: on their campaigns; affiliates: their own, payout only; analysts: their scope; admins: all)',
       tag: 'conversions',
-      auth: ['admin', 'advertiser', 'affiliate'],
+      auth: ['admin', 'advertiser', 'affiliate', 'analyst'],
       scope: 'conversions:read',
       query: pageQuery.extend({
         campaign_id: z.coerce.number().int().min(1).optional(),
         status: z.enum(['pending', 'approved', 'rejected', 'reversed']).optional(),
       }),
       async handler({ deps: { sql }, user, query }) {
+        const reach = await analystScope(sql, user);
         const scope =
-          user.role === 'admin'
+          user.role === 'admin' || (user.role === 'analyst' && !reach)
             ? sql`true`
-            : user.role === 'advertiser'
-              ? sql`advertiser_id = ${user.user_id}`
-              : sql`affiliate_id = ${user.user_id}`;
+            : user.role === 'analyst'
+              ? sql`(advertiser_id = any(${reach!.advertiserIds}::int8[]) or campaign_id = any(${reach!.campaignIds}::int8[]))`
+              : user.role === 'advertiser'
+                ? sql`advertiser_id = ${user.user_id}`
+                : sql`affiliate_id = ${user.user_id}`;
         const camp = query.campaign_id ? sql`campaign_id = ${query.campaign_id}` : sql`true`;
         const st = query.status ? sql`status = ${query.status}` : sql`true`;
         // A conversion takes its campaign's mode (none: live); each principal sees its own mode's only.

@@ -79,7 +79,7 @@ export function reportRoutes(): Route<never, never>[] {
       path: '/reports',
       summary: 'Aggregated stats from ClickHouse, grouped and scoped by role (JSON, or CSV with Accept: text/csv)',
       tag: 'reports',
-      auth: ['admin', 'advertiser', 'affiliate'],
+      auth: ['admin', 'advertiser', 'affiliate', 'analyst'],
       scope: 'reports:read',
       query: reportQuery,
       produces: ['text/csv'],
@@ -112,7 +112,7 @@ export function reportRoutes(): Route<never, never>[] {
       path: '/reports/clicks',
       summary: 'The raw click log (event time order) with fraud scores and reasons, scoped by role',
       tag: 'reports',
-      auth: ['admin', 'advertiser', 'affiliate'],
+      auth: ['admin', 'advertiser', 'affiliate', 'analyst'],
       scope: 'reports:read',
       query: clickLogQuery,
       async handler({ deps, user, query }) {

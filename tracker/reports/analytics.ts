@@ -36,10 +36,15 @@ export const DEFAULT_ANALYTICS_LIMITS: AnalyticsLimits = {
   maxRowsToRead: 1_000_000_000,
 };
 
-/** What a scoped analyst may see: rows of these advertisers plus rows of these campaigns. */
+/**
+ * What a query may see: rows of these advertisers plus rows of these campaigns (`network: true`: every row), less
+ * the rows of `excludeCampaignIds` (the test-mode campaigns, for live callers).
+ */
 export interface AnalyticsScope {
   advertiserIds: number[];
   campaignIds: number[];
+  network?: boolean;
+  excludeCampaignIds?: number[];
 }
 
 export type AnalyticsParam = string | number | boolean;
@@ -210,7 +215,9 @@ export function scopeFilters(scope: AnalyticsScope): string {
   const parts: string[] = [];
   if (scope.advertiserIds.length > 0) parts.push(`advertiser_id IN (${positiveInts(scope.advertiserIds)})`);
   if (scope.campaignIds.length > 0) parts.push(`campaign_id IN (${positiveInts(scope.campaignIds)})`);
-  const filter = parts.length > 0 ? parts.join(' OR ') : '0';
+  const include = scope.network ? '1' : parts.length > 0 ? parts.join(' OR ') : '0';
+  const exclude = scope.excludeCampaignIds ?? [];
+  const filter = exclude.length > 0 ? `(${include}) AND campaign_id NOT IN (${positiveInts(exclude)})` : include;
   return `{${ANALYTICS_TABLES.map((t) => `'${t}': '${filter}'`).join(', ')}}`;
 }
 

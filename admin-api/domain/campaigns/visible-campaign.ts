@@ -1,11 +1,12 @@
 import { AppError, type Sql } from '../../../infra/index.ts';
 import { notFound } from '../../http.ts';
 import type { Principal } from '../../types.ts';
+import { analystScope } from '../analysts/analyst-scope.ts';
 import type { CampaignRow } from './campaign-view.ts';
 
 /**
  * Loads campaign `id` with the caller's membership status (`null`: none) if the caller may reach it by id to join or
- * leave: admins any; advertisers their own; affiliates active ones and those they are members of or waiting for
+ * leave: admins any; advertisers their own; analysts those in their scope (all when unscoped); affiliates active ones and those they are members of or waiting for
  * (a private campaign's id is shared by invitation, out of band). Only a campaign of the caller's mode (test-mode
  * API keys: test-mode campaigns; sessions and live keys, admins too: live ones) exists for it.
  * @throws AppError NOT_FOUND otherwise.
@@ -22,6 +23,11 @@ export async function reachableCampaign(
   if (!c) return notFound('campaign');
   const { membership, ...row } = c;
   if (user.role === 'advertiser' && c.advertiser_id !== user.user_id) return notFound('campaign');
+  if (user.role === 'analyst') {
+    const scope = await analystScope(sql, user);
+    if (scope && !scope.advertiserIds.includes(Number(c.advertiser_id)) && !scope.campaignIds.includes(Number(c.id)))
+      return notFound('campaign');
+  }
   if (user.role === 'affiliate' && c.status !== 'active' && !(membership === 'approved' || membership === 'pending'))
     return notFound('campaign');
   return { c: row, membership };

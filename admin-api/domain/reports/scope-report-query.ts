@@ -1,5 +1,6 @@
 import { AppError } from '../../../infra/index.ts';
 import type { ApiDeps, Principal, Reports } from '../../types.ts';
+import { analystScope, scopeCampaignIds } from '../analysts/analyst-scope.ts';
 import { visibleCampaign } from '../campaigns/visible-campaign.ts';
 
 /** What a report query may be narrowed to. */
@@ -13,8 +14,8 @@ interface Scopable {
 
 /**
  * Scopes a report query to what the caller may see: a named campaign must be visible to it, affiliates see only
- * their own traffic and advertisers only theirs; test-mode API keys see only test-mode campaigns' traffic, everyone
- * else none of it. @returns the reports and the scoped query.
+ * their own traffic, advertisers only theirs, scoped analysts only their scope's; test-mode API keys see only
+ * test-mode campaigns' traffic, everyone else none of it. @returns the reports and the scoped query.
  * @throws AppError NOT_FOUND for an invisible campaign, SERVICE_UNAVAILABLE when the API runs without reports.
  */
 export async function scopeReportQuery<Q extends Scopable>(
@@ -33,5 +34,11 @@ export async function scopeReportQuery<Q extends Scopable>(
   const ids = test.map((c) => c.id);
   if (user.mode === 'test') q.only_campaign_ids = ids;
   else q.exclude_campaign_ids = ids;
+  // A scoped analyst reads only its advertisers' and campaigns' traffic (live callers only: test keys see none).
+  const scope = await analystScope(deps.sql, user);
+  if (scope && user.mode === 'live') {
+    const testIds = new Set(ids);
+    q.only_campaign_ids = (await scopeCampaignIds(deps.sql, scope)).filter((id) => !testIds.has(id));
+  }
   return { reports: deps.reports, q };
 }
