@@ -10,7 +10,7 @@ import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import type { Logger } from './logger.ts';
 
 /** Whether process `pid` runs (Linux /proc): a zombie, exited but not reaped, holds nothing and does not count. */
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';

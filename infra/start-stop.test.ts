@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import { alive } from './child-services.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const STOP_BUDGET_MS = 20_000;
@@ -19,16 +20,6 @@ after(() => {
   for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-/** Whether `pid` runs: a zombie (exited, not yet reaped by an init that may never reap it) does not. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** Every live pid whose parent is `pid`, recursively. */
 function descendants(pid: number): number[] {
