@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AppError, type Sql } from '../../infra/index.ts';
 import type { AnalyticsScope } from '../../tracker/index.ts';
 import { analystScope } from '../domain/analysts/analyst-scope.ts';
+import { testModeCampaignIds } from '../domain/reports/scope-report-query.ts';
 import { type Route, route } from '../http.ts';
 import { hashPassword } from '../security.ts';
 import type { Principal } from '../types.ts';
@@ -16,8 +17,7 @@ const ids = z.array(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)).max(10
 async function scopeOf(sql: Sql, user: Principal): Promise<AnalyticsScope> {
   if (user.mode === 'test') return { advertiserIds: [], campaignIds: [] };
   // ClickHouse holds no mode: live callers never read the test-mode (sandbox) campaigns' rows.
-  const test = await sql<{ id: number }[]>`select id::int from campaigns where mode = 'test'`;
-  const excludeCampaignIds = test.map((c) => c.id);
+  const excludeCampaignIds = await testModeCampaignIds(sql);
   const scope = await analystScope(sql, user);
   if (!scope) return { advertiserIds: [], campaignIds: [], network: true, excludeCampaignIds };
   return { ...scope, excludeCampaignIds };

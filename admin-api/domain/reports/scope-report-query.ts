@@ -1,7 +1,17 @@
-import { AppError } from '../../../infra/index.ts';
+import { AppError, type Sql } from '../../../infra/index.ts';
 import type { ApiDeps, Principal, Reports } from '../../types.ts';
 import { analystScope, scopeCampaignIds } from '../analysts/analyst-scope.ts';
 import { visibleCampaign } from '../campaigns/visible-campaign.ts';
+
+/**
+ * The ids of the test-mode (sandbox) campaigns, of `advertiserId` only when given. ClickHouse rows carry no mode, so
+ * every ClickHouse read filters by these ids.
+ */
+export async function testModeCampaignIds(sql: Sql, advertiserId?: number): Promise<number[]> {
+  const own = advertiserId === undefined ? sql`` : sql`and advertiser_id = ${advertiserId}`;
+  const rows = await sql<{ id: number }[]>`select id::int from campaigns where mode = 'test' ${own}`;
+  return rows.map((c) => c.id);
+}
 
 /** What a report query may be narrowed to. */
 interface Scopable {
@@ -28,10 +38,8 @@ export async function scopeReportQuery<Q extends Scopable>(
   const q: Q = { ...query };
   if (user.role === 'affiliate') q.affiliate_id = user.user_id;
   if (user.role === 'advertiser') q.advertiser_id = user.user_id;
-  // ClickHouse holds no mode: the test-mode campaigns (an advertiser's own; its other traffic is scoped out anyway).
-  const own = user.role === 'advertiser' ? deps.sql`and advertiser_id = ${user.user_id}` : deps.sql``;
-  const test = await deps.sql<{ id: number }[]>`select id::int from campaigns where mode = 'test' ${own}`;
-  const ids = test.map((c) => c.id);
+  // An advertiser's own test-mode campaigns suffice: its other traffic is scoped out anyway.
+  const ids = await testModeCampaignIds(deps.sql, user.role === 'advertiser' ? user.user_id : undefined);
   if (user.mode === 'test') q.only_campaign_ids = ids;
   else q.exclude_campaign_ids = ids;
   // A scoped analyst reads only its advertisers' and campaigns' traffic (live callers only: test keys see none).
