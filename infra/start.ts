@@ -24,6 +24,7 @@ import {
   createDeliveries,
   createReports,
   type Deliveries,
+  type PipelineTestHooks,
   settlementSink,
   startPipeline,
 } from '../tracker/index.ts';
@@ -200,9 +201,15 @@ export function createMoneyParts(s: Services): MoneyParts {
 /**
  * The pipeline role: consumes the click and conversion streams into ClickHouse, pays conversions and CPC clicks
  * through the ledger, queues postbacks, and runs the ledger's maintenance (two-phase expiry, hold releases).
+ * `testHooks`: the fault suite's kill points (tracker/faults/pipeline-child.ts); never set by `npm start`.
  * @throws Error when `s` was opened without ClickHouse.
  */
-export async function startPipelineRole(s: Services, parts: MoneyParts, stops: Stops): Promise<void> {
+export async function startPipelineRole(
+  s: Services,
+  parts: MoneyParts,
+  stops: Stops,
+  testHooks?: PipelineTestHooks,
+): Promise<void> {
   if (!s.ch) throw new Error('the pipeline role needs ClickHouse');
   const pipeline = await startPipeline({
     config: s.config,
@@ -213,6 +220,7 @@ export async function startPipelineRole(s: Services, parts: MoneyParts, stops: S
     conversionSink: settlementSink({ ledger: parts.ledger.sink, postbacks: parts.deliveries.conversionSink }),
     // CPC: valid clicks are charged per batch, keyed by the batch token (a retried batch is a no-op).
     clickChargeSink: parts.ledger.clickSink,
+    testHooks,
   });
   stops.push('pipeline', () => pipeline.close());
   const maintenance = parts.ledger.startMaintenance();

@@ -25,6 +25,7 @@ export { startTracker } from './ingest/server.ts';
 // --- pipeline ---
 export { startPipeline } from './pipeline/runner.ts';
 export { settlementSink } from './pipeline/sinks.ts';
+export type { PipelineTestHooks } from './pipeline/steps/context.ts';
 // --- reports ---
 export {
   ANALYTICS_TABLES,
