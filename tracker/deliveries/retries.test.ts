@@ -153,6 +153,32 @@ describe('retries', () => {
     assert.equal(d.attempts, 2);
   });
 
+  test('fault suite: a receiver that times out, then answers 500, then 410: three attempts of one message, then the endpoint is off', async () => {
+    const w = await endpoint('/retry/faulty');
+    let n = 0;
+    rx.reply(() => (++n === 1 ? { hang: true } : n === 2 ? { status: 500 } : { status: 410 }));
+    await f.deliveries.handleEvent(liveEvent('wallet.updated', [f.affiliate.id]));
+    await f.deliveries.drain();
+    assert.equal((await row(w.id)).next_attempt_at.getTime() - f.clock.now(), 30_000, 'timeout: retried after 30 s');
+    await step(w.id);
+    assert.equal((await row(w.id)).next_attempt_at.getTime() - f.clock.now(), 120_000, '500: retried after 2 m');
+    await step(w.id);
+    const d = await row(w.id);
+    assert.equal(d.status, 'failed');
+    assert.equal(d.attempts, 3);
+    assert.equal(d.last_status_code, 410);
+    assert.equal((await f.deliveries.webhooks.get(f.affiliate, w.id)).status, 'disabled');
+    // Exactly one message, attempted three times under one webhook-id (receivers dedupe on it).
+    const got = rx.requests.filter((r) => r.url === '/retry/faulty');
+    assert.equal(got.length, 3);
+    assert.equal(new Set(got.map((r) => r.headers['webhook-id'])).size, 1);
+    // Nothing more reaches it, even when the clock runs on.
+    f.clock.set(f.clock.now() + 86_400_000);
+    await f.deliveries.handleEvent(liveEvent('wallet.updated', [f.affiliate.id]));
+    await f.deliveries.drain();
+    assert.equal(rx.requests.filter((r) => r.url === '/retry/faulty').length, 3);
+  });
+
   test('Retry-After is honoured', async () => {
     const w = await endpoint('/retry/after');
     rx.reply(() => ({ status: 429, headers: { 'retry-after': '7' } }));
