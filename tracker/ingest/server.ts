@@ -262,8 +262,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         await withTimeout(drained, CLOSE_TIMEOUT_MS);
         await clicks.drain();
         await conversions.drain();
-        await spool.drain();
-        await spool.closeActive();
+        await spool.close();
         links.close();
         await redis.quit().catch(() => redis.disconnect());
         log.info('tracker closed');
