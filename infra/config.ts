@@ -100,7 +100,7 @@ const schema = z.object({
   SPOOL_MAX_BYTES: z.coerce.number().int().min(1_024).max(Number.MAX_SAFE_INTEGER).default(1_073_741_824),
   /** Max time a click waits to be grouped with others into one XADD, ms. 0 = next event-loop turn. */
   TRACKER_GROUP_COMMIT_MS: z.coerce.number().min(0).max(50).default(0),
-  /** Name of this tracker instance in its spool file names (default: the host name; the pid is added). */
+  /** Readable name of this tracker instance in its spool file names (default: the host name); a random id owns them. */
   TRACKER_INSTANCE_ID: z.string().max(100).optional(),
   /** Redis command timeout on the click path before falling back to the spool, ms. */
   TRACKER_REDIS_TIMEOUT_MS: z.coerce.number().int().min(5).default(250),
