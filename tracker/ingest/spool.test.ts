@@ -220,4 +220,23 @@ describe('Redis outage', () => {
     await r1.close();
     await r2.close();
   });
+
+  it('fsyncs appends on its timer (SPOOL_FSYNC_MS), or before the callback with 0', async () => {
+    const line = () =>
+      entryFields([
+        encodeClick(sampleClick({ click_id: '0190f2c4-0000-7000-8000-000000000300', link_code: 'x', query: '' })),
+      ]);
+    const put = (s: Spool) => new Promise<void>((r, j) => s.append('s', line(), (e) => (e ? j(e) : r())));
+    const timed = new Spool(path.join(env.dir, 'spool-fsync-a'), 'host', logger, { fsyncMs: 200 });
+    await timed.init();
+    await put(timed);
+    assert.equal(timed.syncs, 0, 'the callback does not wait for the fsync');
+    await waitFor('timer fsync', async () => timed.syncs, { until: (n) => n >= 1 });
+    await timed.close();
+    const each = new Spool(path.join(env.dir, 'spool-fsync-b'), 'host', logger, { fsyncMs: 0 });
+    await each.init();
+    await Promise.all([put(each), put(each), put(each)]);
+    assert.ok(each.syncs >= 1 && each.syncs <= 3, `callbacks ran after ${each.syncs} fsyncs`);
+    await each.close();
+  });
 });

@@ -1,4 +1,4 @@
-import { constants, createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { constants, createReadStream, createWriteStream, fsync, type WriteStream } from 'node:fs';
 import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -26,6 +26,11 @@ export interface SpoolOptions {
   maxBytes?: number;
   /** Called with the number of events of every group refused at the cap (e.g. a prom-client counter's `inc`). */
   onDropped?: (events: number) => void;
+  /**
+   * SPOOL_FSYNC_MS: appends are fsynced in groups every this long, ms (their callbacks do not wait); 0 = each
+   * append's callback runs only after an fsync that covers it (appends of one turn share it). Default 100.
+   */
+  fsyncMs?: number;
 }
 
 /**
@@ -72,6 +77,14 @@ export class Spool {
   /** This spool's instance id (32 hex digits): the owner named in its file names and its lock. */
   readonly id = newInstanceId();
   private readonly lock: SpoolLock;
+  private readonly fsyncMs: number;
+  /** Appended since the last fsync. */
+  private dirty = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  /** With fsyncMs 0: callbacks waiting for the next fsync. */
+  private syncWaiters: Array<() => void> = [];
+  /** fsyncs done (observability and tests). */
+  syncs = 0;
 
   constructor(
     readonly dir: string,
@@ -81,7 +94,31 @@ export class Spool {
   ) {
     this.maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
     this.lock = new SpoolLock(dir, this.id);
+    this.fsyncMs = opts.fsyncMs ?? 100;
   }
+
+  /** fsyncs the active file if anything was appended since the last one; `done` runs after it (or at once). */
+  private sync(done?: () => void): void {
+    // The fd of an open WriteStream (missing from the typings).
+    const fd = (this.ws as unknown as { fd?: number | null } | undefined)?.fd;
+    if (!this.dirty || typeof fd !== 'number') {
+      done?.();
+      return;
+    }
+    this.dirty = false;
+    fsync(fd, (err) => {
+      if (err) this.log.warn({ err: err.message, file: this.active }, 'spool fsync failed');
+      else this.syncs++;
+      done?.();
+    });
+  }
+
+  private readonly syncNow = () => {
+    const waiters = this.syncWaiters.splice(0);
+    this.sync(() => {
+      for (const f of waiters) f();
+    });
+  };
 
   /** Creates the directory and takes this instance's lock. @throws when the directory is not writable. */
   async init(): Promise<void> {
@@ -94,6 +131,8 @@ export class Spool {
   async close(): Promise<void> {
     await this.drain();
     await this.closeActive();
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.syncTimer = undefined;
     await this.lock.release();
   }
 
@@ -156,12 +195,24 @@ export class Spool {
     }
     this.pending++;
     this.written++;
-    this.ws.write(line, (err) => {
-      if (err) this.healthy = false;
-      else this.healthy = true;
+    if (this.fsyncMs > 0 && !this.syncTimer) {
+      this.syncTimer = setInterval(() => this.sync(), this.fsyncMs);
+      this.syncTimer.unref();
+    }
+    const done = (err?: Error | null) => {
       this.pending--;
       cb(err);
       if (this.pending === 0) for (const f of this.idle.splice(0)) f();
+    };
+    this.ws.write(line, (err) => {
+      this.healthy = !err;
+      this.dirty = true;
+      if (err || this.fsyncMs > 0) done(err);
+      else {
+        // One fsync for every append completed in this turn: the callbacks (the 302s) wait for it.
+        if (this.syncWaiters.length === 0) setImmediate(this.syncNow);
+        this.syncWaiters.push(() => done());
+      }
     });
   }
 
@@ -201,6 +252,7 @@ export class Spool {
   async closeActive(): Promise<void> {
     const ws = this.ws;
     if (!ws) return;
+    await new Promise<void>((r) => this.sync(r));
     this.ws = undefined;
     this.written = 0;
     // The file is now a closed one, counted with the others until the next measure.
