@@ -81,7 +81,11 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     path.join(config.DATA_DIR, 'spool'),
     (config.TRACKER_INSTANCE_ID ?? os.hostname()).replace(/[^A-Za-z0-9_-]/g, '_'),
     log,
-    { maxBytes: config.SPOOL_MAX_BYTES, onDropped: (n) => spoolMetrics.droppedCounter.inc(n) },
+    {
+      maxBytes: config.SPOOL_MAX_BYTES,
+      fsyncMs: config.SPOOL_FSYNC_MS,
+      onDropped: (n) => spoolMetrics.droppedCounter.inc(n),
+    },
   );
   await spool.init();
   // A click's wait for its XADD is its request state: the writer hands it back to answerStored.
@@ -262,8 +266,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         await withTimeout(drained, CLOSE_TIMEOUT_MS);
         await clicks.drain();
         await conversions.drain();
-        await spool.drain();
-        await spool.closeActive();
+        await spool.close();
         links.close();
         await redis.quit().catch(() => redis.disconnect());
         log.info('tracker closed');

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -14,6 +15,7 @@ import { createTestEnv, type TestEnv, waitFor } from '../../infra/testing/index.
 import { type ClickEvent, decodeClick, decodeConversion, encodeClick, entryFields, entryLines } from '../events.ts';
 import { startTracker } from './server.ts';
 import { Spool } from './spool.ts';
+import { LOCK_STALE_MS } from './spool-lock.ts';
 import { readStream, sampleClick, seedLink, trackerConfig } from './test-helpers.ts';
 
 const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'silent' });
@@ -90,7 +92,8 @@ describe('Redis outage', () => {
       );
       await waitFor(
         'spool files removed',
-        async () => readdirSync(path.join(env.dir, 'spool')).filter((f) => !f.endsWith('.offset')),
+        async () =>
+          readdirSync(path.join(env.dir, 'spool')).filter((f) => !f.endsWith('.offset') && !f.endsWith('.lock')),
         { until: (f) => f.length === 0 },
       );
     } finally {
@@ -139,5 +142,101 @@ describe('Redis outage', () => {
     const clicks = await allClicks(reader, 'sp3:');
     assert.deepEqual(clicks.map((c) => c.query).sort(), ['n=2', 'n=3']);
     assert.deepEqual(readdirSync(dir), []);
+  });
+
+  it('two spools with one PID on one directory keep their own files: every record replayed exactly once', async () => {
+    const dir = path.join(env.dir, 'spool-same-pid');
+    const keys = redisKeys('sp4:');
+    const a = new Spool(dir, 'host', logger);
+    const b = new Spool(dir, 'host', logger);
+    await a.init();
+    await b.init();
+    const put = (s: Spool, n: number) =>
+      new Promise<void>((r, j) =>
+        s.append(
+          keys.clicks(0),
+          entryFields([
+            encodeClick(
+              sampleClick({
+                click_id: `0190f2c4-0000-7000-8000-0000000001${n}0`,
+                link_code: 'spool-1',
+                query: `n=${n}`,
+              }),
+            ),
+          ]),
+          (e) => (e ? j(e) : r()),
+        ),
+      );
+    await put(a, 1);
+    await put(b, 2);
+    // A replays while B is live and still appending: B's active file must not be claimed.
+    assert.equal(await a.replay(reader), 1);
+    await put(b, 3);
+    await put(a, 4);
+    assert.equal(await b.replay(reader), 2);
+    assert.equal(await a.replay(reader), 1);
+    const clicks = await allClicks(reader, 'sp4:');
+    assert.deepEqual(clicks.map((c) => c.query).sort(), ['n=1', 'n=2', 'n=3', 'n=4']);
+    await a.close();
+    await b.close();
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
+  it("takes over a dead owner's file (stale lock) once, never a live owner's", async () => {
+    const dir = path.join(env.dir, 'spool-stale');
+    mkdirSync(dir, { recursive: true });
+    const keys = redisKeys('sp5:');
+    const rec = (n: number) =>
+      JSON.stringify([
+        keys.clicks(0),
+        ...entryFields([
+          encodeClick(
+            sampleClick({ click_id: `0190f2c4-0000-7000-8000-0000000002${n}0`, link_code: 'spool-1', query: `n=${n}` }),
+          ),
+        ]),
+      ]);
+    const dead = 'd'.repeat(32);
+    const live = 'e'.repeat(32);
+    const lock = (id: string, pid: number, hostname: string) =>
+      writeFileSync(path.join(dir, `${id}.lock`), JSON.stringify({ instance: id, pid, hostname, started_ms: 0 }));
+    lock(dead, 4194303, hostname()); // this host, a pid that does not run
+    lock(live, process.ppid, hostname()); // this host, a running pid
+    writeFileSync(path.join(dir, `host-1-0.${dead}.1.spool`), `${rec(1)}\n${rec(2)}\n`);
+    writeFileSync(path.join(dir, `host-1-0.${live}.1.spool`), `${rec(3)}\n`);
+    const r1 = new Spool(dir, 'host', logger);
+    const r2 = new Spool(dir, 'host', logger);
+    await r1.init();
+    await r2.init();
+    const [n1, n2] = await Promise.all([r1.replay(reader), r2.replay(reader)]);
+    assert.equal(n1 + n2, 2, "the dead owner's records, once");
+    assert.deepEqual((await allClicks(reader, 'sp5:')).map((c) => c.query).sort(), ['n=1', 'n=2']);
+    assert.ok(readdirSync(dir).includes(`host-1-0.${live}.1.spool`), "the live owner's file is left alone");
+    // Another host's lock: stale only once its heartbeat is older than LOCK_STALE_MS.
+    lock(live, 1, 'other-host');
+    assert.equal(await r1.replay(reader), 0);
+    const old = new Date(Date.now() - LOCK_STALE_MS - 1_000);
+    utimesSync(path.join(dir, `${live}.lock`), old, old);
+    assert.equal(await r1.replay(reader), 1);
+    await r1.close();
+    await r2.close();
+  });
+
+  it('fsyncs appends on its timer (SPOOL_FSYNC_MS), or before the callback with 0', async () => {
+    const line = () =>
+      entryFields([
+        encodeClick(sampleClick({ click_id: '0190f2c4-0000-7000-8000-000000000300', link_code: 'x', query: '' })),
+      ]);
+    const put = (s: Spool) => new Promise<void>((r, j) => s.append('s', line(), (e) => (e ? j(e) : r())));
+    const timed = new Spool(path.join(env.dir, 'spool-fsync-a'), 'host', logger, { fsyncMs: 200 });
+    await timed.init();
+    await put(timed);
+    assert.equal(timed.syncs, 0, 'the callback does not wait for the fsync');
+    await waitFor('timer fsync', async () => timed.syncs, { until: (n) => n >= 1 });
+    await timed.close();
+    const each = new Spool(path.join(env.dir, 'spool-fsync-b'), 'host', logger, { fsyncMs: 0 });
+    await each.init();
+    await Promise.all([put(each), put(each), put(each)]);
+    assert.ok(each.syncs >= 1 && each.syncs <= 3, `callbacks ran after ${each.syncs} fsyncs`);
+    await each.close();
   });
 });

@@ -1,9 +1,10 @@
-import { constants, createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { constants, createReadStream, createWriteStream, fsync, type WriteStream } from 'node:fs';
 import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger, Redis } from '../../infra/index.ts';
 import { entryMayRepeat } from '../events.ts';
+import { alive, newInstanceId, ownerGone, SpoolLock } from './spool-lock.ts';
 
 /** Records XADDed per round trip when replaying. */
 const REPLAY_BATCH = 256;
@@ -12,7 +13,7 @@ const REPLAY_BATCH = 256;
 const FULL_LOG_INTERVAL_MS = 10_000;
 
 /** Spool files (not their `.offset`/`.sent` side files): what the cap counts. */
-const SPOOL_FILE = /^(.*)\.(\d+)\.(spool|replay)$/;
+const SPOOL_FILE = /^([^.]+)(?:\.([0-9a-f]{32}))?\.(\d+)\.(spool|replay)$/;
 
 /** What {@link Spool.append} answers when the spool is at its cap: nothing was written. */
 export class SpoolFullError extends Error {
@@ -25,16 +26,25 @@ export interface SpoolOptions {
   maxBytes?: number;
   /** Called with the number of events of every group refused at the cap (e.g. a prom-client counter's `inc`). */
   onDropped?: (events: number) => void;
+  /**
+   * SPOOL_FSYNC_MS: appends are fsynced in groups every this long, ms (their callbacks do not wait); 0 = each
+   * append's callback runs only after an fsync that covers it (appends of one turn share it). Default 100.
+   */
+  fsyncMs?: number;
 }
 
 /**
  * Local append-only spool for stream entries that could not be written to Redis.
  *
- * Layout (`dir` = `<DATA_DIR>/spool`): a process appends to `<instance>-<t>.<pid>.spool`, one record
- * per line (`JSON.stringify([streamKey, ...fields])`, so tabs/newlines inside fields are escaped).
+ * Layout (`dir` = `<DATA_DIR>/spool`): each Spool object has a random instance id ({@link id}, never the PID:
+ * scaled containers are all PID 1) and holds `<id>.lock` (O_EXCL, heartbeat: ./spool-lock.ts) from {@link init}
+ * to {@link close}. It appends to `<instance>-<t>-<seq>.<id>.<pid>.spool`, one record
+ * per line (`JSON.stringify([streamKey, ...fields])`, so tabs/newlines inside fields are escaped), so two spools
+ * never append to one file, even with one PID on one directory.
  * Replaying first closes the active file (the next append opens a new one), then claims every
- * closed `.spool` file — its own, and those of processes that no longer run — by renaming it to
- * `<name>.<pid>.replay` (rename is atomic, so two processes never claim one file), XADDs its
+ * closed `.spool` file — its own, and those whose owner's lock is gone or stale (`ownerGone`) — by renaming it to
+ * `<base>.<id>.<pid>.replay` (rename is atomic, so two replayers never claim one file; the file then belongs to
+ * the claimer's lock), XADDs its
  * records in order, recording the count done in `<file>.offset` after each acknowledged batch, and
  * deletes the file only once every record is acknowledged. A crash therefore loses nothing; it can
  * repeat at most one batch. Before each batch is sent, `<file>.sent` records how many records have ever
@@ -64,6 +74,17 @@ export class Spool {
   readonly maxBytes: number;
   /** False after a failed write until the next successful one. */
   healthy = true;
+  /** This spool's instance id (32 hex digits): the owner named in its file names and its lock. */
+  readonly id = newInstanceId();
+  private readonly lock: SpoolLock;
+  private readonly fsyncMs: number;
+  /** Appended since the last fsync. */
+  private dirty = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  /** With fsyncMs 0: callbacks waiting for the next fsync. */
+  private syncWaiters: Array<() => void> = [];
+  /** fsyncs done (observability and tests). */
+  syncs = 0;
 
   constructor(
     readonly dir: string,
@@ -72,11 +93,47 @@ export class Spool {
     private readonly opts: SpoolOptions = {},
   ) {
     this.maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+    this.lock = new SpoolLock(dir, this.id);
+    this.fsyncMs = opts.fsyncMs ?? 100;
   }
 
+  /** fsyncs the active file if anything was appended since the last one; `done` runs after it (or at once). */
+  private sync(done?: () => void): void {
+    // The fd of an open WriteStream (missing from the typings).
+    const fd = (this.ws as unknown as { fd?: number | null } | undefined)?.fd;
+    if (!this.dirty || typeof fd !== 'number') {
+      done?.();
+      return;
+    }
+    this.dirty = false;
+    fsync(fd, (err) => {
+      if (err) this.log.warn({ err: err.message, file: this.active }, 'spool fsync failed');
+      else this.syncs++;
+      done?.();
+    });
+  }
+
+  private readonly syncNow = () => {
+    const waiters = this.syncWaiters.splice(0);
+    this.sync(() => {
+      for (const f of waiters) f();
+    });
+  };
+
+  /** Creates the directory and takes this instance's lock. @throws when the directory is not writable. */
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
+    await this.lock.acquire();
     await this.measure();
+  }
+
+  /** Completes the appends, closes the active file and releases the lock (another replayer may then claim it). */
+  async close(): Promise<void> {
+    await this.drain();
+    await this.closeActive();
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.syncTimer = undefined;
+    await this.lock.release();
   }
 
   /**
@@ -129,7 +186,7 @@ export class Spool {
     }
     this.activeBytes += size;
     if (!this.ws) {
-      this.active = path.join(this.dir, `${this.instance}-${Date.now()}-${this.seq++}.${process.pid}.spool`);
+      this.active = path.join(this.dir, `${this.instance}-${Date.now()}-${this.seq++}.${this.id}.${process.pid}.spool`);
       this.ws = createWriteStream(this.active, { flags: 'a' });
       this.ws.on('error', (err) => {
         this.healthy = false;
@@ -138,12 +195,24 @@ export class Spool {
     }
     this.pending++;
     this.written++;
-    this.ws.write(line, (err) => {
-      if (err) this.healthy = false;
-      else this.healthy = true;
+    if (this.fsyncMs > 0 && !this.syncTimer) {
+      this.syncTimer = setInterval(() => this.sync(), this.fsyncMs);
+      this.syncTimer.unref();
+    }
+    const done = (err?: Error | null) => {
       this.pending--;
       cb(err);
       if (this.pending === 0) for (const f of this.idle.splice(0)) f();
+    };
+    this.ws.write(line, (err) => {
+      this.healthy = !err;
+      this.dirty = true;
+      if (err || this.fsyncMs > 0) done(err);
+      else {
+        // One fsync for every append completed in this turn: the callbacks (the 302s) wait for it.
+        if (this.syncWaiters.length === 0) setImmediate(this.syncNow);
+        this.syncWaiters.push(() => done());
+      }
     });
   }
 
@@ -183,6 +252,7 @@ export class Spool {
   async closeActive(): Promise<void> {
     const ws = this.ws;
     if (!ws) return;
+    await new Promise<void>((r) => this.sync(r));
     this.ws = undefined;
     this.written = 0;
     // The file is now a closed one, counted with the others until the next measure.
@@ -219,13 +289,20 @@ export class Spool {
     for (const name of names) {
       const m = SPOOL_FILE.exec(name);
       if (!m) continue;
-      const pid = Number(m[2]);
-      const mine = pid === process.pid;
-      if (!mine && alive(pid)) continue;
-      if (mine && m[3] === 'spool' && path.join(this.dir, name) === this.active && this.ws) continue;
+      const [, base, owner, pidText, ext] = m;
+      let mine: boolean;
+      if (owner) {
+        mine = owner === this.id;
+        if (!mine && !(await ownerGone(this.dir, owner))) continue; // a live instance's file, maybe being written
+      } else {
+        // A file from before instance ids: owned by its pid alone.
+        mine = Number(pidText) === process.pid;
+        if (!mine && alive(Number(pidText))) continue;
+      }
+      if (mine && ext === 'spool' && path.join(this.dir, name) === this.active && this.ws) continue;
       let file = path.join(this.dir, name);
-      if (!mine || m[3] === 'spool') {
-        const claimed = path.join(this.dir, `${m[1]}.${process.pid}.replay`);
+      if (!mine || ext === 'spool') {
+        const claimed = path.join(this.dir, `${base}.${this.id}.${process.pid}.replay`);
         try {
           await rename(file, claimed);
           await rename(`${file}.offset`, `${claimed}.offset`).catch(() => {});
@@ -307,14 +384,5 @@ export class Spool {
     await rm(offsetFile, { force: true });
     await rm(sentFile, { force: true });
     return done - skip;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
