@@ -31,7 +31,9 @@ export function createMetricsRegistry(): Registry {
  * test process) asking for the same name get the same counter instead of prom-client's duplicate-name error.
  */
 export function counterOn<L extends string = string>(registry: Registry, cfg: CounterConfiguration<L>): Counter<L> {
-  return (registry.getSingleMetric(cfg.name) as Counter<L> | undefined) ?? new Counter({ ...cfg, registers: [registry] });
+  return (
+    (registry.getSingleMetric(cfg.name) as Counter<L> | undefined) ?? new Counter({ ...cfg, registers: [registry] })
+  );
 }
 
 /** The gauge `cfg.name` of `registry`, registering it on first use (see {@link counterOn}). */
@@ -45,8 +47,7 @@ export function histogramOn<L extends string = string>(
   cfg: HistogramConfiguration<L>,
 ): Histogram<L> {
   return (
-    (registry.getSingleMetric(cfg.name) as Histogram<L> | undefined) ??
-    new Histogram({ ...cfg, registers: [registry] })
+    (registry.getSingleMetric(cfg.name) as Histogram<L> | undefined) ?? new Histogram({ ...cfg, registers: [registry] })
   );
 }
 

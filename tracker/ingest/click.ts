@@ -5,8 +5,8 @@ import { type ClickEvent, clean, encodeClick, fnv1a, partitionOf } from '../even
 import { FUTURE_SKEW_MS, hasControl, MIN_EVENT_TIME_MS } from './conversion.ts';
 import { FALLBACK, type ReqState, sendAppError, sendError, sendRedirect } from './http.ts';
 import type { CachedLink, LinkCache } from './link-cache.ts';
-import type { TrackerMetrics } from './metrics.ts';
 import { fillTemplate, type MacroValues } from './macros.ts';
+import type { TrackerMetrics } from './metrics.ts';
 import type { TrustedProxies } from './proxies.ts';
 import { H, isMethod, LIMITS, peerAddress, queryTooLong, rawQuery, readSubs, SUBS } from './request.ts';
 import type { UuidV7 } from './uuid7.ts';
