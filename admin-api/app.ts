@@ -3,10 +3,22 @@ import { Router } from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
-import { AppError, errorBody, isRetriable, loadSecretKey, redisKeys, UUID_RE, zodDetails } from '../infra/index.ts';
+import {
+  AppError,
+  createMetricsRegistry,
+  errorBody,
+  isRetriable,
+  loadSecretKey,
+  type Registry,
+  redisKeys,
+  runReadyChecks,
+  UUID_RE,
+  zodDetails,
+} from '../infra/index.ts';
 import { clientIp, trustedProxies } from './client-ip.ts';
 import { encryptPlainTotpSecrets } from './domain/auth/encrypt-plain-totp-secrets.ts';
 import { type ApiServices, type HandlerResult, idParam, MAX_BODY_BYTES, parse, type Route } from './http.ts';
+import { createApiMetrics } from './metrics.ts';
 import { buildOpenApi } from './openapi.ts';
 import { allRoutes } from './routes/index.ts';
 import { authenticate, requireAdminTwoFactor, resolveJwtSecret, Tokens } from './security.ts';
@@ -16,8 +28,8 @@ import type { ApiDeps, Principal } from './types.ts';
 /** Base path of every route. */
 export const API_PREFIX = '/api/v1';
 
-/** The Koa app plus a shutdown hook for what it owns (the SSE subscriber connection). */
-export type ApiApp = Koa & { shutdown(): Promise<void>; services: ApiServices };
+/** The Koa app plus a shutdown hook for what it owns (the SSE subscriber connection) and its metrics registry. */
+export type ApiApp = Koa & { shutdown(): Promise<void>; services: ApiServices; registry: Registry };
 
 /**
  * Reads the request body as JSON, refusing more than MAX_BODY_BYTES and non-JSON media types; with `csv`
@@ -111,15 +123,21 @@ function handle(route: Route<unknown, unknown>, deps: ApiDeps, services: ApiServ
 export function createApi(deps: ApiDeps): ApiApp {
   const log = deps.logger.child({ module: 'admin-api' });
   const app = new Koa({ proxy: false }) as ApiApp;
+  const registry = deps.registry ?? createMetricsRegistry();
   const keys = redisKeys(deps.config.REDIS_PREFIX);
   const services: ApiServices = {
     tokens: new Tokens(resolveJwtSecret(deps.config), deps.config.JWT_ISSUER, deps.config.JWT_AUDIENCE),
     keys,
     hub: new EventHub(deps.redis, keys, log, deps.sseHeartbeatMs ?? 15_000),
     totpKey: loadSecretKey(deps.config, 'TOTP_SECRET_KEY', 'totp-secret.key'),
+    metrics: createApiMetrics(registry),
   };
   app.services = services;
+  app.registry = registry;
   app.shutdown = () => services.hub.close();
+
+  // Outermost: times every answer, errors included.
+  app.use(services.metrics.middleware);
 
   // One place that writes errors (EXAMPLES.md #4).
   app.use(async (ctx: Context, next: Next) => {
@@ -144,6 +162,27 @@ export function createApi(deps: ApiDeps): ApiApp {
       ctx.body = body;
       for (const [k, v] of Object.entries(headers ?? {})) ctx.set(k, v);
     }
+  });
+
+  // Operations endpoints outside /api/v1, before the rate limit (probes and scrapers must not spend a client's
+  // budget, nor be refused by it) and without the envelope: /healthz liveness, /readyz dependencies, /metrics.
+  const readyChecks = {
+    redis: () => deps.redis.ping(),
+    postgres: () => deps.sql`select 1`,
+    ...deps.readyChecks,
+  };
+  app.use(async (ctx: Context, next: Next) => {
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
+    if (ctx.path === '/healthz') ctx.body = { status: 'ok' };
+    else if (ctx.path === '/readyz') {
+      const r = await runReadyChecks(readyChecks);
+      ctx.status = r.ready ? 200 : 503;
+      ctx.body = r;
+    } else if (ctx.path === '/metrics') {
+      ctx.type = registry.contentType;
+      ctx.body = await registry.metrics();
+    } else return next();
+    ctx.set('Cache-Control', 'no-store');
   });
 
   const proxies = trustedProxies(deps.config.TRUSTED_PROXIES);

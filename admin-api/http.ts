@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { AppError, MAX_MINOR_UNITS, parseWith, type RedisKeys } from '../infra/index.ts';
+import type { ApiMetrics } from './metrics.ts';
 import type { Tokens } from './security.ts';
 import type { EventHub } from './sse.ts';
 import type { ApiDeps, Principal, Role } from './types.ts';
@@ -13,6 +14,8 @@ export interface ApiServices {
   hub: EventHub;
   /** AES-256 key for TOTP secrets at rest (`TOTP_SECRET_KEY` / the development key file). */
   totpKey: Buffer;
+  /** The API's metrics (./metrics.ts). */
+  metrics: ApiMetrics;
 }
 
 /** Largest JSON request body accepted, bytes (bigger → 413 PAYLOAD_TOO_LARGE). */

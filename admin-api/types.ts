@@ -1,4 +1,4 @@
-import type { Config, Logger, Redis, Sql } from '../infra/index.ts';
+import type { Config, Logger, ReadyCheck, Redis, Registry, Sql } from '../infra/index.ts';
 import type { Ledger } from '../ledger/index.ts';
 import type { Analytics, Deliveries } from '../tracker/index.ts';
 
@@ -56,4 +56,11 @@ export interface ApiDeps {
   analytics?: Analytics;
   /** SSE heartbeat interval, ms (default 15 000). */
   sseHeartbeatMs?: number;
+  /**
+   * The process's metrics registry, served at `GET /metrics` (the pipeline's and the deliveries' metrics too when
+   * they run in this process on it); default a new one with the default process metrics.
+   */
+  registry?: Registry;
+  /** Checks `GET /readyz` runs besides Redis and Postgres, by name (e.g. `clickhouse`), each bounded by a timeout. */
+  readyChecks?: Record<string, ReadyCheck>;
 }

@@ -32,6 +32,12 @@ const schema = z.object({
   TRACKER_PORT: port.default(8080),
   /** Port of the admin API (0 = any free port). */
   API_PORT: port.default(3000),
+  /**
+   * A separate per-process listener for `/metrics`, `/healthz` and `/readyz` (plain HTTP, no SO_REUSEPORT): each
+   * tracker process serves it beside TRACKER_PORT, and the pipeline role (no HTTP server of its own) serves it.
+   * Unset: trackers serve `/metrics` on TRACKER_PORT only, the pipeline role serves none.
+   */
+  METRICS_PORT: port.optional(),
   /** Base URL of the tracker as publishers see it (used to print tracking link URLs). */
   PUBLIC_TRACKER_URL: z.string().url().optional(),
 

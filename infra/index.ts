@@ -45,6 +45,23 @@ export {
 export { type EventRecipient, eventFor } from './event-policy.ts';
 export { EVENT_LOG_MAXLEN, eventLogKey, type LiveEvent, type LiveEventType, publishEvent } from './events.ts';
 export { createLogger, type Logger } from './logger.ts';
+export {
+  type Counter,
+  counterOn,
+  createMetricsRegistry,
+  type Gauge,
+  gaugeOn,
+  type Histogram,
+  histogramOn,
+  LATENCY_BUCKETS_S,
+  type MetricsServer,
+  READY_CHECK_TIMEOUT_MS,
+  type Readiness,
+  type ReadyCheck,
+  type Registry,
+  runReadyChecks,
+  serveMetrics,
+} from './metrics.ts';
 export { MigrationError, migrateClickHouse, migratePostgres, readMigrations } from './migrate.ts';
 export { createSql, type Sql, type TransactionSql } from './postgres.ts';
 export { mulberry32 } from './random.ts';

@@ -34,6 +34,7 @@ import {
   type Config,
   createClickHouse,
   createLogger,
+  createMetricsRegistry,
   createRedis,
   createSql,
   type LocalService,
@@ -42,10 +43,14 @@ import {
   migrateClickHouse,
   migratePostgres,
   nodeEntry,
+  type ReadyCheck,
   type Redis,
   type RedisKeys,
+  type Registry,
   redisKeys,
+  runReadyChecks,
   type Sql,
+  serveMetrics,
   startEmbeddedPostgres,
   startLocalRedis,
   stopChildProcess,
@@ -122,6 +127,16 @@ export interface Services {
   /** The URLs in use (the embedded services' when none was configured), for child processes. */
   databaseUrl: string;
   redisUrl: string;
+  /** This process's one metrics registry: the pipeline, the deliveries and the API register on it. */
+  registry: Registry;
+}
+
+/** The `/readyz` check of ClickHouse: one `SELECT 1`. */
+function clickHouseCheck(ch: ClickHouseClient): ReadyCheck {
+  return async () => {
+    const rs = await ch.query({ query: 'SELECT 1', format: 'JSONEachRow' });
+    await rs.json();
+  };
 }
 
 /**
@@ -183,7 +198,17 @@ export async function openServices(
   }
   const redis = createRedis(redisUrl, { cluster: config.REDIS_CLUSTER });
   stops.push('redis connection', async () => redis.disconnect());
-  return { config, log, sql, redis, keys: redisKeys(config.REDIS_PREFIX), ch, databaseUrl, redisUrl };
+  return {
+    config,
+    log,
+    sql,
+    redis,
+    keys: redisKeys(config.REDIS_PREFIX),
+    ch,
+    databaseUrl,
+    redisUrl,
+    registry: createMetricsRegistry(),
+  };
 }
 
 /** The parts the pipeline and the API share: the ledger (money) and the deliveries (postbacks, webhooks). */
@@ -195,7 +220,7 @@ export interface MoneyParts {
 /** Creates the ledger and the deliveries on `s` (nothing runs until a role starts them). */
 export function createMoneyParts(s: Services): MoneyParts {
   const deps = { config: s.config, logger: s.log, sql: s.sql, redis: s.redis, keys: s.keys };
-  return { ledger: createLedger(deps), deliveries: createDeliveries(deps) };
+  return { ledger: createLedger(deps), deliveries: createDeliveries({ ...deps, registry: s.registry }) };
 }
 
 /**
@@ -221,10 +246,32 @@ export async function startPipelineRole(
     // CPC: valid clicks are charged per batch, keyed by the batch token (a retried batch is a no-op).
     clickChargeSink: parts.ledger.clickSink,
     testHooks,
+    registry: s.registry,
   });
   stops.push('pipeline', () => pipeline.close());
   const maintenance = parts.ledger.startMaintenance();
   stops.push('ledger maintenance', () => maintenance.stop());
+}
+
+/**
+ * The pipeline role's own `/metrics` (and `/readyz`: Redis, Postgres, ClickHouse) on METRICS_PORT, for a process
+ * that runs no API (`--role pipeline`); with the API in the process its `/metrics` serves the same registry.
+ */
+export async function servePipelineMetrics(s: Services, stops: Stops): Promise<number | undefined> {
+  if (s.config.METRICS_PORT === undefined) {
+    s.log.warn('METRICS_PORT is not set: this pipeline process serves no /metrics');
+    return undefined;
+  }
+  const ch = s.ch;
+  const server = await serveMetrics(s.registry, s.config.BIND_HOST, s.config.METRICS_PORT, () =>
+    runReadyChecks({
+      redis: () => s.redis.ping(),
+      postgres: () => s.sql`select 1`,
+      ...(ch ? { clickhouse: clickHouseCheck(ch) } : {}),
+    }),
+  );
+  stops.push('metrics listener', () => server.close());
+  return server.port;
 }
 
 /**
@@ -261,6 +308,8 @@ export async function startApiRole(
         : undefined,
       ledger: parts.ledger,
       deliveries: parts.deliveries,
+      registry: s.registry,
+      readyChecks: s.ch ? { clickhouse: clickHouseCheck(s.ch) } : undefined,
     },
     { port: o.port },
   );
@@ -281,7 +330,12 @@ function startTrackerProcess(
     log.warn('dist/ is missing or older than the sources: tracker runs through tsx (npm run build)');
   const child = spawn(process.execPath, [...entry.execArgv, entry.script], {
     cwd: root,
-    env: { ...env, TRACKER_INSTANCE_ID: `tracker-${index}` },
+    env: {
+      ...env,
+      TRACKER_INSTANCE_ID: `tracker-${index}`,
+      // One metrics port per tracker process (they share TRACKER_PORT): METRICS_PORT + 1 + index.
+      ...(env.METRICS_PORT ? { METRICS_PORT: String(Number(env.METRICS_PORT) + 1 + index) } : {}),
+    },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     // Stopped by this process, first (a Ctrl-C must not reach it directly); it stops itself when the IPC channel
     // closes, so a parent killed with SIGKILL leaves no tracker behind.
@@ -347,6 +401,7 @@ async function main(): Promise<void> {
     if (role === 'all' || role === 'pipeline') await startPipelineRole(s, parts, stops);
     let apiUrl = '';
     if (role === 'all' || role === 'api') apiUrl = (await startApiRole(s, parts, stops)).url;
+    if (role === 'pipeline') await servePipelineMetrics(s, stops);
     if (role !== 'all') {
       if (apiUrl) announce(`api: ${apiUrl}/api/v1`);
       announce('ready');

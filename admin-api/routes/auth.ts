@@ -73,7 +73,7 @@ async function issueSession(ctx: Context, deps: ApiDeps, services: ApiServices, 
 }
 
 function loginGuard(deps: ApiDeps, services: ApiServices): LoginGuard {
-  return new LoginGuard(deps.redis, services.keys, deps.config);
+  return new LoginGuard(deps.redis, services.keys, deps.config, services.metrics.lockout);
 }
 
 /** Revokes a session and tells its SSE streams to close. */

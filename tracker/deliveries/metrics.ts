@@ -1,5 +1,12 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Redis, RedisKeys } from '../../infra/index.ts';
+import {
+  type Counter,
+  counterOn,
+  type Gauge,
+  gaugeOn,
+  type Redis,
+  type RedisKeys,
+  type Registry,
+} from '../../infra/index.ts';
 import type { Notify } from './outcome.ts';
 import type { Ctx } from './store.ts';
 
@@ -12,23 +19,23 @@ export interface DeliveryMetrics {
   attemptsCounter: Counter<'kind' | 'outcome'>;
 }
 
-/** Registers `delivery_queue_depth`, `delivery_oldest_pending_age_seconds` and `delivery_attempts_total`. */
+/**
+ * Registers `delivery_queue_depth`, `delivery_oldest_pending_age_seconds` and `delivery_attempts_total` on `registry`
+ * (the process's one registry under `npm start`; an engine created again on it shares them).
+ */
 export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
-  const depthGauge = new Gauge({
+  const depthGauge = gaugeOn(registry, {
     name: 'delivery_queue_depth',
     help: 'Outbound deliveries waiting to be sent (pending, due or scheduled for retry)',
-    registers: [registry],
   });
-  const oldestGauge = new Gauge({
+  const oldestGauge = gaugeOn(registry, {
     name: 'delivery_oldest_pending_age_seconds',
     help: 'Age of the oldest pending outbound delivery, seconds (0 when none)',
-    registers: [registry],
   });
-  const attemptsCounter = new Counter({
+  const attemptsCounter = counterOn(registry, {
     name: 'delivery_attempts_total',
     help: 'Outbound delivery attempts by kind and outcome',
     labelNames: ['kind', 'outcome'],
-    registers: [registry],
   });
   return { registry, depthGauge, oldestGauge, attemptsCounter };
 }

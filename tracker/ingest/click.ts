@@ -6,6 +6,7 @@ import { FUTURE_SKEW_MS, hasControl, MIN_EVENT_TIME_MS } from './conversion.ts';
 import { FALLBACK, type ReqState, sendAppError, sendError, sendRedirect } from './http.ts';
 import type { CachedLink, LinkCache } from './link-cache.ts';
 import { fillTemplate, type MacroValues } from './macros.ts';
+import type { TrackerMetrics } from './metrics.ts';
 import type { TrustedProxies } from './proxies.ts';
 import { H, isMethod, LIMITS, peerAddress, queryTooLong, rawQuery, readSubs, SUBS } from './request.ts';
 import type { UuidV7 } from './uuid7.ts';
@@ -22,6 +23,8 @@ export interface ClickDeps {
   keying: Config['STREAM_PARTITION_KEY'];
   partitions: number;
   links: LinkCache;
+  /** Link cache hits and misses are counted here. */
+  metrics: Pick<TrackerMetrics, 'linkHit' | 'linkMiss'>;
   /** Its writer answers each click through {@link answerStored} once the event is stored. */
   clicks: GroupWriter<ReqState>;
   begin(res: HttpResponse, head: boolean): ReqState;
@@ -48,6 +51,7 @@ export function answerStored(st: ReqState, log?: Logger): void {
 export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequest) => void {
   // Closure slots, as when the handler lived inside startTracker: no property loads per request.
   const { log, proxies, uuid, keying, partitions, links, clicks, begin, finish, handOver } = deps;
+  const { linkHit, linkMiss } = deps.metrics;
 
   const onClick = (res: HttpResponse, req: HttpRequest) => {
     const head = isMethod(req, 'head');
@@ -151,7 +155,11 @@ export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequ
         invalid_reason: '',
       };
       const link = links.get(code);
-      if (link === null || !(link instanceof Promise)) return recordClick(st, ev, subs, link, p);
+      if (link === null || !(link instanceof Promise)) {
+        linkHit.inc();
+        return recordClick(st, ev, subs, link, p);
+      }
+      linkMiss.inc();
       link.then(
         (l) => recordClick(st, ev, subs, l, p),
         (err: Error) => {

@@ -49,11 +49,24 @@ export interface ReqState {
    */
   location: string;
   unavailable: boolean;
+  /** HTTP status it was answered with; 0 until then (an aborted request stays 0). For the metrics. */
+  status: number;
+  /** `performance.now()` when the request arrived, ms. */
+  t0: number;
 }
 
 /** Registers the abort handler (mandatory in uWS before returning without answering). */
 export function track(res: HttpResponse, head: boolean, onEnd?: () => void): ReqState {
-  const st: ReqState = { res, aborted: false, done: false, head, location: '', unavailable: false };
+  const st: ReqState = {
+    res,
+    aborted: false,
+    done: false,
+    head,
+    location: '',
+    unavailable: false,
+    status: 0,
+    t0: performance.now(),
+  };
   res.onAborted(() => {
     st.aborted = true;
     if (!st.done) {
@@ -74,6 +87,7 @@ export function sendJson(
 ): void {
   if (st.done || st.aborted) return;
   st.done = true;
+  st.status = status;
   const json = JSON.stringify(body);
   st.res.cork(() => {
     st.res.writeStatus(statusLine(status)).writeHeader('Content-Type', 'application/json; charset=utf-8');
@@ -81,6 +95,18 @@ export function sendJson(
     if (headers) for (const k in headers) st.res.writeHeader(k, headers[k]!);
     if (st.head && !FALLBACK) st.res.endWithoutBody(Buffer.byteLength(json), closeConnection);
     else st.res.end(json, closeConnection);
+  });
+}
+
+/** Writes a text response (corked), e.g. the Prometheus exposition. No-op when aborted or already answered. */
+export function sendText(st: ReqState, status: number, contentType: string, body: string): void {
+  if (st.done || st.aborted) return;
+  st.done = true;
+  st.status = status;
+  st.res.cork(() => {
+    st.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType);
+    st.res.writeHeader('Cache-Control', 'no-store');
+    st.res.end(body);
   });
 }
 
@@ -126,6 +152,7 @@ export function sendRedirect(st: ReqState, location: string, log?: Logger): bool
   }
   if (st.done || st.aborted) return true;
   st.done = true;
+  st.status = 302;
   st.res.cork(() => {
     st.res.writeStatus(STATUS_302).writeHeader(LOCATION, location).writeHeader(CACHE_CONTROL, NO_STORE);
     if (FALLBACK) st.res.end();

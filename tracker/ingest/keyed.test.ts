@@ -271,8 +271,8 @@ describe('the r marker on spooled groups (private Redis, SIGSTOP)', () => {
       await redis.stop();
       await waitFor(
         'tracker sees Redis down',
-        async () => (await (await fetch(`${tracker.url}/readyz`)).json()) as { data: { redis: boolean } },
-        { until: (b) => b.data.redis === false },
+        async () => (await (await fetch(`${tracker.url}/readyz`)).json()) as { checks: { redis: string } },
+        { until: (b) => b.checks.redis !== 'ok' },
       );
       const down = await Promise.all(
         Array.from({ length: 10 }, (_, i) => click(tracker.url, `203.0.113.${i}`, `down=${i}`)),

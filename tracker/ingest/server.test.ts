@@ -13,9 +13,12 @@ describe('health', () => {
     const r = await get('/readyz');
     assert.equal(r.status, 200);
     assert.deepEqual(await r.json(), {
-      success: true,
-      data: { ready: true, links_loaded: true, redis: true, spool_writable: true },
+      ready: true,
+      checks: { links: 'ok', redis: 'ok', postgres: 'ok', spool: 'ok' },
     });
+    const m = await (await get('/metrics')).text();
+    for (const name of ['tracker_clicks_total', 'tracker_link_cache_entries', 'process_cpu_seconds_total'])
+      assert.ok(m.includes(name), name);
   });
 });
 

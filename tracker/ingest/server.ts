@@ -1,12 +1,25 @@
 import uWS, { type HttpRequest, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
 import os from 'node:os';
 import path from 'node:path';
-import { Registry } from 'prom-client';
-import { type Config, createRedis, type Logger, type Redis, redisKeys, type Sql } from '../../infra/index.ts';
+import {
+  type Config,
+  createMetricsRegistry,
+  createRedis,
+  type Logger,
+  type MetricsServer,
+  type Readiness,
+  type Redis,
+  type Registry,
+  redisKeys,
+  runReadyChecks,
+  type Sql,
+  serveMetrics,
+} from '../../infra/index.ts';
 import { answerStored, clickHandler } from './click.ts';
 import { TokenCache } from './conversion.ts';
-import { type ReqState, sendAppError, sendJson, track } from './http.ts';
+import { type ReqState, sendAppError, sendJson, sendText, track } from './http.ts';
 import { LinkCache } from './link-cache.ts';
+import { createTrackerMetrics } from './metrics.ts';
 import { postbackHandler } from './postback.ts';
 import { TrustedProxies } from './proxies.ts';
 import { isMethod, LIMITS } from './request.ts';
@@ -24,7 +37,10 @@ export interface TrackerOptions {
   logger: Logger;
   sql: Sql;
   redisUrl: string;
-  /** Where the tracker's metrics (the spool's, ./spool-monitor.ts) are registered; default a new one. */
+  /**
+   * Where the tracker's metrics (./metrics.ts, ./spool-monitor.ts) are registered; default a new one with the
+   * default process metrics. Served at `GET /metrics`.
+   */
   registry?: Registry;
 }
 
@@ -33,8 +49,12 @@ export interface Tracker {
   port: number;
   /** `http://<host>:<port>` */
   url: string;
-  /** The tracker's prom-client metrics (`tracker_spool_*`). */
+  /** The tracker's prom-client metrics (`tracker_*`, served at `/metrics`). */
   registry: Registry;
+  /** Port of the separate `/metrics` listener when `config.METRICS_PORT` is set. */
+  metricsPort?: number;
+  /** What `/readyz` answers now. */
+  readiness(): Promise<Readiness>;
   /** Requests received and not yet answered (waiting for their write or lookup). */
   inflight(): number;
   /** Stops listening, answers every in-flight request after its write is stored, closes connections. */
@@ -43,7 +63,8 @@ export interface Tracker {
 
 /**
  * Starts the uWebSockets.js ingest: `GET|HEAD /c/:code` and `/api/v1/track/:code` (click → 302),
- * `GET|POST /api/v1/track/conversion` (postback), `/healthz`, `/readyz`.
+ * `GET|POST /api/v1/track/conversion` (postback), `/healthz`, `/readyz`, `/metrics`; with `config.METRICS_PORT` also
+ * a plain-HTTP listener of its own for `/metrics`, `/healthz`, `/readyz` (infra `serveMetrics`).
  * Listens on `config.BIND_HOST:config.TRACKER_PORT` (0 = any free port). uWS listens with
  * SO_REUSEPORT on Linux, so several processes can share one port.
  * @throws Error when the port cannot be bound.
@@ -74,8 +95,10 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     maxRetriesPerRequest: null,
   });
 
-  const registry = opts.registry ?? new Registry();
+  const registry = opts.registry ?? createMetricsRegistry();
   const spoolMetrics = createSpoolMetrics(registry);
+  // Read at scrape time (a collect callback): `links` is created below.
+  const metrics = createTrackerMetrics(registry, () => links.size);
   // Capped: while Redis is unreachable (or refusing writes, e.g. full under `noeviction`) every event goes here.
   const spool = new Spool(
     path.join(config.DATA_DIR, 'spool'),
@@ -85,6 +108,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
       maxBytes: config.SPOOL_MAX_BYTES,
       fsyncMs: config.SPOOL_FSYNC_MS,
       onDropped: (n) => spoolMetrics.droppedCounter.inc(n),
+      onReplayed: (n) => metrics.replayedEvents.inc(n),
     },
   );
   await spool.init();
@@ -99,10 +123,21 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     log,
     (st) => {
       answerStored(st, log);
-      finish(st);
+      finishClick(st);
     },
+    metrics.clicksWriter,
   );
-  const conversions = new GroupWriter<Stored>(redis, spool, keys.conversions, P, 0, LIMITS.maxGroup, log, callStored);
+  const conversions = new GroupWriter<Stored>(
+    redis,
+    spool,
+    keys.conversions,
+    P,
+    0,
+    LIMITS.maxGroup,
+    log,
+    callStored,
+    metrics.conversionsWriter,
+  );
   const links = new LinkCache(sql, config.LINK_NEGATIVE_CACHE_MS, log, config.LINK_NEGATIVE_CACHE_MAX);
   const tokens = new TokenCache(sql);
 
@@ -171,8 +206,47 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   const finish = (st: ReqState) => {
     if (!st.aborted) ended();
   };
+  const finishClick = (st: ReqState) => {
+    metrics.click(st);
+    finish(st);
+  };
+  const finishPostback = (st: ReqState) => {
+    metrics.postback(st);
+    finish(st);
+  };
 
-  const onConversion = postbackHandler({ log, proxies, uuid, partitions: P, tokens, conversions, begin, finish });
+  // Redis and Postgres are reported, not required: while Redis is down the spool takes the writes (the tracker
+  // keeps answering clicks), and links come from the cache. Unready: links never loaded, closing, or no place to
+  // put an event (Redis down and the spool not writable).
+  const readiness = async (): Promise<Readiness> => {
+    const r = await runReadyChecks(
+      {
+        links: async () => {
+          if (!links.loaded) throw new Error('link cache not loaded yet');
+        },
+        redis: () => redis.ping(),
+        postgres: () => sql`select 1`,
+        spool: async () => {
+          if (!(await spool.writable())) throw new Error(`not writable: ${spool.dir}`);
+        },
+      },
+      { optional: ['redis', 'postgres', 'spool'] },
+    );
+    if (closing) r.checks.server = 'down: closing';
+    const ready = r.ready && !closing && (r.checks.redis === 'ok' || r.checks.spool === 'ok');
+    return { ready, checks: r.checks };
+  };
+
+  const onConversion = postbackHandler({
+    log,
+    proxies,
+    uuid,
+    partitions: P,
+    tokens,
+    conversions,
+    begin,
+    finish: finishPostback,
+  });
   const onClick = clickHandler({
     log,
     proxies,
@@ -180,9 +254,10 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     keying,
     partitions: P,
     links,
+    metrics,
     clicks,
     begin,
-    finish,
+    finish: finishClick,
     handOver: (st, res, req) => {
       active--;
       st.done = true;
@@ -212,16 +287,28 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     .any('/healthz', methodNotAllowed('GET'))
     .get('/readyz', (res) => {
       const st = begin(res, false);
-      const redisReady = redis.status === 'ready';
-      spool.writable().then((spoolOk) => {
-        const ready = !closing && links.loaded && (redisReady || spoolOk);
-        const data = { ready, links_loaded: links.loaded, redis: redisReady, spool_writable: spoolOk };
-        if (ready) sendJson(st, 200, { success: true, data });
-        else sendAppError(st, 'SERVICE_UNAVAILABLE', 'not ready', data);
+      void readiness().then((r) => {
+        sendJson(st, r.ready ? 200 : 503, r);
         finish(st);
       });
     })
     .any('/readyz', methodNotAllowed('GET'))
+    // This process's metrics only: several processes sharing TRACKER_PORT (SO_REUSEPORT) answer it in turn, so a
+    // scrape through the shared port samples one of them (use METRICS_PORT for one target per process).
+    .get('/metrics', (res) => {
+      const st = begin(res, false);
+      registry.metrics().then(
+        (text) => {
+          sendText(st, 200, registry.contentType, text);
+          finish(st);
+        },
+        (err: Error) => {
+          sendAppError(st, 'INTERNAL_ERROR', err.message);
+          finish(st);
+        },
+      );
+    })
+    .any('/metrics', methodNotAllowed('GET'))
     .any('/*', (res, req) => {
       const st = begin(res, isMethod(req, 'head'));
       sendAppError(st, 'NOT_FOUND', 'not found');
@@ -240,6 +327,19 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     redis.disconnect();
     throw err;
   });
+  let metricsServer: MetricsServer | undefined;
+  if (config.METRICS_PORT !== undefined) {
+    metricsServer = await serveMetrics(registry, config.BIND_HOST, config.METRICS_PORT, readiness).catch(
+      (err: Error) => {
+        uWS.us_listen_socket_close(listenSocket);
+        clearInterval(replayTimer);
+        if (warmTimer) clearTimeout(warmTimer);
+        links.close();
+        redis.disconnect();
+        throw new Error(`tracker cannot serve metrics on ${config.BIND_HOST}:${config.METRICS_PORT}: ${err.message}`);
+      },
+    );
+  }
   const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
   const host = config.BIND_HOST.includes(':') ? `[${config.BIND_HOST}]` : config.BIND_HOST;
   log.info({ port, partitions: P }, 'tracker listening');
@@ -249,6 +349,8 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     port,
     url: `http://${host}:${port}`,
     registry,
+    metricsPort: metricsServer?.port,
+    readiness,
     inflight: () => active,
     close() {
       closed ??= (async () => {
@@ -268,6 +370,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         await conversions.drain();
         await spool.close();
         links.close();
+        await metricsServer?.close();
         await redis.quit().catch(() => redis.disconnect());
         log.info('tracker closed');
       })();

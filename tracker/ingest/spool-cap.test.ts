@@ -83,8 +83,10 @@ describe('spool cap (SPOOL_MAX_BYTES)', () => {
       // Redis down and the spool full: nowhere to put an event, so not ready.
       const ready = await fetch(`${tracker.url}/readyz`);
       assert.equal(ready.status, 503);
-      const body = (await ready.json()) as { error: { details: { spool_writable: boolean } } };
-      assert.equal(body.error.details.spool_writable, false);
+      const body = (await ready.json()) as { ready: boolean; checks: Record<string, string> };
+      assert.equal(body.ready, false);
+      assert.match(body.checks.spool!, /^down: /);
+      assert.match(body.checks.redis!, /^down: /);
 
       // Redis back: what was spooled is replayed; spooled + dropped = every click.
       redis = await startLocalRedis({ dir: redisDir, port: redis.port, persistent: false });

@@ -31,6 +31,8 @@ export interface SpoolOptions {
    * append's callback runs only after an fsync that covers it (appends of one turn share it). Default 100.
    */
   fsyncMs?: number;
+  /** Called with the number of events of every replayed batch of groups once Redis acknowledged it. */
+  onReplayed?: (events: number) => void;
 }
 
 /**
@@ -353,6 +355,12 @@ export class Spool {
         }),
       );
       for (const res of results) for (const r of res ?? []) if (r[0]) throw r[0];
+      if (this.opts.onReplayed) {
+        // A record is [stream, 'v', version, 'n', events, 'd', lines…] (entryFields in tracker/events.ts).
+        let events = 0;
+        for (const rec of batch) events += Number(rec[4]) || 0;
+        this.opts.onReplayed(events);
+      }
       done += batch.length;
       batch = [];
       await writeFile(offsetFile, String(done));

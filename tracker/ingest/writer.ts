@@ -1,5 +1,6 @@
 import type { Logger, Redis } from '../../infra/index.ts';
 import { entryFields } from '../events.ts';
+import type { WriterMetrics } from './metrics.ts';
 import { type Spool, SpoolFullError } from './spool.ts';
 
 /** Called once an event is stored: in Redis, or in the spool; `ok` false only when both failed. */
@@ -43,6 +44,7 @@ export class GroupWriter<T> {
     private readonly maxGroup: number,
     private readonly log: Logger,
     private readonly onStored: (item: T, ok: boolean) => void,
+    private readonly metrics?: WriterMetrics,
   ) {
     this.lines = Array.from({ length: partitions }, () => []);
     this.waiters = Array.from({ length: partitions }, () => []);
@@ -118,9 +120,16 @@ export class GroupWriter<T> {
       toSpool(false);
       return;
     }
+    const m = this.metrics;
+    m?.groupSize.observe(lines.length);
+    const sent = performance.now();
     this.redis.xadd(key, '*', ...entryFields(lines)).then(
-      () => finish(true),
+      () => {
+        m?.xaddSeconds.observe((performance.now() - sent) / 1000);
+        finish(true);
+      },
       (err: Error) => {
+        m?.xaddSeconds.observe((performance.now() - sent) / 1000);
         // Every failure after the call is treated as "may have landed": a command timeout leaves the XADD in the
         // socket (a stalled Redis runs it once it resumes), and an error after the write cannot tell either way.
         // Marking a group that did not land only costs the pipeline a lookup; not marking one that did counts

@@ -96,8 +96,10 @@ export async function runBatch<C extends ClickCtx | ConversionCtx>(
   const { deps, config, log, redis, consumer, timings, nap } = rt;
   let touched = Date.now();
   let unexpected = 0;
+  const m = deps.metrics;
+  const observe = m ? (step: string, seconds: number) => m.stepSeconds(st.kind, step, seconds) : undefined;
   for (let attempt = 0; !rt.closing && owned(); attempt++) {
-    const out = await runSteps(steps, ctx, timings, attempt, unexpected);
+    const out = await runSteps(steps, ctx, timings, attempt, unexpected, observe);
     if (out.type === 'ok') {
       try {
         await deadLetterAndAck(deps, ctx.batch, ctx.dead);

@@ -32,12 +32,13 @@ import type {
   Redis,
   Sql,
 } from '../../infra/index.ts';
-import { redisKeys } from '../../infra/index.ts';
+import { createMetricsRegistry, type Registry, redisKeys } from '../../infra/index.ts';
 import { createFraudEngine } from '../fraud/engine-pool.ts';
 import { createCampaignCache, createLinkCache } from './campaigns.ts';
 import { clickLoop } from './click-loop.ts';
 import { conversionLoop } from './conversion-loop.ts';
 import { maintenance } from './maintenance.ts';
+import { createPipelineMetrics } from './metrics.ts';
 import { type Runtime, sleep } from './runtime.ts';
 import { newStreamStats, type PipelineStats, snapshotStats } from './stats.ts';
 import type { PipelineDeps, PipelineTestHooks } from './steps/context.ts';
@@ -63,6 +64,8 @@ export interface PipelineOptions {
   /** How often pending entries are checked for takeover and streams trimmed, ms (default 1000). */
   maintenanceIntervalMs?: number;
   testHooks?: PipelineTestHooks;
+  /** Where the `pipeline_*` metrics are registered; default a new registry with the default process metrics. */
+  registry?: Registry;
 }
 
 /** A running pipeline. */
@@ -70,6 +73,8 @@ export interface Pipeline {
   /** Stops reading, finishes (or abandons, un-acked) the batch in progress, releases leases, pool and connections. */
   close(): Promise<void>;
   stats(): PipelineStats;
+  /** The registry holding the `pipeline_*` metrics. */
+  registry: Registry;
 }
 
 /**
@@ -89,6 +94,9 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     maxKeys: config.FRAUD_STATE_MAX_KEYS,
     labelDelayMs: config.FRAUD_LABEL_DELAY_MS,
   });
+  const registry = opts.registry ?? createMetricsRegistry();
+  // Read at scrape time: rt is created below.
+  const metrics = createPipelineMetrics(registry, () => ({ stats: rt.stats, timings: rt.timings }));
   const deps: PipelineDeps = {
     config,
     log,
@@ -102,6 +110,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     conversionSink: opts.conversionSink,
     clickChargeSink: opts.clickChargeSink,
     testHooks: opts.testHooks,
+    metrics,
   };
   const rt: Runtime = {
     deps,
@@ -145,10 +154,12 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       await Promise.all(loops);
       await engine.close();
       for (const c of rt.connections) c.disconnect();
+      metrics.detach();
       log.info({ consumer }, 'pipeline stopped');
     },
     stats() {
       return snapshotStats(consumer, rt.stats, rt.timings);
     },
+    registry,
   };
 }

@@ -58,25 +58,33 @@ export type StepList<C> = ReadonlyArray<Step<C> | ReadonlyArray<Step<C>>>;
 
 type Ran = StepOutcome & { error?: unknown };
 
+/** Receives each step run's time, seconds (the pipeline's `pipeline_step_duration_seconds`). */
+export type StepObserver = (step: string, seconds: number) => void;
+
 async function runOne<C>(
   step: Step<C>,
   ctx: C,
   timings: StepTimings,
   attempt: number,
   unexpected: number,
+  observe?: StepObserver,
 ): Promise<Ran | undefined> {
   timings[step.name] ??= { calls: 0, total_ms: 0, failures: 0 };
   const t = timings[step.name]!;
   const started = performance.now();
   try {
     const out = await step.run(ctx);
+    const ms = performance.now() - started;
     t.calls++;
-    t.total_ms += performance.now() - started;
+    t.total_ms += ms;
+    observe?.(step.name, ms / 1000);
     return out;
   } catch (error) {
+    const ms = performance.now() - started;
     t.calls++;
     t.failures++;
-    t.total_ms += performance.now() - started;
+    t.total_ms += ms;
+    observe?.(step.name, ms / 1000);
     const surprising = !isRetriable(error);
     const how = classify(error, unexpected + (surprising ? 1 : 0));
     // An AppError's code leads its reason, so the dead letters and the alert say which refusal it was.
@@ -93,6 +101,7 @@ async function runOne<C>(
  * {@link classify}.
  * @param attempt how many times this batch was tried before (for the backoff).
  * @param unexpected how many of those failed unexpectedly (neither an outage nor permanent).
+ * @param observe receives each step run's time, seconds.
  */
 export async function runSteps<C>(
   steps: StepList<C>,
@@ -100,10 +109,11 @@ export async function runSteps<C>(
   timings: StepTimings,
   attempt: number,
   unexpected: number,
+  observe?: StepObserver,
 ): Promise<Ran> {
   for (const entry of steps) {
     const group: ReadonlyArray<Step<C>> = Array.isArray(entry) ? entry : [entry as Step<C>];
-    const outs = await Promise.all(group.map((step) => runOne(step, ctx, timings, attempt, unexpected)));
+    const outs = await Promise.all(group.map((step) => runOne(step, ctx, timings, attempt, unexpected, observe)));
     const parked = outs.find((o) => o?.type === 'park');
     const other = parked ?? outs.find((o) => o !== undefined && o.type !== 'ok');
     if (other) return other;

@@ -64,6 +64,8 @@ export class LoginGuard {
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
     private readonly config: LoginGuardConfig,
+    /** Called when this guard locks an account (the API's `api_lockouts_total`). */
+    private readonly onLockout?: () => void,
   ) {
     this.ipLimiter = new RateLimiterRedis({
       storeClient: redis,
@@ -106,6 +108,7 @@ export class LoginGuard {
       failed: async () => {
         if (slot < max) return;
         await this.redis.eval(LOCK_LUA, 2, ...ks, lockS);
+        this.onLockout?.();
         throw accountLocked(lockS);
       },
     };

@@ -18,6 +18,7 @@ import type { EngineRecord, EngineVerdict, FraudEngine } from '../../fraud/engin
 import type { Batch, DeadLetter, Decoded } from '../batches.ts';
 import type { CampaignTerms, LinkDefaults } from '../campaigns.ts';
 import type { BuiltClicks, ClickRow, StoredClick } from '../clicks.ts';
+import type { PipelineMetrics } from '../metrics.ts';
 
 /** Test-only fault injection. */
 export interface PipelineTestHooks {
@@ -39,6 +40,8 @@ export interface PipelineDeps {
   conversionSink?: ConversionSink;
   clickChargeSink?: ClickChargeSink;
   testHooks?: PipelineTestHooks;
+  /** Where the steps report rows, scores and latencies (absent: not measured). */
+  metrics?: PipelineMetrics;
 }
 
 /** Position of a partition's fraud state: the last stream id its engine has processed. */

@@ -15,5 +15,10 @@ export const scoreClicks: Step<ClickCtx> = {
     const to = ctx.batch.ids[ctx.batch.ids.length - 1]!;
     ctx.verdicts = await ctx.deps.engine.process(ctx.batch.partition, ctx.records, { from: ctx.position.at, to });
     ctx.position.at = to;
+    const m = ctx.deps.metrics;
+    if (m && ctx.verdicts.length > 0) {
+      for (const v of ctx.verdicts) m.fraudScore.observe(v.fraud_score);
+      m.fraudModelVersion.set(ctx.verdicts[ctx.verdicts.length - 1]!.model_version);
+    }
   },
 };
