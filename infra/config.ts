@@ -115,6 +115,11 @@ const schema = z.object({
   TRACKER_INSTANCE_ID: z.string().max(100).optional(),
   /** Redis command timeout on the click path before falling back to the spool, ms. */
   TRACKER_REDIS_TIMEOUT_MS: z.coerce.number().int().min(5).default(250),
+  /**
+   * How long a postback's event_id is remembered for the immediate `duplicate` answer, s (default 90 days; the
+   * Postgres unique key dedups for ever behind it).
+   */
+  POSTBACK_DEDUP_TTL_S: z.coerce.number().int().min(60).max(31_536_000).default(7_776_000),
 
   /**
    * Stream entries read per XREADGROUP; a batch (one fraud task and one ClickHouse insert) holds at most this

@@ -107,6 +107,8 @@ export function redisKeys(prefix = '') {
     clicks: (p: number) => `${prefix}clicks:{${p}}`,
     conversions: (p: number) => `${prefix}conversions:{${p}}`,
     deadLetter: (stream: string) => `${prefix}dead:${stream}`,
+    /** An advertiser's postback event_id → the conversion_id it was accepted as (tracker/ingest/event-ids.ts). */
+    eventId: (advertiserId: number, eventId: string) => `${prefix}event:${advertiserId}:${eventId}`,
     /** Pub/sub channel announcing link/campaign changes to every tracker's cache. */
     linkInvalidation: `${prefix}links:invalidate`,
     /** Pub/sub channel of live events for the admin API's SSE stream. */

@@ -60,7 +60,10 @@ function minorUnitsOf(amount: string, digits: number): bigint | null {
 
 /** The validated fields of a postback (before the ingest adds ids and times). */
 export interface PostbackFields {
+  /** Lower-cased when it is a UUID; as posted otherwise. */
   click_id: string;
+  /** Whether `click_id` can be an id this system issued ({@link isOwnClickId}); false → `rejected unknown_click`. */
+  own_click: boolean;
   event_id: string;
   goal: string;
   amount_minor: number;
@@ -78,7 +81,19 @@ function str(v: unknown): string | undefined {
 }
 
 /**
- * Validates a postback's parameters (query string, form or JSON body).
+ * Whether `id` is well-formed as a click_id of this system: a UUIDv7 (RFC 9562 §5.7: version 7, variant 10) whose
+ * timestamp lies between 2000-01-01 and `nowMs` plus the allowed clock skew. Cheap, no lookup: an id that passes may
+ * still be unknown (the pipeline's attribution decides that).
+ */
+export function isOwnClickId(id: string, nowMs: number): boolean {
+  if (!UUID_RE.test(id) || id[14] !== '7' || !'89ab'.includes(id[19]!.toLowerCase())) return false;
+  const t = Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+  return t >= MIN_EVENT_TIME_MS && t <= nowMs + FUTURE_SKEW_MS;
+}
+
+/**
+ * Validates a postback's parameters (query string, form or JSON body). A click_id that is not a UUID is not a
+ * validation error: it is answered `rejected unknown_click` (`own_click` false).
  * @throws AppError VALIDATION_ERROR with FieldErrors details (each bad field → its problem).
  */
 export function parsePostback(params: Record<string, unknown>, nowMs: number): PostbackFields {
@@ -99,8 +114,8 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number): P
   const clickRaw = get('click_id');
   let click_id = '';
   if (clickRaw === undefined) bad.click_id ??= 'is required';
-  else if (!UUID_RE.test(clickRaw)) bad.click_id = 'must be a UUID';
-  else click_id = clickRaw.toLowerCase();
+  else if (clickRaw.length > MAX_ID_LENGTH) bad.click_id = `must be at most ${MAX_ID_LENGTH} characters`;
+  else click_id = UUID_RE.test(clickRaw) ? clickRaw.toLowerCase() : clickRaw;
 
   const goal = text('goal');
   const eventIdRaw = text('event_id');
@@ -147,7 +162,16 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number): P
   if (Object.keys(bad).length > 0) throw validationError(bad, 'invalid conversion postback');
   const event_id = eventIdRaw || `${click_id}:${goal}`;
   if (event_id.length > 2 * MAX_ID_LENGTH) throw new AppError('VALIDATION_ERROR', 'invalid conversion postback');
-  return { click_id, event_id, goal, amount_minor, currency, status, event_time_ms };
+  return {
+    click_id,
+    own_click: isOwnClickId(click_id, nowMs),
+    event_id,
+    goal,
+    amount_minor,
+    currency,
+    status,
+    event_time_ms,
+  };
 }
 
 /**

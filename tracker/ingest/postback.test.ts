@@ -148,7 +148,7 @@ describe('GET|POST /api/v1/track/conversion', () => {
     const now = Date.now();
     const cases: Array<[Record<string, string>, Record<string, string>]> = [
       [{}, { click_id: 'is required' }],
-      [{ click_id: 'not-a-uuid' }, { click_id: 'must be a UUID' }],
+      [{ click_id: 'x'.repeat(256) }, { click_id: 'must be at most 255 characters' }],
       [{ click_id, status: 'done' }, { status: 'must be one of pending, approved, rejected' }],
       [
         { click_id, amount: '12.345', currency: 'USD' },
@@ -191,5 +191,107 @@ describe('GET|POST /api/v1/track/conversion', () => {
       { 'x-postback-token': s.token },
     );
     assert.equal(ok.status, 200);
+  });
+
+  describe('answers that say what is known', () => {
+    const fresh = () => {
+      // A UUIDv7 of now (version 7, variant 8), as the tracker issues them.
+      const t = Date.now().toString(16).padStart(12, '0');
+      const r = randomBytes(10).toString('hex');
+      return `${t.slice(0, 8)}-${t.slice(8)}-7${r.slice(0, 3)}-8${r.slice(3, 6)}-${r.slice(6, 18)}`;
+    };
+    const postback = async (q: Record<string, string>, token = s.token) =>
+      (await (
+        await get(`/api/v1/track/conversion?${new URLSearchParams(q)}`, { 'x-postback-token': token })
+      ).json()) as {
+        data: { decision: string; conversion_id?: string; reason?: string; event_id: string };
+      };
+    const decision = (eventId: string, token = s.token) =>
+      get(`/api/v1/track/conversion/${encodeURIComponent(eventId)}`, { 'x-postback-token': token });
+
+    it('a duplicate event_id answers duplicate with the original conversion_id, and reaches the stream once', async () => {
+      const eventId = `dup-${randomBytes(4).toString('hex')}`;
+      const first = await postback({ click_id: fresh(), event_id: eventId });
+      assert.equal(first.data.decision, 'accepted');
+      // Another click, same event_id: still the same conversion of this advertiser.
+      const again = await Promise.all([1, 2, 3].map(() => postback({ click_id: fresh(), event_id: eventId })));
+      for (const a of again)
+        assert.deepEqual(a.data, { decision: 'duplicate', conversion_id: first.data.conversion_id, event_id: eventId });
+      const stored = (await conversions()).filter((c) => c.event_id === eventId);
+      assert.deepEqual(
+        stored.map((c) => c.conversion_id),
+        [first.data.conversion_id],
+      );
+    });
+
+    it('raced postbacks of one event_id: exactly one accepted, every answer names the stored conversion_id', async () => {
+      const eventId = `race-${randomBytes(4).toString('hex')}`;
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, () => postback({ click_id: fresh(), event_id: eventId })),
+      );
+      const accepted = answers.filter((a) => a.data.decision === 'accepted');
+      assert.equal(accepted.length, 1);
+      const stored = (await conversions()).filter((c) => c.event_id === eventId);
+      assert.deepEqual(
+        stored.map((c) => c.conversion_id),
+        [accepted[0]!.data.conversion_id],
+      );
+      for (const a of answers) assert.equal(a.data.conversion_id, accepted[0]!.data.conversion_id);
+    });
+
+    it('a click_id that is not an id of this system answers rejected unknown_click and stores nothing', async () => {
+      const before = (await conversions()).length;
+      const future = `${(Date.now() + 86_400_000)
+        .toString(16)
+        .padStart(12, '0')
+        .replace(/^(.{8})(.{4})$/, '$1-$2')}-7abc-8def-0123456789ab`;
+      for (const click_id of [
+        'not-a-uuid',
+        '0190f2c4-1111-4abc-8def-0123456789ab',
+        future,
+        '0190f2c4-1111-7abc-cdef-0123456789ab',
+      ]) {
+        const a = await postback({ click_id, event_id: `unk-${click_id}` });
+        assert.deepEqual(
+          a.data,
+          { decision: 'rejected', reason: 'unknown_click', event_id: `unk-${click_id}` },
+          click_id,
+        );
+      }
+      assert.equal((await conversions()).length, before);
+    });
+
+    it('GET /api/v1/track/conversion/:event_id: received, then the Postgres decision; other advertisers get 404', async () => {
+      const eventId = `dec/${randomBytes(4).toString('hex')} x`;
+      const click_id = fresh();
+      const a = await postback({ click_id, event_id: eventId });
+      const r1 = await decision(eventId);
+      assert.equal(r1.status, 200);
+      assert.deepEqual(((await r1.json()) as { data: unknown }).data, {
+        event_id: eventId,
+        conversion_id: a.data.conversion_id,
+        status: 'received',
+      });
+      // The pipeline's row (as it stores it), rejected for a reason.
+      await env.sql`insert into conversions (id, advertiser_id, event_id, click_id, status, reject_reason, revenue, currency, event_time)
+        values (${a.data.conversion_id!}, ${s.advertiser}, ${eventId}, ${click_id}, 'rejected', 'unknown_click', 0, 'EUR', now())`;
+      const r2 = await decision(eventId);
+      const body = ((await r2.json()) as { data: Record<string, unknown> }).data;
+      assert.equal(body.status, 'rejected');
+      assert.equal(body.reject_reason, 'unknown_click');
+      assert.equal(body.conversion_id, a.data.conversion_id);
+      assert.equal(body.currency, 'EUR');
+      // Another advertiser's token: as unknown.
+      const other = await env.sql<{ id: number }[]>`insert into users (role, name, email, password_hash)
+        values ('advertiser', 'B', ${`b-${randomBytes(4).toString('hex')}@x.io`}, 'x') returning id`;
+      const otherToken = randomBytes(32).toString('base64url');
+      await env.sql`insert into postback_tokens (advertiser_id, token_hash, prefix)
+        values (${other[0]!.id}, ${createHash('sha256').update(otherToken).digest('hex')}, 'b')`;
+      const r3 = await decision(eventId, otherToken);
+      assert.equal(r3.status, 404);
+      assert.equal(((await r3.json()) as { error: { code: string } }).error.code, 'NOT_FOUND');
+      assert.equal((await decision('no-such-event')).status, 404);
+      assert.equal((await decision(eventId, 'wrong')).status, 401);
+    });
   });
 });

@@ -1,8 +1,14 @@
-/** The S2S conversion postback (`GET|POST /api/v1/track/conversion`): authenticate, validate, store, answer. */
+/**
+ * The S2S conversion postback (`GET|POST /api/v1/track/conversion`): authenticate, validate, store, answer. The
+ * answer says what the tracker knows at once: `accepted` (stored, with its conversion_id), `duplicate` (the event_id
+ * was accepted before: the original conversion_id), `rejected` `unknown_click` (the click_id is not an id this
+ * system issued). The final decision is read later with `GET /api/v1/track/conversion/:event_id` (./decision.ts).
+ */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import { type Logger, UUID_RE } from '../../infra/index.ts';
+import type { Logger } from '../../infra/index.ts';
 import { encodeConversion, idTag } from '../events.ts';
-import { parsePostback, type TokenCache } from './conversion.ts';
+import { type PostbackFields, parsePostback, type TokenCache } from './conversion.ts';
+import type { EventIds } from './event-ids.ts';
 import { type ReqState, sendAppError, sendError, sendJson } from './http.ts';
 import type { TrustedProxies } from './proxies.ts';
 import { isMethod, LIMITS, peerAddress, queryTooLong, rawQuery, readBody } from './request.ts';
@@ -17,13 +23,57 @@ export interface PostbackDeps {
   partitions: number;
   tokens: TokenCache;
   conversions: GroupWriter<Stored>;
+  /** The event_id reservations behind the immediate `duplicate` answer. */
+  eventIds: EventIds;
   begin(res: HttpResponse, head: boolean): ReqState;
   finish(st: ReqState): void;
 }
 
 /** The uWS handler of the conversion route. */
 export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: HttpRequest) => void {
-  const { log, proxies, uuid, partitions, tokens, conversions, begin, finish } = deps;
+  const { log, proxies, uuid, partitions, tokens, conversions, eventIds, begin, finish } = deps;
+
+  /** XADDs the conversion and answers `accepted` once acknowledged (503 otherwise, its reservation given back). */
+  const store = (
+    st: ReqState,
+    advertiser_id: number,
+    f: PostbackFields,
+    conversion_id: string,
+    p: number,
+    received_ms: number,
+    ip: string,
+    reserved: boolean,
+  ) => {
+    const line = encodeConversion({
+      conversion_id,
+      event_id: f.event_id,
+      click_id: f.click_id,
+      advertiser_id,
+      goal: f.goal,
+      amount_minor: f.amount_minor,
+      currency: f.currency,
+      status: f.status,
+      event_time_ms: f.event_time_ms ?? received_ms,
+      received_ms,
+      ip,
+    });
+    conversions.add(
+      line,
+      (ok) => {
+        if (ok) {
+          if (reserved) eventIds.confirm(advertiser_id, f.event_id);
+          sendJson(st, 200, { success: true, data: { decision: 'accepted', conversion_id, event_id: f.event_id } });
+        } else {
+          if (reserved) eventIds.release(advertiser_id, f.event_id, conversion_id);
+          sendAppError(st, 'SERVICE_UNAVAILABLE', 'conversion could not be stored, retry later', undefined, {
+            'Retry-After': '5',
+          });
+        }
+        finish(st);
+      },
+      p,
+    );
+  };
 
   const onConversion = (res: HttpResponse, req: HttpRequest) => {
     const post = isMethod(req, 'post');
@@ -57,40 +107,32 @@ export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: Ht
             }
             try {
               const f = parsePostback(params, received_ms);
-              // To its click's partition (the click_id's tag), so the pipeline finds the click there; a click_id
-              // that is not a UUID has no click to find and goes round robin.
-              const p = UUID_RE.test(f.click_id) ? idTag(f.click_id) % partitions : conversions.roundRobin();
+              if (!f.own_click) {
+                // Not an id this system issued: nothing to attribute, nothing stored.
+                sendJson(st, 200, {
+                  success: true,
+                  data: { decision: 'rejected', reason: 'unknown_click', event_id: f.event_id },
+                });
+                return finish(st);
+              }
+              // To its click's partition (the click_id's tag), so the pipeline finds the click there.
+              const p = idTag(f.click_id) % partitions;
               const conversion_id = uuid.next(received_ms, p);
-              const line = encodeConversion({
-                conversion_id,
-                event_id: f.event_id,
-                click_id: f.click_id,
-                advertiser_id,
-                goal: f.goal,
-                amount_minor: f.amount_minor,
-                currency: f.currency,
-                status: f.status,
-                event_time_ms: f.event_time_ms ?? received_ms,
-                received_ms,
-                ip,
-              });
-              conversions.add(
-                line,
-                (ok) => {
-                  if (ok) {
+              eventIds.reserve(advertiser_id, f.event_id, conversion_id).then((r) => {
+                try {
+                  if (r.kind === 'duplicate') {
                     sendJson(st, 200, {
                       success: true,
-                      data: { decision: 'accepted', conversion_id, event_id: f.event_id },
+                      data: { decision: 'duplicate', conversion_id: r.conversion_id, event_id: f.event_id },
                     });
-                  } else {
-                    sendAppError(st, 'SERVICE_UNAVAILABLE', 'conversion could not be stored, retry later', undefined, {
-                      'Retry-After': '5',
-                    });
+                    return finish(st);
                   }
+                  store(st, advertiser_id, f, conversion_id, p, received_ms, ip, r.kind === 'reserved');
+                } catch (err) {
+                  sendError(st, err);
                   finish(st);
-                },
-                p,
-              );
+                }
+              });
             } catch (err) {
               sendError(st, err);
               finish(st);

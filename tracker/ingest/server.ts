@@ -17,6 +17,8 @@ import {
 } from '../../infra/index.ts';
 import { answerStored, clickHandler } from './click.ts';
 import { TokenCache } from './conversion.ts';
+import { decisionHandler } from './decision.ts';
+import { EventIds } from './event-ids.ts';
 import { type ReqState, sendAppError, sendJson, sendText, track } from './http.ts';
 import { LinkCache } from './link-cache.ts';
 import { createTrackerMetrics } from './metrics.ts';
@@ -63,7 +65,7 @@ export interface Tracker {
 
 /**
  * Starts the uWebSockets.js ingest: `GET|HEAD /c/:code` and `/api/v1/track/:code` (click → 302),
- * `GET|POST /api/v1/track/conversion` (postback), `/healthz`, `/readyz`, `/metrics`; with `config.METRICS_PORT` also
+ * `GET|POST /api/v1/track/conversion` (postback), `GET /api/v1/track/conversion/:event_id` (its decision), `/healthz`, `/readyz`, `/metrics`; with `config.METRICS_PORT` also
  * a plain-HTTP listener of its own for `/metrics`, `/healthz`, `/readyz` (infra `serveMetrics`).
  * Listens on `config.BIND_HOST:config.TRACKER_PORT` (0 = any free port). uWS listens with
  * SO_REUSEPORT on Linux, so several processes can share one port.
@@ -237,6 +239,10 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     return { ready, checks: r.checks };
   };
 
+  const eventIds = new EventIds(redis, keys, {
+    ttlS: config.POSTBACK_DEDUP_TTL_S,
+    timeoutMs: config.TRACKER_REDIS_TIMEOUT_MS,
+  });
   const onConversion = postbackHandler({
     log,
     proxies,
@@ -244,6 +250,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     partitions: P,
     tokens,
     conversions,
+    eventIds,
     begin,
     finish: finishPostback,
   });
@@ -279,6 +286,8 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     .get('/api/v1/track/conversion', onConversion)
     .post('/api/v1/track/conversion', onConversion)
     .any('/api/v1/track/conversion', methodNotAllowed('GET, POST'))
+    .get('/api/v1/track/conversion/:event_id', decisionHandler({ log, sql, tokens, eventIds, begin, finish }))
+    .any('/api/v1/track/conversion/:event_id', methodNotAllowed('GET'))
     .get('/healthz', (res) => {
       const st = begin(res, false);
       sendJson(st, 200, { success: true, data: { status: 'ok' } });
