@@ -13,7 +13,7 @@
  * pipeline processes may ship at once.
  */
 import type { ClickHouseClient, Logger, Sql } from '../../infra/index.ts';
-import { chTime, type ClickRow, insertRows } from './clicks.ts';
+import { type ClickRow, chTime, insertRows } from './clicks.ts';
 
 /**
  * A Postgres `conversions` row as the ClickHouse rows need it: a query's row (times as Date) or the trigger's
