@@ -147,7 +147,12 @@ test('a batch inserted again with its token, or re-shipped after a lost mark, ad
   await assertAgree('shipped');
   const [v] = await env.sql<{ batch: number; old: ConversionSnapshot; new: ConversionSnapshot }[]>`
     select batch, old, new from conversion_versions where conversion_id = ${id}`;
-  await insertRows(ch, 'conversions', [conversionRow(v!.old, -1), conversionRow(v!.new, 1)], batchToken(v!.batch));
+  await insertRows(
+    ch,
+    'conversions',
+    [conversionRow(v!.old, -1), conversionRow(v!.new, 1)],
+    batchToken(v!.batch, v!.new),
+  );
   await assertAgree('the same batch inserted again');
   await env.sql`update conversion_versions set shipped_at = null, claimed_at = now() - interval '1 hour'
                 where batch = ${v!.batch}`;

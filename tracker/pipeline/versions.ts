@@ -7,7 +7,7 @@
  * (sign 1), so sign-weighted sums in ClickHouse follow Postgres.
  *
  * Exactly once per version: a batch of queued rows is claimed (`batch` = its smallest id) and committed before
- * its insert, whose deduplication token is `conversion_versions:<batch>`; a batch's rows never change, so an
+ * its insert, whose deduplication token is {@link batchToken}; a batch's rows never change, so an
  * insert that timed out but landed, a retry, or two shippers shipping one stale batch add nothing. Only then is
  * the batch marked shipped. Rows land in any order (sums commute; "latest" is by version), so several
  * pipeline processes may ship at once.
@@ -122,15 +122,21 @@ export interface ShipperOptions {
   maxBatches?: number;
 }
 
-/** Token of a batch's ClickHouse insert (distinct from the stream batches' tokens). */
-export const batchToken = (batch: number) => `conversion_versions:${batch}`;
+/**
+ * Token of a batch's ClickHouse insert (distinct from the stream batches' tokens): the batch id and its first
+ * version, so a batch id reused after Postgres was rebuilt under a ClickHouse that kept its deduplication log
+ * is not taken for an old batch.
+ */
+export const batchToken = (batch: number, first: { id: string; version: number }) =>
+  `conversion_versions:${batch}:${first.id}:${first.version}`;
 
 /** Inserts one claimed batch (again, if it already landed: deduplicated) and marks it shipped. */
 async function shipBatch(o: ShipperOptions, batch: number): Promise<number> {
   const versions = await o.sql<{ old: ConversionSnapshot; new: ConversionSnapshot }[]>`
     select old, new from conversion_versions where batch = ${batch} order by id`;
+  if (versions.length === 0) return 0;
   const rows = versions.flatMap((v) => [conversionRow(v.old, -1), conversionRow(v.new, 1)]);
-  await insertRows(o.ch, 'conversions', rows, batchToken(batch));
+  await insertRows(o.ch, 'conversions', rows, batchToken(batch, versions[0]!.new));
   await o.sql`update conversion_versions set shipped_at = now() where batch = ${batch} and shipped_at is null`;
   return versions.length;
 }

@@ -14,7 +14,7 @@ alter table conversions
 
 -- One row per version >= 1: the row before (`old`, version - 1) and after (`new`) the change, whole
 -- (to_jsonb). Shipping: a batch of unshipped rows is claimed (`batch` = its smallest id, fixed once set)
--- and committed before its ClickHouse insert, whose deduplication token is `conversion_versions:<batch>`,
+-- and committed before its ClickHouse insert, whose deduplication token is `conversion_versions:<batch>:<first conversion id>:<version>`,
 -- so a retried or repeated insert of a batch adds nothing; then the batch is marked shipped.
 create table conversion_versions (
   id bigint generated always as identity primary key,
