@@ -275,7 +275,7 @@ export interface Holdings {
   pgConversions: Map<string, string>;
   /** Postgres conversions of the advertiser that are payable (not rejected or reversed). */
   payable: number;
-  /** conversion id → rows in ClickHouse `conversions`. */
+  /** conversion id → its rows' summed sign in ClickHouse `conversions` (1: counted once). */
   chConversionRows: Map<string, number>;
   /** Sum of `stats_hourly.conversions` for the campaign. */
   hourlyConversions: number;
@@ -293,7 +293,8 @@ export async function holdings(p: PipelineProc, sql: Sql, w: World): Promise<Hol
     `SELECT toString(click_id) AS id, count() AS n FROM clicks WHERE campaign_id = ${c} GROUP BY id`,
   );
   const convs = await p.query<{ id: string; n: number }>(
-    `SELECT toString(conversion_id) AS id, count() AS n FROM conversions WHERE campaign_id = ${c} GROUP BY id`,
+    // Versioned rows (sign ±1, README "For analysts"): a conversion counts once when its signs sum to 1.
+    `SELECT toString(conversion_id) AS id, sum(sign) AS n FROM conversions WHERE campaign_id = ${c} GROUP BY id`,
   );
   const [h] = await p.query<{ clicks: number; conversions: number }>(
     `SELECT sum(clicks) AS clicks, sum(conversions) AS conversions FROM stats_hourly WHERE campaign_id = ${c}`,

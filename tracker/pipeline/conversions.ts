@@ -9,7 +9,8 @@ import { RetriableError, UUID_RE } from '../../infra/index.ts';
 import { type ConversionEvent, decodeConversion, MalformedEventError } from '../events.ts';
 import { type FraudVerdict, scoreConversionTiming } from '../fraud/rules.ts';
 import { type CampaignTerms, priceConversion } from './campaigns.ts';
-import { type ClickRow, chTime, type StoredClick } from './clicks.ts';
+import type { ClickRow, StoredClick } from './clicks.ts';
+import { type ConversionSnapshot, conversionRow, SNAPSHOT_COLUMNS, versionZero } from './versions.ts';
 
 const MAX_TS_MS = 7_258_118_400_000;
 
@@ -94,8 +95,7 @@ export function attribute(
   return { type: 'ok', click, campaign, payout: price.payout, revenue: price.revenue, fraud };
 }
 
-const ROW_COLUMNS = `id, status, reject_reason, campaign_id, affiliate_id, link_code, currency, payout, revenue,
-  fraud_score, fraud_reasons, (extract(epoch from click_time) * 1000)::int8 as click_ms, sub1, sub2, sub3, sub4, sub5`;
+const ROW_COLUMNS = `${SNAPSHOT_COLUMNS}, fraud_reasons, (extract(epoch from click_time) * 1000)::int8 as click_ms`;
 
 /** The result of recording one conversion. */
 export interface Recorded {
@@ -126,37 +126,19 @@ export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribut
   const sub = click?.sub ?? ['', '', '', '', ''];
   // What Postgres holds is the truth: on a replay the ClickHouse row, the sink call and the event are
   // rebuilt from the stored row, even if the campaign's terms changed in between.
-  type Row = {
-    id: string;
-    status: string;
-    reject_reason: string | null;
-    campaign_id: number | null;
-    affiliate_id: number | null;
-    link_code: string | null;
-    currency: string | null;
-    payout: number;
-    revenue: number;
-    fraud_score: number;
-    fraud_reasons: string[];
-    click_ms: number | null;
-    sub1: string | null;
-    sub2: string | null;
-    sub3: string | null;
-    sub4: string | null;
-    sub5: string | null;
-  };
+  type Row = ConversionSnapshot & { fraud_reasons: string[]; click_ms: number | null };
   let got: Row | undefined;
   try {
     const ins = await sql<Row[]>`
       insert into conversions (id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, link_code, goal,
         status, reject_reason, amount, currency, payout, revenue, event_time, click_time, fraud_score, fraud_reasons,
-        sub1, sub2, sub3, sub4, sub5)
+        sub1, sub2, sub3, sub4, sub5, country, device)
       values (${c.conversion_id}, ${c.advertiser_id}, ${c.event_id}, ${clickId}, ${a.campaign?.id ?? null},
         ${click && a.campaign ? click.affiliate_id : null}, ${click?.link_code ?? null}, ${c.goal}, ${status},
         ${rejectReason}, ${c.amount_minor >= 0 ? c.amount_minor : null}, ${currency}, ${payout}, ${revenue},
         ${new Date(c.event_time_ms)}, ${click ? new Date(click.ts_ms) : null}, ${fraud.fraud_score},
         ${fraud.fraud_reasons}, ${sub[0] || null}, ${sub[1] || null}, ${sub[2] || null}, ${sub[3] || null},
-        ${sub[4] || null})
+        ${sub[4] || null}, ${click?.country || null}, ${click?.device || null})
       on conflict (advertiser_id, event_id) do nothing
       returning ${sql.unsafe(ROW_COLUMNS)}`;
     got = ins[0];
@@ -176,34 +158,16 @@ export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribut
   if (!got || got.id.toLowerCase() !== c.conversion_id.toLowerCase()) {
     return { stored: false, row: null, accepted: null, rejectReason: null };
   }
-  const storedSub = [got.sub1 ?? '', got.sub2 ?? '', got.sub3 ?? '', got.sub4 ?? '', got.sub5 ?? ''];
+  // The pipeline's ClickHouse row is version 0, the row as inserted; every later change ships as a version
+  // (./versions.ts). On a replay after such changes, version 0 comes from the queued version 1.
+  let first: ConversionSnapshot;
+  try {
+    first = await versionZero(sql, got);
+  } catch (err) {
+    throw new RetriableError(`conversion version 0: ${(err as Error).message}`);
+  }
+  const row = conversionRow(first, 1, got.click_id === null ? c.click_id : undefined);
   const clickMs = got.click_ms ?? 0;
-  const row: ClickRow = {
-    conversion_id: c.conversion_id,
-    event_id: c.event_id,
-    click_id: c.click_id,
-    advertiser_id: c.advertiser_id,
-    campaign_id: got.campaign_id ?? 0,
-    affiliate_id: got.affiliate_id ?? 0,
-    link_code: got.link_code ?? '',
-    goal: c.goal,
-    status: got.status,
-    reject_reason: got.reject_reason ?? '',
-    amount: c.amount_minor,
-    currency: got.currency ?? '',
-    payout: got.payout,
-    revenue: got.revenue,
-    event_time: chTime(c.event_time_ms),
-    click_time: chTime(clickMs),
-    sub1: storedSub[0]!,
-    sub2: storedSub[1]!,
-    sub3: storedSub[2]!,
-    sub4: storedSub[3]!,
-    sub5: storedSub[4]!,
-    country: click?.country ?? '',
-    device: click?.device ?? '',
-    fraud_score: got.fraud_score,
-  };
   const acceptedStatus = got.status === 'pending' || got.status === 'approved' ? got.status : null;
   const accepted: PricedConversion | null =
     acceptedStatus && got.campaign_id !== null && got.affiliate_id !== null

@@ -30,7 +30,7 @@ after(async () => {
   await env?.close();
 });
 
-test('a conversion the ledger refuses (unfunded advertiser) is rejected in ClickHouse and reports too', async () => {
+test('a conversion the ledger refuses (unfunded advertiser) is rejected in ClickHouse and reports too, counted once', async () => {
   const s = await seedCampaign(env.sql); // active, no budget, advertiser wallet empty
   const ts = Date.UTC(2024, 5, 1, 10, 0, 0);
   const click = makeClick(s, { ts_ms: ts });
@@ -38,23 +38,44 @@ test('a conversion the ledger refuses (unfunded advertiser) is rejected in Click
   await addConversions(env.redis, env.keys, 0, [
     makeConversion(s, click.click_id, { event_id: 'unfunded', event_time_ms: ts + 60_000 }),
   ]);
-  await waitFor('the conversion in ClickHouse', async () => {
+  // The ledger's refusal is the conversion's version 1, shipped after (or before) the pipeline's version 0.
+  const rows = async () => {
     const rs = await ch.query({
-      query: 'SELECT count() AS n FROM conversions WHERE advertiser_id = {a:UInt64}',
+      query: `SELECT status, reject_reason, version, sign FROM conversions WHERE advertiser_id = {a:UInt64}
+        ORDER BY version, sign`,
       format: 'JSONEachRow',
       query_params: { a: s.advertiserId },
     });
-    return Number((await rs.json<{ n: string }>())[0]!.n) === 1;
-  });
-  const [pg] = await env.sql<{ status: string; reject_reason: string }[]>`
-    select status, reject_reason from conversions where advertiser_id = ${s.advertiserId}`;
-  assert.deepEqual(pg, { status: 'rejected', reject_reason: 'budget_exhausted' });
-  const rs = await ch.query({
-    query: 'SELECT status, reject_reason FROM conversions WHERE advertiser_id = {a:UInt64}',
-    format: 'JSONEachRow',
-    query_params: { a: s.advertiserId },
-  });
-  assert.deepEqual(await rs.json(), [{ status: 'rejected', reject_reason: 'budget_exhausted' }]);
+    return rs.json<{ status: string; reject_reason: string; version: number; sign: number }>();
+  };
+  await waitFor('both versions of the conversion in ClickHouse', async () => (await rows()).length === 3);
+  const [pg] = await env.sql<{ status: string; reject_reason: string; version: number }[]>`
+    select status, reject_reason, version from conversions where advertiser_id = ${s.advertiserId}`;
+  assert.deepEqual(pg, { status: 'rejected', reject_reason: 'budget_exhausted', version: 1 });
+  // Version 0 is the row as recorded (never the refused state, which would then count twice), cancelled by
+  // version 1's first row.
+  assert.deepEqual(await rows(), [
+    { status: 'approved', reject_reason: '', version: 0, sign: -1 },
+    { status: 'approved', reject_reason: '', version: 0, sign: 1 },
+    { status: 'rejected', reject_reason: 'budget_exhausted', version: 1, sign: 1 },
+  ]);
+  // Hourly aggregates (by campaign) and raw rows (by sub1) agree: nothing accepted, nothing below zero.
+  for (const group_by of ['campaign', 'sub1'] as const) {
+    const r = await createReports(ch).report({
+      group_by,
+      from: '2024-06-01',
+      to: '2024-06-01',
+      tz: 'UTC',
+      advertiser_id: s.advertiserId,
+      page: 1,
+      per_page: 10,
+    });
+    assert.deepEqual(
+      r.rows.map((x) => [x.clicks, x.conversions, x.revenue, x.payout]),
+      [[1, 0, 0, 0]],
+      group_by,
+    );
+  }
   const report = await createReports(ch).report({
     group_by: 'campaign',
     from: '2024-06-01',

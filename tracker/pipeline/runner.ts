@@ -20,7 +20,8 @@
  *
  * This file wires the parts: ./run-batch.ts (one batch: steps, retry, park), ./click-loop.ts and
  * ./conversion-loop.ts (one partition each), ./recovery.ts (takeover and replay), ./maintenance.ts (lag,
- * trimming, stale manifests), ./stats.ts (counters), sharing ./runtime.ts.
+ * trimming, stale manifests), ./versions.ts (later status and amount changes of conversions, queued in Postgres,
+ * shipped to ClickHouse as versioned rows), ./stats.ts (counters), sharing ./runtime.ts.
  */
 import os from 'node:os';
 import type {
@@ -43,9 +44,13 @@ import { type Runtime, sleep } from './runtime.ts';
 import { newStreamStats, type PipelineStats, snapshotStats } from './stats.ts';
 import type { PipelineDeps, PipelineTestHooks } from './steps/context.ts';
 import { ensureStreamGroups } from './streams.ts';
+import { shipVersionsLoop } from './versions.ts';
 
 export type { PipelineStats, StreamStats } from './stats.ts';
 export type { PipelineTestHooks } from './steps/context.ts';
+
+/** How often the shipper looks for conversion versions to ship (at most maintenanceIntervalMs), ms. */
+const VERSIONS_POLL_MS = 250;
 
 /** What `startPipeline` needs. */
 export interface PipelineOptions {
@@ -146,6 +151,20 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     loops.push(clickLoop(rt, p), conversionLoop(rt, p));
   }
   loops.push(maintenance(rt));
+  const shipped = { versions_shipped: 0 };
+  loops.push(
+    shipVersionsLoop(
+      {
+        sql: opts.sql,
+        ch: opts.ch,
+        log,
+        pollMs: Math.min(VERSIONS_POLL_MS, maintenanceMs),
+        closing: () => rt.closing,
+        nap: rt.nap,
+      },
+      shipped,
+    ),
+  );
   log.info({ consumer, partitions: config.STREAM_PARTITIONS }, 'pipeline started');
 
   return {
@@ -158,7 +177,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       log.info({ consumer }, 'pipeline stopped');
     },
     stats() {
-      return snapshotStats(consumer, rt.stats, rt.timings);
+      return snapshotStats(consumer, rt.stats, rt.timings, shipped.versions_shipped);
     },
     registry,
   };

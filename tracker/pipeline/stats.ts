@@ -36,6 +36,8 @@ export interface PipelineStats {
   streams: StreamStats[];
   /** Time per step name since start, over every partition. */
   steps: StepTimings;
+  /** Conversion versions (later status or amount changes) this process shipped to ClickHouse. */
+  versions_shipped: number;
 }
 
 /** Zeroed counters of one stream. */
@@ -58,9 +60,15 @@ export function newStreamStats(stream: string, kind: StreamStats['kind']): Strea
 }
 
 /** A copy of the counters and timings, so callers can keep it while the pipeline runs on. */
-export function snapshotStats(consumer: string, stats: readonly StreamStats[], timings: StepTimings): PipelineStats {
+export function snapshotStats(
+  consumer: string,
+  stats: readonly StreamStats[],
+  timings: StepTimings,
+  versionsShipped = 0,
+): PipelineStats {
   return {
     consumer,
+    versions_shipped: versionsShipped,
     streams: stats.map((x) => ({ ...x })),
     steps: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, { ...v }])),
   };

@@ -6,7 +6,8 @@
  * the time zone's offset is a whole number of hours over the whole range (then every local day
  * is a union of UTC hours); everything else reads the raw `clicks` and `conversions` tables.
  * Clicks count on click time, conversions on conversion event time; only accepted conversions
- * (status pending or approved) count. Unique clicks: distinct (IP, link) per local day, summed
+ * (status pending or approved) count, sign-weighted: a later status or amount change of a conversion is a cancel
+ * row (sign −1) plus its new state (sign 1), see ../pipeline/versions.ts. Unique clicks: distinct (IP, link) per local day, summed
  * over days (per hour when grouped by hour).
  */
 import { AppError, type ClickHouseClient, validationError } from '../../infra/index.ts';
@@ -255,12 +256,12 @@ export function reportSql(q: ReportQuery, useAggregates: boolean): string {
        FROM (
          SELECT ${keyExpr(q.group_by, 'ts')} AS key, currency, count() AS c,
            uniqExact(ip, link_code, ${unique}) AS u, countIf(is_invalid = 1) AS i,
-           toUInt64(0) AS v, toInt64(0) AS r, toInt64(0) AS p
+           toInt64(0) AS v, toInt64(0) AS r, toInt64(0) AS p
          FROM clicks WHERE ${range('ts')}${f}
          GROUP BY key, currency
          UNION ALL
          SELECT ${keyExpr(q.group_by, 'event_time')} AS key, currency, toUInt64(0), toUInt64(0), toUInt64(0),
-           count(), toInt64(sum(revenue)), toInt64(sum(payout))
+           toInt64(sum(sign)), toInt64(sum(revenue * sign)), toInt64(sum(payout * sign))
          FROM conversions WHERE status IN ('pending', 'approved') AND ${range('event_time')}${f}
          GROUP BY key, currency)
        GROUP BY key, currency`;
