@@ -4,44 +4,19 @@
  * acknowledging; afterwards every acknowledged click and conversion is in ClickHouse exactly once and paid once.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
-import {
-  assertExact,
-  childVars,
-  type PipelineProc,
-  runLoad,
-  seedWorld,
-  settled,
-  spawnPipeline,
-  spawnTracker,
-  type TrackerProc,
-} from './harness.ts';
+import { test } from 'node:test';
+import { assertExact, faultCase, runLoad, settled } from './harness.ts';
 
 const OUTAGE_AT_MS = 2_000;
 const OUTAGE_MS = 5_000;
 
-let env: TestEnv;
-let tracker: TrackerProc | undefined;
-let pipeline: PipelineProc | undefined;
-
-before(async () => {
-  env = await createTestEnv();
-});
-after(async () => {
-  await tracker?.stop();
-  await pipeline?.stop();
-  await env?.close();
-});
+const c = faultCase();
 
 test('ClickHouse inserts failing for 5 s: every acknowledged click and conversion lands once afterwards', {
   timeout: 120_000,
 }, async () => {
-  const w = await seedWorld(env.sql);
-  const vars = childVars(env.config);
-  tracker = await spawnTracker(vars);
-  pipeline = await spawnPipeline(vars);
-  const url = tracker.url;
+  const { world: w, url } = await c.start();
+  const pipeline = c.pipeline!;
   const load = runLoad({ url: () => url, world: w, clicks: 1_500, durationMs: 10_000, conversionEvery: 10 });
   await new Promise((r) => setTimeout(r, OUTAGE_AT_MS));
   await pipeline.exec('DETACH TABLE clicks');
@@ -54,7 +29,7 @@ test('ClickHouse inserts failing for 5 s: every acknowledged click and conversio
   const acked = await load;
   assert.equal(acked.clickFailures, 0);
   assert.equal(acked.conversionFailures, 0);
-  const h = await settled(pipeline, env.sql, w, acked);
+  const h = await settled(pipeline, c.env.sql, w, acked);
   assertExact(h, acked, w);
   assert.equal(h.payable, acked.conversions.size);
 });

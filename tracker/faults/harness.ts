@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, fork } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { type Config, createLogger, nodeEntry, type Sql } from '../../infra/index.ts';
-import { type Seeded, seedCampaign, waitFor } from '../../infra/testing/index.ts';
+import { createTestEnv, type Seeded, seedCampaign, type TestEnv, waitFor } from '../../infra/testing/index.ts';
 import { checkInvariants, createLedger } from '../../ledger/index.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -153,6 +154,50 @@ export async function spawnPipeline(vars: Record<string, string>): Promise<Pipel
       await ask('exec', sql);
     },
   };
+}
+
+/**
+ * One fault case's environment and processes: created before the file's tests and stopped after them (the
+ * processes, then `cleanup` newest first, then the environment), whatever the test found.
+ */
+export interface FaultCase {
+  env: TestEnv;
+  tracker?: TrackerProc;
+  pipeline?: PipelineProc;
+  /** Extra stops (private services, connections), run newest first. */
+  cleanup: Array<() => Promise<unknown>>;
+  /**
+   * Seeds a {@link World} on `sql` (default the environment's) and starts a tracker and a pipeline with
+   * {@link childVars} of the environment plus `extra`.
+   */
+  start(
+    extra?: Record<string, string>,
+    sql?: Sql,
+  ): Promise<{ world: World; vars: Record<string, string>; url: string }>;
+}
+
+/** Registers a {@link FaultCase} for the calling test file (node:test `before`/`after`). */
+export function faultCase(): FaultCase {
+  const c = {
+    cleanup: [],
+    async start(extra: Record<string, string> = {}, sql?: Sql) {
+      const world = await seedWorld(sql ?? c.env.sql);
+      const vars = childVars(c.env.config, extra);
+      c.tracker = await spawnTracker(vars);
+      c.pipeline = await spawnPipeline(vars);
+      return { world, vars, url: c.tracker.url };
+    },
+  } as unknown as FaultCase;
+  before(async () => {
+    c.env = await createTestEnv();
+  });
+  after(async () => {
+    await c.tracker?.stop();
+    await c.pipeline?.stop();
+    for (const stop of c.cleanup.reverse()) await stop();
+    await c.env?.close();
+  });
+  return c;
 }
 
 /** A CPA campaign (payout 5.00, revenue 7.00 USD), its advertiser's wallet funded with 1,000,000.00, a postback token. */

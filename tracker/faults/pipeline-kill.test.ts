@@ -5,45 +5,22 @@
  * acknowledged: no click or conversion lost or counted twice, each conversion paid once.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { createTestEnv, type TestEnv, waitFor } from '../../infra/testing/index.ts';
-import {
-  assertExact,
-  childVars,
-  type PipelineProc,
-  runLoad,
-  seedWorld,
-  settled,
-  spawnPipeline,
-  spawnTracker,
-  type TrackerProc,
-} from './harness.ts';
+import { test } from 'node:test';
+import { waitFor } from '../../infra/testing/index.ts';
+import { assertExact, faultCase, runLoad, settled, spawnPipeline } from './harness.ts';
 
 const KILLS = 10;
 const CLICKS = 3_000;
 const LOAD_MS = 20_000;
 
-let env: TestEnv;
-let tracker: TrackerProc | undefined;
-let pipeline: PipelineProc | undefined;
-
-before(async () => {
-  env = await createTestEnv();
-});
-after(async () => {
-  await tracker?.stop();
-  await pipeline?.stop();
-  await env?.close();
-});
+const c = faultCase();
 
 test('kill -9 of the pipeline mid-batch, 10 times in a row: every acknowledged click and conversion once', {
   timeout: 150_000,
 }, async () => {
-  const w = await seedWorld(env.sql);
-  const vars = childVars(env.config);
-  tracker = await spawnTracker(vars);
-  pipeline = await spawnPipeline({ ...vars, FAULT_KILL_AFTER_INSERT: 'clicks:2' });
-  const url = tracker.url;
+  const { world: w, vars, url } = await c.start({ FAULT_KILL_AFTER_INSERT: 'clicks:2' });
+  // Restarted after each kill; the case's `after` stops whichever runs last.
+  let pipeline = c.pipeline!;
   const load = runLoad({ url: () => url, world: w, clicks: CLICKS, durationMs: LOAD_MS, conversionEvery: 10 });
   let kills = 0;
   let selfKilled = 0;
@@ -52,12 +29,12 @@ test('kill -9 of the pipeline mid-batch, 10 times in a row: every acknowledged c
     // Two kills in three land exactly between a ClickHouse insert and its XACK (the child kills itself there: after
     // a click batch, then after a conversion batch); the third at a random moment once it has inserted something.
     const point = (['clicks:2', 'conversions:1', ''] as const)[kills % 3]!;
-    const gone = new Promise<boolean>((resolve) => pipeline!.child.once('exit', () => resolve(true)));
+    const gone = new Promise<boolean>((resolve) => pipeline.child.once('exit', () => resolve(true)));
     if (point === '') {
       const before = inserted;
       inserted = await waitFor(
         'new click rows',
-        async () => Number((await pipeline!.query('SELECT count() AS n FROM clicks'))[0]!.n),
+        async () => Number((await pipeline.query('SELECT count() AS n FROM clicks'))[0]!.n),
         { until: (n) => n > before, timeoutMs: 30_000, intervalMs: 50 },
       );
       await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 300)));
@@ -69,7 +46,10 @@ test('kill -9 of the pipeline mid-batch, 10 times in a row: every acknowledged c
     }
     kills++;
     const next = kills % 3;
-    pipeline = await spawnPipeline({ ...vars, FAULT_KILL_AFTER_INSERT: ['clicks:2', 'conversions:1', ''][next]! });
+    pipeline = c.pipeline = await spawnPipeline({
+      ...vars,
+      FAULT_KILL_AFTER_INSERT: ['clicks:2', 'conversions:1', ''][next]!,
+    });
   }
   const acked = await load;
   assert.equal(kills, KILLS);
@@ -78,8 +58,8 @@ test('kill -9 of the pipeline mid-batch, 10 times in a row: every acknowledged c
   assert.equal(acked.conversionFailures, 0);
   assert.ok(acked.conversions.size >= CLICKS / 10 - 1, `${acked.conversions.size} postbacks accepted`);
   await pipeline.stop();
-  pipeline = await spawnPipeline(vars);
-  const h = await settled(pipeline, env.sql, w, acked);
+  pipeline = c.pipeline = await spawnPipeline({ ...vars, FAULT_KILL_AFTER_INSERT: '' });
+  const h = await settled(pipeline, c.env.sql, w, acked);
   assertExact(h, acked, w);
   assert.equal(h.payable, acked.conversions.size, 'every conversion is payable (the wallet covers them all)');
 });

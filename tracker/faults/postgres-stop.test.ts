@@ -6,51 +6,24 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { createSql, type LocalService, migratePostgres, type Sql, startEmbeddedPostgres } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
-import {
-  assertExact,
-  childVars,
-  type PipelineProc,
-  runLoad,
-  seedWorld,
-  settled,
-  spawnPipeline,
-  spawnTracker,
-  type TrackerProc,
-} from './harness.ts';
+import { assertExact, faultCase, runLoad, settled } from './harness.ts';
 
 const STOP_AT_MS = 3_000;
 const DOWN_MS = 4_000;
 
-let env: TestEnv;
+const c = faultCase();
 let pg: (LocalService & { port: number }) | undefined;
-let sql: Sql | undefined;
-let tracker: TrackerProc | undefined;
-let pipeline: PipelineProc | undefined;
-
-before(async () => {
-  env = await createTestEnv();
-});
-after(async () => {
-  await tracker?.stop();
-  await pipeline?.stop();
-  await sql?.end({ timeout: 1 });
-  await pg?.stop();
-  await env?.close();
-});
 
 test('Postgres stopped while conversions arrive: they wait, then each is paid once', { timeout: 150_000 }, async () => {
-  const dir = path.join(env.dir, 'private-pg');
+  const dir = path.join(c.env.dir, 'private-pg');
   pg = await startEmbeddedPostgres({ dir, database: 'faults' });
-  sql = createSql(pg.url, { max: 2 });
+  c.cleanup.push(() => pg!.stop());
+  const sql: Sql = createSql(pg.url, { max: 2 });
+  c.cleanup.push(() => sql.end({ timeout: 1 }));
   await migratePostgres(sql);
-  const w = await seedWorld(sql);
-  const vars = childVars(env.config, { DATABASE_URL: pg.url });
-  tracker = await spawnTracker(vars);
-  pipeline = await spawnPipeline(vars);
-  const url = tracker.url;
+  const { world: w, url } = await c.start({ DATABASE_URL: pg.url }, sql);
   const load = runLoad({
     url: () => url,
     world: w,
@@ -68,7 +41,7 @@ test('Postgres stopped while conversions arrive: they wait, then each is paid on
   assert.ok(before!.n > 0, 'conversions were being stored before the stop');
   assert.equal(acked.clickFailures, 0, 'clicks do not need Postgres (link cache, Redis)');
   assert.equal(acked.conversionFailures, 0, 'every postback was accepted within its retries');
-  const h = await settled(pipeline, sql, w, acked, 90_000);
+  const h = await settled(c.pipeline!, sql, w, acked, 90_000);
   assertExact(h, acked, w);
   assert.equal(h.payable, acked.conversions.size);
 });

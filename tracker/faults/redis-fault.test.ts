@@ -6,51 +6,27 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { type LocalService, startLocalRedis } from '../../infra/index.ts';
-import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
-import {
-  assertExact,
-  childVars,
-  type PipelineProc,
-  runLoad,
-  seedWorld,
-  settled,
-  spawnPipeline,
-  spawnTracker,
-  type TrackerProc,
-} from './harness.ts';
+import { assertExact, faultCase, runLoad, settled } from './harness.ts';
 
 const STALL_AT_MS = 3_000;
 const STALL_MS = 2_000;
 const DOWN_MS = 2_000;
 
-let env: TestEnv;
+const c = faultCase();
 let redis: (LocalService & { port: number; process: { pid?: number } }) | undefined;
-let tracker: TrackerProc | undefined;
-let pipeline: PipelineProc | undefined;
-
-before(async () => {
-  env = await createTestEnv();
-});
-after(async () => {
-  await tracker?.stop();
-  await pipeline?.stop();
-  if (redis?.process.pid) process.kill(redis.process.pid, 'SIGCONT');
-  await redis?.stop();
-  await env?.close();
-});
 
 test('Redis stalled, then killed and restarted, during clicks and postbacks: nothing lost, nothing twice', {
   timeout: 120_000,
 }, async () => {
-  const dir = path.join(env.dir, 'private-redis');
+  const dir = path.join(c.env.dir, 'private-redis');
   redis = await startLocalRedis({ dir, persistent: true });
-  const w = await seedWorld(env.sql);
-  const vars = childVars(env.config, { REDIS_URL: redis.url });
-  tracker = await spawnTracker(vars);
-  pipeline = await spawnPipeline(vars);
-  const url = tracker.url;
+  c.cleanup.push(async () => {
+    if (redis?.process.pid) process.kill(redis.process.pid, 'SIGCONT');
+    await redis?.stop();
+  });
+  const { world: w, url } = await c.start({ REDIS_URL: redis.url });
   const load = runLoad({ url: () => url, world: w, clicks: 2_000, durationMs: 12_000, conversionEvery: 10 });
   await new Promise((r) => setTimeout(r, STALL_AT_MS));
   const pid = redis.process.pid!;
@@ -63,7 +39,7 @@ test('Redis stalled, then killed and restarted, during clicks and postbacks: not
   const acked = await load;
   assert.equal(acked.clickFailures, 0, 'every click was answered 302 (spooled while Redis was away)');
   assert.equal(acked.conversionFailures, 0, 'every postback was accepted within its retries');
-  const h = await settled(pipeline, env.sql, w, acked, 90_000);
+  const h = await settled(c.pipeline!, c.env.sql, w, acked, 90_000);
   assertExact(h, acked, w);
   assert.equal(h.payable, acked.conversions.size);
 });
