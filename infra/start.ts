@@ -197,6 +197,9 @@ export async function openServices(
     await migrateClickHouse(ch);
   }
   const redis = createRedis(redisUrl, { cluster: config.REDIS_CLUSTER });
+  // Connection errors are retried by ioredis and surface as command failures; without a listener ioredis prints
+  // each one as an "Unhandled error event".
+  redis.on('error', (err: Error) => log.debug({ err: err.message }, 'redis error'));
   stops.push('redis connection', async () => redis.disconnect());
   return {
     config,

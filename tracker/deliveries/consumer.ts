@@ -147,6 +147,7 @@ export function createEventConsumer(ctx: Ctx, o: { redis: Redis; keys: RedisKeys
         }
       }
       reader = redis.duplicate();
+      reader.on('error', (err: Error) => logger.debug({ err: err.message }, 'event log reader redis error'));
       eventsDone = eventLoop(reader);
     },
     /** Stops reading; what was not acknowledged stays pending for the group. */

@@ -56,6 +56,7 @@ export async function clickLoop(rt: Runtime, partition: number) {
   const stream = keys.clicks(partition);
   const st = s(stream);
   const conn = redis.duplicate();
+  conn.on('error', (err: Error) => log.debug({ err: err.message, stream }, 'redis error'));
   connections.push(conn);
   const lease = createLease(redis, leaseKey(keys, stream), consumer, leaseMs);
   const ckptKey = checkpointKey(keys, stream);

@@ -16,6 +16,7 @@ export async function conversionLoop(rt: Runtime, partition: number) {
   const stream = keys.conversions(partition);
   const st = s(stream);
   const conn = redis.duplicate();
+  conn.on('error', (err: Error) => log.debug({ err: err.message, stream }, 'redis error'));
   connections.push(conn);
   let ownPendingFrom: string | null = '0-0';
   let lastClaim = 0;
