@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { AppError, validationError } from '../../infra/index.ts';
+import { validationError } from '../../infra/index.ts';
 import { reconcileRowSchema } from '../../ledger/index.ts';
 import { analystScope } from '../domain/analysts/analyst-scope.ts';
 import { approveConversion, reconcileLive, reverseConversion } from '../domain/conversions/change-conversion.ts';
 import { needLedger } from '../domain/wallet/need-ledger.ts';
-import { paged, pageQuery, type Route, route } from '../http.ts';
+import { pageQuery, type Route, route } from '../http.ts';
 import { pagedQuery } from '../paging.ts';
 
 /** Most rows of one `POST /conversions/batch`. */
