@@ -5,6 +5,8 @@ import { singleFlight } from './single-flight.ts';
 
 /** Max length of `event_id` and `goal`. */
 const MAX_ID_LENGTH = 255;
+/** Longest event_id a postback can store (the default `click_id:goal` of two ids), characters. */
+export const MAX_EVENT_ID_LENGTH = 2 * MAX_ID_LENGTH;
 /** Future skew tolerated on `event_time` and `X-Event-Time`, ms. */
 export const FUTURE_SKEW_MS = 5 * 60_000;
 /**
@@ -161,7 +163,7 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number): P
 
   if (Object.keys(bad).length > 0) throw validationError(bad, 'invalid conversion postback');
   const event_id = eventIdRaw || `${click_id}:${goal}`;
-  if (event_id.length > 2 * MAX_ID_LENGTH) throw new AppError('VALIDATION_ERROR', 'invalid conversion postback');
+  if (event_id.length > MAX_EVENT_ID_LENGTH) throw new AppError('VALIDATION_ERROR', 'invalid conversion postback');
   return {
     click_id,
     own_click: isOwnClickId(click_id, nowMs),

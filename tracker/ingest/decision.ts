@@ -5,7 +5,7 @@
  */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Logger, Sql } from '../../infra/index.ts';
-import type { TokenCache } from './conversion.ts';
+import { MAX_EVENT_ID_LENGTH, type TokenCache } from './conversion.ts';
 import type { EventIds } from './event-ids.ts';
 import { type ReqState, sendAppError, sendError, sendJson } from './http.ts';
 import { LIMITS, queryTooLong, rawQuery } from './request.ts';
@@ -103,8 +103,10 @@ export function decisionHandler(deps: DecisionDeps): (res: HttpResponse, req: Ht
       sendAppError(st, 'UNAUTHORIZED', 'missing or invalid postback token');
       return finish(st);
     }
-    if (eventId === '' || eventId.length > 510) {
-      sendAppError(st, 'VALIDATION_ERROR', 'invalid event_id', { event_id: ['must be 1 to 510 characters'] });
+    if (eventId === '' || eventId.length > MAX_EVENT_ID_LENGTH) {
+      sendAppError(st, 'VALIDATION_ERROR', 'invalid event_id', {
+        event_id: [`must be 1 to ${MAX_EVENT_ID_LENGTH} characters`],
+      });
       return finish(st);
     }
     tokens.advertiser(token).then(
