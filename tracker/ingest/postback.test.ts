@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import postgres from 'postgres';
 import { TokenCache } from './conversion.ts';
-import { conversions, env, get, post, s, UUID7, useTracker } from './test-helpers.ts';
+import { conversions, env, get, keys, post, s, UUID7, useTracker } from './test-helpers.ts';
 
 useTracker();
 
@@ -224,19 +224,52 @@ describe('GET|POST /api/v1/track/conversion', () => {
       );
     });
 
-    it('raced postbacks of one event_id: exactly one accepted, every answer names the stored conversion_id', async () => {
+    it('raced postbacks of one event_id: exactly one accepted and stored, the others duplicate of it or retry', async () => {
       const eventId = `race-${randomBytes(4).toString('hex')}`;
       const answers = await Promise.all(
         Array.from({ length: 8 }, () => postback({ click_id: fresh(), event_id: eventId })),
       );
-      const accepted = answers.filter((a) => a.data.decision === 'accepted');
+      const accepted = answers.filter((a) => a.data?.decision === 'accepted');
       assert.equal(accepted.length, 1);
+      const id = accepted[0]!.data.conversion_id;
       const stored = (await conversions()).filter((c) => c.event_id === eventId);
       assert.deepEqual(
         stored.map((c) => c.conversion_id),
-        [accepted[0]!.data.conversion_id],
+        [id],
       );
-      for (const a of answers) assert.equal(a.data.conversion_id, accepted[0]!.data.conversion_id);
+      // The others came while the first was being stored (retry) or after (duplicate of it); a retry names it.
+      for (const a of answers.filter((x) => x !== accepted[0])) {
+        if (a.data) assert.deepEqual(a.data, { decision: 'duplicate', conversion_id: id, event_id: eventId });
+        else assert.equal((a as unknown as { error: { code: string } }).error.code, 'SERVICE_UNAVAILABLE');
+      }
+      const retried = await postback({ click_id: fresh(), event_id: eventId });
+      assert.deepEqual(retried.data, { decision: 'duplicate', conversion_id: id, event_id: eventId });
+    });
+
+    it('a reservation its tracker never confirmed (killed between reserve and XADD) answers retry, never its id', async () => {
+      const eventId = `orphan-${randomBytes(4).toString('hex')}`;
+      const orphan = '0190f2c4-2222-7abc-8def-0123456789ab';
+      // What a tracker killed -9 right after its reserve leaves behind: a pending reservation, nothing in the stream.
+      await env.redis.set(keys.eventId(s.advertiser, eventId), `?${orphan}`, 'PX', 1_500);
+      const res = await get(
+        `/api/v1/track/conversion?${new URLSearchParams({ token: s.token, click_id: fresh(), event_id: eventId })}`,
+      );
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get('retry-after'), '1');
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'SERVICE_UNAVAILABLE');
+      assert.equal((await decision(eventId)).status, 404, 'a pending reservation is not a known conversion');
+      // Once it expires the retry is stored and accepted; from then on duplicates name that id.
+      await new Promise((r) => setTimeout(r, 1_600));
+      const a = await postback({ click_id: fresh(), event_id: eventId });
+      assert.equal(a.data.decision, 'accepted');
+      assert.notEqual(a.data.conversion_id, orphan);
+      const again = await postback({ click_id: fresh(), event_id: eventId });
+      assert.deepEqual(again.data, { decision: 'duplicate', conversion_id: a.data.conversion_id, event_id: eventId });
+      const stored = (await conversions()).filter((c) => c.event_id === eventId);
+      assert.deepEqual(
+        stored.map((c) => c.conversion_id),
+        [a.data.conversion_id],
+      );
     });
 
     it('a click_id that is not an id of this system answers rejected unknown_click and stores nothing', async () => {

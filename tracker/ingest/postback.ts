@@ -61,7 +61,7 @@ export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: Ht
       line,
       (ok) => {
         if (ok) {
-          if (reserved) eventIds.confirm(advertiser_id, f.event_id);
+          if (reserved) eventIds.confirm(advertiser_id, f.event_id, conversion_id);
           sendJson(st, 200, { success: true, data: { decision: 'accepted', conversion_id, event_id: f.event_id } });
         } else {
           if (reserved) eventIds.release(advertiser_id, f.event_id, conversion_id);
@@ -125,6 +125,18 @@ export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: Ht
                       success: true,
                       data: { decision: 'duplicate', conversion_id: r.conversion_id, event_id: f.event_id },
                     });
+                    return finish(st);
+                  }
+                  if (r.kind === 'in_progress') {
+                    sendAppError(
+                      st,
+                      'SERVICE_UNAVAILABLE',
+                      'a postback of this event_id is being stored, retry',
+                      undefined,
+                      {
+                        'Retry-After': '1',
+                      },
+                    );
                     return finish(st);
                   }
                   store(st, advertiser_id, f, conversion_id, p, received_ms, ip, r.kind === 'reserved');
