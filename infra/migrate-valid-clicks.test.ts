@@ -131,6 +131,14 @@ test('00004 rebuilds stats_hourly over existing clicks and conversions, and the 
       { ...click({ hour: 11, ip: 'g', reasons: ['bot_user_agent'], invalid: true }), bot_reason: 'previewer' },
     ],
   });
-  assert.deepEqual((await rows(HOURS))[1], { h: 11, clicks: 1, invalid: 3, bots: 2, uniq: 1, conversions: 0, payout: 0 });
+  assert.deepEqual((await rows(HOURS))[1], {
+    h: 11,
+    clicks: 1,
+    invalid: 3,
+    bots: 2,
+    uniq: 1,
+    conversions: 0,
+    payout: 0,
+  });
   assert.deepEqual(await migrateClickHouse(ch), [], 'a second run applies nothing');
 });

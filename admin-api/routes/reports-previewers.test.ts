@@ -34,7 +34,11 @@ const CLICKS: Array<{ name: string; ua: string; headers?: Record<string, string>
   { name: 'telegram', ua: 'TelegramBot (like TwitterBot)', want: 'previewer' },
   { name: 'discord', ua: 'Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)', want: 'previewer' },
   { name: 'whatsapp', ua: 'WhatsApp/2.23.20.0 A', want: 'previewer' },
-  { name: 'facebook', ua: 'facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)', want: 'previewer' },
+  {
+    name: 'facebook',
+    ua: 'facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)',
+    want: 'previewer',
+  },
   { name: 'x', ua: 'Twitterbot/1.0', want: 'previewer' },
   { name: 'mail-scanner', ua: 'Barracuda Sentinel (EE)', want: 'scanner' },
   { name: 'prefetch', ua: CHROME, headers: { 'sec-purpose': 'prefetch' }, want: 'prefetch' },

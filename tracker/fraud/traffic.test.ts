@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { CRAWLER_KINDS_FILE, deriveCrawlerKinds, loadCrawlerKinds, SHARED_CRAWLER_LIST } from './crawler-kinds.ts';
 import { PartitionEngine } from './engine.ts';
 import type { EngineClick } from './engine-types.ts';
@@ -45,7 +45,8 @@ const SCANNERS = [
 
 /** People: browsers, and the in-app browsers of the apps whose previewers are above. */
 const BROWSERS: Record<string, string> = {
-  chrome: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+  chrome:
+    'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
   safariIos:
     'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1',
   chromeAndroid:
@@ -74,7 +75,8 @@ const BROWSERS: Record<string, string> = {
     'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) GSA/343.0.695551749 Mobile/15E148 Safari/604.1',
 };
 
-const kindOf = (ua: string, method = 'GET', purpose = ''): TrafficKind => trafficKind(userAgentKind(ua), method, purpose);
+const kindOf = (ua: string, method = 'GET', purpose = ''): TrafficKind =>
+  trafficKind(userAgentKind(ua), method, purpose);
 
 describe('trafficKind', () => {
   for (const [app, ua] of Object.entries(PREVIEWERS)) {
@@ -109,15 +111,18 @@ describe('trafficKind', () => {
   });
   test('the crawler list classifies isbot’s bots: its social-preview instances are previewers, its scanners scanners', () => {
     if (!existsSync(SHARED_CRAWLER_LIST)) return; // the shared data copy is not on every machine
-    const list = JSON.parse(readFileSync(SHARED_CRAWLER_LIST, 'utf8')) as Array<{ tags: string[]; instances: string[] }>;
+    const list = JSON.parse(readFileSync(SHARED_CRAWLER_LIST, 'utf8')) as Array<{
+      tags: string[];
+      instances: string[];
+    }>;
     const kinds = new Map<string, Set<TrafficKind>>();
     for (const e of list) {
       for (const tag of ['social-preview', 'scanner']) {
         if (!e.tags.includes(tag)) continue;
         for (const ua of e.instances) {
           const k = userAgentKind(ua);
-          let s = kinds.get(tag);
-          if (!s) kinds.set(tag, (s = new Set()));
+          const s = kinds.get(tag) ?? new Set<TrafficKind>();
+          kinds.set(tag, s);
           s.add(k);
         }
       }
