@@ -24,8 +24,9 @@ const CHROME =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
 /** Each request: its user agent and headers, and the bot_reason ClickHouse must show ('' = a visitor, valid). */
-const CLICKS: Array<{ name: string; ua: string; headers?: Record<string, string>; want: string }> = [
+const CLICKS: Array<{ name: string; ua: string; method?: string; headers?: Record<string, string>; want: string }> = [
   { name: 'slack', ua: 'Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)', want: 'previewer' },
+  { name: 'slack-head', method: 'HEAD', ua: 'Slackbot 1.0 (+https://api.slack.com/robots)', want: 'previewer' },
   {
     name: 'imessage',
     ua: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0',
@@ -96,6 +97,7 @@ test('previewers, a mail scanner and a prefetch are redirected (302) like the br
   for (const [i, c] of CLICKS.entries()) {
     const res = await fetch(`${tracker.url}/c/${code}?sub1=${c.name}`, {
       redirect: 'manual',
+      method: c.method ?? 'GET',
       // One address each, so no velocity or duplicate rule is what marks a click.
       headers: { 'user-agent': c.ua, 'x-forwarded-for': `198.51.100.${i + 1}`, ...c.headers },
     });

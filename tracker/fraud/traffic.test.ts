@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { buildClicks, CLICK_COLUMNS } from '../pipeline/clicks.ts';
+import { makeClick } from '../pipeline/testing.ts';
 import { CRAWLER_KINDS_FILE, deriveCrawlerKinds, loadCrawlerKinds, SHARED_CRAWLER_LIST } from './crawler-kinds.ts';
 import { PartitionEngine } from './engine.ts';
 import type { EngineClick } from './engine-types.ts';
@@ -169,5 +171,31 @@ describe('the fraud engine’s verdict', () => {
       ['previewer', 'prefetch', ''],
     );
     assert.ok(v[0]!.fraud_reasons.includes('bot_user_agent'));
+  });
+});
+
+describe('the ClickHouse row of a click', () => {
+  test('a bot_reason alone makes it invalid (not charged, not in clicks), whatever its fraud score', () => {
+    const s = { advertiserId: 1, affiliateId: 2, campaignId: 3, linkCode: 'abc' };
+    const clicks = [makeClick(s, {}), makeClick(s, {})];
+    const verdict = { fraud_score: 0.1, fraud_reasons: [], device: 'desktop', os: '', browser: '', model_version: 0 };
+    const built = buildClicks(
+      clicks,
+      [
+        { ...verdict, bot_reason: 'scanner', features: '' },
+        { ...verdict, bot_reason: '', features: '' },
+      ],
+      new Map(),
+    );
+    assert.deepEqual([...built.invalid], [1, 0]);
+    const col = (line: string, name: string) => line.split('\t')[CLICK_COLUMNS.indexOf(name as never)];
+    const lines = built.tsv.trimEnd().split('\n');
+    assert.deepEqual(
+      lines.map((l) => [col(l, 'bot_reason'), col(l, 'is_invalid')]),
+      [
+        ['scanner', '1'],
+        ['', '0'],
+      ],
+    );
   });
 });
