@@ -55,7 +55,17 @@ before(async () => {
     sub2: `s${i % 2}`,
     fraud_score: i * 0.2,
   }));
-  await t.env.ch!.insert({ table: 'clicks', format: 'JSONEachRow', values: clicks });
+  // A link previewer's click in hour 10, sub s0: recorded, not valid, so not in the CR example's clicks.
+  const previewer = {
+    ...clicks[0]!,
+    click_id: randomUUID(),
+    ts: at(T + 300_000),
+    received: at(T + 300_000),
+    user_agent: 'Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)',
+    bot_reason: 'previewer',
+    is_invalid: 1,
+  };
+  await t.env.ch!.insert({ table: 'clicks', format: 'JSONEachRow', values: [...clicks, previewer] });
   await t.env.ch!.insert({
     table: 'conversions',
     format: 'JSONEachRow',
@@ -108,7 +118,7 @@ describe('README "For analysts"', () => {
 
   test('each example query runs through POST /analytics/query and returns rows', async () => {
     const queries = [...section.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
-    assert.equal(queries.length, 4);
+    assert.equal(queries.length, 5);
     const params: Record<string, unknown> = { affiliate: 21, from: '2026-01-10 00:00:00.000' };
     for (const sql of queries) {
       const used = Object.fromEntries(Object.entries(params).filter(([k]) => sql.includes(`{${k}:`)));
@@ -116,7 +126,7 @@ describe('README "For analysts"', () => {
       assert.equal(r.status, 200, `${sql}\n${r.text}`);
       assert.ok(r.body.data.length > 0, sql);
     }
-    // The CR example's numbers: hour 10 has 4 clicks, sub s0 2 of them with the one conversion.
+    // The CR example's numbers: hour 10 has 4 valid clicks (and the previewer's), sub s0 2 of them with the one conversion.
     const cr = await t.call('post', '/analytics/query', {
       token: analyst.token,
       body: { sql: queries[0], params: { affiliate: 21, from: '2026-01-10 00:00:00.000' } },

@@ -166,15 +166,16 @@ describe('reports over ClickHouse', () => {
   const advDay10 = {
     key: '2026-01-10',
     currency: 'USD',
-    clicks: 4,
+    clicks: 3,
     unique_clicks: 3,
     invalid_clicks: 1,
+    bot_clicks: 0,
     conversions: 1,
-    cr: 0.25,
+    cr: 0.333333,
     revenue: 800,
     payout: 500,
     profit: 300,
-    epc: 125,
+    epc: 166.6667,
   };
   const day11 = {
     key: '2026-01-11',
@@ -182,6 +183,7 @@ describe('reports over ClickHouse', () => {
     clicks: 1,
     unique_clicks: 1,
     invalid_clicks: 0,
+    bot_clicks: 0,
     conversions: 0,
     cr: 0,
     revenue: 0,
@@ -207,6 +209,7 @@ describe('reports over ClickHouse', () => {
           clicks: 5,
           unique_clicks: 5,
           invalid_clicks: 0,
+          bot_clicks: 0,
           conversions: 1,
           cr: 0.2,
           revenue: 300,
@@ -220,7 +223,7 @@ describe('reports over ClickHouse', () => {
       });
       assert.deepEqual(
         byCampaign.body.data.map((x: { key: string; clicks: number }) => [x.key, x.clicks]),
-        [[String(campA), 5]],
+        [[String(campA), 4]],
       );
     });
 
@@ -231,13 +234,14 @@ describe('reports over ClickHouse', () => {
         {
           key: '2026-01-10',
           currency: 'USD',
-          clicks: 3,
+          clicks: 2,
           unique_clicks: 2,
           invalid_clicks: 1,
+          bot_clicks: 0,
           conversions: 1,
-          cr: 0.333333,
+          cr: 0.5,
           payout: 500,
-          epc: 166.6667,
+          epc: 250,
         },
         {
           key: '2026-01-11',
@@ -245,6 +249,7 @@ describe('reports over ClickHouse', () => {
           clicks: 1,
           unique_clicks: 1,
           invalid_clicks: 0,
+          bot_clicks: 0,
           conversions: 0,
           cr: 0,
           payout: 0,
@@ -272,15 +277,16 @@ describe('reports over ClickHouse', () => {
         {
           key: '2026-01-10',
           currency: 'USD',
-          clicks: 9,
+          clicks: 8,
           unique_clicks: 8,
           invalid_clicks: 1,
+          bot_clicks: 0,
           conversions: 2,
-          cr: 0.222222,
+          cr: 0.25,
           revenue: 1100,
           payout: 600,
           profit: 500,
-          epc: 66.6667,
+          epc: 75,
         },
         day11,
       ]);
@@ -296,10 +302,10 @@ describe('reports over ClickHouse', () => {
       assert.equal(r.headers.get('x-total-count'), '3');
       assert.equal(
         r.text,
-        'key,currency,clicks,unique_clicks,invalid_clicks,conversions,cr,revenue,payout,profit,epc\r\n' +
-          'other,USD,5,5,0,1,0.2,300,100,200,20\r\n' +
-          "'=cmd,USD,4,3,1,1,0.25,800,500,300,125\r\n" +
-          'x,USD,1,1,0,0,0,0,0,0,0\r\n',
+        'key,currency,clicks,unique_clicks,invalid_clicks,bot_clicks,conversions,cr,revenue,payout,profit,epc\r\n' +
+          'other,USD,5,5,0,0,1,0.2,300,100,200,20\r\n' +
+          "'=cmd,USD,3,3,1,0,1,0.333333,800,500,300,166.6667\r\n" +
+          'x,USD,1,1,0,0,0,0,0,0,0,0\r\n',
       );
       const json = await t.call('get', `/reports?group_by=sub1&${range}`, { token: adv.token });
       assert.equal(json.body.data[0].key, '=cmd', 'JSON keeps the raw value');
@@ -428,6 +434,8 @@ describe('reports over ClickHouse', () => {
         invalid_reason: '',
         fraud_score: 0.75,
         fraud_reasons: ['duplicate_click'],
+        bot_reason: '',
+        valid: false,
       });
       const b = await t.call('get', `/reports/clicks?${range}`, { token: adv2.token });
       assert.deepEqual(

@@ -57,6 +57,7 @@ const COLUMNS = [
   'clicks',
   'unique_clicks',
   'invalid_clicks',
+  'bot_clicks',
   'conversions',
   'cr',
   'revenue',
@@ -77,7 +78,10 @@ export function reportRoutes(): Route<never, never>[] {
     route({
       method: 'get',
       path: '/reports',
-      summary: 'Aggregated stats from ClickHouse, grouped and scoped by role (JSON, or CSV with Accept: text/csv)',
+      summary:
+        'Aggregated stats from ClickHouse, grouped and scoped by role (JSON, or CSV with Accept: text/csv): clicks and ' +
+        'unique_clicks are valid clicks only, invalid_clicks the others (bot_clicks of them: previewers, scanners, ' +
+        'prefetches, bots), and CR and EPC are over valid clicks',
       tag: 'reports',
       auth: ['admin', 'advertiser', 'affiliate', 'analyst'],
       scope: 'reports:read',
@@ -110,7 +114,8 @@ export function reportRoutes(): Route<never, never>[] {
     route({
       method: 'get',
       path: '/reports/clicks',
-      summary: 'The raw click log (event time order) with fraud scores and reasons, scoped by role',
+      summary:
+        'The raw click log (event time order) with fraud scores and reasons, bot_reason and valid, scoped by role',
       tag: 'reports',
       auth: ['admin', 'advertiser', 'affiliate', 'analyst'],
       scope: 'reports:read',

@@ -278,7 +278,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     let lastChange = Date.now();
     for (;;) {
       rows = await byCampaign();
-      const clicks = rows.reduce((s, x) => s + x.clicks, 0);
+      // Every recorded click is a valid one (`clicks`) or not (`invalid_clicks`: fraud-flagged, bots, previewers).
+      const clicks = rows.reduce((s, x) => s + x.clicks + x.invalid_clicks, 0);
       const conversions = rows.reduce((s, x) => s + x.conversions, 0);
       if (clicks === clicksSent && conversions === conversionsSent) break;
       const now = `${clicks}/${conversions}`;
@@ -322,7 +323,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       .sort((a, b) => a.t - b.t);
     return {
       clicks_sent: clicksSent,
-      clicks_recorded: rows.reduce((s, x) => s + x.clicks, 0),
+      clicks_recorded: rows.reduce((s, x) => s + x.clicks + x.invalid_clicks, 0),
       conversions_sent: conversionsSent,
       conversions_recorded: rows.reduce((s, x) => s + x.conversions, 0),
       seconds: Math.round((Date.now() - started) / 100) / 10,

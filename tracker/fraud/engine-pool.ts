@@ -14,6 +14,7 @@ import {
 } from './engine-types.ts';
 import { type PackedRecords, type ProcessResult, packRecords } from './engine-worker.ts';
 import { reasonsOf } from './scoring.ts';
+import { TRAFFIC_KINDS } from './traffic.ts';
 
 export type { EngineClick, EngineLabel, EngineRecord, EngineVerdict };
 export { FraudStateMismatch };
@@ -116,6 +117,7 @@ export function createFraudEngine(opts: EngineOptions): FraudEngine {
           device: d[0],
           os: d[1],
           browser: d[2],
+          bot_reason: TRAFFIC_KINDS[v.bot_reason[i]!]!,
           model_version: v.model_version[i]!,
           features: v.features[i]!,
         };

@@ -3,6 +3,7 @@
  * ./engine-worker.ts): click and label records, verdicts, options, counters, and the state-position error.
  */
 import type { FtrlOptions } from './model.ts';
+import type { TrafficKind } from './traffic.ts';
 
 /** A click as the engine needs it (a projection of ClickEvent; `sub` = sub1..sub5, '' when absent). */
 export interface EngineClick {
@@ -44,6 +45,11 @@ export interface EngineVerdict {
   device: string;
   os: string;
   browser: string;
+  /**
+   * Why the click is not a visitor's: 'previewer', 'scanner', 'prefetch', 'bot'; '' when it is (./traffic.ts). A
+   * click with a kind counts as invalid.
+   */
+  bot_reason: TrafficKind;
   /** Label updates applied to the partition's model before this click was scored. */
   model_version: number;
   /** compact text encoding of the click's hashed model features, stored with the click and returned in its label */

@@ -6,6 +6,7 @@
 import { PartitionEngine } from './engine.ts';
 import type { EngineClick, EngineRecord, PartitionOptions } from './engine-types.ts';
 import { reasonBits } from './scoring.ts';
+import { trafficKindCode } from './traffic.ts';
 
 /**
  * A batch of records as it crosses to the worker: repeating strings (ips, user agents, links, subs) travel once in
@@ -75,6 +76,8 @@ export interface PackedVerdicts {
   /** Bitmask, see reasonsOf in ./scoring.ts. */
   reasons: Uint16Array;
   model_version: Float64Array;
+  /** Per click: its bot_reason's code (trafficKindCode, ./traffic.ts). */
+  bot_reason: Uint8Array;
   features: string[];
   /** Per click: index of its user agent in the batch's strings; `devices` holds its parse per string index. */
   ua: Uint32Array;
@@ -118,6 +121,7 @@ export function processPacked(t: {
     fraud_score: new Float64Array(replay ? 0 : clicks),
     reasons: new Uint16Array(replay ? 0 : clicks),
     model_version: new Float64Array(replay ? 0 : clicks),
+    bot_reason: new Uint8Array(replay ? 0 : clicks),
     features: new Array(replay ? 0 : clicks),
     ua: new Uint32Array(replay ? 0 : clicks),
     devices: [],
@@ -158,6 +162,7 @@ export function processPacked(t: {
         out.fraud_score[j] = v.fraud_score;
         out.reasons[j] = reasonBits(v.fraud_reasons);
         out.model_version[j] = v.model_version;
+        out.bot_reason[j] = trafficKindCode(v.bot_reason);
         out.features[j] = v.features;
         out.ua[j] = ua;
         out.devices[ua] ??= [v.device, v.os, v.browser];

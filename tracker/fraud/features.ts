@@ -6,6 +6,7 @@
 import type { EngineClick } from './engine-types.ts';
 import { hash64, hashInt } from './hash.ts';
 import type { ClickObservation } from './state.ts';
+import { type TrafficKind, userAgentKind } from './traffic.ts';
 import { parseUserAgent } from './user-agent.ts';
 
 /** Hash seeds (namespaces) of the feature kinds, so equal values of different kinds take different slots. */
@@ -38,6 +39,8 @@ export interface UaInfo {
   browser: string;
   sketch: number;
   ua: number;
+  /** What the user agent says it is (previewer, scanner, bot, '' = a browser; ./traffic.ts). */
+  kind: TrafficKind;
   /**
    * One feature for the parsed (device type, OS, browser): as three features they are mostly redundant
    * with each other and with the user agent's own, and each added coordinate is learning noise while the
@@ -55,6 +58,7 @@ export function userAgentInfo(ua: string): UaInfo {
       ...d,
       sketch: hash64(ua),
       ua: hash64(ua, NS.ua),
+      kind: userAgentKind(ua),
       family: hash64(`${d.device}\t${d.os}\t${d.browser}`, NS.device),
     };
     if (uaInfo.size >= UA_INFO_MAX) uaInfo.clear();

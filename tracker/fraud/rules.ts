@@ -24,7 +24,7 @@
  * Conversions have one rule of their own, {@link scoreConversionTiming}:
  * | `click_to_conversion_too_short` | 0.8 | conversion event time − click time < 10 s (incl. negative) |
  */
-import { isbot } from 'isbot';
+import { isBotUserAgent } from './traffic.ts';
 
 /** Score at or above which a click counts as invalid (fraud-flagged) in reports. */
 export const FRAUD_THRESHOLD = 0.5;
@@ -114,19 +114,9 @@ export function ramp(value: number, soft: number, hard: number): number {
   return Math.max(0.05, (value - soft) / (hard - soft));
 }
 
-/** isbot's verdict per user agent: its regular expression is most of a click's scoring cost and traffic repeats user agents. */
-const botCache = new Map<string, boolean>();
-const BOT_CACHE_MAX = 20_000;
-
 export function ruleBotUserAgent(c: ScorableClick): number {
   if (c.user_agent === '') return 0;
-  let bot = botCache.get(c.user_agent);
-  if (bot === undefined) {
-    bot = isbot(c.user_agent);
-    if (botCache.size >= BOT_CACHE_MAX) botCache.clear();
-    botCache.set(c.user_agent, bot);
-  }
-  return bot ? 1 : 0;
+  return isBotUserAgent(c.user_agent) ? 1 : 0;
 }
 
 export function ruleEmptyUserAgent(c: ScorableClick): number {

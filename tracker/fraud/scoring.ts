@@ -14,6 +14,7 @@ import {
   REASON_MIN_CONTRIBUTION,
   type ScorableClick,
 } from './rules.ts';
+import { trafficKind } from './traffic.ts';
 
 /** Reason code added when the model's contribution is the largest one (see the module docstring of ./engine.ts). */
 export const MODEL_REASON = 'low_quality_source';
@@ -106,6 +107,7 @@ export function scoreVerdict(
     device: u.device,
     os: u.os,
     browser: u.browser,
+    bot_reason: trafficKind(u.kind, c.method, c.purpose),
     model_version: labels,
     features: encodeFeatures(slots, 0, k),
   };

@@ -219,6 +219,7 @@ export const CLICK_COLUMNS = [
   'fraud_score',
   'fraud_reasons',
   'fraud_model_version',
+  'bot_reason',
   'is_invalid',
 ] as const;
 
@@ -228,7 +229,7 @@ export interface BuiltClicks {
   tsv: string;
   /** Per click: its attribution record as stored ({@link encodeStoredClick}'s form). */
   stored: string[];
-  /** Per click: 1 when it counts as invalid (ingest-invalid or fraud-flagged). */
+  /** Per click: 1 when it counts as invalid (ingest-invalid, a previewer, scanner, prefetch or bot, or fraud-flagged). */
   invalid: Uint8Array;
 }
 
@@ -271,7 +272,7 @@ export function buildClicks(
     const c = clicks[i]!;
     const s = scored[i]!;
     const sub = subIds(c.query, links.get(c.link_code));
-    const flagged = c.invalid_reason !== '' || s.fraud_score >= FRAUD_THRESHOLD;
+    const flagged = c.invalid_reason !== '' || s.bot_reason !== '' || s.fraud_score >= FRAUD_THRESHOLD;
     invalid[i] = flagged ? 1 : 0;
     let reasons = reasonsTsv.get(s.fraud_reasons);
     if (reasons === undefined) {
@@ -284,7 +285,7 @@ export function buildClicks(
       `${tsvString(c.method)}\t${tsvString(sub[0])}\t${tsvString(sub[1])}\t${tsvString(sub[2])}\t${tsvString(sub[3])}\t` +
       `${tsvString(sub[4])}\t${tsvString(c.user_agent)}\t${tsvString(c.referer)}\t${country}\t${tsvString(s.device)}\t` +
       `${tsvString(s.os)}\t${tsvString(s.browser)}\t${c.invalid_reason}\t${s.fraud_score}\t${reasons}\t` +
-      `${s.model_version}\t${invalid[i]}`;
+      `${s.model_version}\t${s.bot_reason}\t${invalid[i]}`;
     // One scratch record, refilled per click: encodeStoredClick stays the only place that knows the field order.
     rec.campaign_id = c.campaign_id;
     rec.affiliate_id = c.affiliate_id;

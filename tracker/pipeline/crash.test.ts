@@ -92,7 +92,7 @@ test('a consumer killed between insert and ack loses and duplicates nothing; ano
       )[0]!;
     const total = ENTRIES * PER_ENTRY;
     assert.deepEqual(await q('SELECT count() AS n, uniqExact(click_id) AS u FROM clicks'), { n: total, u: total });
-    const agg = await q('SELECT sum(clicks) AS n, toUInt64(0) AS u FROM stats_hourly');
+    const agg = await q('SELECT sum(clicks) + sum(invalid_clicks) AS n, toUInt64(0) AS u FROM stats_hourly');
     assert.equal(agg.n, total, 'the aggregates count each click once');
     const stored = await (
       await ch.query({ query: 'SELECT toString(click_id) AS id FROM clicks', format: 'JSONEachRow' })

@@ -30,6 +30,8 @@ function clickRow(o: {
   link?: string;
   currency?: string;
   invalid?: boolean;
+  /** A previewer, scanner, prefetch or bot: invalid, with this bot_reason. */
+  bot?: string;
   sub1?: string;
   device?: string;
 }) {
@@ -45,9 +47,10 @@ function clickRow(o: {
     ip: o.ip,
     sub1: o.sub1 ?? '',
     device: o.device ?? 'mobile',
-    fraud_reasons: o.invalid ? ['duplicate_click'] : [],
-    fraud_score: o.invalid ? 0.6 : 0,
-    is_invalid: o.invalid ? 1 : 0,
+    fraud_reasons: o.bot ? ['bot_user_agent'] : o.invalid ? ['duplicate_click'] : [],
+    fraud_score: o.bot ? 0.95 : o.invalid ? 0.6 : 0,
+    bot_reason: o.bot ?? '',
+    is_invalid: o.invalid || o.bot ? 1 : 0,
   };
 }
 
@@ -91,7 +94,16 @@ const q = (over: Partial<ReportQuery>): ReportQuery => ({
 });
 
 const pick = (rows: ReportRow[]) =>
-  rows.map((r) => [r.key, r.currency, r.clicks, r.unique_clicks, r.invalid_clicks, r.conversions, r.payout]);
+  rows.map((r) => [
+    r.key,
+    r.currency,
+    r.clicks,
+    r.unique_clicks,
+    r.invalid_clicks,
+    r.bot_clicks,
+    r.conversions,
+    r.payout,
+  ]);
 
 before(async () => {
   env = await createTestEnv({ clickhouse: true });
@@ -104,6 +116,7 @@ before(async () => {
       clickRow({ ts: T0, campaign: 10, ip: 'a', sub1: 's1' }),
       clickRow({ ts: T0 + 60_000, campaign: 10, ip: 'a', sub1: 's1', invalid: true }), // same IP + link, same day
       clickRow({ ts: T0 + 2 * H, campaign: 10, ip: 'b', sub1: 's2', device: 'desktop' }),
+      clickRow({ ts: T0 + H / 2, campaign: 10, ip: 'e', sub1: 's1', bot: 'previewer' }), // a link unfurler
       clickRow({ ts: T0 + 24 * H, campaign: 10, ip: 'a', sub1: 's1' }), // same IP + link, next day
       clickRow({ ts: T0, campaign: 20, ip: 'c', currency: 'EUR' }),
       clickRow({ ts: T0, campaign: 30, advertiser: 2, ip: 'd' }),
@@ -128,17 +141,18 @@ after(async () => {
 });
 
 describe('createReports().report', () => {
-  test('by day in UTC: clicks, unique clicks per IP+link per day, invalid clicks, accepted conversions, per currency', async () => {
+  test('by day in UTC: valid clicks, valid unique clicks per IP+link per day, invalid and bot clicks, accepted conversions, per currency', async () => {
     const r = await reports.report(q({ group_by: 'day' }));
     assert.deepEqual(pick(r.rows), [
-      ['2017-11-06', 'EUR', 1, 1, 0, 1, 100],
-      ['2017-11-06', 'USD', 4, 3, 1, 1, 500],
-      ['2017-11-07', 'USD', 1, 1, 0, 1, 500],
+      ['2017-11-06', 'EUR', 1, 1, 0, 0, 1, 100],
+      ['2017-11-06', 'USD', 3, 3, 2, 1, 1, 500],
+      ['2017-11-07', 'USD', 1, 1, 0, 0, 1, 500],
     ]);
     assert.equal(r.total, 3);
     const usd = r.rows[1]!;
-    assert.equal(usd.cr, 0.25);
-    assert.equal(usd.epc, 125);
+    // CR and EPC over the 3 valid clicks: the duplicate and the previewer are left out.
+    assert.equal(usd.cr, 0.333333);
+    assert.equal(usd.epc, 166.6667);
     assert.equal(usd.revenue, 700);
     assert.equal(usd.profit, 200);
   });
@@ -146,19 +160,19 @@ describe('createReports().report', () => {
   test('a day is a day of the requested time zone (aggregates and raw tables agree)', async () => {
     const shanghai = await reports.report(q({ group_by: 'day', tz: 'Asia/Shanghai' }));
     assert.deepEqual(pick(shanghai.rows), [
-      ['2017-11-07', 'EUR', 1, 1, 0, 1, 100],
-      ['2017-11-07', 'USD', 4, 3, 1, 1, 500],
-      ['2017-11-08', 'USD', 1, 1, 0, 1, 500],
+      ['2017-11-07', 'EUR', 1, 1, 0, 0, 1, 100],
+      ['2017-11-07', 'USD', 3, 3, 2, 1, 1, 500],
+      ['2017-11-08', 'USD', 1, 1, 0, 0, 1, 500],
     ]);
     // Kolkata (+05:30) cannot use hourly aggregates; 16:30 UTC is 22:00 there, 18:30 UTC is 00:00 next day.
     const kolkata = await reports.report(q({ group_by: 'day', tz: 'Asia/Kolkata' }));
     assert.deepEqual(pick(kolkata.rows), [
-      ['2017-11-06', 'EUR', 1, 1, 0, 1, 100],
-      ['2017-11-06', 'USD', 3, 2, 1, 1, 500],
-      ['2017-11-07', 'USD', 2, 2, 0, 1, 500],
+      ['2017-11-06', 'EUR', 1, 1, 0, 0, 1, 100],
+      ['2017-11-06', 'USD', 2, 2, 2, 1, 1, 500],
+      ['2017-11-07', 'USD', 2, 2, 0, 0, 1, 500],
     ]);
-    const sum = (rows: ReportRow[]) => rows.reduce((n, x) => n + x.clicks, 0);
-    assert.equal(sum(kolkata.rows), 6);
+    const sum = (rows: ReportRow[]) => rows.reduce((n, x) => n + x.clicks + x.invalid_clicks, 0);
+    assert.equal(sum(kolkata.rows), 7, 'every recorded click is in clicks or invalid_clicks');
     for (const tz of ['UTC', 'Asia/Shanghai', 'America/New_York']) {
       for (const group_by of ['day', 'hour', 'campaign', 'affiliate'] as const) {
         const query = q({ group_by, tz });
@@ -188,28 +202,28 @@ describe('createReports().report', () => {
   test('by hour, campaign, sub1 and device', async () => {
     const hour = await reports.report(q({ group_by: 'hour', campaign_id: 10 }));
     assert.deepEqual(pick(hour.rows), [
-      ['2017-11-06 16:00', 'USD', 2, 1, 1, 0, 0],
-      ['2017-11-06 17:00', 'USD', 0, 0, 0, 1, 500],
-      ['2017-11-06 18:00', 'USD', 1, 1, 0, 0, 0],
-      ['2017-11-07 16:00', 'USD', 1, 1, 0, 0, 0],
-      ['2017-11-07 17:00', 'USD', 0, 0, 0, 1, 500],
+      ['2017-11-06 16:00', 'USD', 1, 1, 1, 0, 0, 0],
+      ['2017-11-06 17:00', 'USD', 0, 0, 1, 1, 1, 500],
+      ['2017-11-06 18:00', 'USD', 1, 1, 0, 0, 0, 0],
+      ['2017-11-07 16:00', 'USD', 1, 1, 0, 0, 0, 0],
+      ['2017-11-07 17:00', 'USD', 0, 0, 0, 0, 1, 500],
     ]);
     const byCampaign = await reports.report(q({ group_by: 'campaign' }));
     assert.deepEqual(pick(byCampaign.rows), [
-      ['10', 'USD', 4, 3, 1, 2, 1000],
-      ['20', 'EUR', 1, 1, 0, 1, 100],
-      ['30', 'USD', 1, 1, 0, 0, 0],
+      ['10', 'USD', 3, 3, 2, 1, 2, 1000],
+      ['20', 'EUR', 1, 1, 0, 0, 1, 100],
+      ['30', 'USD', 1, 1, 0, 0, 0, 0],
     ]);
     const bySub = await reports.report(q({ group_by: 'sub1', campaign_id: 10 }));
     assert.deepEqual(pick(bySub.rows), [
-      ['s1', 'USD', 3, 2, 1, 2, 1000],
-      ['s2', 'USD', 1, 1, 0, 0, 0],
+      ['s1', 'USD', 2, 2, 2, 1, 2, 1000],
+      ['s2', 'USD', 1, 1, 0, 0, 0, 0],
     ]);
     const byDevice = await reports.report(q({ group_by: 'device', advertiser_id: 1 }));
     assert.deepEqual(
       byDevice.rows.map((r) => [r.key, r.currency, r.clicks]),
       [
-        ['mobile', 'USD', 3],
+        ['mobile', 'USD', 2],
         ['mobile', 'EUR', 1],
         ['desktop', 'USD', 1],
       ],
@@ -218,14 +232,28 @@ describe('createReports().report', () => {
 
   test('advertiser scope, filters and pagination with a total', async () => {
     const scoped = await reports.report(q({ group_by: 'campaign', advertiser_id: 2 }));
-    assert.deepEqual(pick(scoped.rows), [['30', 'USD', 1, 1, 0, 0, 0]]);
+    assert.deepEqual(pick(scoped.rows), [['30', 'USD', 1, 1, 0, 0, 0, 0]]);
     const p2 = await reports.report(q({ group_by: 'campaign', per_page: 1, page: 2 }));
-    assert.deepEqual(pick(p2.rows), [['20', 'EUR', 1, 1, 0, 1, 100]]);
+    assert.deepEqual(pick(p2.rows), [['20', 'EUR', 1, 1, 0, 0, 1, 100]]);
     assert.equal(p2.total, 3);
     const past = await reports.report(q({ group_by: 'campaign', per_page: 2, page: 5 }));
     assert.deepEqual(past, { rows: [], total: 3 });
     const empty = await reports.report(q({ from: '2020-01-01', to: '2020-01-02' }));
     assert.deepEqual(empty, { rows: [], total: 0 });
+  });
+
+  test('the click log shows every click with its bot_reason and whether it is valid', async () => {
+    const log = await reports.clickLog(q({ campaign_id: 10 }));
+    assert.deepEqual(
+      log.rows.map((r) => [r.ip, r.bot_reason, r.valid]),
+      [
+        ['a', '', true],
+        ['a', '', false],
+        ['e', 'previewer', false],
+        ['b', '', true],
+        ['a', '', true],
+      ],
+    );
   });
 
   const bad: Array<[string, Partial<ReportQuery>, string, string]> = [

@@ -1,6 +1,11 @@
 /**
- * Reports over ClickHouse (the admin API's `/reports`): clicks, unique clicks, invalid clicks, conversions, CR,
- * revenue, payout, profit and EPC, grouped by one dimension, per currency.
+ * Reports over ClickHouse (the admin API's `/reports`): clicks, unique clicks, invalid clicks, bot clicks,
+ * conversions, CR, revenue, payout, profit and EPC, grouped by one dimension, per currency.
+ *
+ * `clicks` and `unique_clicks` are valid clicks only (`is_invalid = 0`), and CR and EPC are over them:
+ * `invalid_clicks` counts the others (ingest-invalid, previewers, scanners, prefetches, bots, fraud-flagged), so
+ * every recorded click is in `clicks + invalid_clicks`; `bot_clicks` is the part of `invalid_clicks` with a
+ * `bot_reason` (../fraud/traffic.ts). Conversions count whatever click they were attributed to.
  *
  * Groupings by day, hour, campaign or affiliate read the hourly aggregates (`stats_hourly`) when
  * the time zone's offset is a whole number of hours over the whole range (then every local day
@@ -67,18 +72,22 @@ export interface ReportRow {
   key: string;
   /** Money metrics are per currency ('' when the row has no money). */
   currency: string;
+  /** Valid clicks (`is_invalid = 0`). */
   clicks: number;
+  /** Valid clicks, distinct (IP, link) per local day (per hour when grouped by hour). */
   unique_clicks: number;
-  /** Ingest-invalid or fraud-flagged clicks. */
+  /** Clicks that are not valid: ingest-invalid, previewers, scanners, prefetches, bots, or fraud-flagged. */
   invalid_clicks: number;
+  /** The part of `invalid_clicks` that are previewers, scanners, prefetches or bots (`bot_reason != ''`). */
+  bot_clicks: number;
   conversions: number;
-  /** conversions / clicks, rounded to 6 decimals (0 without clicks). */
+  /** conversions / clicks (valid), rounded to 6 decimals (0 without clicks). */
   cr: number;
   /** Minor units. */
   revenue: number;
   payout: number;
   profit: number;
-  /** payout per click in minor units, rounded to 4 decimals (0 without clicks). */
+  /** payout per valid click in minor units, rounded to 4 decimals (0 without clicks). */
   epc: number;
 }
 
@@ -88,6 +97,10 @@ export type ClickLogQuery = Omit<ReportQuery, 'group_by'>;
 /** One click of the raw click log (Everflow's "clicks" report, Voluum's "log"). */
 export interface ClickLogRow extends ClickQuality {
   click_id: string;
+  /** 'previewer', 'scanner', 'prefetch', 'bot', or '' for a visitor (../fraud/traffic.ts). */
+  bot_reason: string;
+  /** Whether the click counts in `clicks` (not ingest-invalid, not a bot, not fraud-flagged). */
+  valid: boolean;
   /** Event time, ISO 8601 UTC. */
   ts: string;
   link_code: string;
@@ -240,32 +253,32 @@ export function reportSql(q: ReportQuery, useAggregates: boolean): string {
     q.group_by === 'day' || q.group_by === 'hour' ? 'key, currency' : 'clicks DESC, conversions DESC, key, currency';
   const unique = q.group_by === 'hour' ? 'toStartOfHour(ts, {tz:String})' : 'toDate(ts, {tz:String})';
   const inner = useAggregates
-    ? `SELECT key, currency, sum(c) AS clicks, sum(u) AS unique_clicks, sum(i) AS invalid_clicks,
+    ? `SELECT key, currency, sum(c) AS clicks, sum(u) AS unique_clicks, sum(i) AS invalid_clicks, sum(b) AS bot_clicks,
          sum(v) AS conversions, sum(r) AS revenue, sum(p) AS payout
        FROM (
          SELECT ${keyExpr(q.group_by, 'hour')} AS key, currency,
            ${q.group_by === 'hour' ? 'hour' : 'toDate(hour, {tz:String})'} AS bucket,
-           sum(clicks) AS c, uniqExactMerge(unique_state) AS u, sum(invalid_clicks) AS i,
+           sum(clicks) AS c, uniqExactMerge(unique_state) AS u, sum(invalid_clicks) AS i, sum(bot_clicks) AS b,
            sum(conversions) AS v, sum(revenue) AS r, sum(payout) AS p
          FROM stats_hourly
          WHERE ${range('hour')}${f}
          GROUP BY key, currency, bucket)
        GROUP BY key, currency`
-    : `SELECT key, currency, sum(c) AS clicks, sum(u) AS unique_clicks, sum(i) AS invalid_clicks,
+    : `SELECT key, currency, sum(c) AS clicks, sum(u) AS unique_clicks, sum(i) AS invalid_clicks, sum(b) AS bot_clicks,
          sum(v) AS conversions, sum(r) AS revenue, sum(p) AS payout
        FROM (
-         SELECT ${keyExpr(q.group_by, 'ts')} AS key, currency, count() AS c,
-           uniqExact(ip, link_code, ${unique}) AS u, countIf(is_invalid = 1) AS i,
-           toInt64(0) AS v, toInt64(0) AS r, toInt64(0) AS p
+         SELECT ${keyExpr(q.group_by, 'ts')} AS key, currency, countIf(is_invalid = 0) AS c,
+           uniqExactIf(ip, link_code, ${unique}, is_invalid = 0) AS u, countIf(is_invalid = 1) AS i,
+           countIf(bot_reason != '') AS b, toInt64(0) AS v, toInt64(0) AS r, toInt64(0) AS p
          FROM clicks WHERE ${range('ts')}${f}
          GROUP BY key, currency
          UNION ALL
          SELECT ${keyExpr(q.group_by, 'event_time')} AS key, currency, toUInt64(0), toUInt64(0), toUInt64(0),
-           toInt64(sum(sign)), toInt64(sum(revenue * sign)), toInt64(sum(payout * sign))
+           toUInt64(0), toInt64(sum(sign)), toInt64(sum(revenue * sign)), toInt64(sum(payout * sign))
          FROM conversions WHERE status IN ('pending', 'approved') AND ${range('event_time')}${f}
          GROUP BY key, currency)
        GROUP BY key, currency`;
-  return `SELECT key, currency, clicks, unique_clicks, invalid_clicks, conversions, revenue, payout,
+  return `SELECT key, currency, clicks, unique_clicks, invalid_clicks, bot_clicks, conversions, revenue, payout,
       count() OVER () AS total
     FROM (${inner})
     ORDER BY ${order}
@@ -352,6 +365,7 @@ export function createReports(ch: ClickHouseClient, limits: ReportLimits = DEFAU
           clicks,
           unique_clicks: Number(r.unique_clicks),
           invalid_clicks: Number(r.invalid_clicks),
+          bot_clicks: Number(r.bot_clicks),
           conversions,
           cr: clicks > 0 ? round(conversions / clicks, 6) : 0,
           revenue,
@@ -369,7 +383,7 @@ export function createReports(ch: ClickHouseClient, limits: ReportLimits = DEFAU
         const rs = await ch.query({
           query: `SELECT toString(click_id) AS click_id, toUnixTimestamp64Milli(ts) AS ts_ms, link_code, campaign_id,
               affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, country, device, invalid_reason, fraud_score,
-              fraud_reasons, count() OVER () AS total
+              fraud_reasons, bot_reason, is_invalid, count() OVER () AS total
             FROM clicks WHERE ${range('ts')}${filters({ ...q, group_by: 'day' })}
             ORDER BY ts, click_id
             LIMIT {limit:UInt32} OFFSET {offset:UInt64}
@@ -400,6 +414,8 @@ export function createReports(ch: ClickHouseClient, limits: ReportLimits = DEFAU
           invalid_reason: String(r.invalid_reason),
           fraud_score: round(Number(r.fraud_score), 4),
           fraud_reasons: (r.fraud_reasons as string[]) ?? [],
+          bot_reason: String(r.bot_reason),
+          valid: Number(r.is_invalid) === 0,
         }),
       );
       return { rows, total };
