@@ -116,6 +116,22 @@ const schema = z.object({
   /** Redis command timeout on the click path before falling back to the spool, ms. */
   TRACKER_REDIS_TIMEOUT_MS: z.coerce.number().int().min(5).default(250),
   /**
+   * MaxMind DB file (.mmdb) the tracker and the pipeline read the client's country from: the packaged
+   * `@ip-location-db/geo-whois-asn-country-mmdb` file when unset; a MaxMind GeoIP2/GeoLite2 Country or City file works
+   * too (`country.iso_code`). Loaded whole into memory once per process.
+   */
+  GEOIP_MMDB_PATH: z.string().min(1).optional(),
+  /**
+   * Where a click outside its campaign's targeting goes when the campaign has no `fallback_url` (macros allowed, as
+   * in a fallback). The default is a page that always loads, so such traffic never dead-ends; networks set their own
+   * (an offer wall, a smart link).
+   */
+  DEFAULT_FALLBACK_URL: z
+    .string()
+    .url()
+    .regex(/^https?:\/\//i, 'must be an http(s) URL')
+    .default('https://www.google.com/'),
+  /**
    * How long a postback's event_id is remembered for the immediate `duplicate` answer, s (default 90 days; the
    * Postgres unique key dedups for ever behind it).
    */

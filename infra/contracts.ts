@@ -178,3 +178,20 @@ export const PERMANENT_REFUSAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode
 export function isPermanentRefusal(err: unknown): err is AppError {
   return err instanceof AppError && PERMANENT_REFUSAL_CODES.has(err.code);
 }
+
+// §8 Targeting: admin API (stored lists) → tracker (enforced at the redirect) -------------------------------------
+
+/**
+ * Values of a campaign's `allowed_devices`: ua-parser-js device types (`desktop` when it names none), and the OS
+ * shorthands `ios` / `android`; `other` is any other device type (smart TV, console, wearable, XR, embedded).
+ */
+export const DEVICE_TARGETS = ['desktop', 'mobile', 'tablet', 'ios', 'android', 'other'] as const;
+export type DeviceTarget = (typeof DEVICE_TARGETS)[number];
+
+/** Values of a campaign's `allowed_os`: OS families the tracker derives from ua-parser-js's OS name. */
+export const OS_FAMILIES = ['windows', 'macos', 'linux', 'chromeos', 'ios', 'android', 'other'] as const;
+export type OsFamily = (typeof OS_FAMILIES)[number];
+
+/** Values of a campaign's `allowed_browsers`: browser families the tracker derives from ua-parser-js's browser name. */
+export const BROWSER_FAMILIES = ['chrome', 'safari', 'firefox', 'edge', 'opera', 'samsung', 'other'] as const;
+export type BrowserFamily = (typeof BROWSER_FAMILIES)[number];

@@ -7,12 +7,16 @@ export { stopChildProcess } from './child-services.ts';
 export { type ClickHouseClient, createClickHouse } from './clickhouse.ts';
 export { CONFIG_KEYS, type Config, ConfigError, loadConfig } from './config.ts';
 export {
+  BROWSER_FAMILIES,
+  type BrowserFamily,
   CAMPAIGN_STATUSES,
   type CampaignStatus,
   type ClickCharge,
   type ClickChargeSink,
   type ConversionRef,
   type ConversionSink,
+  DEVICE_TARGETS,
+  type DeviceTarget,
   type GoalPriceOverride,
   goalTerms,
   isPermanentRefusal,
@@ -20,6 +24,8 @@ export {
   LINK_CODE_RULE,
   type LinkInvalidation,
   MAX_MINOR_UNITS,
+  OS_FAMILIES,
+  type OsFamily,
   PAYOUT_MODELS,
   type PayoutModel,
   PERMANENT_REFUSAL_CODES,

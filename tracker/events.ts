@@ -11,8 +11,19 @@
 
 export const FORMAT_VERSION = '1';
 
-/** Why a click was recorded as invalid at ingest ('' when valid). */
-export type InvalidClickReason = '' | 'unknown_link' | 'link_disabled' | 'campaign_inactive';
+/**
+ * Why a click was recorded as invalid at ingest ('' when valid). The `*_mismatch` reasons are clicks outside their
+ * campaign's targeting (./ingest/targeting.ts), sent to the fallback.
+ */
+export type InvalidClickReason =
+  | ''
+  | 'unknown_link'
+  | 'link_disabled'
+  | 'campaign_inactive'
+  | 'geo_mismatch'
+  | 'device_mismatch'
+  | 'os_mismatch'
+  | 'browser_mismatch';
 
 /** One click as the ingest saw it. Times are UTC epoch milliseconds. */
 export interface ClickEvent {

@@ -167,6 +167,54 @@ describe('campaigns', () => {
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, 'VALIDATION_ERROR');
   });
+
+  test('targeting: OS and browser families are stored, shown, patched and validated', async () => {
+    const c = await t.call('post', '/campaigns', {
+      token: adv.token,
+      body: {
+        ...campaignBody(),
+        allowed_devices: ['mobile'],
+        allowed_os: ['ios', 'android'],
+        allowed_browsers: ['safari', 'chrome'],
+      },
+    });
+    assert.equal(c.status, 201, c.text);
+    assert.deepEqual(c.body.data.allowed_countries, ['US']);
+    assert.deepEqual(c.body.data.allowed_devices, ['mobile']);
+    assert.deepEqual(c.body.data.allowed_os, ['ios', 'android']);
+    assert.deepEqual(c.body.data.allowed_browsers, ['safari', 'chrome']);
+    const plain = await t.call('post', '/campaigns', { token: adv.token, body: campaignBody() });
+    assert.deepEqual([plain.body.data.allowed_os, plain.body.data.allowed_browsers], [[], []]);
+
+    invalidations.length = 0;
+    const id = c.body.data.id;
+    const p = await t.call('patch', `/campaigns/${id}`, {
+      token: adv.token,
+      body: { allowed_os: ['windows'], allowed_browsers: [] },
+    });
+    assert.equal(p.status, 200, p.text);
+    assert.deepEqual(p.body.data.allowed_os, ['windows']);
+    assert.deepEqual(p.body.data.allowed_browsers, []);
+    // The trackers reload the campaign's links, so the new targeting applies to the next click.
+    await waitFor('invalidation', () => invalidations.includes(JSON.stringify({ campaign_id: id })));
+    const got = await t.call('get', `/campaigns/${id}`, { token: adv.token });
+    assert.deepEqual(got.body.data.allowed_os, ['windows']);
+
+    const bad = await t.call('post', '/campaigns', {
+      token: adv.token,
+      body: { ...campaignBody(), allowed_os: ['beos'], allowed_browsers: ['netscape'], allowed_devices: ['fridge'] },
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'VALIDATION_ERROR');
+    assert.deepEqual(Object.keys(bad.body.error.details).sort(), [
+      'allowed_browsers.0',
+      'allowed_devices.0',
+      'allowed_os.0',
+    ]);
+    const badPatch = await t.call('patch', `/campaigns/${id}`, { token: adv.token, body: { allowed_os: 'ios' } });
+    assert.equal(badPatch.status, 400);
+    assert.deepEqual(Object.keys(badPatch.body.error.details), ['allowed_os']);
+  });
 });
 
 describe('join', () => {

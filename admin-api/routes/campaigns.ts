@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import {
   AppError,
+  BROWSER_FAMILIES,
   CAMPAIGN_STATUSES,
+  DEVICE_TARGETS,
   MAX_MINOR_UNITS,
+  OS_FAMILIES,
   PAYOUT_MODELS,
   publishLinkInvalidation,
   validationError,
@@ -31,7 +34,10 @@ const country = z
   .string()
   .regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code')
   .max(2);
-const device = z.enum(['desktop', 'mobile', 'tablet', 'ios', 'android', 'other']);
+// Targeting lists (empty = everyone), enforced by the tracker at the redirect: infra/contracts.ts §8.
+const device = z.enum(DEVICE_TARGETS);
+const osFamily = z.enum(OS_FAMILIES);
+const browserFamily = z.enum(BROWSER_FAMILIES);
 
 const campaignFields = {
   name: z.string().trim().min(1).max(200),
@@ -47,6 +53,8 @@ const campaignFields = {
   goals: z.array(goal).max(50).optional(),
   allowed_countries: z.array(country).max(250).optional(),
   allowed_devices: z.array(device).max(10).optional(),
+  allowed_os: z.array(osFamily).max(10).optional(),
+  allowed_browsers: z.array(browserFamily).max(10).optional(),
   visibility: z.enum(['public', 'private']).optional(),
 };
 
@@ -144,6 +152,8 @@ export function campaignRoutes(): Route<never, never>[] {
         goals: [{ goal: 'purchase', payout: 700, revenue: 1000 }],
         allowed_countries: ['US', 'CA'],
         allowed_devices: ['mobile', 'desktop'],
+        allowed_os: ['ios', 'android', 'windows'],
+        allowed_browsers: [],
         fallback_url: 'https://shop.example.com/',
       },
       async handler(a) {
@@ -170,13 +180,15 @@ export function campaignRoutes(): Route<never, never>[] {
         const [c] = await deps.sql<CampaignRow[]>`
           insert into campaigns (advertiser_id, website_id, name, destination_url, fallback_url, payout_model, currency,
             payout_amount, revenue_amount, payout_percent_bp, revenue_percent_bp, goals, budget, daily_cap,
-            attribution_window_days, hold_days, allowed_countries, allowed_devices, visibility, mode)
+            attribution_window_days, hold_days, allowed_countries, allowed_devices, allowed_os, allowed_browsers,
+            visibility, mode)
           values (${user.user_id}, ${body.website_id}, ${body.name}, ${body.destination_url}, ${body.fallback_url ?? null},
             ${body.payout_model}, ${body.currency}, ${m.payout_amount ?? 0}, ${m.revenue_amount ?? 0},
             ${m.payout_percent_bp ?? null}, ${m.revenue_percent_bp ?? null}, ${deps.sql.json(goals)},
             ${body.budget ?? null}, ${body.daily_cap ?? null},
             ${body.attribution_window_days ?? deps.config.ATTRIBUTION_WINDOW_DAYS}, ${body.hold_days ?? 0},
-            ${body.allowed_countries ?? []}, ${body.allowed_devices ?? []}, ${body.visibility ?? 'public'}, ${user.mode})
+            ${body.allowed_countries ?? []}, ${body.allowed_devices ?? []}, ${body.allowed_os ?? []},
+            ${body.allowed_browsers ?? []}, ${body.visibility ?? 'public'}, ${user.mode})
           returning *`;
         return { status: 201, data: campaignView(c!, user) };
       },
@@ -255,6 +267,8 @@ export function campaignRoutes(): Route<never, never>[] {
           'hold_days',
           'allowed_countries',
           'allowed_devices',
+          'allowed_os',
+          'allowed_browsers',
           'visibility',
         ] as const)
           if (body[k] !== undefined) patch[k] = body[k];

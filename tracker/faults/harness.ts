@@ -314,7 +314,7 @@ export async function runLoad(
 export interface Holdings {
   /** click_id → rows in ClickHouse `clicks`. */
   clickRows: Map<string, number>;
-  /** Sum of `stats_hourly.clicks` for the campaign. */
+  /** Sum of `stats_hourly.clicks` (valid) and `invalid_clicks` for the campaign: every recorded click. */
   hourlyClicks: number;
   /** event_id → conversion id of the Postgres `conversions` rows of the advertiser. */
   pgConversions: Map<string, string>;
@@ -342,7 +342,7 @@ export async function holdings(p: PipelineProc, sql: Sql, w: World): Promise<Hol
     `SELECT toString(conversion_id) AS id, sum(sign) AS n FROM conversions WHERE campaign_id = ${c} GROUP BY id`,
   );
   const [h] = await p.query<{ clicks: number; conversions: number }>(
-    `SELECT sum(clicks) AS clicks, sum(conversions) AS conversions FROM stats_hourly WHERE campaign_id = ${c}`,
+    `SELECT sum(clicks) + sum(invalid_clicks) AS clicks, sum(conversions) AS conversions FROM stats_hourly WHERE campaign_id = ${c}`,
   );
   const pg = await sql<{ id: string; event_id: string; status: string }[]>`
     select id, event_id, status from conversions where advertiser_id = ${w.advertiserId}`;

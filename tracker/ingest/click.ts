@@ -5,10 +5,11 @@ import { type ClickEvent, clean, encodeClick, fnv1a, partitionOf } from '../even
 import { FUTURE_SKEW_MS, hasControl, MIN_EVENT_TIME_MS } from './conversion.ts';
 import { FALLBACK, type ReqState, sendAppError, sendError, sendRedirect } from './http.ts';
 import type { CachedLink, LinkCache } from './link-cache.ts';
-import { fillTemplate, type MacroValues } from './macros.ts';
+import { fillTemplate, type MacroValues, type Template } from './macros.ts';
 import type { TrackerMetrics } from './metrics.ts';
 import type { TrustedProxies } from './proxies.ts';
 import { H, isMethod, LIMITS, peerAddress, queryTooLong, rawQuery, readSubs, SUBS } from './request.ts';
+import type { TargetingCheck } from './targeting.ts';
 import type { UuidV7 } from './uuid7.ts';
 import type { GroupWriter } from './writer.ts';
 
@@ -23,6 +24,10 @@ export interface ClickDeps {
   keying: Config['STREAM_PARTITION_KEY'];
   partitions: number;
   links: LinkCache;
+  /** Decides whether a click of a targeting campaign is inside its targeting. */
+  targeting: TargetingCheck;
+  /** Where a click outside its campaign's targeting goes when the campaign has no fallback (DEFAULT_FALLBACK_URL). */
+  defaultFallback: Template;
   /** Link cache hits and misses are counted here. */
   metrics: Pick<TrackerMetrics, 'linkHit' | 'linkMiss'>;
   /** Its writer answers each click through {@link answerStored} once the event is stored. */
@@ -50,7 +55,8 @@ export function answerStored(st: ReqState, log?: Logger): void {
 /** The uWS handler of the click routes. */
 export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequest) => void {
   // Closure slots, as when the handler lived inside startTracker: no property loads per request.
-  const { log, proxies, uuid, keying, partitions, links, clicks, begin, finish, handOver } = deps;
+  const { log, proxies, uuid, keying, partitions, links, targeting, defaultFallback, clicks, begin, finish, handOver } =
+    deps;
   const { linkHit, linkMiss } = deps.metrics;
 
   const onClick = (res: HttpResponse, req: HttpRequest) => {
@@ -191,7 +197,16 @@ export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequ
           ev.query += (ev.query === '' ? '' : '&') + SUBS[i] + '=' + encodeURIComponent(d[i]!);
         }
       }
-      if (link.invalid_reason === '' || link.fallback) {
+      let target: Template | null = link.invalid_reason === '' ? link.destination : link.fallback;
+      if (link.targeting !== null && link.invalid_reason === '') {
+        // Only campaigns that target anything get here: the others pay one null check per click.
+        const miss = targeting.check(link.targeting, ev.ip, ev.user_agent);
+        if (miss !== '') {
+          ev.invalid_reason = miss;
+          target = link.fallback ?? defaultFallback;
+        }
+      }
+      if (target !== null) {
         const values: MacroValues = [
           ev.click_id,
           link.campaign_id_text,
@@ -202,7 +217,7 @@ export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequ
           subs[3] || d[3],
           subs[4] || d[4],
         ];
-        st.location = fillTemplate(link.invalid_reason === '' ? link.destination : link.fallback!, values);
+        st.location = fillTemplate(target, values);
       }
     } else ev.invalid_reason = 'unknown_link';
     clicks.add(encodeClick(ev), st, p);

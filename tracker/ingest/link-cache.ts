@@ -2,6 +2,7 @@ import type { LinkInvalidation, Logger, Redis, Sql } from '../../infra/index.ts'
 import type { InvalidClickReason } from '../events.ts';
 import { compileTemplate, type Template } from './macros.ts';
 import { singleFlight } from './single-flight.ts';
+import { compileTargeting, type Targeting, type TargetingColumns } from './targeting.ts';
 
 /** A tracking link as the click path needs it, with its destination compiled once. */
 export interface CachedLink {
@@ -19,9 +20,11 @@ export interface CachedLink {
   fallback: Template | null;
   /** Link default sub-ids sub1..sub5 ('' when unset), used when the click has none. */
   subs: [string, string, string, string, string];
+  /** The campaign's targeting; null when it targets nothing (the click path then checks nothing). */
+  targeting: Targeting | null;
 }
 
-interface LinkRow {
+interface LinkRow extends TargetingColumns {
   code: string;
   campaign_id: number;
   affiliate_id: number;
@@ -53,6 +56,7 @@ function compile(r: LinkRow): CachedLink {
     destination: compileTemplate(r.destination_url),
     fallback: r.fallback_url ? compileTemplate(r.fallback_url) : null,
     subs: [r.sub1 ?? '', r.sub2 ?? '', r.sub3 ?? '', r.sub4 ?? '', r.sub5 ?? ''],
+    targeting: compileTargeting(r),
   };
 }
 
@@ -90,7 +94,8 @@ export class LinkCache {
     const gen = this.generation;
     const rows = await this.sql<LinkRow[]>`
       select l.code, l.campaign_id, l.affiliate_id, c.advertiser_id, l.status as link_status,
-             c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5
+             c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5,
+             c.allowed_countries, c.allowed_devices, c.allowed_os, c.allowed_browsers
       from links l join campaigns c on c.id = l.campaign_id
       where l.status = 'active' and c.status = 'active'`;
     if (gen === this.generation) for (const r of rows) this.map.set(r.code, compile(r));
@@ -120,7 +125,8 @@ export class LinkCache {
     const gen = this.generation;
     const rows = await this.sql<LinkRow[]>`
       select l.code, l.campaign_id, l.affiliate_id, c.advertiser_id, l.status as link_status,
-             c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5
+             c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5,
+             c.allowed_countries, c.allowed_devices, c.allowed_os, c.allowed_browsers
       from links l join campaigns c on c.id = l.campaign_id
       where l.code = ${code}`;
     const link = rows[0] ? compile(rows[0]) : null;

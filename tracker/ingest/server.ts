@@ -15,18 +15,21 @@ import {
   type Sql,
   serveMetrics,
 } from '../../infra/index.ts';
+import { geoIp } from '../geo/geoip.ts';
 import { answerStored, clickHandler } from './click.ts';
 import { TokenCache } from './conversion.ts';
 import { decisionHandler } from './decision.ts';
 import { EventIds } from './event-ids.ts';
 import { type ReqState, sendAppError, sendJson, sendText, track } from './http.ts';
 import { LinkCache } from './link-cache.ts';
+import { compileTemplate } from './macros.ts';
 import { createTrackerMetrics } from './metrics.ts';
 import { postbackHandler } from './postback.ts';
 import { TrustedProxies } from './proxies.ts';
 import { isMethod, LIMITS } from './request.ts';
 import { Spool } from './spool.ts';
 import { checkSpool, createSpoolMetrics } from './spool-monitor.ts';
+import { TargetingCheck } from './targeting.ts';
 import { UuidV7 } from './uuid7.ts';
 import { callStored, GroupWriter, type Stored } from './writer.ts';
 
@@ -141,6 +144,8 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     metrics.conversionsWriter,
   );
   const links = new LinkCache(sql, config.LINK_NEGATIVE_CACHE_MS, log, config.LINK_NEGATIVE_CACHE_MAX);
+  // Loaded at start (a bad GEOIP_MMDB_PATH fails here, not on a click); shared with a pipeline in this process.
+  const targeting = new TargetingCheck(geoIp(config.GEOIP_MMDB_PATH));
   const tokens = new TokenCache(sql);
 
   // Spool replay: at start-up, whenever Redis (re)connects, and periodically while anything is spooled.
@@ -261,6 +266,8 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     keying,
     partitions: P,
     links,
+    targeting,
+    defaultFallback: compileTemplate(config.DEFAULT_FALLBACK_URL),
     metrics,
     clicks,
     begin,

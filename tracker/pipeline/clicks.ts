@@ -8,6 +8,7 @@ import { RetriableError, UUID_RE } from '../../infra/index.ts';
 import { type ClickEvent, decodeClick, idTag, MalformedEventError } from '../events.ts';
 import type { EngineVerdict } from '../fraud/engine-pool.ts';
 import { FRAUD_THRESHOLD } from '../fraud/rules.ts';
+import type { GeoIp } from '../geo/geoip.ts';
 import type { CampaignTerms, LinkDefaults } from './campaigns.ts';
 
 /** Latest event time ClickHouse DateTime64(3) holds comfortably (2200-01-01), ms. */
@@ -239,7 +240,8 @@ const reasonsTsv = new WeakMap<readonly string[], string>();
 /**
  * Builds the ClickHouse body and the attribution records of a scored batch, straight from the clicks and
  * their verdicts: no row or record object per click (those objects, and walking them by column name, were a
- * large share of the pipeline's allocation and garbage collection).
+ * large share of the pipeline's allocation and garbage collection). `geo` gives each click's country (from its
+ * IP; ≈1 µs a click); without it the country is ''.
  */
 export function buildClicks(
   clicks: readonly ClickEvent[],
@@ -247,11 +249,11 @@ export function buildClicks(
   campaigns: Map<number, CampaignTerms>,
   links: Map<string, LinkDefaults> = new Map(),
   entries: readonly string[] = [],
+  geo?: Pick<GeoIp, 'country'>,
 ): BuiltClicks {
   const lines = new Array<string>(clicks.length);
   const stored = new Array<string>(clicks.length);
   const invalid = new Uint8Array(clicks.length);
-  const country = '';
   const rec: StoredClick = {
     campaign_id: 0,
     affiliate_id: 0,
@@ -260,7 +262,7 @@ export function buildClicks(
     ts_ms: 0,
     sub: ['', '', '', '', ''],
     ip: '',
-    country,
+    country: '',
     device: '',
     invalid_reason: '',
     fraud_score: 0,
@@ -273,6 +275,7 @@ export function buildClicks(
     const s = scored[i]!;
     const sub = subIds(c.query, links.get(c.link_code));
     const flagged = c.invalid_reason !== '' || s.bot_reason !== '' || s.fraud_score >= FRAUD_THRESHOLD;
+    const country = geo ? geo.country(c.ip) : '';
     invalid[i] = flagged ? 1 : 0;
     let reasons = reasonsTsv.get(s.fraud_reasons);
     if (reasons === undefined) {
@@ -294,6 +297,7 @@ export function buildClicks(
     rec.ts_ms = c.ts_ms;
     rec.sub = sub;
     rec.ip = c.ip;
+    rec.country = country;
     rec.device = s.device;
     rec.invalid_reason = c.invalid_reason;
     rec.fraud_score = s.fraud_score;

@@ -35,6 +35,7 @@ import type {
 } from '../../infra/index.ts';
 import { createMetricsRegistry, type Registry, redisKeys } from '../../infra/index.ts';
 import { createFraudEngine } from '../fraud/engine-pool.ts';
+import { geoIp } from '../geo/geoip.ts';
 import { createCampaignCache, createLinkCache } from './campaigns.ts';
 import { clickLoop } from './click-loop.ts';
 import { conversionLoop } from './conversion-loop.ts';
@@ -94,6 +95,9 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   const maintenanceMs = opts.maintenanceIntervalMs ?? 1_000;
   const leaseMs = Math.min(config.PIPELINE_LEASE_MS, config.PIPELINE_CLAIM_IDLE_MS);
   await ensureStreamGroups(redis, keys, config.STREAM_PARTITIONS);
+  // The GeoIP database is read now, so a bad GEOIP_MMDB_PATH stops the start rather than every batch.
+  const geo = geoIp(config.GEOIP_MMDB_PATH);
+  log.debug({ path: geo.path, built_at: geo.builtAt }, 'geoip database loaded');
   const engine = createFraudEngine({
     threads: config.FRAUD_WORKERS,
     maxKeys: config.FRAUD_STATE_MAX_KEYS,

@@ -22,6 +22,10 @@ export interface CampaignRow {
   hold_days: number;
   allowed_countries: string[];
   allowed_devices: string[];
+  /** OS families (infra/contracts.ts §8; migration 00012). */
+  allowed_os: string[];
+  /** Browser families (infra/contracts.ts §8; migration 00012). */
+  allowed_browsers: string[];
   visibility: 'public' | 'private';
   status: CampaignStatus;
   /** `test`: created with a test-mode API key; visible only to test-mode keys, moves no live money. */
@@ -54,6 +58,8 @@ export function campaignView(c: CampaignRow, user: Principal, membership?: strin
     goals: c.goals.map((g) => ({ goal: g.goal, payout: g.payout_amount, revenue: g.revenue_amount })),
     allowed_countries: c.allowed_countries,
     allowed_devices: c.allowed_devices,
+    allowed_os: c.allowed_os,
+    allowed_browsers: c.allowed_browsers,
     visibility: c.visibility,
     status: c.status,
     mode: c.mode,
