@@ -12,7 +12,7 @@
 export const FORMAT_VERSION = '1';
 
 /** Why a click was recorded as invalid at ingest ('' when valid). */
-export type InvalidClickReason = '' | 'unknown_link' | 'link_disabled' | 'campaign_inactive';
+export type InvalidClickReason = '' | 'unknown_link' | 'link_disabled' | 'campaign_inactive' | 'cap_reached';
 
 /** One click as the ingest saw it. Times are UTC epoch milliseconds. */
 export interface ClickEvent {

@@ -2,6 +2,7 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { type Config, LINK_CODE_RE, type Logger, validationError } from '../../infra/index.ts';
 import { type ClickEvent, clean, encodeClick, fnv1a, partitionOf } from '../events.ts';
+import type { CapCounters } from './caps.ts';
 import { FUTURE_SKEW_MS, hasControl, MIN_EVENT_TIME_MS } from './conversion.ts';
 import { FALLBACK, type ReqState, sendAppError, sendError, sendRedirect } from './http.ts';
 import type { CachedLink, LinkCache } from './link-cache.ts';
@@ -23,6 +24,8 @@ export interface ClickDeps {
   keying: Config['STREAM_PARTITION_KEY'];
   partitions: number;
   links: LinkCache;
+  /** Click caps: a capped click goes to the fallback (or 404 without one), recorded `cap_reached`. */
+  caps: CapCounters;
   /** Link cache hits and misses are counted here. */
   metrics: Pick<TrackerMetrics, 'linkHit' | 'linkMiss'>;
   /** Its writer answers each click through {@link answerStored} once the event is stored. */
@@ -50,7 +53,7 @@ export function answerStored(st: ReqState, log?: Logger): void {
 /** The uWS handler of the click routes. */
 export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequest) => void {
   // Closure slots, as when the handler lived inside startTracker: no property loads per request.
-  const { log, proxies, uuid, keying, partitions, links, clicks, begin, finish, handOver } = deps;
+  const { log, proxies, uuid, keying, partitions, links, caps, clicks, begin, finish, handOver } = deps;
   const { linkHit, linkMiss } = deps.metrics;
 
   const onClick = (res: HttpResponse, req: HttpRequest) => {
@@ -183,6 +186,9 @@ export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequ
       ev.affiliate_id = link.affiliate_id;
       ev.advertiser_id = link.advertiser_id;
       ev.invalid_reason = link.invalid_reason;
+      if (link.caps !== null && ev.invalid_reason === '' && !caps.admit(link.campaign_id, link.caps, ev.received_ms)) {
+        ev.invalid_reason = 'cap_reached';
+      }
       // Link default sub-ids the click did not carry are appended to the recorded query, so the
       // pipeline (which reads sub1..sub5 from the query) sees the effective values.
       const d = link.subs;
@@ -191,7 +197,7 @@ export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequ
           ev.query += (ev.query === '' ? '' : '&') + SUBS[i] + '=' + encodeURIComponent(d[i]!);
         }
       }
-      if (link.invalid_reason === '' || link.fallback) {
+      if (ev.invalid_reason === '' || link.fallback) {
         const values: MacroValues = [
           ev.click_id,
           link.campaign_id_text,
@@ -202,7 +208,7 @@ export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequ
           subs[3] || d[3],
           subs[4] || d[4],
         ];
-        st.location = fillTemplate(link.invalid_reason === '' ? link.destination : link.fallback!, values);
+        st.location = fillTemplate(ev.invalid_reason === '' ? link.destination : link.fallback!, values);
       }
     } else ev.invalid_reason = 'unknown_link';
     clicks.add(encodeClick(ev), st, p);

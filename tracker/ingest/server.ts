@@ -15,6 +15,7 @@ import {
   type Sql,
   serveMetrics,
 } from '../../infra/index.ts';
+import { CapCounters } from './caps.ts';
 import { answerStored, clickHandler } from './click.ts';
 import { TokenCache } from './conversion.ts';
 import { decisionHandler } from './decision.ts';
@@ -141,6 +142,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     metrics.conversionsWriter,
   );
   const links = new LinkCache(sql, config.LINK_NEGATIVE_CACHE_MS, log, config.LINK_NEGATIVE_CACHE_MAX);
+  const caps = new CapCounters(redis, keys, log, config.CAP_FLUSH_MS);
   const tokens = new TokenCache(sql);
 
   // Spool replay: at start-up, whenever Redis (re)connects, and periodically while anything is spooled.
@@ -261,6 +263,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     keying,
     partitions: P,
     links,
+    caps,
     metrics,
     clicks,
     begin,
@@ -333,6 +336,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     clearInterval(replayTimer);
     if (warmTimer) clearTimeout(warmTimer);
     links.close();
+    caps.close();
     redis.disconnect();
     throw err;
   });
@@ -344,6 +348,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         clearInterval(replayTimer);
         if (warmTimer) clearTimeout(warmTimer);
         links.close();
+        caps.close();
         redis.disconnect();
         throw new Error(`tracker cannot serve metrics on ${config.BIND_HOST}:${config.METRICS_PORT}: ${err.message}`);
       },
@@ -379,6 +384,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         await conversions.drain();
         await spool.close();
         links.close();
+        caps.close();
         await metricsServer?.close();
         await redis.quit().catch(() => redis.disconnect());
         log.info('tracker closed');
