@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeCampaign } from '../../infra/testing/index.ts';
 import { periodDay } from './caps.ts';
-import { clicks, env, get, s, useTracker } from './test-helpers.ts';
+import { startTracker } from './server.ts';
+import { cfg, clicks, env, get, logger, s, useTracker } from './test-helpers.ts';
 
 useTracker();
 
@@ -38,5 +39,32 @@ describe('click caps', () => {
     assert.equal(mine.length, 200);
     assert.equal(mine.filter((c) => c.invalid_reason === 'cap_reached').length, 150);
     assert.equal(mine.filter((c) => c.invalid_reason === '').length, 50);
+  });
+
+  it('two trackers: the overshoot stays within one flush interval of the other, then both stop at the cap', async () => {
+    const camp = await makeCampaign(env.sql, s.advertiser, {
+      name: 'Capped2',
+      destination_url: 'https://dest.example/?c={click_id}',
+      fallback_url: 'https://fb.example/',
+      status: 'active',
+    });
+    await env.sql`update campaigns set click_cap_total = 50 where id = ${camp}`;
+    await env.sql`insert into links (code, campaign_id, affiliate_id) values ('capped-2', ${camp}, ${s.affiliate})`;
+    const second = await startTracker({ config: cfg(), logger, sql: env.sql, redisUrl: env.config.REDIS_URL! });
+    try {
+      const hit = (i: number) =>
+        i % 2 === 0 ? get('/c/capped-2') : fetch(`${second.url}/c/capped-2`, { redirect: 'manual' });
+      const through = async (n: number, from: number) =>
+        (await Promise.all(Array.from({ length: n }, (_, i) => hit(from + i)))).filter((r) =>
+          (r.headers.get('location') ?? '').startsWith('https://dest.example/'),
+        ).length;
+      const first = await through(200, 0);
+      // Each process alone stops at 50; what the other admitted before its flush is the overshoot (≤ 50 here).
+      assert.ok(first >= 50 && first <= 100, String(first));
+      await new Promise((r) => setTimeout(r, 400)); // both flushed and read the global count back
+      assert.equal(await through(40, 0), 0);
+    } finally {
+      await second.close();
+    }
   });
 });
