@@ -98,6 +98,8 @@ const schema = z.object({
    * so clicks on random codes cannot grow its memory.
    */
   LINK_NEGATIVE_CACHE_MAX: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
+  /** How often a tracker adds its local click-cap counts to the shared Redis counters, ms (README "Caps"). */
+  CAP_FLUSH_MS: z.coerce.number().int().min(10).max(10_000).default(100),
   /**
    * Most bytes of spool files under DATA_DIR/spool (all processes' files, counted by each process); past it a group
    * that cannot reach Redis is dropped and counted (`tracker_spool_dropped_events_total`), never written. At 80 % a

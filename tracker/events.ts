@@ -13,7 +13,8 @@ export const FORMAT_VERSION = '1';
 
 /**
  * Why a click was recorded as invalid at ingest ('' when valid). The `*_mismatch` reasons are clicks outside their
- * campaign's targeting (./ingest/targeting.ts), sent to the fallback.
+ * campaign's targeting (./ingest/targeting.ts)
+ * and `cap_reached` clicks past a click cap (./ingest/caps.ts), both sent to the fallback.
  */
 export type InvalidClickReason =
   | ''
@@ -23,7 +24,8 @@ export type InvalidClickReason =
   | 'geo_mismatch'
   | 'device_mismatch'
   | 'os_mismatch'
-  | 'browser_mismatch';
+  | 'browser_mismatch'
+  | 'cap_reached';
 
 /** One click as the ingest saw it. Times are UTC epoch milliseconds. */
 export interface ClickEvent {

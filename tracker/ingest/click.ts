@@ -2,6 +2,7 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { type Config, LINK_CODE_RE, type Logger, validationError } from '../../infra/index.ts';
 import { type ClickEvent, clean, encodeClick, fnv1a, partitionOf } from '../events.ts';
+import type { CapCounters } from './caps.ts';
 import { FUTURE_SKEW_MS, hasControl, MIN_EVENT_TIME_MS } from './conversion.ts';
 import { FALLBACK, type ReqState, sendAppError, sendError, sendRedirect } from './http.ts';
 import type { CachedLink, LinkCache } from './link-cache.ts';
@@ -28,6 +29,8 @@ export interface ClickDeps {
   targeting: TargetingCheck;
   /** Where a click outside its campaign's targeting goes when the campaign has no fallback (DEFAULT_FALLBACK_URL). */
   defaultFallback: Template;
+  /** Click caps: a capped click goes to the fallback (or 404 without one), recorded `cap_reached`. */
+  caps: CapCounters;
   /** Link cache hits and misses are counted here. */
   metrics: Pick<TrackerMetrics, 'linkHit' | 'linkMiss'>;
   /** Its writer answers each click through {@link answerStored} once the event is stored. */
@@ -55,8 +58,21 @@ export function answerStored(st: ReqState, log?: Logger): void {
 /** The uWS handler of the click routes. */
 export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequest) => void {
   // Closure slots, as when the handler lived inside startTracker: no property loads per request.
-  const { log, proxies, uuid, keying, partitions, links, targeting, defaultFallback, clicks, begin, finish, handOver } =
-    deps;
+  const {
+    log,
+    proxies,
+    uuid,
+    keying,
+    partitions,
+    links,
+    targeting,
+    defaultFallback,
+    caps,
+    clicks,
+    begin,
+    finish,
+    handOver,
+  } = deps;
   const { linkHit, linkMiss } = deps.metrics;
 
   const onClick = (res: HttpResponse, req: HttpRequest) => {
@@ -198,11 +214,22 @@ export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequ
         }
       }
       let target: Template | null = link.invalid_reason === '' ? link.destination : link.fallback;
-      if (link.targeting !== null && link.invalid_reason === '') {
-        // Only campaigns that target anything get here: the others pay one null check per click.
-        const miss = targeting.check(link.targeting, ev.ip, ev.user_agent);
-        if (miss !== '') {
-          ev.invalid_reason = miss;
+      if (link.invalid_reason === '') {
+        if (link.targeting !== null) {
+          // Only campaigns that target anything get here: the others pay one null check per click.
+          const miss = targeting.check(link.targeting, ev.ip, ev.user_agent);
+          if (miss !== '') {
+            ev.invalid_reason = miss;
+            target = link.fallback ?? defaultFallback;
+          }
+        }
+        // Only clicks inside the targeting count towards a cap.
+        if (
+          link.caps !== null &&
+          ev.invalid_reason === '' &&
+          !caps.admit(link.campaign_id, link.caps, ev.received_ms)
+        ) {
+          ev.invalid_reason = 'cap_reached';
           target = link.fallback ?? defaultFallback;
         }
       }

@@ -16,6 +16,7 @@ import {
   serveMetrics,
 } from '../../infra/index.ts';
 import { geoIp } from '../geo/geoip.ts';
+import { CapCounters } from './caps.ts';
 import { answerStored, clickHandler } from './click.ts';
 import { TokenCache } from './conversion.ts';
 import { decisionHandler } from './decision.ts';
@@ -146,6 +147,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   const links = new LinkCache(sql, config.LINK_NEGATIVE_CACHE_MS, log, config.LINK_NEGATIVE_CACHE_MAX);
   // Loaded at start (a bad GEOIP_MMDB_PATH fails here, not on a click); shared with a pipeline in this process.
   const targeting = new TargetingCheck(geoIp(config.GEOIP_MMDB_PATH));
+  const caps = new CapCounters(redis, keys, log, config.CAP_FLUSH_MS);
   const tokens = new TokenCache(sql);
 
   // Spool replay: at start-up, whenever Redis (re)connects, and periodically while anything is spooled.
@@ -268,6 +270,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     links,
     targeting,
     defaultFallback: compileTemplate(config.DEFAULT_FALLBACK_URL),
+    caps,
     metrics,
     clicks,
     begin,
@@ -340,6 +343,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     clearInterval(replayTimer);
     if (warmTimer) clearTimeout(warmTimer);
     links.close();
+    caps.close();
     redis.disconnect();
     throw err;
   });
@@ -351,6 +355,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         clearInterval(replayTimer);
         if (warmTimer) clearTimeout(warmTimer);
         links.close();
+        caps.close();
         redis.disconnect();
         throw new Error(`tracker cannot serve metrics on ${config.BIND_HOST}:${config.METRICS_PORT}: ${err.message}`);
       },
@@ -386,6 +391,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         await conversions.drain();
         await spool.close();
         links.close();
+        caps.close();
         await metricsServer?.close();
         await redis.quit().catch(() => redis.disconnect());
         log.info('tracker closed');
