@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const RUNNING_COMPILED = import.meta.url.endsWith('.js');
 /** Output folder of `npm run build` (infra/tsconfig.build.json), relative to the repository root. */
 export const DIST_DIR = 'dist';
 /** Source folders the compiled output is checked against. */
@@ -17,6 +18,8 @@ const SOURCES = ['tracker', 'infra', 'ledger', 'admin-api', 'bench'];
  * @returns the script's absolute path, the node flags it needs, and whether it is the compiled one.
  */
 export function nodeEntry(entry: string): { script: string; execArgv: string[]; compiled: boolean } {
+  // Running compiled ourselves (`node dist/infra/start.js`, the production image): ROOT is dist/, no sources beside.
+  if (RUNNING_COMPILED) return { script: path.join(ROOT, entry.replace(/\.ts$/, '.js')), execArgv: [], compiled: true };
   const compiled = path.join(ROOT, DIST_DIR, entry.replace(/\.ts$/, '.js'));
   const builtAt_ms = mtimeMs(compiled);
   if (builtAt_ms > 0 && newestSourceMs() <= builtAt_ms) return { script: compiled, execArgv: [], compiled: true };

@@ -108,7 +108,7 @@ test('every metric of the alert rules and the board is served by npm start (trac
   }
 });
 
-test('docker-compose: known config keys and roles, valid file, own spool files per tracker replica', () => {
+test('docker-compose: known config keys and roles, valid file, a spool volume per tracker, compiled commands', () => {
   const compose = read('infra/docker-compose.yml');
   const keys = new Set(CONFIG_KEYS);
   // Every app variable (the x-app environment and the per-service overrides) is a config key; the images' own
@@ -123,10 +123,20 @@ test('docker-compose: known config keys and roles, valid file, own spool files p
   assert.ok(inline.includes('METRICS_PORT') && appEnv.includes('DATABASE_URL'));
   const roles = [...compose.matchAll(/"--role", "([a-z]+)"/g)].map((m) => m[1]!);
   assert.deepEqual([...new Set(roles)].sort(), ['api', 'migrate', 'pipeline']);
-  // Replicas share the spool volume but never a file: each spool names its files by a random instance id and holds
-  // an O_EXCL lock (tracker/ingest/spool-lock.ts, tested in tracker/ingest/spool.test.ts); no fixed instance id.
+  // Every tracker service mounts a spool volume of its own (two on one volume would still never share a file:
+  // tracker/ingest/spool-lock.ts), and no fixed instance id.
   assert.doesNotMatch(compose, /TRACKER_INSTANCE_ID/);
-  assert.match(compose, /spool:\/app\/\.data\/spool/);
+  const trackers = [...compose.matchAll(/^ {2}(tracker-\d+):/gm)].map((m) => m[1]!);
+  const spools = [...compose.matchAll(/^ {4}volumes: \[(spool-\d+):\/app\/\.data\/spool\]$/gm)].map((m) => m[1]!);
+  assert.ok(trackers.length >= 2, 'at least two trackers');
+  assert.equal(spools.length, trackers.length, 'each tracker mounts a spool volume');
+  assert.equal(new Set(spools).size, spools.length, 'no two trackers share a spool volume');
+  // The image runs compiled JavaScript: no tsx in any command.
+  assert.doesNotMatch(compose, /tsx/);
+  const entries = [...compose.matchAll(/command: \["(dist\/[^"]+)"/g)].map((m) => m[1]!);
+  assert.ok(entries.length >= 4, 'migrate, api, pipeline and the trackers run compiled entries');
+  const missing = entries.filter((c) => !existsSync(path.join(ROOT, c.replace(/^dist\//, '').replace(/\.js$/, '.ts'))));
+  assert.deepEqual(missing, [], 'every command is the compiled path of a source entry');
   // `.ci/run` installs it, so CI always validates; a machine without it still runs the checks above.
   if (existsSync('/usr/bin/docker-compose')) {
     execFileSync('docker-compose', ['-f', 'infra/docker-compose.yml', 'config', '-q'], {

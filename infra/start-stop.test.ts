@@ -4,7 +4,7 @@
  * signal forces the exit; a run killed with SIGKILL leaves nothing that stops the next one.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -53,8 +53,11 @@ interface Run {
   trackerUrl: string;
 }
 
-/** Starts `npm start`'s program on `dataDir` in a process group of its own (as a terminal would) until `ready`. */
-async function start(dataDir: string): Promise<Run> {
+/**
+ * Starts `npm start`'s program (`argv`: through tsx by default) on `dataDir` in a process group of its own (as a
+ * terminal would) until `ready`.
+ */
+async function start(dataDir: string, argv = ['--import', 'tsx', 'infra/start.ts']): Promise<Run> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: 'development',
@@ -65,7 +68,7 @@ async function start(dataDir: string): Promise<Run> {
     LOG_LEVEL: 'warn',
   };
   for (const k of ['DATABASE_URL', 'REDIS_URL', 'CLICKHOUSE_URL', 'REDIS_CLUSTER']) delete env[k];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'infra/start.ts'], {
+  const child = spawn(process.execPath, argv, {
     cwd: ROOT,
     env,
     detached: true,
@@ -169,5 +172,28 @@ describe('npm start stops cleanly', { concurrency: false }, () => {
     assert.equal(r.status, 302);
     process.kill(-second.child.pid!, 'SIGINT');
     assert.ok((await allGone(second.pids, STOP_BUDGET_MS)) < STOP_BUDGET_MS);
+  });
+
+  test('the compiled build (the production image command) runs the whole system without tsx', async () => {
+    // What infra/Dockerfile runs: `npm run build`, then node on dist/ with no loader.
+    execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', 'infra/tsconfig.build.json'], {
+      cwd: ROOT,
+      stdio: 'pipe',
+    });
+    const run = await start(dataDir(), ['dist/infra/start.js']);
+    const cmdlines = run.pids.filter(alive).map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+    assert.ok(
+      cmdlines.some((c) => c.includes('dist/tracker/main.js')),
+      'the tracker runs compiled',
+    );
+    assert.ok(!cmdlines.some((c) => c.includes('tsx')), 'no process loads tsx');
+    const r = await fetch(`${run.trackerUrl}/c/demo?sub1=compiled`, { redirect: 'manual' });
+    assert.equal(r.status, 302);
+    const api = /^api: (\S+)/m.exec(run.output())![1]!;
+    const ready = await fetch(`${new URL(api).origin}/readyz`);
+    assert.deepEqual(await ready.json(), { ready: true, checks: { redis: 'ok', postgres: 'ok', clickhouse: 'ok' } });
+    process.kill(-run.child.pid!, 'SIGINT');
+    assert.ok((await allGone(run.pids, STOP_BUDGET_MS)) < STOP_BUDGET_MS);
+    assert.deepEqual(await run.exit, { code: 0, signal: null });
   });
 });

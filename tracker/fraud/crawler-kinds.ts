@@ -41,7 +41,10 @@ export function deriveCrawlerKinds(text: string, source: string): CrawlerKinds {
 }
 
 /** Where the bundled file lives. */
-export const CRAWLER_KINDS_FILE = new URL('./crawler-user-agents.kinds.json', import.meta.url);
+export const CRAWLER_KINDS_FILE = import.meta.url.endsWith('.ts')
+  ? new URL('./crawler-user-agents.kinds.json', import.meta.url)
+  : // Compiled (dist/tracker/fraud/): the data file stays in the source tree, as the migrations do.
+    new URL('../../../tracker/fraud/crawler-user-agents.kinds.json', import.meta.url);
 
 /** The bundled patterns. @throws when the file is missing or not JSON. */
 export function loadCrawlerKinds(): CrawlerKinds {
