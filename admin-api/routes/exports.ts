@@ -107,13 +107,16 @@ const CONVERSION_COLUMNS = [
   'fraud_score',
   'version',
 ];
-/** What affiliates do not see: the raw IP; of conversions what `GET /conversions` hides from them. */
-const AFFILIATE_HIDDEN = new Set(['ip', 'revenue', 'advertiser_id', 'event_id', 'amount', 'fraud_score']);
+/** What affiliates do not see: of clicks the raw IP; of conversions what `GET /conversions` hides from them. */
+const AFFILIATE_HIDDEN: Record<ExportKind, Set<string>> = {
+  clicks: new Set(['ip']),
+  conversions: new Set(['revenue', 'advertiser_id', 'event_id', 'amount', 'fraud_score']),
+};
 
 /** The columns of an export for a caller, in order. */
 export function exportColumns(kind: ExportKind, user: Principal): string[] {
   const all = kind === 'clicks' ? CLICK_COLUMNS : CONVERSION_COLUMNS;
-  return user.role === 'affiliate' ? all.filter((c) => !AFFILIATE_HIDDEN.has(c)) : all;
+  return user.role === 'affiliate' ? all.filter((c) => !AFFILIATE_HIDDEN[kind].has(c)) : all;
 }
 
 function exportRoute(kind: ExportKind, what: string): Route<never, never> {

@@ -120,15 +120,17 @@ export function exportPageSql(q: ExportPageQuery, f: string, settings: string): 
   const t = q.kind === 'clicks' ? 'ts' : 'event_time';
   const id = q.kind === 'clicks' ? 'click_id' : 'conversion_id';
   // (t, id) > (after): the first part keeps the primary-key range on time usable.
+  // Ids order as their lower-case text (what clients see), not as ClickHouse orders UUIDs. The `>=` on time alone
+  // keeps the time range usable for pruning.
   const after = q.after
-    ? ` AND ${t} >= {after_t:DateTime64(3, 'UTC')} AND (${t}, ${id}) > ({after_t:DateTime64(3, 'UTC')}, toUUID({after_id:String}))`
+    ? ` AND ${t} >= {after_t:DateTime64(3, 'UTC')} AND (${t}, toString(${id})) > ({after_t:DateTime64(3, 'UTC')}, {after_id:String})`
     : '';
   const where = `${t} >= {from_t:DateTime64(3, 'UTC')} AND ${t} < {to_t:DateTime64(3, 'UTC')}${after}${f}`;
   if (q.kind === 'clicks') {
-    return `SELECT toString(click_id) AS click_id, toUnixTimestamp64Milli(ts) AS ts_ms, campaign_id, affiliate_id,
+    return `SELECT toString(click_id) AS id, toUnixTimestamp64Milli(ts) AS ts_ms, campaign_id, affiliate_id,
         sub1, sub2, sub3, sub4, sub5, country, device, is_invalid, invalid_reason, fraud_score, ip
       FROM clicks WHERE ${where}
-      ORDER BY ts, click_id
+      ORDER BY ts, id
       LIMIT {limit:UInt32}
       ${settings}`;
   }
@@ -155,11 +157,11 @@ export function exportPageSql(q: ExportPageQuery, f: string, settings: string): 
     'fraud_score',
   ];
   // The inner WHERE reads the columns, the outer aggregates rename them: no alias shadows a filtered column.
-  return `SELECT toString(conversion_id) AS conversion_id, toUnixTimestamp64Milli(event_time) AS ts_ms,
-      ${cols.map((c) => `argMax(${c}, version) AS ${c}`).join(', ')}, max(version) AS version
-    FROM (SELECT * FROM conversions WHERE sign = 1 AND ${where})
+  return `SELECT toString(conversion_id) AS id, toUnixTimestamp64Milli(event_time) AS ts_ms,
+      ${cols.map((c) => `argMax(${c}, v) AS ${c}`).join(', ')}, max(v) AS version
+    FROM (SELECT *, version AS v FROM conversions WHERE sign = 1 AND ${where})
     GROUP BY conversion_id, event_time
-    ORDER BY event_time, conversion_id
+    ORDER BY event_time, id
     LIMIT {limit:UInt32}
     ${settings}`;
 }
@@ -188,7 +190,7 @@ export function exportRow(kind: ExportKind, r: Record<string, unknown>): ExportC
   const n = (k: string) => Number(r[k]);
   if (kind === 'clicks') {
     return {
-      click_id: s('click_id'),
+      click_id: s('id'),
       ts: iso,
       campaign_id: n('campaign_id'),
       affiliate_id: n('affiliate_id'),
@@ -206,7 +208,7 @@ export function exportRow(kind: ExportKind, r: Record<string, unknown>): ExportC
     };
   }
   return {
-    conversion_id: s('conversion_id'),
+    conversion_id: s('id'),
     event_time: iso,
     click_id: s('click_id'),
     event_id: s('event_id'),

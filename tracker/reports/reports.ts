@@ -446,7 +446,7 @@ export function createReports(ch: ClickHouseClient, limits: ReportLimits = DEFAU
       const rows = raw.map((r) => exportRow(q.kind, r));
       const end = raw.at(-1);
       const last = end
-        ? { ts_ms: Number(end.ts_ms), id: String(q.kind === 'clicks' ? end.click_id : end.conversion_id) }
+        ? { ts_ms: Number(end.ts_ms), id: String(end.id) }
         : undefined;
       return { rows, last };
     },
