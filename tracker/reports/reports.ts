@@ -445,9 +445,7 @@ export function createReports(ch: ClickHouseClient, limits: ReportLimits = DEFAU
       });
       const rows = raw.map((r) => exportRow(q.kind, r));
       const end = raw.at(-1);
-      const last = end
-        ? { ts_ms: Number(end.ts_ms), id: String(end.id) }
-        : undefined;
+      const last = end ? { ts_ms: Number(end.ts_ms), id: String(end.id) } : undefined;
       return { rows, last };
     },
   };
