@@ -78,7 +78,7 @@ describe('exports over ClickHouse', () => {
   before(async () => {
     campA = await campaign(adv);
     campB = await campaign(adv2);
-    const rows = [];
+    const rows: Record<string, unknown>[] = [];
     const click = (o: { ts: number; campaign: number; advertiser: number; affiliate: number; sub1?: string }) => {
       const id = randomUUID();
       rows.push({

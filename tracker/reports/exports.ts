@@ -10,7 +10,18 @@
  * approved) or not.
  */
 import { validationError } from '../../infra/index.ts';
-import type { ScopeFilters } from './reports.ts';
+
+/** What reports' `filters` narrow by: the scope and filter fields of a report or export query. */
+export interface ScopeFilters {
+  campaign_id?: number;
+  affiliate_id?: number;
+  /** Scope: set for advertisers (only their campaigns). */
+  advertiser_id?: number;
+  /** Scope: campaigns left out (for live callers: the test-mode ones). */
+  exclude_campaign_ids?: number[];
+  /** Scope: only these campaigns (for test-mode callers: the test-mode ones; empty: none). */
+  only_campaign_ids?: number[];
+}
 
 /** What an export reads. */
 export type ExportKind = 'clicks' | 'conversions';

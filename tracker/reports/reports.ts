@@ -21,6 +21,7 @@ import {
   exportPageSql,
   exportRow,
   MAX_EXPORT_PAGE_ROWS,
+  type ScopeFilters,
 } from './exports.ts';
 
 export type ReportGroupBy =
@@ -216,12 +217,6 @@ function keyExpr(g: ReportGroupBy, t: string): string {
       return g;
   }
 }
-
-/** What {@link filters} narrows by: the scope and filter fields of a report query. */
-export type ScopeFilters = Pick<
-  ReportQuery,
-  'campaign_id' | 'affiliate_id' | 'advertiser_id' | 'exclude_campaign_ids' | 'only_campaign_ids'
->;
 
 /** ` AND …` conditions of the scope and filters, over the parameters of the same names. */
 export function filters(q: ScopeFilters): string {
