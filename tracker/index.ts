@@ -36,6 +36,17 @@ export {
   createAnalytics,
 } from './reports/analytics.ts';
 export {
+  decodeExportCursor,
+  type ExportClickRow,
+  type ExportConversionRow,
+  type ExportCursor,
+  type ExportKind,
+  type ExportPage,
+  type ExportPageQuery,
+  encodeExportCursor,
+  MAX_EXPORT_PAGE_ROWS,
+} from './reports/exports.ts';
+export {
   type ClickLogQuery,
   type ClickLogRow,
   createReports,

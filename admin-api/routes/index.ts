@@ -5,6 +5,7 @@ import { authRoutes } from './auth.ts';
 import { campaignRoutes } from './campaigns.ts';
 import { conversionRoutes } from './conversions.ts';
 import { eventRoutes } from './events.ts';
+import { exportRoutes } from './exports.ts';
 import { linkRoutes } from './links.ts';
 import { postbackRoutes } from './postbacks.ts';
 import { reportRoutes } from './reports.ts';
@@ -24,6 +25,7 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...tokenRoutes(),
     ...conversionRoutes(),
     ...reportRoutes(),
+    ...exportRoutes(),
     ...eventRoutes(),
     ...postbackRoutes(),
     ...webhookRoutes(),

@@ -66,7 +66,8 @@ const COLUMNS = [
   'epc',
 ] as const;
 
-function csvCell(v: unknown): string {
+/** One RFC 4180 CSV cell: quoted when needed; a leading =, +, -, @, tab or CR of a non-number is defused with `'`. */
+export function csvCell(v: unknown): string {
   const s = v === undefined || v === null ? '' : String(v);
   // Quote, and defuse spreadsheet formulas in user-controlled values (sub ids).
   const safe = /^[=+\-@\t\r]/.test(s) && Number.isNaN(Number(s)) ? `'${s}` : s;

@@ -17,6 +17,17 @@
  */
 import { AppError, type ClickHouseClient, validationError } from '../../infra/index.ts';
 import type { ClickQuality } from '../pipeline/clicks.ts';
+import {
+  type ExportClickRow,
+  type ExportConversionRow,
+  type ExportPage,
+  type ExportPageQuery,
+  exportPageParams,
+  exportPageSql,
+  exportRow,
+  MAX_EXPORT_PAGE_ROWS,
+  type ScopeFilters,
+} from './exports.ts';
 
 export type ReportGroupBy =
   | 'day'
@@ -118,6 +129,11 @@ export interface Reports {
   report(q: ReportQuery): Promise<{ rows: ReportRow[]; total: number }>;
   /** Raw clicks in event-time order, paginated. @throws AppError VALIDATION_ERROR for a bad query. */
   clickLog(q: ClickLogQuery): Promise<{ rows: ClickLogRow[]; total: number }>;
+  /**
+   * One keyset page of an export (./exports.ts): at most `q.limit` rows after `q.after`, in (time, id) order.
+   * @throws AppError VALIDATION_ERROR for a bad limit or range, QUERY_LIMIT_EXCEEDED past a limit.
+   */
+  exportPage(q: ExportPageQuery): Promise<ExportPage<ExportClickRow | ExportConversionRow>>;
 }
 
 /** Longest range one report may cover, days. */
@@ -215,7 +231,8 @@ function keyExpr(g: ReportGroupBy, t: string): string {
   }
 }
 
-function filters(q: ReportQuery): string {
+/** ` AND …` conditions of the scope and filters, over the parameters of the same names. */
+export function filters(q: ScopeFilters): string {
   const f: string[] = [];
   if (q.campaign_id !== undefined) f.push('campaign_id = {campaign_id:UInt64}');
   if (q.affiliate_id !== undefined) f.push('affiliate_id = {affiliate_id:UInt64}');
@@ -294,7 +311,7 @@ const round = (x: number, digits: number) => {
  * The SETTINGS clause of a report query. A clause on the query, not `clickhouse_settings`: chDB applies those as
  * session-wide `SET`s, which would stay on for every later query of the process (pipeline inserts included).
  */
-function settingsClause(l: ReportLimits): string {
+export function settingsClause(l: ReportLimits): string {
   for (const v of [l.maxExecutionS, l.maxMemoryBytes]) {
     // Inlined into SQL (SETTINGS takes no parameters): only positive integers.
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`report limit ${v} is not a positive integer`);
@@ -313,7 +330,7 @@ const LIMIT_ERRORS: Record<string, string> = {
  * Runs a query, turning ClickHouse's time and memory limit errors into QUERY_LIMIT_EXCEEDED.
  * @throws AppError QUERY_LIMIT_EXCEEDED (details `{ limit: 'max_execution_time' | 'max_memory_usage' }`)
  */
-async function limited<T>(run: () => Promise<T>): Promise<T> {
+export async function limited<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
@@ -384,7 +401,7 @@ export function createReports(ch: ClickHouseClient, limits: ReportLimits = DEFAU
           query: `SELECT toString(click_id) AS click_id, toUnixTimestamp64Milli(ts) AS ts_ms, link_code, campaign_id,
               affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, country, device, invalid_reason, fraud_score,
               fraud_reasons, bot_reason, is_invalid, count() OVER () AS total
-            FROM clicks WHERE ${range('ts')}${filters({ ...q, group_by: 'day' })}
+            FROM clicks WHERE ${range('ts')}${filters(q)}
             ORDER BY ts, click_id
             LIMIT {limit:UInt32} OFFSET {offset:UInt64}
             ${settings}`,
@@ -419,6 +436,28 @@ export function createReports(ch: ClickHouseClient, limits: ReportLimits = DEFAU
         }),
       );
       return { rows, total };
+    },
+
+    async exportPage(q) {
+      if (!Number.isSafeInteger(q.limit) || q.limit < 1 || q.limit > MAX_EXPORT_PAGE_ROWS) {
+        bad('limit', `must be an integer between 1 and ${MAX_EXPORT_PAGE_ROWS}`);
+      }
+      if (!Number.isSafeInteger(q.from_ms) || !Number.isSafeInteger(q.to_ms) || q.to_ms < q.from_ms) {
+        bad('to', 'must not be before from');
+      }
+      const raw = await limited(async () => {
+        const rs = await ch.query({
+          query: exportPageSql(q, filters(q), settings),
+          format: 'JSONEachRow',
+          query_params: exportPageParams(q),
+          clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+        });
+        return rs.json<Record<string, unknown>>();
+      });
+      const rows = raw.map((r) => exportRow(q.kind, r));
+      const end = raw.at(-1);
+      const last = end ? { ts_ms: Number(end.ts_ms), id: String(end.id) } : undefined;
+      return { rows, last };
     },
   };
 }
