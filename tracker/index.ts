@@ -36,6 +36,7 @@ export {
   createAnalytics,
 } from './reports/analytics.ts';
 export {
+  CONVERSION_EXPORT_COLUMNS,
   decodeExportCursor,
   type ExportClickRow,
   type ExportConversionRow,

@@ -8,6 +8,7 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import {
+  CONVERSION_EXPORT_COLUMNS,
   decodeExportCursor,
   type ExportCursor,
   type ExportKind,
@@ -83,31 +84,7 @@ const CLICK_COLUMNS = [
   'fraud_score',
   'ip',
 ];
-const CONVERSION_COLUMNS = [
-  'conversion_id',
-  'event_time',
-  'click_id',
-  'event_id',
-  'advertiser_id',
-  'campaign_id',
-  'affiliate_id',
-  'goal',
-  'status',
-  'reject_reason',
-  'currency',
-  'amount',
-  'payout',
-  'revenue',
-  'sub1',
-  'sub2',
-  'sub3',
-  'sub4',
-  'sub5',
-  'country',
-  'device',
-  'fraud_score',
-  'version',
-];
+const CONVERSION_COLUMNS = ['conversion_id', 'event_time', ...CONVERSION_EXPORT_COLUMNS, 'version'];
 /** What affiliates do not see: of clicks the raw IP; of conversions what `GET /conversions` hides from them. */
 const AFFILIATE_HIDDEN: Record<ExportKind, Set<string>> = {
   clicks: new Set(['ip']),

@@ -47,6 +47,29 @@ export interface ExportPageQuery extends ScopeFilters {
   limit: number;
 }
 
+/** The conversion columns an export reads from each conversion's current version (besides id, time, version). */
+export const CONVERSION_EXPORT_COLUMNS = [
+  'click_id',
+  'event_id',
+  'advertiser_id',
+  'campaign_id',
+  'affiliate_id',
+  'goal',
+  'status',
+  'reject_reason',
+  'currency',
+  'amount',
+  'payout',
+  'revenue',
+  'sub1',
+  'sub2',
+  'sub3',
+  'sub4',
+  'sub5',
+  'country',
+  'device',
+  'fraud_score',
+] as const;
 /** One exported click. `is_invalid` 0/1; `fraud_score` 0..1 (4 decimals); `ip` as recorded. */
 export interface ExportClickRow {
   click_id: string;
@@ -147,28 +170,7 @@ export function exportPageSql(q: ExportPageQuery, f: string, settings: string): 
       LIMIT {limit:UInt32}
       ${settings}`;
   }
-  const cols = [
-    'click_id',
-    'event_id',
-    'advertiser_id',
-    'campaign_id',
-    'affiliate_id',
-    'goal',
-    'status',
-    'reject_reason',
-    'currency',
-    'amount',
-    'payout',
-    'revenue',
-    'sub1',
-    'sub2',
-    'sub3',
-    'sub4',
-    'sub5',
-    'country',
-    'device',
-    'fraud_score',
-  ];
+  const cols = CONVERSION_EXPORT_COLUMNS;
   // The inner WHERE reads the columns, the outer aggregates rename them: no alias shadows a filtered column.
   return `SELECT toString(conversion_id) AS id, toUnixTimestamp64Milli(event_time) AS ts_ms,
       ${cols.map((c) => `argMax(${c}, v) AS ${c}`).join(', ')}, max(v) AS version
