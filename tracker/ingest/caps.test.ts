@@ -41,6 +41,50 @@ describe('click caps', () => {
     assert.equal(mine.filter((c) => c.invalid_reason === '').length, 50);
   });
 
+  it('without a fallback, capped clicks go to DEFAULT_FALLBACK_URL; off-target clicks do not count', async () => {
+    const camp = await makeCampaign(env.sql, s.advertiser, {
+      name: 'Capped3',
+      destination_url: 'https://dest.example/?c={click_id}',
+      status: 'active',
+    });
+    await env.sql`update campaigns set click_cap_total = 2, allowed_devices = '{mobile}' where id = ${camp}`;
+    await env.sql`insert into links (code, campaign_id, affiliate_id) values ('capped-3', ${camp}, ${s.affiliate})`;
+    const tracker = await startTracker({
+      config: cfg({ DEFAULT_FALLBACK_URL: 'https://wall.example/?c={click_id}' }),
+      logger,
+      sql: env.sql,
+      redisUrl: env.config.REDIS_URL!,
+    });
+    try {
+      const click = (ua: string) =>
+        fetch(`${tracker.url}/c/capped-3`, { redirect: 'manual', headers: { 'user-agent': ua } }).then(
+          (r) => r.headers.get('location') ?? '',
+        );
+      const desktop =
+        'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36';
+      const phone =
+        'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
+      // Off-target clicks first: they go to the wall as device_mismatch and leave the cap untouched.
+      for (let i = 0; i < 3; i++) assert.match(await click(desktop), /^https:\/\/wall\.example\//);
+      const got = [await click(phone), await click(phone), await click(phone)];
+      assert.deepEqual(
+        got.map((l) => new URL(l).host),
+        ['dest.example', 'dest.example', 'wall.example'],
+      );
+      const reasons = (await clicks()).filter((c) => c.link_code === 'capped-3').map((c) => c.invalid_reason);
+      assert.deepEqual(reasons.sort(), [
+        '',
+        '',
+        'cap_reached',
+        'device_mismatch',
+        'device_mismatch',
+        'device_mismatch',
+      ]);
+    } finally {
+      await tracker.close();
+    }
+  });
+
   it('two trackers: the overshoot stays within one flush interval of the other, then both stop at the cap', async () => {
     const camp = await makeCampaign(env.sql, s.advertiser, {
       name: 'Capped2',
