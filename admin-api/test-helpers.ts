@@ -14,6 +14,8 @@ import {
   createDeliveries,
   createReports,
   type Deliveries,
+  startPipeline,
+  startTracker,
 } from '../tracker/index.ts';
 import { type RunningApi, startApi } from './app.ts';
 import { createAdmin } from './create-admin.ts';
@@ -330,4 +332,67 @@ export async function bookConversion(
   const outcome = await t.ledger!.conversionRecorded({ id });
   assert.equal(outcome.type, 'posted', JSON.stringify(outcome));
   return { id, eventId, clickId };
+}
+
+/** The whole stack of {@link startStack}, with its users and campaign. */
+export interface Stack {
+  t: TestApi;
+  admin: TestUser;
+  adv: TestUser;
+  aff: TestUser;
+  /** `adv`'s active CPA campaign (revenue 1000, payout 700 USD, budget 500.00), wallet funded with 1000.00. */
+  campaignId: number;
+  tracker: Awaited<ReturnType<typeof startTracker>>;
+  pipeline: Awaited<ReturnType<typeof startPipeline>>;
+  /** Stops the pipeline, the tracker, then the API and its environment. */
+  close(): Promise<void>;
+}
+
+/**
+ * Clicks and postbacks end to end: the API (ClickHouse, ledger) with an admin, an advertiser and an affiliate, a real
+ * tracker and the pipeline (one partition) into chDB and the real ledger, and an active funded campaign.
+ */
+export async function startStack(): Promise<Stack> {
+  const t = await startTestApi({
+    clickhouse: true,
+    ledger: true,
+    env: { STREAM_PARTITIONS: '1', PIPELINE_BLOCK_MS: '20', TRACKER_PORT: '0' },
+  });
+  const admin = await t.user('admin');
+  const adv = await t.user('advertiser');
+  const aff = await t.user('affiliate');
+  const websiteId = await approvedWebsite(t, adv, admin);
+  await fund(t, adv, 100_000);
+  const campaignId = await createBudgetedCampaign(t, adv, websiteId, 50_000);
+  await activateCampaign(t, adv, campaignId);
+  const logger = createLogger({ level: 'silent' });
+  const tracker = await startTracker({
+    config: t.env.config,
+    logger,
+    sql: t.env.sql,
+    redisUrl: t.env.config.REDIS_URL!,
+  });
+  const pipeline = await startPipeline({
+    config: t.env.config,
+    logger,
+    redis: t.env.redis,
+    sql: t.env.sql,
+    ch: t.env.ch!,
+    conversionSink: t.ledger!.sink,
+    maintenanceIntervalMs: 100,
+  });
+  return {
+    t,
+    admin,
+    adv,
+    aff,
+    campaignId,
+    tracker,
+    pipeline,
+    async close() {
+      await pipeline.close();
+      await tracker.close();
+      await t.close();
+    },
+  };
 }

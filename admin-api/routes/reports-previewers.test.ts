@@ -7,18 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createLogger } from '../../infra/index.ts';
 import { waitFor } from '../../infra/testing/index.ts';
-import { startPipeline, startTracker } from '../../tracker/index.ts';
-import {
-  activateCampaign,
-  approvedWebsite,
-  createBudgetedCampaign,
-  fund,
-  startTestApi,
-  type TestApi,
-  type TestUser,
-} from '../test-helpers.ts';
+import { type Stack, startStack, type TestApi, type TestUser } from '../test-helpers.ts';
 
 const CHROME =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
@@ -51,41 +41,18 @@ let admin: TestUser;
 let adv: TestUser;
 let aff: TestUser;
 let campaignId: number;
-let tracker: Awaited<ReturnType<typeof startTracker>>;
-let pipeline: Awaited<ReturnType<typeof startPipeline>>;
+let tracker: Stack['tracker'];
+let stack: Stack | undefined;
 const today = new Date().toISOString().slice(0, 10);
 /** click_id → request name, from the 302s' Location. */
 const sent = new Map<string, string>();
 
 before(async () => {
-  t = await startTestApi({
-    clickhouse: true,
-    ledger: true,
-    env: { STREAM_PARTITIONS: '1', PIPELINE_BLOCK_MS: '20', TRACKER_PORT: '0' },
-  });
-  admin = await t.user('admin');
-  adv = await t.user('advertiser');
-  aff = await t.user('affiliate');
-  const websiteId = await approvedWebsite(t, adv, admin);
-  await fund(t, adv, 100_000);
-  campaignId = await createBudgetedCampaign(t, adv, websiteId, 50_000); // CPA: revenue 1000, payout 700
-  await activateCampaign(t, adv, campaignId);
-  const logger = createLogger({ level: 'silent' });
-  tracker = await startTracker({ config: t.env.config, logger, sql: t.env.sql, redisUrl: t.env.config.REDIS_URL! });
-  pipeline = await startPipeline({
-    config: t.env.config,
-    logger,
-    redis: t.env.redis,
-    sql: t.env.sql,
-    ch: t.env.ch!,
-    conversionSink: t.ledger!.sink,
-    maintenanceIntervalMs: 100,
-  });
+  stack = await startStack();
+  ({ t, admin, adv, aff, campaignId, tracker } = stack);
 });
 after(async () => {
-  await pipeline?.close();
-  await tracker?.close();
-  await t?.close();
+  await stack?.close();
 });
 
 test('previewers, a mail scanner and a prefetch are redirected (302) like the browser', async () => {
