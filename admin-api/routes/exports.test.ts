@@ -7,7 +7,14 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { startTestApi, type TestApi, type TestUser, users } from '../test-helpers.ts';
+import {
+  approvedWebsite,
+  createBudgetedCampaign,
+  startTestApi,
+  type TestApi,
+  type TestUser,
+  users,
+} from '../test-helpers.ts';
 import { EXPORT_PAGE_ROWS } from './exports.ts';
 
 let t: TestApi;
@@ -36,25 +43,13 @@ const at = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace(
 const range = `from=2026-03-01&to=${encodeURIComponent('2026-03-10T00:00:00Z')}`;
 
 async function campaign(owner: TestUser): Promise<number> {
-  const w = await t.call('post', '/websites', {
-    token: owner.token,
-    body: { url: `https://x${owner.id}.example.com`, name: 'exports' },
+  const w = await approvedWebsite(t, owner, admin, { url: `https://x${owner.id}.example.com`, name: 'exports' });
+  return createBudgetedCampaign(t, owner, w, null, {
+    name: 'exports',
+    destination_url: 'https://example.com/?c={click_id}',
+    payout: 500,
+    revenue: 800,
   });
-  await t.call('post', `/websites/${w.body.data.id}/approve`, { token: admin.token });
-  const c = await t.call('post', '/campaigns', {
-    token: owner.token,
-    body: {
-      website_id: w.body.data.id,
-      name: 'exports',
-      destination_url: 'https://example.com/?c={click_id}',
-      payout_model: 'CPA',
-      payout: 500,
-      revenue: 800,
-      currency: 'USD',
-    },
-  });
-  assert.equal(c.status, 201, c.text);
-  return c.body.data.id;
 }
 
 /** NDJSON lines of a body: the rows and the trailer. */

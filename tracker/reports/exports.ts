@@ -70,6 +70,7 @@ export const CONVERSION_EXPORT_COLUMNS = [
   'device',
   'fraud_score',
 ] as const;
+
 /** One exported click. `is_invalid` 0/1; `fraud_score` 0..1 (4 decimals); `ip` as recorded. */
 export interface ExportClickRow {
   click_id: string;
