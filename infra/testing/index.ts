@@ -146,4 +146,5 @@ export async function createTestEnv(
 }
 
 export { mulberry32 } from '../random.ts';
+export { CHROMIUM_PATH, launchBrowser } from './browser.ts';
 export { makeCampaign, makeConversion, makeUser, type Seeded, seedCampaign, waitFor } from './fixtures.ts';
