@@ -182,3 +182,34 @@ test('the same page on an origin the key does not list (localhost, not 127.0.0.1
   assert.match(metrics, /tracker_browser_conversions_total\{source="browser",outcome="origin_not_allowed"\} 1\n/);
   await ctx.close();
 });
+
+test('through the pipeline, a click converts only with its own advertiser’s key of its campaign’s mode', async () => {
+  const { t, adv, tracker } = stack;
+  const other = await t.user('advertiser');
+  const origin = `http://127.0.0.1:${sitePort}`;
+  const keyOf = async (token: string, mode: 'live' | 'test') => {
+    const r = await t.call('post', '/publishable-keys', {
+      token,
+      body: { name: mode, mode, allowed_origins: [origin] },
+    });
+    return r.body.data.key as string;
+  };
+  const click = await fetch(linkUrl, { redirect: 'manual' });
+  const clickId = new URL(click.headers.get('location')!).searchParams.get('c')!;
+  const cases: Array<[string, string]> = [
+    ['foreign-advertiser', await keyOf(other.token, 'live')],
+    ['test-key-live-campaign', await keyOf(adv.token, 'test')],
+  ];
+  for (const [eventId, k] of cases) {
+    const r = await fetch(`${tracker.url}/api/v1/track/conversion/browser?key=${k}`, {
+      method: 'POST',
+      headers: { origin, 'content-type': 'text/plain' },
+      body: JSON.stringify({ click_id: clickId, goal: 'purchase', event_id: eventId }),
+    });
+    assert.equal(((await r.json()) as { data: { decision: string } }).data.decision, 'accepted', eventId);
+    const row = await recorded(eventId);
+    assert.deepEqual([row.status, row.campaign_id], ['rejected', null], eventId);
+    const [why] = await t.env.sql`select reject_reason from conversions where event_id = ${eventId}`;
+    assert.equal(why!.reject_reason, 'unknown_click', eventId);
+  }
+});
