@@ -46,7 +46,7 @@ export const BROWSER_SCRIPT = `/* affiliate tracker s.js: conversions from the b
   var clickId = function () { return readCookie(); };
 
   /**
-   * conversion({ goal, amount, currency, event_id }) → Promise of the tracker's answer
+   * conversion({ goal, amount, currency, event_id }) -> Promise of the tracker's answer
    * ({ decision: 'accepted' | 'duplicate' | 'rejected', conversion_id, event_id }); { decision: 'skipped' } when the
    * visitor has no click id. Rejects with an Error whose code is the tracker's error code.
    */
