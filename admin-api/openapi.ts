@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ERROR_STATUS } from '../infra/index.ts';
 import type { Route } from './http.ts';
+import { trackerPaths } from './openapi-tracker.ts';
 
 function schemaOf(s: z.ZodType): Record<string, unknown> {
   const j = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as Record<
@@ -31,7 +32,8 @@ const envelopeError = {
 
 /**
  * The OpenAPI 3.1 document of the API, built from the same route table that registers the routes,
- * so a route cannot exist without being documented.
+ * so a route cannot exist without being documented; plus the tracker's browser-conversion endpoints
+ * (./openapi-tracker.ts), each path naming the tracker as its server.
  */
 export function buildOpenApi(routes: readonly Route<unknown, unknown>[], prefix: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
@@ -96,6 +98,7 @@ export function buildOpenApi(routes: readonly Route<unknown, unknown>[], prefix:
       responses: { '200': { description: 'OpenAPI 3.1 document' } },
     },
   };
+  Object.assign(paths, trackerPaths());
   return {
     openapi: '3.1.0',
     info: { title: 'Affiliate tracker admin API', version: '1.0.0' },
@@ -104,6 +107,7 @@ export function buildOpenApi(routes: readonly Route<unknown, unknown>[], prefix:
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'Access token (JWT) or API key (live_/test_)' },
       },
+      schemas: { ErrorEnvelope: envelopeError },
     },
     paths,
   };

@@ -1,6 +1,6 @@
 /**
  * The README walk-through, as a test: the exact request bodies of register → login → website →
- * approve → campaign → activate → join → postback token → report.
+ * approve → campaign → activate → join → postback token → publishable key → report.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -69,6 +69,13 @@ test('walk-through', async () => {
   const pbt = await t.call('post', '/postback-tokens', { token: adv });
   assert.equal(pbt.status, 201);
   assert.match(pbt.body.data.token, /^pbt_/);
+
+  const pk = await t.call('post', '/publishable-keys', {
+    token: adv,
+    body: { name: 'shop pages', allowed_origins: ['https://shop.example.com'] },
+  });
+  assert.equal(pk.status, 201, pk.text);
+  assert.match(pk.body.data.key, /^pk_live_/);
 
   const rep = await t.call('get', `/reports?group_by=day&from=2026-11-01&to=2026-11-30&tz=UTC&campaign_id=${campId}`, {
     token: adv,

@@ -138,6 +138,13 @@ const schema = z.object({
    * Postgres unique key dedups for ever behind it).
    */
   POSTBACK_DEDUP_TTL_S: z.coerce.number().int().min(60).max(31_536_000).default(7_776_000),
+  /**
+   * Browser conversions and pixel hits one client IP may send with one publishable key per
+   * BROWSER_CONVERSION_RATE_WINDOW_S, per tracker process (in memory: no Redis call on that path).
+   */
+  BROWSER_CONVERSION_RATE_POINTS: z.coerce.number().int().min(1).default(20),
+  /** Window of BROWSER_CONVERSION_RATE_POINTS, s. */
+  BROWSER_CONVERSION_RATE_WINDOW_S: z.coerce.number().int().min(1).max(86_400).default(60),
 
   /**
    * Stream entries read per XREADGROUP; a batch (one fraud task and one ClickHouse insert) holds at most this

@@ -10,11 +10,15 @@ export const ERROR_STATUS = {
   UNAUTHORIZED: 401,
   TWO_FACTOR_REQUIRED: 401,
   INVALID_TOKEN: 401,
+  /** A publishable key (`pk_live_…`/`pk_test_…`) that is malformed, unknown or revoked (browser conversions). */
+  INVALID_KEY: 401,
   FORBIDDEN: 403,
   /** An admin without 2FA on while ADMIN_REQUIRE_2FA is set: only 2FA setup/verify and logout are open. */
   TWO_FACTOR_SETUP_REQUIRED: 403,
   /** A test-mode (sandbox) API key on a call that would move ledger money (conversion status changes, reconciliation). */
   LIVE_MODE_REQUIRED: 403,
+  /** A browser conversion from an origin its publishable key does not list (or with no Origin at all). */
+  ORIGIN_NOT_ALLOWED: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,

@@ -75,8 +75,14 @@ export interface ConversionEvent {
   /** The advertiser's event time, ms; equals received_ms when not posted. */
   event_time_ms: number;
   received_ms: number;
-  /** IP of the advertiser's server. */
+  /** IP of the advertiser's server (of the visitor's browser for a browser conversion). */
   ip: string;
+  /**
+   * Browser conversions only: the mode of the publishable key that sent it, which the click's campaign must have
+   * (a `pk_test_` key converts only test-mode campaigns' clicks). Absent (S2S postbacks): any campaign of the advertiser.
+   * Encoded as a 12th field only when set, so S2S lines keep their 11 fields.
+   */
+  mode?: 'live' | 'test';
 }
 
 export const CLICK_FIELDS = [
@@ -165,7 +171,8 @@ export function encodeClick(c: ClickEvent): string {
 
 /** Encodes one conversion as a line. String fields must already be {@link clean}. */
 export function encodeConversion(c: ConversionEvent): string {
-  return CONVERSION_FIELDS.map((f) => c[f]).join('\t');
+  const line = CONVERSION_FIELDS.map((f) => c[f]).join('\t');
+  return c.mode ? `${line}\t${c.mode}` : line;
 }
 
 /** Thrown for a line or entry that does not decode; the pipeline dead-letters it with this message. */
@@ -224,7 +231,14 @@ export function decodeClick(line: string): ClickEvent {
 
 /** Decodes one conversion line. @throws MalformedEventError */
 export function decodeConversion(line: string): ConversionEvent {
-  const c = decodeLine<ConversionEvent>(line, CONVERSION_FIELDS);
+  // A 12th field is a browser conversion's key mode (see ConversionEvent.mode).
+  const tab = line.split('\t').length > CONVERSION_FIELDS.length ? line.lastIndexOf('\t') : -1;
+  const c = decodeLine<ConversionEvent>(tab < 0 ? line : line.slice(0, tab), CONVERSION_FIELDS);
+  if (tab >= 0) {
+    const mode = line.slice(tab + 1);
+    if (mode !== 'live' && mode !== 'test') throw new MalformedEventError(`bad mode ${mode}`);
+    c.mode = mode;
+  }
   if (c.status !== 'pending' && c.status !== 'approved' && c.status !== 'rejected') {
     throw new MalformedEventError(`bad status ${c.status}`);
   }

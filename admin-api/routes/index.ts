@@ -8,6 +8,7 @@ import { eventRoutes } from './events.ts';
 import { exportRoutes } from './exports.ts';
 import { linkRoutes } from './links.ts';
 import { postbackRoutes } from './postbacks.ts';
+import { publishableKeyRoutes } from './publishable-keys.ts';
 import { reportRoutes } from './reports.ts';
 import { tokenRoutes } from './tokens.ts';
 import { walletRoutes } from './wallet.ts';
@@ -23,6 +24,7 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...campaignRoutes(),
     ...linkRoutes(),
     ...tokenRoutes(),
+    ...publishableKeyRoutes(),
     ...conversionRoutes(),
     ...reportRoutes(),
     ...exportRoutes(),

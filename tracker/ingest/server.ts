@@ -16,6 +16,7 @@ import {
   serveMetrics,
 } from '../../infra/index.ts';
 import { geoIp } from '../geo/geoip.ts';
+import { browserHandlers } from './browser.ts';
 import { CapCounters } from './caps.ts';
 import { answerStored, clickHandler } from './click.ts';
 import { TokenCache } from './conversion.ts';
@@ -27,6 +28,7 @@ import { compileTemplate } from './macros.ts';
 import { createTrackerMetrics } from './metrics.ts';
 import { postbackHandler } from './postback.ts';
 import { TrustedProxies } from './proxies.ts';
+import { PublishableKeyCache } from './publishable-keys.ts';
 import { isMethod, LIMITS } from './request.ts';
 import { Spool } from './spool.ts';
 import { checkSpool, createSpoolMetrics } from './spool-monitor.ts';
@@ -69,7 +71,9 @@ export interface Tracker {
 
 /**
  * Starts the uWebSockets.js ingest: `GET|HEAD /c/:code` and `/api/v1/track/:code` (click → 302),
- * `GET|POST /api/v1/track/conversion` (postback), `GET /api/v1/track/conversion/:event_id` (its decision), `/healthz`, `/readyz`, `/metrics`; with `config.METRICS_PORT` also
+ * `GET|POST /api/v1/track/conversion` (postback), `GET /api/v1/track/conversion/:event_id` (its decision),
+ * `OPTIONS|POST /api/v1/track/conversion/browser`, `GET /api/v1/track/pixel`, `GET /s.js` (browser conversions,
+ * ./browser.ts), `/healthz`, `/readyz`, `/metrics`; with `config.METRICS_PORT` also
  * a plain-HTTP listener of its own for `/metrics`, `/healthz`, `/readyz` (infra `serveMetrics`).
  * Listens on `config.BIND_HOST:config.TRACKER_PORT` (0 = any free port). uWS listens with
  * SO_REUSEPORT on Linux, so several processes can share one port.
@@ -261,6 +265,20 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     begin,
     finish: finishPostback,
   });
+  const browser = browserHandlers({
+    log,
+    proxies,
+    uuid,
+    partitions: P,
+    keys: new PublishableKeyCache(sql),
+    conversions,
+    eventIds,
+    registry,
+    ratePoints: config.BROWSER_CONVERSION_RATE_POINTS,
+    rateWindowS: config.BROWSER_CONVERSION_RATE_WINDOW_S,
+    begin,
+    finish,
+  });
   const onClick = clickHandler({
     log,
     proxies,
@@ -296,6 +314,14 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     .get('/api/v1/track/conversion', onConversion)
     .post('/api/v1/track/conversion', onConversion)
     .any('/api/v1/track/conversion', methodNotAllowed('GET, POST'))
+    .options('/api/v1/track/conversion/browser', browser.preflight)
+    .post('/api/v1/track/conversion/browser', browser.conversion)
+    .any('/api/v1/track/conversion/browser', methodNotAllowed('POST, OPTIONS'))
+    .get('/api/v1/track/pixel', browser.pixel)
+    .any('/api/v1/track/pixel', methodNotAllowed('GET'))
+    .get('/s.js', browser.script)
+    .head('/s.js', browser.script)
+    .any('/s.js', methodNotAllowed('GET, HEAD'))
     .get('/api/v1/track/conversion/:event_id', decisionHandler({ log, sql, tokens, eventIds, begin, finish }))
     .any('/api/v1/track/conversion/:event_id', methodNotAllowed('GET'))
     .get('/healthz', (res) => {

@@ -56,7 +56,9 @@ export const CLOCK_SKEW_MS = 5 * 60_000;
 
 /**
  * Attributes and prices one conversion (pure). Rules, in order:
- * - no click, or a click of another advertiser → `unknown_click` (a foreign click is not revealed);
+ * - no click, or a click of another advertiser → `unknown_click` (a foreign click is not revealed); so is a browser
+ *   conversion whose publishable key's mode (`c.mode`) is not its click's campaign's (a `pk_test_` key and a live
+ *   campaign, or the reverse);
  * - a click the ingest marked invalid (unknown link, disabled link, inactive campaign) → `invalid_click`;
  * - campaign gone, `draft` or `archived` → `campaign_inactive` (a `paused` campaign still pays
  *   for conversions of clicks it received while it ran);
@@ -73,6 +75,8 @@ export function attribute(
   defaultWindowDays: number,
 ): Attribution {
   if (!click || click.advertiser_id !== c.advertiser_id)
+    return { type: 'reject', reason: 'unknown_click', click: null, campaign: null };
+  if (c.mode !== undefined && campaign && campaign.mode !== c.mode)
     return { type: 'reject', reason: 'unknown_click', click: null, campaign: null };
   if (click.invalid_reason !== '') return { type: 'reject', reason: 'invalid_click', click, campaign };
   if (!campaign || campaign.status === 'draft' || campaign.status === 'archived') {

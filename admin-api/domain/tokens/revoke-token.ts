@@ -5,10 +5,11 @@ import { notFound } from '../../http.ts';
 const KINDS = {
   'postback token': { table: 'postback_tokens', owner: 'advertiser_id' },
   'API key': { table: 'api_keys', owner: 'user_id' },
+  'publishable key': { table: 'publishable_keys', owner: 'advertiser_id' },
 } as const;
 
 /**
- * Revokes one of `userId`'s postback tokens or API keys (revoking again keeps the first time).
+ * Revokes one of `userId`'s postback tokens, API keys or publishable keys (revoking again keeps the first time).
  * @returns its id and revocation time. @throws AppError NOT_FOUND when `userId` has no such one.
  */
 export async function revokeToken(sql: Sql, kind: keyof typeof KINDS, id: number, userId: number) {
