@@ -15,6 +15,7 @@ import {
   UUID_RE,
   zodDetails,
 } from '../infra/index.ts';
+import { auditMiddleware } from './audit.ts';
 import { clientIp, trustedProxies } from './client-ip.ts';
 import { encryptPlainTotpSecrets } from './domain/auth/encrypt-plain-totp-secrets.ts';
 import { type ApiServices, type HandlerResult, idParam, MAX_BODY_BYTES, parse, type Route } from './http.ts';
@@ -139,6 +140,13 @@ export function createApi(deps: ApiDeps): ApiApp {
   // Outermost: times every answer, errors included.
   app.use(services.metrics.middleware);
 
+  // Outside the error middleware, so it sees each answer's final status; writes the audit row of a state change.
+  const routes = allRoutes();
+  const unaudited = new Set(
+    routes.filter((r) => r.audit === false).map((r) => `${r.method.toUpperCase()} ${API_PREFIX}${r.path}`),
+  );
+  app.use(auditMiddleware(deps.sql, log, registry, unaudited));
+
   // One place that writes errors (EXAMPLES.md #4).
   app.use(async (ctx: Context, next: Next) => {
     try {
@@ -218,7 +226,6 @@ export function createApi(deps: ApiDeps): ApiApp {
   });
 
   const router = new Router({ prefix: API_PREFIX });
-  const routes = allRoutes();
   const openapi = buildOpenApi(routes, API_PREFIX);
   router.get('/openapi.json', (ctx) => {
     ctx.body = openapi;

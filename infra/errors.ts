@@ -15,6 +15,8 @@ export const ERROR_STATUS = {
   TWO_FACTOR_SETUP_REQUIRED: 403,
   /** A test-mode (sandbox) API key on a call that would move ledger money (conversion status changes, reconciliation). */
   LIVE_MODE_REQUIRED: 403,
+  /** A postback from an address outside its advertiser's IP allowlist (`PUT /postback-allowlist`). */
+  IP_NOT_ALLOWED: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,
