@@ -77,6 +77,8 @@ function handle(route: Route<unknown, unknown>, deps: ApiDeps, services: ApiServ
       const cred = route.path === '/events/stream' ? (bearer(ctx) ?? String(ctx.query.token ?? '')) : bearer(ctx);
       if (!cred) throw new AppError('UNAUTHORIZED', 'authentication required');
       user = await authenticate(deps.sql, services.tokens, cred);
+      // Set before the role and scope checks: a refused call is audited as the caller's.
+      ctx.state.user = user;
       if (user.kind === 'api_key' && (!route.scope || !user.scopes?.includes(route.scope)))
         throw new AppError(
           'FORBIDDEN',
@@ -84,7 +86,6 @@ function handle(route: Route<unknown, unknown>, deps: ApiDeps, services: ApiServ
         );
       if (!route.auth.includes(user.role)) throw new AppError('FORBIDDEN', 'your role cannot call this route');
       await requireAdminTwoFactor(deps.sql, deps.config, user, route);
-      ctx.state.user = user;
     }
     // Every path param is an integer id except `sid` (a session uuid the handler checks itself).
     // Names in `uuidParams` are UUIDs (ledger transfers, conversions).
