@@ -260,3 +260,15 @@ describe('reading', () => {
     );
   });
 });
+
+test('OpenAPI lists the audit and allowlist routes, and IP_NOT_ALLOWED as a 403', async () => {
+  const doc = (await t.call('get', '/openapi.json')).body;
+  assert.deepEqual(doc.paths['/api/v1/audit-log'].get['x-roles'], ['admin']);
+  assert.ok(doc.paths['/api/v1/me/audit-log'].get);
+  const names = doc.paths['/api/v1/audit-log'].get.parameters.map((p: { name: string }) => p.name).sort();
+  assert.deepEqual(names, ['action', 'cursor', 'from', 'limit', 'object_id', 'object_type', 'to', 'user_id']);
+  assert.ok(doc.paths['/api/v1/postback-allowlist'].put.requestBody);
+  assert.ok(doc.paths['/api/v1/postback-allowlist/refusals'].get);
+  const codes = JSON.stringify(doc);
+  assert.match(codes, /"IP_NOT_ALLOWED":403/);
+});
