@@ -15,6 +15,7 @@ import {
   UUID_RE,
   zodDetails,
 } from '../infra/index.ts';
+import { auditMiddleware } from './audit.ts';
 import { clientIp, trustedProxies } from './client-ip.ts';
 import { encryptPlainTotpSecrets } from './domain/auth/encrypt-plain-totp-secrets.ts';
 import { type ApiServices, type HandlerResult, idParam, MAX_BODY_BYTES, parse, type Route } from './http.ts';
@@ -76,6 +77,8 @@ function handle(route: Route<unknown, unknown>, deps: ApiDeps, services: ApiServ
       const cred = route.path === '/events/stream' ? (bearer(ctx) ?? String(ctx.query.token ?? '')) : bearer(ctx);
       if (!cred) throw new AppError('UNAUTHORIZED', 'authentication required');
       user = await authenticate(deps.sql, services.tokens, cred);
+      // Set before the role and scope checks: a refused call is audited as the caller's.
+      ctx.state.user = user;
       if (user.kind === 'api_key' && (!route.scope || !user.scopes?.includes(route.scope)))
         throw new AppError(
           'FORBIDDEN',
@@ -83,7 +86,6 @@ function handle(route: Route<unknown, unknown>, deps: ApiDeps, services: ApiServ
         );
       if (!route.auth.includes(user.role)) throw new AppError('FORBIDDEN', 'your role cannot call this route');
       await requireAdminTwoFactor(deps.sql, deps.config, user, route);
-      ctx.state.user = user;
     }
     // Every path param is an integer id except `sid` (a session uuid the handler checks itself).
     // Names in `uuidParams` are UUIDs (ledger transfers, conversions).
@@ -138,6 +140,13 @@ export function createApi(deps: ApiDeps): ApiApp {
 
   // Outermost: times every answer, errors included.
   app.use(services.metrics.middleware);
+
+  // Outside the error middleware, so it sees each answer's final status; writes the audit row of a state change.
+  const routes = allRoutes();
+  const unaudited = new Set(
+    routes.filter((r) => r.audit === false).map((r) => `${r.method.toUpperCase()} ${API_PREFIX}${r.path}`),
+  );
+  app.use(auditMiddleware(deps.sql, log, registry, unaudited));
 
   // One place that writes errors (EXAMPLES.md #4).
   app.use(async (ctx: Context, next: Next) => {
@@ -218,7 +227,6 @@ export function createApi(deps: ApiDeps): ApiApp {
   });
 
   const router = new Router({ prefix: API_PREFIX });
-  const routes = allRoutes();
   const openapi = buildOpenApi(routes, API_PREFIX);
   router.get('/openapi.json', (ctx) => {
     ctx.body = openapi;

@@ -81,6 +81,11 @@ export interface Route<B = unknown, Q = unknown> {
    * JSON body shape before `body` validates it. @throws AppError VALIDATION_ERROR for malformed CSV.
    */
   csv?: (text: string) => unknown;
+  /**
+   * `false` on a POST that changes nothing (a query in a body): its calls get no audit row (admin-api/audit.ts).
+   * Every other POST, PUT, PATCH and DELETE is audited.
+   */
+  audit?: false;
   /** Alternative response media types besides JSON (for OpenAPI), e.g. `['text/csv']`. */
   produces?: string[];
   handler(args: HandlerArgs<B, Q>): Promise<HandlerResult | undefined>;

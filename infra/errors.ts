@@ -19,6 +19,8 @@ export const ERROR_STATUS = {
   LIVE_MODE_REQUIRED: 403,
   /** A browser conversion from an origin its publishable key does not list (or with no Origin at all). */
   ORIGIN_NOT_ALLOWED: 403,
+  /** A postback from an address outside its advertiser's IP allowlist (`PUT /postback-allowlist`). */
+  IP_NOT_ALLOWED: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,

@@ -50,6 +50,17 @@ export {
 } from './errors.ts';
 export { type EventRecipient, eventFor } from './event-policy.ts';
 export { EVENT_LOG_MAXLEN, eventLogKey, type LiveEvent, type LiveEventType, publishEvent } from './events.ts';
+export {
+  compileAllowlist,
+  IpAllowlist,
+  MAX_ALLOWLIST_ENTRIES,
+  normaliseAllowlistEntry,
+  type PostbackRefusal,
+  parsePostbackRefusal,
+  publishPostbackInvalidation,
+  REFUSALS_MAXLEN,
+  recordPostbackRefusal,
+} from './ip-allowlist.ts';
 export { createLogger, type Logger } from './logger.ts';
 export {
   type Counter,

@@ -111,6 +111,10 @@ export function redisKeys(prefix = '') {
     eventId: (advertiserId: number, eventId: string) => `${prefix}event:${advertiserId}:${eventId}`,
     /** Pub/sub channel announcing link/campaign changes to every tracker's cache. */
     linkInvalidation: `${prefix}links:invalidate`,
+    /** Pub/sub channel telling every tracker that an advertiser's postback tokens or IP allowlist changed. */
+    postbackInvalidation: `${prefix}postback:invalidate`,
+    /** Capped stream of an advertiser's postbacks refused by its IP allowlist (infra/ip-allowlist.ts). */
+    postbackRefusals: (advertiserId: number) => `${prefix}postback:refused:${advertiserId}`,
     /** Pub/sub channel of live events for the admin API's SSE stream. */
     events: `${prefix}events`,
     /** Any other key, under the prefix. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError, type Sql } from '../../infra/index.ts';
+import { AppError, ERROR_STATUS, type Sql } from '../../infra/index.ts';
 import type { AnalyticsScope } from '../../tracker/index.ts';
 import { analystScope } from '../domain/analysts/analyst-scope.ts';
 import { testModeCampaignIds } from '../domain/reports/scope-report-query.ts';
@@ -103,6 +103,8 @@ export function analyticsRoutes(): Route<never, never>[] {
       tag: 'analytics',
       auth: ['admin', 'analyst'],
       scope: 'analytics:query',
+      // A read; its own `analytics.query` row below records it with the SQL.
+      audit: false,
       body: analyticsQueryBody,
       produces: ['text/csv'],
       example: { sql: 'SELECT count() AS clicks FROM clicks', params: {}, format: 'json' },
@@ -110,8 +112,9 @@ export function analyticsRoutes(): Route<never, never>[] {
         if (!deps.analytics) throw new AppError('SERVICE_UNAVAILABLE', 'analytics are not available');
         const scope = await scopeOf(deps.sql, user);
         const audit = (outcome: string, extra: Record<string, unknown>) =>
-          deps.sql`insert into audit_log (user_id, api_key_id, action, detail)
-            values (${user.user_id}, ${user.api_key_id ?? null}, 'analytics.query',
+          deps.sql`insert into audit_log (user_id, api_key_id, action, ip, request_id, status, detail)
+            values (${user.user_id}, ${user.api_key_id ?? null}, 'analytics.query', ${ctx.state.clientIp || null},
+                    ${ctx.state.requestId ?? null}, ${outcome === 'ok' ? 200 : (ERROR_STATUS[extra.code as keyof typeof ERROR_STATUS] ?? 500)},
                     ${deps.sql.json({ sql: body.sql, params: body.params, format: body.format, scope: scope ?? null, outcome, ...extra } as never)})`;
         let result: Awaited<ReturnType<typeof deps.analytics.run>>;
         try {

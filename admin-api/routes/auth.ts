@@ -4,7 +4,9 @@ import { generateSecret, generateURI, verify as verifyOtp } from 'otplib';
 import QRCode from 'qrcode';
 import { z } from 'zod';
 import { AppError, decryptSecret, encryptSecret, type Sql } from '../../infra/index.ts';
+import { auditActor } from '../audit.ts';
 import { LoginGuard } from '../domain/auth/login-guard.ts';
+import { type UserRow, userView } from '../domain/auth/user-view.ts';
 import { type ApiServices, type HandlerArgs, notFound, type Route, route } from '../http.ts';
 import { emit } from '../publish.ts';
 import {
@@ -23,28 +25,6 @@ import { type ApiDeps, ROLES, type Role } from '../types.ts';
 const email = z.email('must be a valid email address').max(254);
 const password = z.string().min(10, 'must be at least 10 characters').max(200, 'must be at most 200 characters');
 const otpCode = z.string().regex(/^\d{6}$/, 'must be 6 digits');
-
-interface UserRow {
-  id: number;
-  role: Role;
-  name: string;
-  email: string;
-  status: string;
-  created_at: Date;
-}
-
-/** The public view of a user. */
-export function userView(u: UserRow, twoFactor = false) {
-  return {
-    id: u.id,
-    role: u.role,
-    name: u.name,
-    email: u.email,
-    status: u.status,
-    two_factor_enabled: twoFactor,
-    created_at: u.created_at,
-  };
-}
 
 function refreshCookie(deps: ApiDeps, value: string, maxAgeS: number): string {
   return [
@@ -222,6 +202,7 @@ export function authRoutes(): Route<never, never>[] {
           throw new AppError('UNAUTHORIZED', 'invalid email or password');
         }
         await attempt.succeeded();
+        auditActor(ctx, u.id);
         if (u.status !== 'active') throw new AppError('FORBIDDEN', 'account suspended');
         const [tf] = await deps.sql<
           { enabled: boolean }[]
@@ -252,6 +233,8 @@ export function authRoutes(): Route<never, never>[] {
         const userId = services.tokens.verifyChallenge(body.challenge_token);
         const who = await userById(deps.sql, userId);
         if (!who) throw new AppError('INVALID_TOKEN', 'invalid challenge token');
+        // A valid challenge names the account: its failed codes are in its owner's audit log.
+        auditActor(ctx, userId);
         const [tf] = await deps.sql<{ secret_enc: string | null; enabled: boolean }[]>`
           select secret_enc, enabled from user_two_factor where user_id = ${userId}`;
         if (!tf?.enabled) throw new AppError('INVALID_TOKEN', 'invalid challenge token');
@@ -302,6 +285,7 @@ export function authRoutes(): Route<never, never>[] {
           from refresh_tokens r join sessions s on s.id = r.session_id join users u on u.id = s.user_id
           where r.token_hash = ${sha256(token)}`;
         if (!row) throw new AppError('UNAUTHORIZED', 'invalid refresh token');
+        auditActor(ctx, row.user_id);
         if (row.revoked || row.status !== 'active') throw new AppError('UNAUTHORIZED', 'session revoked');
         if (row.expired && !row.used) throw new AppError('UNAUTHORIZED', 'refresh token expired; log in again');
         // Rotation alone would keep a stolen cookie alive for ever: the session itself has an end.

@@ -1,12 +1,14 @@
 import type { Route } from '../http.ts';
 import { analyticsRoutes } from './analytics.ts';
 import { approvedHostRoutes } from './approved-hosts.ts';
+import { auditRoutes } from './audit.ts';
 import { authRoutes } from './auth.ts';
 import { campaignRoutes } from './campaigns.ts';
 import { conversionRoutes } from './conversions.ts';
 import { eventRoutes } from './events.ts';
 import { exportRoutes } from './exports.ts';
 import { linkRoutes } from './links.ts';
+import { postbackAllowlistRoutes } from './postback-allowlist.ts';
 import { postbackRoutes } from './postbacks.ts';
 import { publishableKeyRoutes } from './publishable-keys.ts';
 import { reportRoutes } from './reports.ts';
@@ -25,6 +27,7 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...linkRoutes(),
     ...tokenRoutes(),
     ...publishableKeyRoutes(),
+    ...postbackAllowlistRoutes(),
     ...conversionRoutes(),
     ...reportRoutes(),
     ...exportRoutes(),
@@ -33,5 +36,6 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...webhookRoutes(),
     ...walletRoutes(),
     ...analyticsRoutes(),
+    ...auditRoutes(),
   ] as Route<unknown, unknown>[];
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError } from '../../infra/index.ts';
+import { AppError, publishPostbackInvalidation } from '../../infra/index.ts';
 import { revokeToken } from '../domain/tokens/revoke-token.ts';
 import { API_SCOPES, pageQuery, type Route, route } from '../http.ts';
 import { pagedQuery } from '../paging.ts';
@@ -45,8 +45,11 @@ export function tokenRoutes(): Route<never, never>[] {
       summary: 'Revoke a postback token',
       tag: 'postback-tokens',
       auth: ['advertiser'],
-      async handler({ deps: { sql }, user, params }) {
-        return { data: await revokeToken(sql, 'postback token', params.id!, user.user_id) };
+      async handler({ deps: { sql, redis }, services, user, params }) {
+        const revoked = await revokeToken(sql, 'postback token', params.id!, user.user_id);
+        // Every tracker drops the advertiser's cached tokens now, not when their cache entry expires.
+        await publishPostbackInvalidation(redis, services.keys, user.user_id);
+        return { data: revoked };
       },
     }),
     route({

@@ -1,5 +1,15 @@
 import { createHash } from 'node:crypto';
-import { AppError, MAX_MINOR_UNITS, type Sql, UUID_RE, validationError } from '../../infra/index.ts';
+import {
+  AppError,
+  compileAllowlist,
+  type IpAllowlist,
+  type Logger,
+  MAX_MINOR_UNITS,
+  type Redis,
+  type Sql,
+  UUID_RE,
+  validationError,
+} from '../../infra/index.ts';
 import type { ConversionStatus } from '../events.ts';
 import { singleFlight } from './single-flight.ts';
 
@@ -176,15 +186,27 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number): P
   };
 }
 
+/** What a postback token resolves to: its advertiser, and the advertiser's IP allowlist (null: any address). */
+export interface TokenAuth {
+  advertiser_id: number;
+  allowlist: IpAllowlist | null;
+  /** The token's first 8 characters (`pbt_xxxx`), what a refusal record names. */
+  prefix: string;
+}
+
 /**
- * Resolves postback tokens to their advertiser: SHA-256 hex of the token looked up in
- * `postback_tokens` (not revoked). Results are cached (hits `hitMs`, misses `missMs`), so a revoked
- * token keeps working for at most `hitMs`. An unknown token is a read only (never a write); a known one
- * records `last_used_at` once per cache miss.
+ * Resolves postback tokens to their advertiser and its IP allowlist: SHA-256 hex of the token looked up in
+ * `postback_tokens` (not revoked) with the advertiser's `postback_ip_allowlists` row, compiled once per load into a
+ * matcher. Results are cached (hits `hitMs`, misses `missMs`); a message on `keys.postbackInvalidation` (a token
+ * revoked, the allowlist changed) drops the advertiser's entries at once, so without Redis pub/sub a change takes
+ * at most `hitMs`. An unknown token is a read only (never a write); a known one records `last_used_at` once per
+ * cache miss.
  */
 export class TokenCache {
-  private readonly map = new Map<string, { advertiser_id: number | null; until_ms: number }>();
-  private readonly loading = new Map<string, Promise<number | null>>();
+  private readonly map = new Map<string, { auth: TokenAuth | null; until_ms: number }>();
+  private readonly loading = new Map<string, Promise<TokenAuth | null>>();
+  /** Bumped by every invalidation: a load that began before one is answered but not cached (it may be stale). */
+  private generation = 0;
 
   constructor(
     private readonly sql: Sql,
@@ -194,22 +216,67 @@ export class TokenCache {
 
   /** The advertiser owning `token`, or null. @throws on a Postgres error. */
   async advertiser(token: string): Promise<number | null> {
+    return (await this.resolve(token))?.advertiser_id ?? null;
+  }
+
+  /** The advertiser and allowlist of `token`, or null for an unknown or revoked token. @throws on a Postgres error. */
+  resolve(token: string): Promise<TokenAuth | null> {
     const hash = createHash('sha256').update(token).digest('hex');
-    const now = Date.now();
     const hit = this.map.get(hash);
-    if (hit && hit.until_ms > now) return hit.advertiser_id;
+    if (hit && hit.until_ms > Date.now()) return Promise.resolve(hit.auth);
     return singleFlight(this.loading, hash, (k) => this.lookup(k));
   }
 
-  private async lookup(hash: string): Promise<number | null> {
+  /** Drops the cached tokens of one advertiser (or every token), and stops in-flight loads from being cached. */
+  invalidate(advertiserId?: number): void {
+    this.generation++;
+    if (advertiserId === undefined) this.map.clear();
+    else for (const [k, e] of this.map) if (e.auth?.advertiser_id === advertiserId) this.map.delete(k);
+  }
+
+  /**
+   * Listens on `channel` (`keys.postbackInvalidation`) over `sub`, a subscriber connection created with
+   * `autoResubscribe: false` (the link cache's): it (re)subscribes on every 'ready' and, after a reconnection,
+   * drops every entry (messages published meanwhile are lost). Resolves after the first subscription.
+   */
+  subscribe(sub: Redis, channel: string, log: Logger): Promise<void> {
+    let first = true;
+    return new Promise((resolve) => {
+      const onReady = () => {
+        if (!first) this.invalidate();
+        first = false;
+        sub.subscribe(channel).then(
+          () => resolve(),
+          (err: Error) => log.warn({ err: err.message }, 'postback invalidation subscribe failed'),
+        );
+      };
+      sub.on('ready', onReady);
+      if (sub.status === 'ready') onReady();
+      sub.on('message', (ch: string, raw: string) => {
+        if (ch !== channel) return;
+        const id = Number(raw);
+        if (Number.isSafeInteger(id) && id > 0) this.invalidate(id);
+        else log.warn({ raw: raw.slice(0, 200) }, 'ignoring malformed postback invalidation');
+      });
+    });
+  }
+
+  private async lookup(hash: string): Promise<TokenAuth | null> {
+    const generation = this.generation;
     // A read first, and a write only for a live token: unknown tokens (guessing, a flood of junk) cost one indexed
     // read per token per missMs and never a write, so they cannot load the primary with UPDATEs.
-    const rows = await this.sql<{ id: string; advertiser_id: number }[]>`
-      select id, advertiser_id from postback_tokens where token_hash = ${hash} and revoked_at is null`;
-    const advertiser_id = rows[0]?.advertiser_id ?? null;
-    if (rows[0]) await this.sql`update postback_tokens set last_used_at = now() where id = ${rows[0].id}`;
+    const rows = await this.sql<{ id: string; advertiser_id: number; prefix: string; entries: string[] | null }[]>`
+      select t.id, t.advertiser_id, t.prefix, a.entries
+      from postback_tokens t left join postback_ip_allowlists a on a.advertiser_id = t.advertiser_id
+      where t.token_hash = ${hash} and t.revoked_at is null`;
+    const row = rows[0];
+    const auth = row
+      ? { advertiser_id: row.advertiser_id, allowlist: compileAllowlist(row.entries), prefix: row.prefix }
+      : null;
+    if (row) await this.sql`update postback_tokens set last_used_at = now() where id = ${row.id}`;
+    if (generation !== this.generation) return auth;
     if (this.map.size > 100_000) this.map.clear();
-    this.map.set(hash, { advertiser_id, until_ms: Date.now() + (advertiser_id === null ? this.missMs : this.hitMs) });
-    return advertiser_id;
+    this.map.set(hash, { auth, until_ms: Date.now() + (auth === null ? this.missMs : this.hitMs) });
+    return auth;
   }
 }

@@ -7,7 +7,7 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Logger } from '../../infra/index.ts';
 import { encodeConversion, idTag } from '../events.ts';
-import { type PostbackFields, parsePostback, type TokenCache } from './conversion.ts';
+import { type PostbackFields, parsePostback, type TokenAuth, type TokenCache } from './conversion.ts';
 import type { EventIds } from './event-ids.ts';
 import { type ReqState, sendAppError, sendError, sendJson } from './http.ts';
 import type { TrustedProxies } from './proxies.ts';
@@ -27,11 +27,13 @@ export interface PostbackDeps {
   eventIds: EventIds;
   begin(res: HttpResponse, head: boolean): ReqState;
   finish(st: ReqState): void;
+  /** Called (without waiting) for each postback refused by its advertiser's IP allowlist: count and record it. */
+  onIpRefused(auth: TokenAuth, ip: string, received_ms: number): void;
 }
 
 /** The uWS handler of the conversion route. */
 export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: HttpRequest) => void {
-  const { log, proxies, uuid, partitions, tokens, conversions, eventIds, begin, finish } = deps;
+  const { log, proxies, uuid, partitions, tokens, conversions, eventIds, begin, finish, onIpRefused } = deps;
 
   /** XADDs the conversion and answers `accepted` once acknowledged (503 otherwise, its reservation given back). */
   const store = (
@@ -99,12 +101,19 @@ export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: Ht
           sendAppError(st, 'UNAUTHORIZED', 'missing or invalid postback token');
           return finish(st);
         }
-        tokens.advertiser(token).then(
-          (advertiser_id) => {
-            if (advertiser_id === null) {
+        tokens.resolve(token).then(
+          (auth) => {
+            if (auth === null) {
               sendAppError(st, 'UNAUTHORIZED', 'missing or invalid postback token');
               return finish(st);
             }
+            // Checked before anything is parsed or reserved: a refused source learns nothing about its postback.
+            if (auth.allowlist !== null && !auth.allowlist.allows(ip)) {
+              onIpRefused(auth, ip, received_ms);
+              sendAppError(st, 'IP_NOT_ALLOWED', `postbacks from ${ip || 'this address'} are not allowed`);
+              return finish(st);
+            }
+            const advertiser_id = auth.advertiser_id;
             try {
               const f = parsePostback(params, received_ms);
               if (!f.own_click) {

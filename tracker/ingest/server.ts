@@ -23,6 +23,7 @@ import { TokenCache } from './conversion.ts';
 import { decisionHandler } from './decision.ts';
 import { EventIds } from './event-ids.ts';
 import { type ReqState, sendAppError, sendJson, sendText, track } from './http.ts';
+import { ipRefusals } from './ip-refusals.ts';
 import { LinkCache } from './link-cache.ts';
 import { compileTemplate } from './macros.ts';
 import { createTrackerMetrics } from './metrics.ts';
@@ -201,6 +202,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     // Start-up does not wait for a slow/unreachable Postgres: /readyz says 503 until the warm load ends.
     withTimeout(warm(), 5_000),
     withTimeout(links.subscribe(sub, keys.linkInvalidation), 2_000),
+    withTimeout(tokens.subscribe(sub, keys.postbackInvalidation, log), 2_000),
     withTimeout(once(redis, 'ready'), 2_000),
   ]);
 
@@ -264,6 +266,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     eventIds,
     begin,
     finish: finishPostback,
+    onIpRefused: ipRefusals(registry, redis, keys, log),
   });
   const browser = browserHandlers({
     log,
