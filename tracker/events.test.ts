@@ -32,6 +32,7 @@ const click: ClickEvent = {
   accept_language: 'en-US',
   purpose: '',
   invalid_reason: '',
+  landing_id: 0,
 };
 
 describe('stream wire format', () => {
