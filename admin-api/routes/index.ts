@@ -6,6 +6,7 @@ import { campaignRoutes } from './campaigns.ts';
 import { conversionRoutes } from './conversions.ts';
 import { eventRoutes } from './events.ts';
 import { exportRoutes } from './exports.ts';
+import { landingPageRoutes } from './landing-pages.ts';
 import { linkRoutes } from './links.ts';
 import { postbackRoutes } from './postbacks.ts';
 import { reportRoutes } from './reports.ts';
@@ -21,6 +22,7 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...websiteRoutes(),
     ...approvedHostRoutes(),
     ...campaignRoutes(),
+    ...landingPageRoutes(),
     ...linkRoutes(),
     ...tokenRoutes(),
     ...conversionRoutes(),
