@@ -161,7 +161,7 @@ describe('click stream', () => {
     for (let i = 0; i + 1 < fields.length; i += 2) dl[fields[i]!] = fields[i + 1]!;
     assert.equal(dl.source_id, badId);
     assert.equal(dl.d, 'not\ta\tclick');
-    assert.match(dl.reason!, /expected 15 fields/);
+    assert.match(dl.reason!, /expected 16 fields/);
 
     // Everything acknowledged, so trimming removes it.
     await waitFor('acks and trim', async () => (await env.redis.xpending(env.keys.clicks(0), 'pipeline'))[0] === 0);
