@@ -247,3 +247,49 @@ describe('links pin a landing page of their own campaign', () => {
     );
   });
 });
+
+describe('a page on another host goes to review like a moved destination', () => {
+  test("the owner adding a page off destination_url's host pauses the live campaign until an admin activates it", async () => {
+    const status = async () =>
+      (await t.call('get', `/campaigns/${otherCampaignId}`, { token: cast.adv.token })).body.data.status;
+    assert.equal(await status(), 'active');
+    // Same host as destination_url: no review.
+    const same = await t.call('post', pages(otherCampaignId), {
+      token: cast.adv.token,
+      body: { name: 'Same host', url: 'https://shop.example.com/same' },
+    });
+    assert.equal(same.status, 201, same.text);
+    assert.equal(await status(), 'active');
+    // An approved subdomain, but not the destination's host: back to review.
+    const moved = await t.call('post', pages(otherCampaignId), {
+      token: cast.adv.token,
+      body: { name: 'Subdomain', url: 'https://go.shop.example.com/v' },
+    });
+    assert.equal(moved.status, 201, moved.text);
+    assert.equal(await status(), 'paused');
+    const own = await t.call('post', `/campaigns/${otherCampaignId}/status`, {
+      token: cast.adv.token,
+      body: { status: 'active' },
+    });
+    assert.equal(own.status, 422, own.text);
+    assert.equal(own.body.error.code, 'REVIEW_REQUIRED');
+    const byAdmin = await t.call('post', `/campaigns/${otherCampaignId}/status`, {
+      token: cast.admin.token,
+      body: { status: 'active' },
+    });
+    assert.equal(byAdmin.status, 200, byAdmin.text);
+    // An admin's page on that host needs no second review; an owner's URL change onto it does.
+    const admins = await t.call('post', pages(otherCampaignId), {
+      token: cast.admin.token,
+      body: { name: 'Admin', url: 'https://go.shop.example.com/w' },
+    });
+    assert.equal(admins.status, 201, admins.text);
+    assert.equal(await status(), 'active');
+    const patch = await t.call('patch', `${pages(otherCampaignId)}/${same.body.data.id}`, {
+      token: cast.adv.token,
+      body: { url: 'https://go.shop.example.com/same' },
+    });
+    assert.equal(patch.status, 200, patch.text);
+    assert.equal(await status(), 'paused');
+  });
+});

@@ -7,11 +7,12 @@
 import { z } from 'zod';
 import { AppError, publishLinkInvalidation } from '../../infra/index.ts';
 import type { CampaignRow } from '../domain/campaigns/campaign-view.ts';
-import { checkDestinations } from '../domain/campaigns/destination.ts';
+import { checkDestinations, landingPageNeedsReview, sendBackToReview } from '../domain/campaigns/destination.ts';
 import { type LandingPageRow, landingPageOf, MAX_ACTIVE_LANDING_PAGES } from '../domain/campaigns/landing-pages.ts';
 import { ownedCampaign, visibleCampaign } from '../domain/campaigns/visible-campaign.ts';
-import { type HandlerArgs, httpUrl, pageQuery, type Route, route } from '../http.ts';
+import { type ApiServices, type HandlerArgs, httpUrl, pageQuery, type Route, route } from '../http.ts';
 import { pagedQuery } from '../paging.ts';
+import type { ApiDeps, Principal } from '../types.ts';
 
 const fields = {
   name: z.string().trim().min(1).max(200),
@@ -25,6 +26,25 @@ async function changeableCampaign({ deps, user, params }: HandlerArgs<unknown, u
   const c = await ownedCampaign(deps.sql, params.id!, user);
   if (c.status === 'archived') throw new AppError('INVALID_STATE', 'archived campaigns cannot change');
   return c;
+}
+
+/**
+ * After a page's URL was set: when its host sends the campaign back to review ({@link landingPageNeedsReview}),
+ * marks the review and pauses an active campaign until an admin activates it; then tells the trackers.
+ */
+async function afterChange(
+  deps: ApiDeps,
+  services: ApiServices,
+  user: Principal,
+  c: CampaignRow,
+  url: string | undefined,
+): Promise<void> {
+  if (landingPageNeedsReview(c, user, url)) {
+    const [u] = await deps.sql<CampaignRow[]>`
+      update campaigns set destination_review_at = now(), updated_at = now() where id = ${c.id} returning *`;
+    await sendBackToReview(deps, services, user, u!);
+  }
+  await publishLinkInvalidation(deps.redis, services.keys, { campaign_id: c.id });
 }
 
 export function landingPageRoutes(): Route<never, never>[] {
@@ -58,7 +78,8 @@ export function landingPageRoutes(): Route<never, never>[] {
       summary:
         'Add a landing page to the rotation (owner or admin): weight 0..10000 (default 1; 0 keeps it but never ' +
         `serves it), at most ${MAX_ACTIVE_LANDING_PAGES} active per campaign; its host must be the campaign's ` +
-        'website (or a subdomain) or admin-approved (422 DESTINATION_NOT_APPROVED)',
+        'website (or a subdomain) or admin-approved (422 DESTINATION_NOT_APPROVED); the owner putting a page on ' +
+        "another host than destination_url's pauses a live campaign until an admin activates it",
       tag: 'campaigns',
       auth: ['admin', 'advertiser'],
       scope: 'campaigns:write',
@@ -83,14 +104,16 @@ export function landingPageRoutes(): Route<never, never>[] {
             values (${c.id}, ${body.name}, ${body.url}, ${body.weight}) returning *`;
           return row!;
         });
-        await publishLinkInvalidation(deps.redis, services.keys, { campaign_id: c.id });
+        await afterChange(deps, services, a.user, c, body.url);
         return { status: 201, data: p };
       },
     }),
     route({
       method: 'patch',
       path: '/campaigns/:id/landing-pages/:landing_page_id',
-      summary: "Change a landing page's name, URL or weight (owner or admin); trackers are told at once",
+      summary:
+        "Change a landing page's name, URL or weight (owner or admin); trackers are told at once; a URL on another " +
+        "host than destination_url's sends a live campaign back to review, as on create",
       tag: 'campaigns',
       auth: ['admin', 'advertiser'],
       scope: 'campaigns:write',
@@ -106,7 +129,13 @@ export function landingPageRoutes(): Route<never, never>[] {
         const [u] = await deps.sql<LandingPageRow[]>`
           update campaign_landing_pages set ${deps.sql(body as Record<string, never>)}, updated_at = now()
           where id = ${p.id} returning *`;
-        await publishLinkInvalidation(deps.redis, services.keys, { campaign_id: c.id });
+        await afterChange(
+          deps,
+          services,
+          a.user,
+          c,
+          body.url === undefined || body.url === p.url ? undefined : body.url,
+        );
         return { data: u };
       },
     }),

@@ -98,6 +98,16 @@ export function needsReview(
 }
 
 /**
+ * Whether a landing page URL `url` set by `user` sends campaign `c` back to review, as moving its destination does
+ * ({@link needsReview}): the caller is not an admin, the campaign is live, and the page's host is not the host of
+ * the campaign's destination_url (a variant on the destination's own host needs no review).
+ */
+export function landingPageNeedsReview(c: CampaignRow, user: Principal, url: string | undefined): boolean {
+  if (url === undefined || user.role === 'admin' || (c.status !== 'active' && c.status !== 'paused')) return false;
+  return hostOf(url) !== hostOf(c.destination_url);
+}
+
+/**
  * After the update that set `destination_review_at` (see {@link needsReview}): pauses campaign `u` if it is active
  * (through {@link changeCampaignStatus}: the ledger releases its reservation, trackers answer as for any paused
  * campaign, affiliates are told). @returns the row as it is afterwards.
