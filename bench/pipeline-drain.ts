@@ -121,6 +121,7 @@ try {
         accept_language: 'en-US,en;q=0.9',
         purpose: '',
         invalid_reason: '',
+        landing_id: 0,
       };
       lines.push(encodeClick(c));
     }

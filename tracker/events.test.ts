@@ -32,6 +32,7 @@ const click: ClickEvent = {
   accept_language: 'en-US',
   purpose: '',
   invalid_reason: '',
+  landing_id: 0,
 };
 
 describe('stream wire format', () => {
@@ -55,6 +56,16 @@ describe('stream wire format', () => {
     assert.deepEqual(decodeClick(lines[0]!), { ...click, user_agent: 'Mozilla/5.0 (X11)' });
     assert.equal(decodeClick(lines[1]!).link_code, 'zzz');
     assert.deepEqual(decodeConversion(encodeConversion(conv)), conv);
+  });
+
+  it('carries landing_id, and still reads lines written before it (15 fields) as landing_id 0', () => {
+    const withLander = { ...click, user_agent: 'Mozilla/5.0 (X11)', landing_id: 42 };
+    assert.deepEqual(decodeClick(encodeClick(withLander)), withLander);
+    // A line as the previous version wrote it: the same fields without the last one.
+    const old = encodeClick(withLander).split('\t').slice(0, -1).join('\t');
+    assert.deepEqual(decodeClick(old), { ...withLander, landing_id: 0 });
+    assert.throws(() => decodeClick(`${encodeClick(withLander)}\t1`), MalformedEventError);
+    assert.throws(() => decodeClick(encodeClick({ ...withLander, landing_id: 'x' as never })), MalformedEventError);
   });
 
   it('rejects malformed lines and entries', () => {

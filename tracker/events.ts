@@ -52,6 +52,12 @@ export interface ClickEvent {
   /** `Sec-Purpose` or `Purpose` header (e.g. 'prefetch'), '' when absent. */
   purpose: string;
   invalid_reason: InvalidClickReason;
+  /**
+   * The campaign landing page (`campaign_landing_pages.id`) the click was sent to; 0 for the campaign's
+   * `destination_url` (no landing pages, a fallback, an invalid click). Lines written before the field existed
+   * have one field less and read as 0.
+   */
+  landing_id: number;
 }
 
 /** Conversion status as posted by the advertiser. */
@@ -101,7 +107,11 @@ export const CLICK_FIELDS = [
   'accept_language',
   'purpose',
   'invalid_reason',
+  'landing_id',
 ] as const satisfies ReadonlyArray<keyof ClickEvent>;
+
+/** Fields of a click line written before `landing_id` was added (still read: entries outlive a deploy). */
+const CLICK_FIELDS_V1 = CLICK_FIELDS.length - 1;
 
 export const CONVERSION_FIELDS = [
   'conversion_id',
@@ -125,6 +135,7 @@ const NUMERIC = new Set<string>([
   'advertiser_id',
   'amount_minor',
   'event_time_ms',
+  'landing_id',
 ]);
 
 const UNSAFE = /[\t\r\n]/g;
@@ -165,7 +176,9 @@ export function encodeClick(c: ClickEvent): string {
     '\t' +
     c.purpose +
     '\t' +
-    c.invalid_reason
+    c.invalid_reason +
+    '\t' +
+    c.landing_id
   );
 }
 
@@ -207,7 +220,7 @@ function integerField(raw: string, name: string): number {
  */
 export function decodeClick(line: string): ClickEvent {
   const p = line.split('\t');
-  if (p.length !== CLICK_FIELDS.length) {
+  if (p.length !== CLICK_FIELDS.length && p.length !== CLICK_FIELDS_V1) {
     throw new MalformedEventError(`expected ${CLICK_FIELDS.length} fields, got ${p.length}`);
   }
   return {
@@ -226,6 +239,7 @@ export function decodeClick(line: string): ClickEvent {
     accept_language: p[12]!,
     purpose: p[13]!,
     invalid_reason: p[14] as ClickEvent['invalid_reason'],
+    landing_id: p.length === CLICK_FIELDS_V1 ? 0 : integerField(p[15]!, 'landing_id'),
   };
 }
 

@@ -7,6 +7,7 @@ import { campaignRoutes } from './campaigns.ts';
 import { conversionRoutes } from './conversions.ts';
 import { eventRoutes } from './events.ts';
 import { exportRoutes } from './exports.ts';
+import { landingPageRoutes } from './landing-pages.ts';
 import { linkRoutes } from './links.ts';
 import { postbackAllowlistRoutes } from './postback-allowlist.ts';
 import { postbackRoutes } from './postbacks.ts';
@@ -24,6 +25,7 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...websiteRoutes(),
     ...approvedHostRoutes(),
     ...campaignRoutes(),
+    ...landingPageRoutes(),
     ...linkRoutes(),
     ...tokenRoutes(),
     ...publishableKeyRoutes(),

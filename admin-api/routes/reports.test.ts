@@ -345,7 +345,7 @@ describe('reports over ClickHouse', () => {
         r.body,
         validationFailed({
           group_by: [
-            'Invalid option: expected one of "day"|"hour"|"campaign"|"affiliate"|"sub1"|"sub2"|"sub3"|"sub4"|"sub5"|"country"|"device"',
+            'Invalid option: expected one of "day"|"hour"|"campaign"|"affiliate"|"sub1"|"sub2"|"sub3"|"sub4"|"sub5"|"country"|"device"|"landing_id"',
           ],
           from: ['not a calendar date'],
           tz: ['must be an IANA time zone'],

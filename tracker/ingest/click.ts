@@ -5,6 +5,7 @@ import { type ClickEvent, clean, encodeClick, fnv1a, partitionOf } from '../even
 import type { CapCounters } from './caps.ts';
 import { FUTURE_SKEW_MS, hasControl, MIN_EVENT_TIME_MS } from './conversion.ts';
 import { FALLBACK, type ReqState, sendAppError, sendError, sendRedirect } from './http.ts';
+import { pickLander } from './landers.ts';
 import type { CachedLink, LinkCache } from './link-cache.ts';
 import { fillTemplate, type MacroValues, type Template } from './macros.ts';
 import type { TrackerMetrics } from './metrics.ts';
@@ -175,6 +176,7 @@ export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequ
         accept_language: clean(lang),
         purpose: clean(purpose),
         invalid_reason: '',
+        landing_id: 0,
       };
       const link = links.get(code);
       if (link === null || !(link instanceof Promise)) {
@@ -231,6 +233,12 @@ export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequ
         ) {
           ev.invalid_reason = 'cap_reached';
           target = link.fallback ?? defaultFallback;
+        }
+        // Split tests: a click that reaches the campaign goes to the link's pin or a weighted landing page.
+        if (link.landers !== null && ev.invalid_reason === '') {
+          const lander = pickLander(link.landers);
+          target = lander.destination;
+          ev.landing_id = lander.id;
         }
       }
       if (target !== null) {

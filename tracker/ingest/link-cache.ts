@@ -1,6 +1,7 @@
 import type { LinkInvalidation, Logger, Redis, Sql } from '../../infra/index.ts';
 import type { InvalidClickReason } from '../events.ts';
 import type { ClickCaps } from './caps.ts';
+import { compileLanders, type LanderRow, type Landers } from './landers.ts';
 import { compileTemplate, type Template } from './macros.ts';
 import { singleFlight } from './single-flight.ts';
 import { compileTargeting, type Targeting, type TargetingColumns } from './targeting.ts';
@@ -25,6 +26,8 @@ export interface CachedLink {
   targeting: Targeting | null;
   /** The campaign's click caps; null when it has none. */
   caps: ClickCaps | null;
+  /** Landing pages (the link's pin, or its campaign's weighted rotation); null: `destination` (landing_id 0). */
+  landers: Landers | null;
 }
 
 interface LinkRow extends TargetingColumns {
@@ -44,7 +47,14 @@ interface LinkRow extends TargetingColumns {
   time_zone: string;
   click_cap_daily: number | null;
   click_cap_total: number | null;
+  landing_page_id: number | null;
+  /** The campaign's active landing pages ({@link LANDERS_SQL}). */
+  landers: LanderRow[];
 }
+
+/** The active landing pages of a link's campaign (`l`), as a JSON array of {@link LanderRow}. */
+const LANDERS_SQL = `(select coalesce(json_agg(json_build_object('id', p.id, 'url', p.url, 'weight', p.weight)), '[]')
+  from campaign_landing_pages p where p.campaign_id = l.campaign_id and p.status = 'active')`;
 
 /** Default most unknown codes remembered at once, see {@link LinkCache}. */
 export const NEGATIVE_MAX_DEFAULT = 10_000;
@@ -67,6 +77,7 @@ function compile(r: LinkRow): CachedLink {
       r.click_cap_daily === null && r.click_cap_total === null
         ? null
         : { time_zone: r.time_zone, daily: r.click_cap_daily, total: r.click_cap_total },
+    landers: compileLanders(r.landers, r.landing_page_id),
   };
 }
 
@@ -106,7 +117,8 @@ export class LinkCache {
       select l.code, l.campaign_id, l.affiliate_id, c.advertiser_id, l.status as link_status,
              c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5,
              c.allowed_countries, c.allowed_devices, c.allowed_os, c.allowed_browsers,
-             c.time_zone, c.click_cap_daily, c.click_cap_total
+             c.time_zone, c.click_cap_daily, c.click_cap_total,
+             l.landing_page_id, ${this.sql.unsafe(LANDERS_SQL)} as landers
       from links l join campaigns c on c.id = l.campaign_id
       where l.status = 'active' and c.status = 'active'`;
     if (gen === this.generation) for (const r of rows) this.map.set(r.code, compile(r));
@@ -138,7 +150,8 @@ export class LinkCache {
       select l.code, l.campaign_id, l.affiliate_id, c.advertiser_id, l.status as link_status,
              c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5,
              c.allowed_countries, c.allowed_devices, c.allowed_os, c.allowed_browsers,
-             c.time_zone, c.click_cap_daily, c.click_cap_total
+             c.time_zone, c.click_cap_daily, c.click_cap_total,
+             l.landing_page_id, ${this.sql.unsafe(LANDERS_SQL)} as landers
       from links l join campaigns c on c.id = l.campaign_id
       where l.code = ${code}`;
     const link = rows[0] ? compile(rows[0]) : null;

@@ -75,6 +75,7 @@ export function sampleClick(c: Pick<ClickEvent, 'click_id' | 'link_code' | 'quer
     accept_language: '',
     purpose: '',
     invalid_reason: '',
+    landing_id: 0,
     ...c,
   };
 }

@@ -20,7 +20,8 @@ export function validateClick(c: ClickEvent): ClickEvent {
   if (!UUID_RE.test(c.click_id)) throw new MalformedEventError('click_id is not a UUID');
   if (c.ts_ms < 0 || c.ts_ms > MAX_TS_MS) throw new MalformedEventError('ts_ms out of range');
   if (c.received_ms < 0 || c.received_ms > MAX_TS_MS) throw new MalformedEventError('received_ms out of range');
-  if (c.campaign_id < 0 || c.affiliate_id < 0 || c.advertiser_id < 0) throw new MalformedEventError('negative id');
+  if (c.campaign_id < 0 || c.affiliate_id < 0 || c.advertiser_id < 0 || c.landing_id < 0)
+    throw new MalformedEventError('negative id');
   return c;
 }
 
@@ -102,6 +103,8 @@ export interface StoredClick extends ClickQuality {
   features: string;
   /** The stream entry the click was processed from: tells a spooled copy of the click from the click itself. */
   entry: string;
+  /** The landing page it was sent to (0: the campaign's destination_url); its conversion carries it. */
+  landing_id: number;
 }
 
 export { idTag };
@@ -127,6 +130,7 @@ export function encodeStoredClick(c: StoredClick): string {
     c.fraud_reasons,
     c.features,
     c.entry,
+    c.landing_id,
   ]);
 }
 
@@ -137,7 +141,8 @@ export function encodeStoredClick(c: StoredClick): string {
  */
 export function decodeStoredClick(value: string): StoredClick {
   const v = JSON.parse(value) as unknown;
-  if (!Array.isArray(v)) return { features: '', entry: '', ...(v as Omit<StoredClick, 'features' | 'entry'>) };
+  if (!Array.isArray(v))
+    return { features: '', entry: '', landing_id: 0, ...(v as Omit<StoredClick, 'features' | 'entry' | 'landing_id'>) };
   return {
     campaign_id: v[0],
     affiliate_id: v[1],
@@ -153,6 +158,7 @@ export function decodeStoredClick(value: string): StoredClick {
     fraud_reasons: v[11],
     features: v[12] ?? '',
     entry: v[13] ?? '',
+    landing_id: v[14] ?? 0,
   };
 }
 
@@ -222,6 +228,7 @@ export const CLICK_COLUMNS = [
   'fraud_model_version',
   'bot_reason',
   'is_invalid',
+  'landing_id',
 ] as const;
 
 /** A scored click batch, ready for ClickHouse and the click store. */
@@ -269,6 +276,7 @@ export function buildClicks(
     fraud_reasons: [],
     features: '',
     entry: '',
+    landing_id: 0,
   };
   for (let i = 0; i < clicks.length; i++) {
     const c = clicks[i]!;
@@ -288,7 +296,7 @@ export function buildClicks(
       `${tsvString(c.method)}\t${tsvString(sub[0])}\t${tsvString(sub[1])}\t${tsvString(sub[2])}\t${tsvString(sub[3])}\t` +
       `${tsvString(sub[4])}\t${tsvString(c.user_agent)}\t${tsvString(c.referer)}\t${country}\t${tsvString(s.device)}\t` +
       `${tsvString(s.os)}\t${tsvString(s.browser)}\t${c.invalid_reason}\t${s.fraud_score}\t${reasons}\t` +
-      `${s.model_version}\t${s.bot_reason}\t${invalid[i]}`;
+      `${s.model_version}\t${s.bot_reason}\t${invalid[i]}\t${c.landing_id}`;
     // One scratch record, refilled per click: encodeStoredClick stays the only place that knows the field order.
     rec.campaign_id = c.campaign_id;
     rec.affiliate_id = c.affiliate_id;
@@ -304,6 +312,7 @@ export function buildClicks(
     rec.fraud_reasons = s.fraud_reasons;
     rec.features = s.features;
     rec.entry = entries[i] ?? '';
+    rec.landing_id = c.landing_id;
     stored[i] = encodeStoredClick(rec);
   }
   return { tsv: lines.length > 0 ? `${lines.join('\n')}\n` : '', stored, invalid };

@@ -161,7 +161,7 @@ describe('click stream', () => {
     for (let i = 0; i + 1 < fields.length; i += 2) dl[fields[i]!] = fields[i + 1]!;
     assert.equal(dl.source_id, badId);
     assert.equal(dl.d, 'not\ta\tclick');
-    assert.match(dl.reason!, /expected 15 fields/);
+    assert.match(dl.reason!, /expected 16 fields/);
 
     // Everything acknowledged, so trimming removes it.
     await waitFor('acks and trim', async () => (await env.redis.xpending(env.keys.clicks(0), 'pipeline'))[0] === 0);
@@ -187,11 +187,12 @@ describe('click store', () => {
       fraud_reasons: ['duplicate_click'],
       features: 'f1 f2',
       entry: '1700000000123-0',
+      landing_id: 7,
     };
     const [fresh, old, missing] = [makeClick(s), makeClick(s), makeClick(s)];
     await env.redis.set(clickKey(env.keys, fresh.click_id), encodeStoredClick(rec));
     // The earlier object form had no model features and no entry id.
-    const { features: _f, entry: _e, ...older } = rec;
+    const { features: _f, entry: _e, landing_id: _l, ...older } = rec;
     await env.redis.set(clickKey(env.keys, old.click_id), JSON.stringify(older));
     const convs = [fresh, old, missing].map((c) => makeConversion(s, c.click_id));
     assert.deepEqual(
@@ -200,7 +201,7 @@ describe('click store', () => {
         env.keys,
         convs.map((c) => c.click_id),
       ),
-      [rec, { ...rec, features: '', entry: '' }, null],
+      [rec, { ...rec, features: '', entry: '', landing_id: 0 }, null],
     );
   });
 });

@@ -41,6 +41,7 @@ export function makeClick(s: Seeded, over: Partial<ClickEvent> = {}): ClickEvent
     accept_language: 'en',
     purpose: '',
     invalid_reason: '',
+    landing_id: 0,
     ...over,
   };
 }

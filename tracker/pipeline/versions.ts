@@ -44,13 +44,15 @@ export interface ConversionSnapshot {
   sub5: string | null;
   country: string | null;
   device: string | null;
+  /** The click's landing page (0: the campaign's destination_url); null or absent: recorded before it existed. */
+  landing_id?: number | null;
   version: number;
 }
 
 /** The `conversions` columns a {@link ConversionSnapshot} query selects. */
 export const SNAPSHOT_COLUMNS = `id, event_id, click_id, advertiser_id, campaign_id, affiliate_id, link_code, goal,
   status, reject_reason, amount, currency, payout, revenue, event_time, click_time, fraud_score,
-  sub1, sub2, sub3, sub4, sub5, country, device, version`;
+  sub1, sub2, sub3, sub4, sub5, country, device, landing_id, version`;
 
 const ms = (t: string | Date | null) => (t === null ? 0 : t instanceof Date ? t.getTime() : Date.parse(t));
 
@@ -83,6 +85,7 @@ export function conversionRow(s: ConversionSnapshot, sign: 1 | -1, clickId?: str
     sub5: s.sub5 ?? '',
     country: s.country ?? '',
     device: s.device ?? '',
+    landing_id: s.landing_id ?? 0,
     fraud_score: s.fraud_score,
     version: s.version,
     sign,

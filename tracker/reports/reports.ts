@@ -40,7 +40,8 @@ export type ReportGroupBy =
   | 'sub4'
   | 'sub5'
   | 'country'
-  | 'device';
+  | 'device'
+  | 'landing_id';
 
 export const REPORT_GROUP_BY: readonly ReportGroupBy[] = [
   'day',
@@ -54,6 +55,7 @@ export const REPORT_GROUP_BY: readonly ReportGroupBy[] = [
   'sub5',
   'country',
   'device',
+  'landing_id',
 ];
 
 export interface ReportQuery {
@@ -226,6 +228,9 @@ function keyExpr(g: ReportGroupBy, t: string): string {
       return 'toString(campaign_id)';
     case 'affiliate':
       return 'toString(affiliate_id)';
+    case 'landing_id':
+      // The landing page of a split test (0: the campaign's destination_url); conversions carry their click's.
+      return 'toString(landing_id)';
     default:
       return g;
   }

@@ -34,7 +34,8 @@ function selfAndParents(host: string): string[] {
 }
 
 /**
- * Checks that every URL given in `urls` (normalised, as `httpUrl` parses them; `null`/absent ones are skipped) has a
+ * Checks that every URL given in `urls` under one of `fields` (normalised, as `httpUrl` parses them; `null`/absent
+ * ones are skipped; by default a campaign's destination and fallback, a landing page passes `['url']`) has a
  * host the campaign may redirect to: the host of its website (`campaign.website_id`, approved and owned by
  * `campaign.advertiser_id`; a leading `www.` of the website's host is dropped, so `www.shop.com` covers
  * `shop.com` and `go.shop.com`) or a subdomain of it, or an `approved_hosts` entry or a subdomain of one.
@@ -43,10 +44,11 @@ function selfAndParents(host: string): string[] {
 export async function checkDestinations(
   sql: Sql,
   campaign: { advertiser_id: number; website_id: number | null },
-  urls: Partial<Record<DestinationField, string | null>>,
+  urls: Partial<Record<string, unknown>>,
+  fields: readonly string[] = ['destination_url', 'fallback_url'] satisfies DestinationField[],
 ): Promise<void> {
-  const fields = (['destination_url', 'fallback_url'] as const).filter((k) => typeof urls[k] === 'string');
-  if (fields.length === 0) return;
+  const given = fields.filter((k) => typeof urls[k] === 'string');
+  if (given.length === 0) return;
   let base: string | null = null;
   if (campaign.website_id !== null) {
     const [w] = await sql<{ url: string }[]>`
@@ -56,8 +58,8 @@ export async function checkDestinations(
     base = h?.startsWith('www.') ? h.slice(4) : h;
   }
   const bad: Record<string, string[]> = {};
-  for (const k of fields) {
-    const host = hostOf(urls[k]!);
+  for (const k of given) {
+    const host = hostOf(urls[k] as string);
     if (host === null) {
       bad[k] = ['must be an absolute http(s) URL'];
       continue;
@@ -93,6 +95,16 @@ export function needsReview(
   };
   // Removing the fallback sends nobody anywhere new; setting or moving it does.
   return moved('destination_url') || (body.fallback_url !== null && moved('fallback_url'));
+}
+
+/**
+ * Whether a landing page URL `url` set by `user` sends campaign `c` back to review, as moving its destination does
+ * ({@link needsReview}): the caller is not an admin, the campaign is live, and the page's host is not the host of
+ * the campaign's destination_url (a variant on the destination's own host needs no review).
+ */
+export function landingPageNeedsReview(c: CampaignRow, user: Principal, url: string | undefined): boolean {
+  if (url === undefined || user.role === 'admin' || (c.status !== 'active' && c.status !== 'paused')) return false;
+  return hostOf(url) !== hostOf(c.destination_url);
 }
 
 /**

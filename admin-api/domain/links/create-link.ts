@@ -17,7 +17,8 @@ function randomCode(): string {
 type Subs = Partial<Record<'sub1' | 'sub2' | 'sub3' | 'sub4' | 'sub5', string>>;
 
 /**
- * Inserts a link and tells the trackers (a code may sit in their negative cache).
+ * Inserts a link (with its pinned landing page, checked by the caller) and tells the trackers (a code may sit in
+ * their negative cache).
  * @throws AppError CONFLICT when a custom code is taken.
  */
 export async function createLink(
@@ -25,15 +26,15 @@ export async function createLink(
   services: ApiServices,
   c: { id: number },
   affiliateId: number,
-  opts: Subs & { code?: string },
+  opts: Subs & { code?: string; landing_page_id?: number | null },
 ): Promise<LinkRow> {
   for (let attempt = 0; ; attempt++) {
     const code = opts.code ?? randomCode();
     try {
       const [l] = await deps.sql<LinkRow[]>`
-        insert into links (code, campaign_id, affiliate_id, sub1, sub2, sub3, sub4, sub5)
+        insert into links (code, campaign_id, affiliate_id, sub1, sub2, sub3, sub4, sub5, landing_page_id)
         values (${code}, ${c.id}, ${affiliateId}, ${opts.sub1 ?? null}, ${opts.sub2 ?? null}, ${opts.sub3 ?? null},
-                ${opts.sub4 ?? null}, ${opts.sub5 ?? null})
+                ${opts.sub4 ?? null}, ${opts.sub5 ?? null}, ${opts.landing_page_id ?? null})
         returning *`;
       await publishLinkInvalidation(deps.redis, services.keys, { code });
       return l!;

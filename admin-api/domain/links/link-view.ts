@@ -12,6 +12,8 @@ export interface LinkRow {
   sub4: string | null;
   sub5: string | null;
   status: 'active' | 'disabled';
+  /** The pinned landing page (`campaign_landing_pages.id`); null: the campaign's rotation. */
+  landing_page_id: number | null;
   created_at: Date;
 }
 
