@@ -36,10 +36,12 @@ describe('round-robin across owners', () => {
     const paths = rx.requests.map((r) => r.url);
     assert.equal(paths.length, 32);
     // Two workers: each claim takes one row of each owner while both have due rows, so the quiet owner's two
-    // deliveries are in the first two claims (first four requests) however much older the flood is.
+    // deliveries are in the first two claims however much older the flood is. The receiver sees the two workers'
+    // requests in whatever order they arrive (a loaded machine let a third claim's request overtake, position 4),
+    // so the bound is the first three claims' six requests: oldest-first would serve them at 30 and 31.
     const quiet = paths.flatMap((p, i) => (p === '/quiet' ? [i] : []));
     assert.equal(quiet.length, 2);
-    assert.ok(Math.max(...quiet) < 4, `quiet owner served at positions ${quiet.join(', ')}`);
+    assert.ok(Math.max(...quiet) < 6, `quiet owner served at positions ${quiet.join(', ')}`);
   });
 });
 
