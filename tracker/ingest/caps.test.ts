@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeCampaign } from '../../infra/testing/index.ts';
-import { periodDay } from './caps.ts';
+import { CapCounters, periodDay } from './caps.ts';
 import { startTracker } from './server.ts';
-import { cfg, clicks, env, get, logger, s, useTracker } from './test-helpers.ts';
+import { cfg, clicks, env, get, keys, logger, s, useTracker } from './test-helpers.ts';
 
 useTracker();
 
@@ -16,6 +16,26 @@ describe('click caps', () => {
     assert.equal(periodDay(Date.UTC(2026, 0, 2, 4, 59), 'America/New_York'), '2026-01-01');
     assert.equal(periodDay(Date.UTC(2026, 0, 2, 5, 0), 'America/New_York'), '2026-01-02');
     assert.throws(() => periodDay(t, 'Mars/Olympus'), RangeError);
+  });
+
+  it('a daily key whose EXPIRE was lost gets its TTL on the next flush; an existing TTL is not pushed back', async () => {
+    const caps = new CapCounters(env.redis, keys, logger, 60_000);
+    try {
+      const now = Date.now();
+      const key = keys.key('cap', 'click', `999:d:${periodDay(now, 'UTC')}`);
+      // What a first flush leaves when its EXPIRE fails: the count without a TTL.
+      await env.redis.set(key, '3');
+      assert.equal(caps.admit(999, { time_zone: 'UTC', daily: 10, total: null }, now), true);
+      await caps.flush(now);
+      assert.equal(await env.redis.get(key), '4');
+      const ttl = await env.redis.ttl(key);
+      assert.ok(ttl > 86_400 && ttl <= 2 * 86_400, String(ttl));
+      await env.redis.expire(key, 1_000);
+      await caps.flush(now);
+      assert.equal(await env.redis.ttl(key) <= 1_000, true);
+    } finally {
+      caps.close();
+    }
   });
 
   it('rejects an unknown time zone in Postgres', async () => {

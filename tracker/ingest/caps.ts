@@ -110,11 +110,10 @@ export class CapCounters {
         c.local = 0;
         c.inflight = n;
         work.push(
-          this.redis.incrby(c.key, n).then(
-            async (v) => {
+          this.add(c, n).then(
+            (v) => {
               c.global = v;
               c.inflight = 0;
-              if (c.ttl_s > 0 && v === n && n > 0) await this.redis.expire(c.key, c.ttl_s);
             },
             (err: Error) => {
               c.local += c.inflight;
@@ -128,6 +127,18 @@ export class CapCounters {
     } finally {
       this.flushing = false;
     }
+  }
+
+  /**
+   * INCRBY, and for a daily key `EXPIRE … NX` in the same MULTI: sent on every flush, so a key whose TTL was not set
+   * (a failed or lost reply) gets one on the next flush, and an existing TTL is never pushed back. @returns the new value.
+   */
+  private async add(c: Counter, n: number): Promise<number> {
+    if (c.ttl_s === 0) return this.redis.incrby(c.key, n);
+    const res = await this.redis.multi().incrby(c.key, n).expire(c.key, c.ttl_s, 'NX').exec();
+    const [err, v] = res?.[0] ?? [new Error('transaction aborted'), null];
+    if (err) throw err;
+    return Number(v);
   }
 
   close(): void {
