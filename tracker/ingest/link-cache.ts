@@ -1,6 +1,6 @@
 import type { LinkInvalidation, Logger, Redis, Sql } from '../../infra/index.ts';
 import type { InvalidClickReason } from '../events.ts';
-import type { ClickCaps } from './caps.ts';
+import { type ClickCaps, compileCaps } from './caps.ts';
 import { compileTemplate, type Template } from './macros.ts';
 import { singleFlight } from './single-flight.ts';
 import { compileTargeting, type Targeting, type TargetingColumns } from './targeting.ts';
@@ -23,7 +23,7 @@ export interface CachedLink {
   subs: [string, string, string, string, string];
   /** The campaign's targeting; null when it targets nothing (the click path then checks nothing). */
   targeting: Targeting | null;
-  /** The campaign's click caps; null when it has none. */
+  /** The link's click caps and conversion-cap state (campaign and affiliate); null when it has none. */
   caps: ClickCaps | null;
 }
 
@@ -41,9 +41,8 @@ interface LinkRow extends TargetingColumns {
   sub3: string | null;
   sub4: string | null;
   sub5: string | null;
-  time_zone: string;
-  click_cap_daily: number | null;
-  click_cap_total: number | null;
+  /** `link_caps(campaign, affiliate)` (Postgres, migration 00014). */
+  caps: unknown;
 }
 
 /** Default most unknown codes remembered at once, see {@link LinkCache}. */
@@ -63,10 +62,7 @@ function compile(r: LinkRow): CachedLink {
     fallback: r.fallback_url ? compileTemplate(r.fallback_url) : null,
     subs: [r.sub1 ?? '', r.sub2 ?? '', r.sub3 ?? '', r.sub4 ?? '', r.sub5 ?? ''],
     targeting: compileTargeting(r),
-    caps:
-      r.click_cap_daily === null && r.click_cap_total === null
-        ? null
-        : { time_zone: r.time_zone, daily: r.click_cap_daily, total: r.click_cap_total },
+    caps: compileCaps(r.caps),
   };
 }
 
@@ -106,7 +102,7 @@ export class LinkCache {
       select l.code, l.campaign_id, l.affiliate_id, c.advertiser_id, l.status as link_status,
              c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5,
              c.allowed_countries, c.allowed_devices, c.allowed_os, c.allowed_browsers,
-             c.time_zone, c.click_cap_daily, c.click_cap_total
+             link_caps(l.campaign_id, l.affiliate_id) as caps
       from links l join campaigns c on c.id = l.campaign_id
       where l.status = 'active' and c.status = 'active'`;
     if (gen === this.generation) for (const r of rows) this.map.set(r.code, compile(r));
@@ -138,7 +134,7 @@ export class LinkCache {
       select l.code, l.campaign_id, l.affiliate_id, c.advertiser_id, l.status as link_status,
              c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5,
              c.allowed_countries, c.allowed_devices, c.allowed_os, c.allowed_browsers,
-             c.time_zone, c.click_cap_daily, c.click_cap_total
+             link_caps(l.campaign_id, l.affiliate_id) as caps
       from links l join campaigns c on c.id = l.campaign_id
       where l.code = ${code}`;
     const link = rows[0] ? compile(rows[0]) : null;
