@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { eventLogKey, type LiveEvent } from '../../infra/index.ts';
+import { eventLogKey, type LiveEvent, publishLinkInvalidation } from '../../infra/index.ts';
 import { makeCampaign, makeUser, waitFor } from '../../infra/testing/index.ts';
 import { CapCounters, type ClickCaps, periodDay } from './caps.ts';
 import { startTracker } from './server.ts';
@@ -223,5 +223,35 @@ describe('click caps', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('a full conversion cap (total, or today in the campaign zone) sends new clicks to the fallback', async () => {
+    const camp = await makeCampaign(env.sql, s.advertiser, {
+      name: 'ConvCapped',
+      destination_url: 'https://dest.example/',
+      fallback_url: 'https://fb.example/',
+      status: 'active',
+    });
+    await env.sql`update campaigns set conversion_cap_daily = 2, time_zone = 'Asia/Tokyo' where id = ${camp}`;
+    await env.sql`insert into links (code, campaign_id, affiliate_id) values ('convcap-1', ${camp}, ${s.affiliate})`;
+    const host = async () => new URL((await get('/c/convcap-1')).headers.get('location') ?? '').host;
+    assert.equal(await host(), 'dest.example');
+    // Another day's full count does not matter; today's (Tokyo) does, once the invalidation arrives.
+    await env.sql`insert into cap_conversion_counts (campaign_id, affiliate_id, period, n)
+                  values (${camp}, 0, '2000-01-01', 2), (${camp}, 0, ${periodDay(Date.now(), 'Asia/Tokyo')}, 2)`;
+    await publishLinkInvalidation(env.redis, keys, { campaign_id: camp });
+    await waitFor('the fallback', host, { until: (h) => h === 'fb.example' });
+    const last = (await clicks()).filter((c) => c.link_code === 'convcap-1').at(-1)!;
+    assert.equal(last.invalid_reason, 'cap_reached');
+    // A per-affiliate total conversion cap, full.
+    await env.sql`update campaigns set conversion_cap_daily = null where id = ${camp}`;
+    await env.sql`insert into campaign_affiliates (campaign_id, affiliate_id, status, conversion_cap_total)
+                  values (${camp}, ${s.affiliate}, 'approved', 1)`;
+    await publishLinkInvalidation(env.redis, keys, { campaign_id: camp });
+    await waitFor('the destination', host, { until: (h) => h === 'dest.example' });
+    await env.sql`insert into cap_conversion_counts (campaign_id, affiliate_id, period, n)
+                  values (${camp}, ${s.affiliate}, 't', 1)`;
+    await publishLinkInvalidation(env.redis, keys, { campaign_id: camp });
+    await waitFor('the fallback again', host, { until: (h) => h === 'fb.example' });
   });
 });
