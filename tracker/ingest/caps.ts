@@ -37,7 +37,7 @@ export function compileCaps(raw: unknown): ClickCaps | null {
   if (raw === null || typeof raw !== 'object') return null;
   const r = raw as Record<string, unknown>;
   return {
-    time_zone: typeof r.time_zone === 'string' ? r.time_zone : 'UTC',
+    time_zone: knownZone(r.time_zone),
     daily: capOrNull(r.daily),
     total: capOrNull(r.total),
     affiliate_daily: capOrNull(r.affiliate_daily),
@@ -45,6 +45,20 @@ export function compileCaps(raw: unknown): ClickCaps | null {
     conversions_full_total: r.conversions_full_total === true,
     conversions_full_day: typeof r.conversions_full_day === 'string' ? r.conversions_full_day : null,
   };
+}
+
+/**
+ * The zone if Intl knows it, else UTC: the admin API checks both Intl and Postgres, but a zone set in SQL that only
+ * Postgres knows must not make every click of the link throw.
+ */
+function knownZone(tz: unknown): string {
+  if (typeof tz !== 'string') return 'UTC';
+  try {
+    periodDay(Date.now(), tz);
+    return tz;
+  } catch {
+    return 'UTC';
+  }
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
