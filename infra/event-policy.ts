@@ -106,6 +106,11 @@ const POLICY: Record<LiveEventType, Audience> = {
   },
   'delivery.queue_alert': { advertiser: null, affiliate: null },
   'tracker.spool_near_cap': { advertiser: null, affiliate: null },
+  // A cap of the campaign (affiliate_id null: every approved affiliate of it is told) or of one affiliate on it.
+  'cap.threshold_reached': {
+    advertiser: ['campaign_id', 'affiliate_id', 'metric', 'period', 'day', 'threshold_percent', 'cap', 'count'],
+    affiliate: ['campaign_id', 'affiliate_id', 'metric', 'period', 'day', 'threshold_percent', 'cap', 'count'],
+  },
   'force-logout': { advertiser: ['session_id', 'reason'], affiliate: ['session_id', 'reason'] },
 };
 

@@ -19,7 +19,33 @@ export type LiveEventType =
   | 'delivery.endpoint_disabled'
   | 'delivery.queue_alert'
   | 'tracker.spool_near_cap'
+  | 'cap.threshold_reached'
   | 'force-logout';
+
+/**
+ * The data of a `cap.threshold_reached` event (README "Caps"): a click or conversion cap of a campaign (`affiliate_id`
+ * null) or of one affiliate on it reached `threshold_percent` (80 or 100) of `cap`; `count` is the global count when
+ * it was learned (the click counters' flush, the ledger's commit). `day` is the campaign-local YYYY-MM-DD of a daily
+ * cap, null for a total. Published once per (cap, period, threshold).
+ */
+export interface CapThresholdData {
+  campaign_id: number;
+  affiliate_id: number | null;
+  metric: 'clicks' | 'conversions';
+  period: 'daily' | 'total';
+  day: string | null;
+  threshold_percent: 80 | 100;
+  cap: number;
+  count: number;
+}
+
+/** The thresholds of a cap that raise `cap.threshold_reached`, percent. */
+export const CAP_THRESHOLDS = [80, 100] as const;
+
+/** The count at which `pct` percent of `cap` is reached: ⌈cap × pct / 100⌉ in integers (no float rounding). */
+export function capThreshold(cap: number, pct: number): number {
+  return Math.ceil((cap * pct) / 100);
+}
 
 /** One event: who may see it (`user_ids`, plus every admin), what happened, and its data. */
 export interface LiveEvent {

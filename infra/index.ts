@@ -49,7 +49,16 @@ export {
   zodDetails,
 } from './errors.ts';
 export { type EventRecipient, eventFor } from './event-policy.ts';
-export { EVENT_LOG_MAXLEN, eventLogKey, type LiveEvent, type LiveEventType, publishEvent } from './events.ts';
+export {
+  CAP_THRESHOLDS,
+  type CapThresholdData,
+  capThreshold,
+  EVENT_LOG_MAXLEN,
+  eventLogKey,
+  type LiveEvent,
+  type LiveEventType,
+  publishEvent,
+} from './events.ts';
 export {
   compileAllowlist,
   IpAllowlist,

@@ -28,6 +28,7 @@ import {
   type Scope,
 } from './accounts.ts';
 import { addSpend, pauseIfExhausted, spentOn } from './budget.ts';
+import { capsFull, conversionCaps, countConversion } from './caps.ts';
 import type { Effects, LedgerContext } from './context.ts';
 import { type AccountRef, type Leg, type Posting, post, postingByKey } from './postings.ts';
 
@@ -41,9 +42,15 @@ export type ConversionOutcome =
 /**
  * Why the ledger refused to book a conversion. `negative_margin`: its payout exceeds its revenue (or the booking
  * would take the platform's revenue account below zero) and neither its campaign nor the caller carries an admin
- * override.
+ * override. `conversion_cap_reached`: a daily or total conversion cap of the campaign or of the affiliate on it is
+ * full (./caps.ts).
  */
-type RejectReason = 'budget_exhausted' | 'daily_cap_reached' | 'campaign_inactive' | 'negative_margin';
+type RejectReason =
+  | 'budget_exhausted'
+  | 'daily_cap_reached'
+  | 'campaign_inactive'
+  | 'negative_margin'
+  | 'conversion_cap_reached';
 
 const amountField = z.number().int().min(0).max(MAX_MINOR_UNITS).optional();
 
@@ -108,6 +115,8 @@ async function accrue(
   // platform's revenue account below zero either (checkInvariants audits it).
   if (conv.payout > conv.revenue && !ov) return reject('negative_margin');
   const guard = marginGuard(c.advertiser_id, c.currency, ov);
+  const caps = await conversionCaps(tx, c, conv.affiliate_id, ctx.now());
+  if (capsFull(caps)) return reject('conversion_cap_reached');
   const day = ctx.today();
   if (c.daily_cap !== null && (await spentOn(tx, c.id, day)) + conv.revenue > c.daily_cap) {
     return reject('daily_cap_reached');
@@ -137,6 +146,7 @@ async function accrue(
   }
   if (p.replayed) return { type: 'replayed', posting_id: p.id };
   await addSpend(tx, c, day, conv.revenue);
+  await countConversion(tx, fx, c, caps);
   await pauseIfExhausted(tx, fx, c, c.payout_model === 'RevShare' ? 1 : c.revenue_amount);
   fx.wallet([c.advertiser_id, conv.affiliate_id], {
     reason: 'conversion',

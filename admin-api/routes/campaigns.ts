@@ -11,6 +11,13 @@ import {
   validationError,
 } from '../../infra/index.ts';
 import { type CampaignRow, campaignView } from '../domain/campaigns/campaign-view.ts';
+import {
+  CAMPAIGN_CAP_KEYS,
+  campaignCapFields,
+  checkTimeZone,
+  membershipCapsBody,
+  setMembershipCaps,
+} from '../domain/campaigns/caps.ts';
 import { changeCampaignStatus } from '../domain/campaigns/change-status.ts';
 import {
   assertReviewed,
@@ -56,6 +63,8 @@ const campaignFields = {
   allowed_os: z.array(osFamily).max(10).optional(),
   allowed_browsers: z.array(browserFamily).max(10).optional(),
   visibility: z.enum(['public', 'private']).optional(),
+  // Click and conversion caps, daily in time_zone (README "Caps").
+  ...campaignCapFields,
 };
 
 const createBody = z
@@ -155,6 +164,9 @@ export function campaignRoutes(): Route<never, never>[] {
         allowed_os: ['ios', 'android', 'windows'],
         allowed_browsers: [],
         fallback_url: 'https://shop.example.com/',
+        time_zone: 'America/New_York',
+        click_cap_daily: 5000,
+        conversion_cap_total: 1000,
       },
       async handler(a) {
         const { deps, user, body } = a;
@@ -165,6 +177,7 @@ export function campaignRoutes(): Route<never, never>[] {
           throw new AppError('INVALID_STATE', 'the website must be approved before it can carry campaigns');
         await checkDestinations(deps.sql, { advertiser_id: user.user_id, website_id: body.website_id }, body);
         await checkFunds(a, user.user_id, body.currency, body.budget, user.mode);
+        await checkTimeZone(deps.sql, body.time_zone);
         const m = moneyColumns(body.payout_model, body.payout, body.revenue ?? 0);
         const goals = storedGoals(body.goals ?? []);
         // Only advertisers create campaigns, and an advertiser may not make the platform pay more than it earns.
@@ -181,14 +194,16 @@ export function campaignRoutes(): Route<never, never>[] {
           insert into campaigns (advertiser_id, website_id, name, destination_url, fallback_url, payout_model, currency,
             payout_amount, revenue_amount, payout_percent_bp, revenue_percent_bp, goals, budget, daily_cap,
             attribution_window_days, hold_days, allowed_countries, allowed_devices, allowed_os, allowed_browsers,
-            visibility, mode)
+            visibility, mode, time_zone, click_cap_daily, click_cap_total, conversion_cap_daily, conversion_cap_total)
           values (${user.user_id}, ${body.website_id}, ${body.name}, ${body.destination_url}, ${body.fallback_url ?? null},
             ${body.payout_model}, ${body.currency}, ${m.payout_amount ?? 0}, ${m.revenue_amount ?? 0},
             ${m.payout_percent_bp ?? null}, ${m.revenue_percent_bp ?? null}, ${deps.sql.json(goals)},
             ${body.budget ?? null}, ${body.daily_cap ?? null},
             ${body.attribution_window_days ?? deps.config.ATTRIBUTION_WINDOW_DAYS}, ${body.hold_days ?? 0},
             ${body.allowed_countries ?? []}, ${body.allowed_devices ?? []}, ${body.allowed_os ?? []},
-            ${body.allowed_browsers ?? []}, ${body.visibility ?? 'public'}, ${user.mode})
+            ${body.allowed_browsers ?? []}, ${body.visibility ?? 'public'}, ${user.mode}, ${body.time_zone ?? 'UTC'},
+            ${body.click_cap_daily ?? null}, ${body.click_cap_total ?? null}, ${body.conversion_cap_daily ?? null},
+            ${body.conversion_cap_total ?? null})
           returning *`;
         return { status: 201, data: campaignView(c!, user) };
       },
@@ -216,6 +231,7 @@ export function campaignRoutes(): Route<never, never>[] {
         if (c.status === 'archived') throw new AppError('INVALID_STATE', 'archived campaigns cannot change');
         // Only approved hosts; moving a live campaign's host (as its owner) sends it back to an admin.
         await checkDestinations(deps.sql, c, body);
+        await checkTimeZone(deps.sql, body.time_zone);
         const review = needsReview(c, user, body);
         for (const k of ['payout', 'revenue'] as const) {
           const issue = body[k] === undefined ? undefined : priceIssue(c.payout_model, body[k]);
@@ -270,6 +286,7 @@ export function campaignRoutes(): Route<never, never>[] {
           'allowed_os',
           'allowed_browsers',
           'visibility',
+          ...CAMPAIGN_CAP_KEYS,
         ] as const)
           if (body[k] !== undefined) patch[k] = body[k];
         for (const [k, v] of Object.entries(m)) if (v !== undefined) patch[k] = v;
@@ -338,14 +355,15 @@ export function campaignRoutes(): Route<never, never>[] {
     route({
       method: 'get',
       path: '/campaigns/:id/affiliates',
-      summary: 'Affiliates of a campaign and their membership status (owner or admin)',
+      summary: 'Affiliates of a campaign, their membership status and caps (owner or admin)',
       tag: 'campaigns',
       auth: ['admin', 'advertiser'],
       query: pageQuery,
       async handler({ deps: { sql }, user, params, query }) {
         const c = await ownedCampaign(sql, params.id!, user);
         return pagedQuery(sql, query, {
-          columns: sql`m.affiliate_id, u.name, m.status, m.created_at, m.updated_at`,
+          columns: sql`m.affiliate_id, u.name, m.status, m.click_cap_daily, m.click_cap_total, m.conversion_cap_daily,
+            m.conversion_cap_total, m.created_at, m.updated_at`,
           from: sql`campaign_affiliates m join users u on u.id = m.affiliate_id`,
           where: sql`m.campaign_id = ${c.id}`,
           orderBy: sql`m.created_at`,
@@ -359,6 +377,22 @@ export function campaignRoutes(): Route<never, never>[] {
       tag: 'campaigns',
       auth: ['admin', 'advertiser'],
       handler: decide('approved'),
+    }),
+    route({
+      method: 'patch',
+      path: '/campaigns/:id/affiliates/:affiliate_id',
+      summary:
+        "Set an affiliate's click and conversion caps on the campaign (owner or admin; null = no cap; daily caps " +
+        "count days in the campaign's time_zone); trackers are told at once. 404 NOT_FOUND without a membership",
+      tag: 'campaigns',
+      auth: ['admin', 'advertiser'],
+      scope: 'campaigns:write',
+      body: membershipCapsBody,
+      example: { click_cap_daily: 1000, conversion_cap_total: 50 },
+      async handler({ deps, services, user, params, body }) {
+        const c = await ownedCampaign(deps.sql, params.id!, user);
+        return { data: await setMembershipCaps(deps, services, c, params.affiliate_id!, body) };
+      },
     }),
     route({
       method: 'post',

@@ -42,6 +42,7 @@ export const WEBHOOK_EVENTS = [
   'wallet.updated',
   'payout.paid',
   'fraud.alert',
+  'cap.threshold_reached',
 ] as const satisfies readonly LiveEventType[];
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

@@ -1,11 +1,30 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { makeCampaign } from '../../infra/testing/index.ts';
-import { periodDay } from './caps.ts';
+import { eventLogKey, type LiveEvent, publishLinkInvalidation } from '../../infra/index.ts';
+import { makeCampaign, makeUser, waitFor } from '../../infra/testing/index.ts';
+import { CapCounters, type ClickCaps, periodDay } from './caps.ts';
 import { startTracker } from './server.ts';
-import { cfg, clicks, env, get, logger, s, useTracker } from './test-helpers.ts';
+import { cfg, clicks, env, get, keys, logger, s, useTracker } from './test-helpers.ts';
 
 useTracker();
+
+const NO_CAPS: ClickCaps = {
+  time_zone: 'UTC',
+  daily: null,
+  total: null,
+  affiliate_daily: null,
+  affiliate_total: null,
+  conversions_full_total: false,
+  conversions_full_day: null,
+};
+
+/** The `cap.threshold_reached` events in the durable event log (what webhooks read; SSE gets the same publish). */
+async function thresholdEvents(campaign: number): Promise<LiveEvent[]> {
+  const entries = (await env.redis.xrange(eventLogKey(keys), '-', '+')) as Array<[string, string[]]>;
+  return entries
+    .map(([, f]) => JSON.parse(f[1]!) as LiveEvent)
+    .filter((e) => e.type === 'cap.threshold_reached' && e.data.campaign_id === campaign);
+}
 
 describe('click caps', () => {
   it('counts the day in the campaign time zone (fixed clock)', () => {
@@ -16,6 +35,26 @@ describe('click caps', () => {
     assert.equal(periodDay(Date.UTC(2026, 0, 2, 4, 59), 'America/New_York'), '2026-01-01');
     assert.equal(periodDay(Date.UTC(2026, 0, 2, 5, 0), 'America/New_York'), '2026-01-02');
     assert.throws(() => periodDay(t, 'Mars/Olympus'), RangeError);
+  });
+
+  it('a daily key whose EXPIRE was lost gets its TTL on the next flush; an existing TTL is not pushed back', async () => {
+    const caps = new CapCounters(env.redis, keys, logger, 60_000);
+    try {
+      const now = Date.now();
+      const key = keys.key('cap', 'click', `999:d:${periodDay(now, 'UTC')}`);
+      // What a first flush leaves when its EXPIRE fails: the count without a TTL.
+      await env.redis.set(key, '3');
+      assert.equal(caps.admit(999, 1, { ...NO_CAPS, daily: 10 }, now), true);
+      await caps.flush(now);
+      assert.equal(await env.redis.get(key), '4');
+      const ttl = await env.redis.ttl(key);
+      assert.ok(ttl > 86_400 && ttl <= 2 * 86_400, String(ttl));
+      await env.redis.expire(key, 1_000);
+      await caps.flush(now);
+      assert.equal((await env.redis.ttl(key)) <= 1_000, true);
+    } finally {
+      caps.close();
+    }
   });
 
   it('rejects an unknown time zone in Postgres', async () => {
@@ -110,5 +149,109 @@ describe('click caps', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('per-affiliate daily cap: affiliate A stops at 3, affiliate B of the same campaign is not capped', async () => {
+    const b = await makeUser(env.sql, 'affiliate', { name: 'B', email: 'b-caps@example.com' });
+    const camp = await makeCampaign(env.sql, s.advertiser, {
+      name: 'AffCapped',
+      destination_url: 'https://dest.example/?a={affiliate_id}',
+      fallback_url: 'https://fb.example/?a={affiliate_id}',
+      status: 'active',
+    });
+    await env.sql`insert into campaign_affiliates (campaign_id, affiliate_id, status, click_cap_daily)
+                  values (${camp}, ${s.affiliate}, 'approved', 3), (${camp}, ${b}, 'approved', null)`;
+    await env.sql`insert into links (code, campaign_id, affiliate_id)
+                  values ('affcap-a', ${camp}, ${s.affiliate}), ('affcap-b', ${camp}, ${b})`;
+    const hosts = async (code: string) =>
+      (await Promise.all(Array.from({ length: 10 }, () => get(`/c/${code}`)))).map(
+        (r) => new URL(r.headers.get('location') ?? '').host,
+      );
+    const a = await hosts('affcap-a');
+    assert.equal(a.filter((h) => h === 'dest.example').length, 3);
+    assert.equal(a.filter((h) => h === 'fb.example').length, 7);
+    assert.deepEqual(await hosts('affcap-b'), Array(10).fill('dest.example'));
+    const reasons = (await clicks()).filter((c) => c.link_code === 'affcap-a').map((c) => c.invalid_reason);
+    assert.equal(reasons.filter((r) => r === 'cap_reached').length, 7);
+    // The counter key is per (campaign, affiliate, day).
+    await new Promise((r) => setTimeout(r, 300));
+    const day = periodDay(Date.now(), 'UTC');
+    assert.equal(await env.redis.get(keys.key('cap', 'click', `${camp}:a${s.affiliate}:d:${day}`)), '3');
+    assert.equal(await env.redis.get(keys.key('cap', 'click', `${camp}:a${b}:d:${day}`)), null);
+  });
+
+  it('cap.threshold_reached: 80 % and 100 % arrive once each across two trackers', async () => {
+    const camp = await makeCampaign(env.sql, s.advertiser, {
+      name: 'Thresholds',
+      destination_url: 'https://dest.example/',
+      fallback_url: 'https://fb.example/',
+      status: 'active',
+    });
+    await env.sql`update campaigns set click_cap_total = 10 where id = ${camp}`;
+    await env.sql`insert into campaign_affiliates (campaign_id, affiliate_id, status) values (${camp}, ${s.affiliate}, 'approved')`;
+    await env.sql`insert into links (code, campaign_id, affiliate_id) values ('thresh-1', ${camp}, ${s.affiliate})`;
+    const second = await startTracker({ config: cfg(), logger, sql: env.sql, redisUrl: env.config.REDIS_URL! });
+    try {
+      const hit = (i: number) =>
+        i % 2 === 0 ? get('/c/thresh-1') : fetch(`${second.url}/c/thresh-1`, { redirect: 'manual' });
+      // 8 clicks one by one (each flushed before the next): 80 % exactly, no 100 % yet.
+      for (let i = 0; i < 8; i++) {
+        await hit(i);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      await waitFor('the 80 % event', async () => (await thresholdEvents(camp)).length === 1);
+      const [e80] = await thresholdEvents(camp);
+      assert.deepEqual(e80!.data, {
+        campaign_id: camp,
+        affiliate_id: null,
+        metric: 'clicks',
+        period: 'total',
+        day: null,
+        threshold_percent: 80,
+        cap: 10,
+        count: 8,
+      });
+      assert.deepEqual(e80!.user_ids.sort(), [s.advertiser, s.affiliate].sort());
+      await Promise.all(Array.from({ length: 20 }, (_, i) => hit(i)));
+      await waitFor('the 100 % event', async () => (await thresholdEvents(camp)).length >= 2);
+      await new Promise((r) => setTimeout(r, 500)); // more flushes of both: still one event per threshold
+      const all = await thresholdEvents(camp);
+      assert.deepEqual(
+        all.map((e) => e.data.threshold_percent as number).sort((x, y) => x - y),
+        [80, 100],
+      );
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('a full conversion cap (total, or today in the campaign zone) sends new clicks to the fallback', async () => {
+    const camp = await makeCampaign(env.sql, s.advertiser, {
+      name: 'ConvCapped',
+      destination_url: 'https://dest.example/',
+      fallback_url: 'https://fb.example/',
+      status: 'active',
+    });
+    await env.sql`update campaigns set conversion_cap_daily = 2, time_zone = 'Asia/Tokyo' where id = ${camp}`;
+    await env.sql`insert into links (code, campaign_id, affiliate_id) values ('convcap-1', ${camp}, ${s.affiliate})`;
+    const host = async () => new URL((await get('/c/convcap-1')).headers.get('location') ?? '').host;
+    assert.equal(await host(), 'dest.example');
+    // Another day's full count does not matter; today's (Tokyo) does, once the invalidation arrives.
+    await env.sql`insert into cap_conversion_counts (campaign_id, affiliate_id, period, n)
+                  values (${camp}, 0, '2000-01-01', 2), (${camp}, 0, ${periodDay(Date.now(), 'Asia/Tokyo')}, 2)`;
+    await publishLinkInvalidation(env.redis, keys, { campaign_id: camp });
+    await waitFor('the fallback', host, { until: (h) => h === 'fb.example' });
+    const last = (await clicks()).filter((c) => c.link_code === 'convcap-1').at(-1)!;
+    assert.equal(last.invalid_reason, 'cap_reached');
+    // A per-affiliate total conversion cap, full.
+    await env.sql`update campaigns set conversion_cap_daily = null where id = ${camp}`;
+    await env.sql`insert into campaign_affiliates (campaign_id, affiliate_id, status, conversion_cap_total)
+                  values (${camp}, ${s.affiliate}, 'approved', 1)`;
+    await publishLinkInvalidation(env.redis, keys, { campaign_id: camp });
+    await waitFor('the destination', host, { until: (h) => h === 'dest.example' });
+    await env.sql`insert into cap_conversion_counts (campaign_id, affiliate_id, period, n)
+                  values (${camp}, ${s.affiliate}, 't', 1)`;
+    await publishLinkInvalidation(env.redis, keys, { campaign_id: camp });
+    await waitFor('the fallback again', host, { until: (h) => h === 'fb.example' });
   });
 });

@@ -229,7 +229,7 @@ export function clickHandler(deps: ClickDeps): (res: HttpResponse, req: HttpRequ
         if (
           link.caps !== null &&
           ev.invalid_reason === '' &&
-          !caps.admit(link.campaign_id, link.caps, ev.received_ms)
+          !caps.admit(link.campaign_id, link.affiliate_id, link.caps, ev.received_ms)
         ) {
           ev.invalid_reason = 'cap_reached';
           target = link.fallback ?? defaultFallback;

@@ -1,6 +1,6 @@
 import type { LinkInvalidation, Logger, Redis, Sql } from '../../infra/index.ts';
 import type { InvalidClickReason } from '../events.ts';
-import type { ClickCaps } from './caps.ts';
+import { type ClickCaps, compileCaps } from './caps.ts';
 import { compileLanders, type LanderRow, type Landers } from './landers.ts';
 import { compileTemplate, type Template } from './macros.ts';
 import { singleFlight } from './single-flight.ts';
@@ -24,7 +24,7 @@ export interface CachedLink {
   subs: [string, string, string, string, string];
   /** The campaign's targeting; null when it targets nothing (the click path then checks nothing). */
   targeting: Targeting | null;
-  /** The campaign's click caps; null when it has none. */
+  /** The link's click caps and conversion-cap state (campaign and affiliate); null when it has none. */
   caps: ClickCaps | null;
   /** Landing pages (the link's pin, or its campaign's weighted rotation); null: `destination` (landing_id 0). */
   landers: Landers | null;
@@ -44,9 +44,8 @@ interface LinkRow extends TargetingColumns {
   sub3: string | null;
   sub4: string | null;
   sub5: string | null;
-  time_zone: string;
-  click_cap_daily: number | null;
-  click_cap_total: number | null;
+  /** `link_caps(campaign, affiliate)` (Postgres, migration 00017). */
+  caps: unknown;
   landing_page_id: number | null;
   /** The campaign's active landing pages ({@link LANDERS_SQL}). */
   landers: LanderRow[];
@@ -73,10 +72,7 @@ function compile(r: LinkRow): CachedLink {
     fallback: r.fallback_url ? compileTemplate(r.fallback_url) : null,
     subs: [r.sub1 ?? '', r.sub2 ?? '', r.sub3 ?? '', r.sub4 ?? '', r.sub5 ?? ''],
     targeting: compileTargeting(r),
-    caps:
-      r.click_cap_daily === null && r.click_cap_total === null
-        ? null
-        : { time_zone: r.time_zone, daily: r.click_cap_daily, total: r.click_cap_total },
+    caps: compileCaps(r.caps),
     landers: compileLanders(r.landers, r.landing_page_id),
   };
 }
@@ -117,7 +113,7 @@ export class LinkCache {
       select l.code, l.campaign_id, l.affiliate_id, c.advertiser_id, l.status as link_status,
              c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5,
              c.allowed_countries, c.allowed_devices, c.allowed_os, c.allowed_browsers,
-             c.time_zone, c.click_cap_daily, c.click_cap_total,
+             link_caps(l.campaign_id, l.affiliate_id) as caps,
              l.landing_page_id, ${this.sql.unsafe(LANDERS_SQL)} as landers
       from links l join campaigns c on c.id = l.campaign_id
       where l.status = 'active' and c.status = 'active'`;
@@ -150,7 +146,7 @@ export class LinkCache {
       select l.code, l.campaign_id, l.affiliate_id, c.advertiser_id, l.status as link_status,
              c.status as campaign_status, c.destination_url, c.fallback_url, l.sub1, l.sub2, l.sub3, l.sub4, l.sub5,
              c.allowed_countries, c.allowed_devices, c.allowed_os, c.allowed_browsers,
-             c.time_zone, c.click_cap_daily, c.click_cap_total,
+             link_caps(l.campaign_id, l.affiliate_id) as caps,
              l.landing_page_id, ${this.sql.unsafe(LANDERS_SQL)} as landers
       from links l join campaigns c on c.id = l.campaign_id
       where l.code = ${code}`;

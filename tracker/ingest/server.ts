@@ -17,6 +17,7 @@ import {
 } from '../../infra/index.ts';
 import { geoIp } from '../geo/geoip.ts';
 import { browserHandlers } from './browser.ts';
+import { capEventPublisher } from './cap-events.ts';
 import { CapCounters } from './caps.ts';
 import { answerStored, clickHandler } from './click.ts';
 import { TokenCache } from './conversion.ts';
@@ -152,7 +153,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   const links = new LinkCache(sql, config.LINK_NEGATIVE_CACHE_MS, log, config.LINK_NEGATIVE_CACHE_MAX);
   // Loaded at start (a bad GEOIP_MMDB_PATH fails here, not on a click); shared with a pipeline in this process.
   const targeting = new TargetingCheck(geoIp(config.GEOIP_MMDB_PATH));
-  const caps = new CapCounters(redis, keys, log, config.CAP_FLUSH_MS);
+  const caps = new CapCounters(redis, keys, log, config.CAP_FLUSH_MS, capEventPublisher(sql, redis, keys, log));
   const tokens = new TokenCache(sql);
 
   // Spool replay: at start-up, whenever Redis (re)connects, and periodically while anything is spooled.

@@ -28,6 +28,12 @@ export interface CampaignRow {
   allowed_browsers: string[];
   visibility: 'public' | 'private';
   status: CampaignStatus;
+  /** IANA zone of the daily caps' day (migration 00013); caps null = none (00013, 00017). */
+  time_zone: string;
+  click_cap_daily: number | null;
+  click_cap_total: number | null;
+  conversion_cap_daily: number | null;
+  conversion_cap_total: number | null;
   /** `test`: created with a test-mode API key; visible only to test-mode keys, moves no live money. */
   mode: 'live' | 'test';
   created_at: Date;
@@ -61,6 +67,11 @@ export function campaignView(c: CampaignRow, user: Principal, membership?: strin
     allowed_os: c.allowed_os,
     allowed_browsers: c.allowed_browsers,
     visibility: c.visibility,
+    time_zone: c.time_zone,
+    click_cap_daily: c.click_cap_daily,
+    click_cap_total: c.click_cap_total,
+    conversion_cap_daily: c.conversion_cap_daily,
+    conversion_cap_total: c.conversion_cap_total,
     status: c.status,
     mode: c.mode,
     created_at: c.created_at,
