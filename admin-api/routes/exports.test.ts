@@ -272,6 +272,7 @@ describe('exports over ClickHouse', () => {
         device: '',
         fraud_score: 0,
         landing_id: 9,
+        source: 's2s',
         version: 1,
       },
     );

@@ -103,6 +103,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
     origin: string,
     ip: string,
     params: Record<string, unknown>,
+    source: 'browser' | 'pixel',
     cors: (o: string) => Record<string, string> | undefined,
     done: (r: Result) => void,
   ) => {
@@ -116,7 +117,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
         }
         const headers = cors(origin);
         limiter.consume(`${key.id}|${ip}`).then(
-          () => validated(key, params, received_ms, ip, headers, done),
+          () => validated(key, params, source, received_ms, ip, headers, done),
           (e: unknown) => {
             if (!(e instanceof RateLimiterRes)) {
               log.error({ err: (e as Error).message }, 'browser conversion rate limiter failed');
@@ -143,6 +144,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
   const validated = (
     key: PublishableKey,
     params: Record<string, unknown>,
+    source: 'browser' | 'pixel',
     received_ms: number,
     ip: string,
     headers: Record<string, string> | undefined,
@@ -158,7 +160,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
     }
     storeConversion(
       store,
-      { advertiser_id: key.advertiser_id, fields: f, received_ms, ip, mode: key.mode, noun: 'conversion' },
+      { advertiser_id: key.advertiser_id, fields: f, received_ms, ip, mode: key.mode, source },
       (r) => {
         if (r.outcome === 'unavailable' || r.outcome === 'failed') {
           const e = errorBody(r.error);
@@ -195,7 +197,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
         readBody(res, st, bodyType, contentLength, finish, (body) => {
           const q = new URLSearchParams(query);
           const keyText = q.get('key') ?? (typeof body.key === 'string' ? body.key : '');
-          submit(keyText, origin, ip, body, corsFor, (r) => {
+          submit(keyText, origin, ip, body, 'browser', corsFor, (r) => {
             counter.labels('browser', r.outcome).inc();
             // An unknown key may be read by the page (it tells nothing); a refused origin may not.
             const headers = r.outcome === 'invalid_key' && origin !== '' ? corsFor(origin) : r.headers;
@@ -255,6 +257,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
         originOf(referer),
         ip,
         params,
+        'pixel',
         () => undefined,
         (r) => {
           counter.labels('pixel', r.outcome).inc();

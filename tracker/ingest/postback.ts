@@ -76,7 +76,7 @@ export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: Ht
             const advertiser_id = auth.advertiser_id;
             try {
               const fields = parsePostback(params, received_ms);
-              storeConversion(store, { advertiser_id, fields, received_ms, ip, noun: 'postback' }, (r) => {
+              storeConversion(store, { advertiser_id, fields, received_ms, ip, source: 's2s' }, (r) => {
                 if (r.outcome === 'unavailable' || r.outcome === 'failed') sendError(st, r.error);
                 else sendJson(st, 200, { success: true, data: r.data });
                 finish(st);

@@ -5,7 +5,7 @@
  * answer.
  */
 import { AppError } from '../../infra/index.ts';
-import { encodeConversion, idTag } from '../events.ts';
+import { type ConversionSource, encodeConversion, idTag } from '../events.ts';
 import type { PostbackFields } from './conversion.ts';
 import type { EventIds, Reservation } from './event-ids.ts';
 import type { UuidV7 } from './uuid7.ts';
@@ -28,8 +28,7 @@ export interface ConversionInput {
   ip: string;
   /** Browser conversions: the publishable key's mode (see ConversionEvent.mode). */
   mode?: 'live' | 'test';
-  /** What the retry messages call it ('postback' for S2S, 'conversion' for the browser's). */
-  noun: string;
+  source: ConversionSource;
 }
 
 /**
@@ -66,7 +65,10 @@ export function storeConversion(s: ConversionStore, c: ConversionInput, done: (r
         data: { decision: 'duplicate', conversion_id: r.conversion_id, event_id: f.event_id },
       });
     }
-    if (r.kind === 'in_progress') return unavailable(`a ${c.noun} of this event_id is being stored, retry`, 1);
+    if (r.kind === 'in_progress') {
+      const noun = c.source === 's2s' ? 'postback' : 'conversion';
+      return unavailable(`a ${noun} of this event_id is being stored, retry`, 1);
+    }
     const mine = r.kind === 'reserved';
     const line = encodeConversion({
       conversion_id,
@@ -81,6 +83,7 @@ export function storeConversion(s: ConversionStore, c: ConversionInput, done: (r
       received_ms,
       ip: c.ip,
       ...(c.mode ? { mode: c.mode } : {}),
+      ...(c.source !== 's2s' ? { source: c.source } : {}),
     });
     s.conversions.add(
       line,

@@ -70,6 +70,7 @@ export const CONVERSION_EXPORT_COLUMNS = [
   'device',
   'fraud_score',
   'landing_id',
+  'source',
 ] as const;
 
 /** One exported click. `is_invalid` 0/1; `fraud_score` 0..1 (4 decimals); `ip` as recorded. */
@@ -123,6 +124,8 @@ export interface ExportConversionRow {
   fraud_score: number;
   /** The landing page of the converting click (0: the campaign's destination_url). */
   landing_id: number;
+  /** Where it came from: 's2s', 'browser' or 'pixel'. */
+  source: string;
   version: number;
 }
 
@@ -254,6 +257,7 @@ export function exportRow(kind: ExportKind, r: Record<string, unknown>): ExportC
     device: s('device'),
     fraud_score: round4(n('fraud_score')),
     landing_id: n('landing_id'),
+    source: s('source'),
     version: n('version'),
   };
 }
