@@ -130,6 +130,11 @@ describe('GET /api/v1/openapi.json', () => {
     for (const op of tracker) assert.ok(documented.includes(op), op);
     assert.equal(r.body.paths['/s.js'].servers[0].url, '{tracker}');
     assert.equal(documented.length, routes.length + 1 + tracker.length);
+    // Query schemas come from the routes' zod: GET /conversions filters by source.
+    const source = (r.body.paths['/api/v1/conversions'].get.parameters as { name: string; schema: unknown }[]).find(
+      (p) => p.name === 'source',
+    );
+    assert.deepEqual((source?.schema as { enum?: string[] })?.enum, ['s2s', 'browser', 'pixel']);
   });
 });
 

@@ -63,6 +63,9 @@ export interface ClickEvent {
 /** Conversion status as posted by the advertiser. */
 export type ConversionStatus = 'pending' | 'approved' | 'rejected';
 
+/** Where a conversion came from: the S2S postback, s.js's POST, or the pixel. */
+export type ConversionSource = 's2s' | 'browser' | 'pixel';
+
 /** One server-to-server conversion postback as accepted by the ingest. */
 export interface ConversionEvent {
   /** UUIDv7 assigned by the ingest; becomes the conversion's id. */
@@ -89,6 +92,11 @@ export interface ConversionEvent {
    * Encoded as a 12th field only when set, so S2S lines keep their 11 fields.
    */
   mode?: 'live' | 'test';
+  /**
+   * Browser conversions only: `browser` or `pixel`, a 13th field after `mode` (a 12-field line, from a tracker before
+   * it, decodes as `browser`). Absent: `s2s`.
+   */
+  source?: ConversionSource;
 }
 
 export const CLICK_FIELDS = [
@@ -185,7 +193,7 @@ export function encodeClick(c: ClickEvent): string {
 /** Encodes one conversion as a line. String fields must already be {@link clean}. */
 export function encodeConversion(c: ConversionEvent): string {
   const line = CONVERSION_FIELDS.map((f) => c[f]).join('\t');
-  return c.mode ? `${line}\t${c.mode}` : line;
+  return c.mode ? `${line}\t${c.mode}\t${c.source === 'pixel' ? 'pixel' : 'browser'}` : line;
 }
 
 /** Thrown for a line or entry that does not decode; the pipeline dead-letters it with this message. */
@@ -245,13 +253,21 @@ export function decodeClick(line: string): ClickEvent {
 
 /** Decodes one conversion line. @throws MalformedEventError */
 export function decodeConversion(line: string): ConversionEvent {
-  // A 12th field is a browser conversion's key mode (see ConversionEvent.mode).
-  const tab = line.split('\t').length > CONVERSION_FIELDS.length ? line.lastIndexOf('\t') : -1;
-  const c = decodeLine<ConversionEvent>(tab < 0 ? line : line.slice(0, tab), CONVERSION_FIELDS);
-  if (tab >= 0) {
-    const mode = line.slice(tab + 1);
+  // Browser conversions add their key's mode (12th field) and their source (13th; see ConversionEvent).
+  const parts = line.split('\t');
+  const extra = parts.length - CONVERSION_FIELDS.length;
+  if (extra > 2) throw new MalformedEventError(`expected ${CONVERSION_FIELDS.length} fields, got ${parts.length}`);
+  const c = decodeLine<ConversionEvent>(
+    extra > 0 ? parts.slice(0, CONVERSION_FIELDS.length).join('\t') : line,
+    CONVERSION_FIELDS,
+  );
+  if (extra > 0) {
+    const mode = parts[CONVERSION_FIELDS.length]!;
     if (mode !== 'live' && mode !== 'test') throw new MalformedEventError(`bad mode ${mode}`);
     c.mode = mode;
+    const source = extra > 1 ? parts[CONVERSION_FIELDS.length + 1]! : 'browser';
+    if (source !== 'browser' && source !== 'pixel') throw new MalformedEventError(`bad source ${source}`);
+    c.source = source;
   }
   if (c.status !== 'pending' && c.status !== 'approved' && c.status !== 'rejected') {
     throw new MalformedEventError(`bad status ${c.status}`);

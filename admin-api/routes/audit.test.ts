@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generate } from 'otplib';
+import type { AuditRow } from '../audit.ts';
 import { startTestApi, type TestApi, type TestUser } from '../test-helpers.ts';
 
 let t: TestApi;
@@ -21,18 +22,7 @@ after(async () => {
   await t.close();
 });
 
-interface Row {
-  id: number;
-  user_id: number | null;
-  api_key_id: number | null;
-  action: string;
-  object_type: string | null;
-  object_id: string | null;
-  ip: string | null;
-  status: number;
-  request_id: string;
-  detail: Record<string, unknown>;
-}
+type Row = AuditRow & { id: number };
 
 /** The audit row of the call that answered `requestId`. */
 async function rowOf(requestId: string | null): Promise<Row> {

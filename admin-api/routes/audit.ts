@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AppError, type Sql } from '../../infra/index.ts';
+import type { AuditRow } from '../audit.ts';
 import { idParam, type Route, route } from '../http.ts';
 import { ROLES } from '../types.ts';
 
@@ -29,19 +30,13 @@ function decodeCursor(c: string): number {
   return id;
 }
 
-interface AuditView {
+/** An audit row as read (rows older than the audit log's migration have no status or request_id). */
+type AuditView = Omit<AuditRow, 'status' | 'request_id'> & {
   id: number;
   created_at: Date;
-  user_id: number | null;
-  api_key_id: number | null;
-  action: string;
-  object_type: string | null;
-  object_id: string | null;
-  ip: string | null;
   status: number | null;
   request_id: string | null;
-  detail: Record<string, unknown>;
-}
+};
 
 /**
  * One keyset page of audit rows, newest first: `id < cursor`, so pages never shift while rows are appended and a

@@ -66,6 +66,16 @@ describe('GET /conversions', () => {
     assert.equal(f.body.data[0].event_id, undefined);
     assert.equal((await t.call('get', '/conversions', { token: other.token })).body.meta.total, 1);
     assert.equal((await t.call('get', '/conversions', { token: admin.token })).body.meta.total, 2);
+    // Where each came from: the column's default (s2s) unless the pipeline recorded a browser or pixel source.
+    assert.equal(a.body.data[0].source, 's2s');
+    assert.equal(f.body.data[0].source, 's2s');
+    await t.env.sql`update conversions set source = 'pixel' where id = '00000000-0000-7000-8000-000000000002'`;
+    const px = await t.call('get', '/conversions?source=pixel', { token: admin.token });
+    assert.deepEqual(
+      px.body.data.map((c: { id: string; source: string }) => [c.id, c.source]),
+      [['00000000-0000-7000-8000-000000000002', 'pixel']],
+    );
+    assert.equal((await t.call('get', '/conversions?source=s2s', { token: admin.token })).body.meta.total, 1);
     const bad = await t.call('get', '/conversions?status=paid', { token: adv.token });
     assert.equal(bad.body.error.code, 'VALIDATION_ERROR');
   });

@@ -109,6 +109,8 @@ interface ConversionRow {
   sub3: string | null;
   sub4: string | null;
   sub5: string | null;
+  /** 's2s', 'browser' or 'pixel'. */
+  source: string;
   created_at: Date;
 }
 
@@ -129,6 +131,7 @@ export function conversionRoutes(): Route<never, never>[] {
       query: pageQuery.extend({
         campaign_id: z.coerce.number().int().min(1).optional(),
         status: z.enum(['pending', 'approved', 'rejected', 'reversed']).optional(),
+        source: z.enum(['s2s', 'browser', 'pixel']).optional(),
       }),
       async handler({ deps: { sql }, user, query }) {
         const reach = await analystScope(sql, user);
@@ -142,6 +145,7 @@ export function conversionRoutes(): Route<never, never>[] {
                 : sql`affiliate_id = ${user.user_id}`;
         const camp = query.campaign_id ? sql`campaign_id = ${query.campaign_id}` : sql`true`;
         const st = query.status ? sql`status = ${query.status}` : sql`true`;
+        const src = query.source ? sql`source = ${query.source}` : sql`true`;
         // A conversion takes its campaign's mode (none: live); each principal sees its own mode's only.
         const mode = sql`coalesce((select c.mode from campaigns c where c.id = conversions.campaign_id), 'live') = ${user.mode}`;
         return pagedQuery<ConversionRow>(
@@ -150,9 +154,9 @@ export function conversionRoutes(): Route<never, never>[] {
           {
             columns: sql`id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, link_code, goal, status,
               reject_reason, amount, currency, payout, revenue, event_time, fraud_score, sub1, sub2, sub3, sub4, sub5,
-              created_at`,
+              source, created_at`,
             from: sql`conversions`,
-            where: sql`${scope} and ${camp} and ${st} and ${mode}`,
+            where: sql`${scope} and ${camp} and ${st} and ${src} and ${mode}`,
             orderBy: sql`created_at desc, id`,
           },
           (r) => {

@@ -98,6 +98,7 @@ describe('exports over ClickHouse', () => {
         fraud_score: 0.25,
         fraud_reasons: [],
         is_invalid: 0,
+        landing_id: 7,
       });
       return id;
     };
@@ -129,6 +130,7 @@ describe('exports over ClickHouse', () => {
       event_time: at(T + 5000),
       click_time: at(T),
       sub1: 's1',
+      landing_id: 9,
       version,
       sign,
     });
@@ -166,6 +168,7 @@ describe('exports over ClickHouse', () => {
       invalid_reason: '',
       bot_reason: '',
       fraud_score: 0.25,
+      landing_id: 7,
     });
     assert.equal(trailer.next_cursor, null);
   });
@@ -194,10 +197,10 @@ describe('exports over ClickHouse', () => {
     assert.equal(r.status, 200, r.text);
     assert.match(r.headers.get('content-type')!, /^text\/csv/);
     const header =
-      'click_id,ts,campaign_id,affiliate_id,sub1,sub2,sub3,sub4,sub5,country,device,is_invalid,invalid_reason,bot_reason,fraud_score,ip';
+      'click_id,ts,campaign_id,affiliate_id,sub1,sub2,sub3,sub4,sub5,country,device,is_invalid,invalid_reason,bot_reason,fraud_score,ip,landing_id';
     assert.ok(r.text.startsWith(`${header}\r\n`), r.text.slice(0, 200));
     const tricky = aClicks.find((c) => c.sub1.includes(','))!;
-    const row = `${tricky.id},${new Date(T).toISOString()},${campA},${aff.id},"a,""b""\nc",s2,s3,s4,s5,DE,mobile,0,,,0.25,192.0.2.7\r\n`;
+    const row = `${tricky.id},${new Date(T).toISOString()},${campA},${aff.id},"a,""b""\nc",s2,s3,s4,s5,DE,mobile,0,,,0.25,192.0.2.7,7\r\n`;
     assert.ok(r.text.includes(row), r.text);
     assert.ok(r.text.endsWith('\r\n'));
     const byParam = await t.call('get', `/exports/clicks?${range}&format=csv`, { token: aff.token });
@@ -268,6 +271,8 @@ describe('exports over ClickHouse', () => {
         country: '',
         device: '',
         fraud_score: 0,
+        landing_id: 9,
+        source: 's2s',
         version: 1,
       },
     );

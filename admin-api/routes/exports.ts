@@ -83,6 +83,7 @@ const CLICK_COLUMNS = [
   'bot_reason',
   'fraud_score',
   'ip',
+  'landing_id',
 ];
 const CONVERSION_COLUMNS = ['conversion_id', 'event_time', ...CONVERSION_EXPORT_COLUMNS, 'version'];
 /** What affiliates do not see: of clicks the raw IP; of conversions what `GET /conversions` hides from them. */

@@ -89,7 +89,7 @@ async function recorded(eventId: string) {
   let row: Record<string, unknown> | undefined;
   await waitFor(`conversion ${eventId} in Postgres`, async () => {
     [row] = await stack.t.env.sql`
-      select id, status, click_id, campaign_id, affiliate_id, goal, amount, currency, payout, revenue, sub1
+      select id, status, click_id, campaign_id, affiliate_id, goal, amount, currency, payout, revenue, sub1, source
       from conversions where event_id = ${eventId}`;
     return row !== undefined;
   });
@@ -129,6 +129,7 @@ test('a visitor clicks the tracking link, lands, buys: a pending conversion attr
     payout: 700,
     revenue: 1000,
     sub1: 'newsletter',
+    source: 'browser',
   });
   await waitFor('the conversion in ClickHouse', async () => {
     const rows = await (
@@ -156,7 +157,10 @@ test('a visitor clicks the tracking link, lands, buys: a pending conversion attr
   });
   assert.deepEqual(px, [true, 1]);
   const signup = await recorded('signup-1');
-  assert.deepEqual([signup.status, signup.click_id, signup.goal], ['pending', clickId, 'signup']);
+  assert.deepEqual(
+    [signup.status, signup.click_id, signup.goal, signup.source],
+    ['pending', clickId, 'signup', 'pixel'],
+  );
   await ctx.close();
 });
 
@@ -212,4 +216,60 @@ test('through the pipeline, a click converts only with its own advertiser’s ke
     const [why] = await t.env.sql`select reject_reason from conversions where event_id = ${eventId}`;
     assert.equal(why!.reject_reason, 'unknown_click', eventId);
   }
+});
+
+test('each conversion records its source (s2s, browser, pixel) in Postgres and ClickHouse, shown by GET /conversions', async () => {
+  const { t, adv, tracker } = stack;
+  const origin = `http://127.0.0.1:${sitePort}`;
+  const clickId = async () => {
+    const click = await fetch(linkUrl, { redirect: 'manual' });
+    return new URL(click.headers.get('location')!).searchParams.get('c')!;
+  };
+  const pbt: string = (await t.call('post', '/postback-tokens', { token: adv.token })).body.data.token;
+  const s2s = await fetch(`${tracker.url}/api/v1/track/conversion?click_id=${await clickId()}&event_id=src-s2s`, {
+    headers: { 'x-postback-token': pbt },
+  });
+  assert.equal(s2s.status, 200, await s2s.text());
+  const br = await fetch(`${tracker.url}/api/v1/track/conversion/browser?key=${key}`, {
+    method: 'POST',
+    headers: { origin, 'content-type': 'text/plain' },
+    body: JSON.stringify({ click_id: await clickId(), goal: 'purchase', event_id: 'src-browser' }),
+  });
+  assert.equal(br.status, 200, await br.text());
+  const px = await fetch(
+    `${tracker.url}/api/v1/track/pixel?key=${key}&click_id=${await clickId()}&goal=signup&event_id=src-pixel`,
+    { headers: { referer: `${origin}/thanks` } },
+  );
+  assert.equal(px.status, 200);
+  const want = { 'src-s2s': 's2s', 'src-browser': 'browser', 'src-pixel': 'pixel' };
+  const ids: Record<string, string> = {};
+  for (const [eventId, source] of Object.entries(want)) {
+    const row = await recorded(eventId);
+    assert.deepEqual([row.status, row.campaign_id, row.source], ['pending', campaignId, source], eventId);
+    ids[eventId] = String(row.id);
+  }
+  await waitFor('the sources in ClickHouse', async () => {
+    const rows = await (
+      await t.env.ch!.query({
+        query: `SELECT event_id, source FROM conversions WHERE event_id LIKE 'src-%' AND sign = 1 ORDER BY event_id`,
+        format: 'JSONEachRow',
+      })
+    ).json<{ event_id: string; source: string }>();
+    return (
+      JSON.stringify(Object.fromEntries(rows.map((r) => [r.event_id, r.source]))) ===
+      JSON.stringify(Object.fromEntries(Object.entries(want).sort()))
+    );
+  });
+  const list = await t.call('get', `/conversions?campaign_id=${campaignId}&per_page=100`, { token: adv.token });
+  assert.equal(list.status, 200, list.text);
+  const shown = new Map(list.body.data.map((c: { id: string; source: string }) => [c.id, c.source]));
+  for (const [eventId, source] of Object.entries(want)) assert.equal(shown.get(ids[eventId]), source, eventId);
+  const pixels = await t.call('get', `/conversions?campaign_id=${campaignId}&source=pixel&per_page=100`, {
+    token: adv.token,
+  });
+  assert.ok(pixels.body.data.length >= 1);
+  assert.ok(pixels.body.data.every((c: { source: string }) => c.source === 'pixel'));
+  assert.ok(pixels.body.data.some((c: { id: string }) => c.id === ids['src-pixel']));
+  const bad = await t.call('get', '/conversions?source=email', { token: adv.token });
+  assert.equal(bad.body.error.code, 'VALIDATION_ERROR');
 });

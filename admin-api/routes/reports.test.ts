@@ -97,6 +97,7 @@ describe('reports over ClickHouse', () => {
       fraud_score: o.flagged ? 0.75 : 0,
       fraud_reasons: o.flagged ? ['duplicate_click'] : [],
       is_invalid: o.flagged ? 1 : 0,
+      landing_id: o.flagged ? 4 : 0,
     };
   }
 
@@ -423,6 +424,7 @@ describe('reports over ClickHouse', () => {
         link_code: `l${campA}-${aff.id}`,
         campaign_id: campA,
         affiliate_id: aff.id,
+        landing_id: 4,
         sub1: '=cmd',
         sub2: 's2',
         sub3: 's3',

@@ -119,6 +119,7 @@ describe('POST /api/v1/track/conversion/browser', () => {
         received_ms: 0,
         ip: '127.0.0.1',
         mode: 'live',
+        source: 'browser',
       },
     );
     assert.equal(c.event_time_ms, c.received_ms);
@@ -248,8 +249,8 @@ describe('GET /api/v1/track/pixel', () => {
       got = (await conversions()).filter((c) => c.event_id.startsWith('px-'));
     }
     assert.deepEqual(
-      got.map((c) => [c.event_id, c.status, c.goal, c.mode]),
-      [['px-ok', 'pending', 'signup', 'live']],
+      got.map((c) => [c.event_id, c.status, c.goal, c.mode, c.source]),
+      [['px-ok', 'pending', 'signup', 'live', 'pixel']],
     );
   });
 });
@@ -261,12 +262,19 @@ describe('the key’s mode', () => {
     const body = (await r.json()) as { data: { conversion_id: string } };
     const c = (await stored(body.data.conversion_id))!;
     assert.equal(c.mode, 'test');
+    assert.equal(c.source, 'browser');
 
-    // Encoding: S2S lines keep their 11 fields; a 12th is a browser key's mode, and nothing else is.
-    const { mode: _, ...s2s } = c;
+    // Encoding: S2S lines keep their 11 fields; a 12th is a browser key's mode, a 13th its source, nothing else.
+    const { mode: _, source: _s, ...s2s } = c;
     assert.equal(encodeConversion(s2s).split('\t').length, 11);
+    assert.equal(encodeConversion(c).split('\t').length, 13);
     assert.deepEqual(decodeConversion(encodeConversion(c)), c);
+    assert.deepEqual(decodeConversion(encodeConversion({ ...c, source: 'pixel' })), { ...c, source: 'pixel' });
+    // A line of a tracker from before the source field: 12 fields, a browser conversion.
+    assert.deepEqual(decodeConversion(`${encodeConversion(s2s)}\ttest`), c);
     assert.throws(() => decodeConversion(`${encodeConversion(s2s)}\tother`), /bad mode/);
+    assert.throws(() => decodeConversion(`${encodeConversion(s2s)}\ttest\tother`), /bad source/);
+    assert.throws(() => decodeConversion(`${encodeConversion(c)}\tx`), /expected 11 fields, got 14/);
 
     const click = {
       advertiser_id: s.advertiser,

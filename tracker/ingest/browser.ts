@@ -14,8 +14,7 @@
  */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { AppError, counterOn, type Logger, type Registry } from '../../infra/index.ts';
-import { encodeConversion, idTag } from '../events.ts';
+import { AppError, counterOn, errorBody, type Logger, type Registry } from '../../infra/index.ts';
 import { BROWSER_SCRIPT } from './browser-script.ts';
 import { type PostbackFields, parsePostback } from './conversion.ts';
 import type { EventIds } from './event-ids.ts';
@@ -23,6 +22,7 @@ import { FALLBACK, type ReqState, sendError, sendJson, statusLine } from './http
 import type { TrustedProxies } from './proxies.ts';
 import type { PublishableKey, PublishableKeyCache } from './publishable-keys.ts';
 import { isMethod, LIMITS, peerAddress, queryTooLong, rawQuery, readBody } from './request.ts';
+import { type ConversionStore, storeConversion } from './store-conversion.ts';
 import type { UuidV7 } from './uuid7.ts';
 import type { GroupWriter, Stored } from './writer.ts';
 
@@ -76,6 +76,7 @@ export interface BrowserHandlers {
 /** Builds the handlers of `/api/v1/track/conversion/browser`, `/api/v1/track/pixel` and `/s.js`. */
 export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
   const { log, proxies, uuid, partitions, keys, conversions, eventIds, begin, finish } = deps;
+  const store: ConversionStore = { uuid, partitions, conversions, eventIds };
   const limiter = new RateLimiterMemory({ points: deps.ratePoints, duration: deps.rateWindowS });
   const counter = counterOn(deps.registry, {
     name: 'tracker_browser_conversions_total',
@@ -94,7 +95,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
   };
 
   /**
-   * Key, origin, rate limit, validation, then the reservation and the XADD of ./postback.ts. `cors` is the header set
+   * Key, origin, rate limit, validation, then the reservation and the XADD of ./store-conversion.ts. `cors` is the header set
    * answered to an allowed origin (none for the pixel). Calls `done` exactly once; never throws.
    */
   const submit = (
@@ -102,6 +103,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
     origin: string,
     ip: string,
     params: Record<string, unknown>,
+    source: 'browser' | 'pixel',
     cors: (o: string) => Record<string, string> | undefined,
     done: (r: Result) => void,
   ) => {
@@ -115,7 +117,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
         }
         const headers = cors(origin);
         limiter.consume(`${key.id}|${ip}`).then(
-          () => validated(key, params, received_ms, ip, headers, done),
+          () => validated(key, params, source, received_ms, ip, headers, done),
           (e: unknown) => {
             if (!(e instanceof RateLimiterRes)) {
               log.error({ err: (e as Error).message }, 'browser conversion rate limiter failed');
@@ -142,6 +144,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
   const validated = (
     key: PublishableKey,
     params: Record<string, unknown>,
+    source: 'browser' | 'pixel',
     received_ms: number,
     ip: string,
     headers: Record<string, string> | undefined,
@@ -155,57 +158,23 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
       const e = err instanceof AppError ? err : new AppError('VALIDATION_ERROR', 'invalid conversion');
       return done({ status: e.status, body: e.toBody(), headers, outcome: 'invalid' });
     }
-    const ok = (data: unknown, outcome: Outcome) =>
-      done({ status: 200, body: { success: true, data }, headers, outcome });
-    if (!f.own_click) return ok({ decision: 'rejected', reason: 'unknown_click', event_id: f.event_id }, 'rejected');
-    const p = idTag(f.click_id) % partitions;
-    const conversion_id = uuid.next(received_ms, p);
-    const advertiser_id = key.advertiser_id;
-    eventIds.reserve(advertiser_id, f.event_id, conversion_id).then((r) => {
-      if (r.kind === 'duplicate') {
-        return ok({ decision: 'duplicate', conversion_id: r.conversion_id, event_id: f.event_id }, 'duplicate');
-      }
-      if (r.kind === 'in_progress') {
-        return done(
-          fail('SERVICE_UNAVAILABLE', 'a conversion of this event_id is being stored, retry', 'unavailable', {
-            ...headers,
-            'Retry-After': '1',
-          }),
-        );
-      }
-      const reserved = r.kind === 'reserved';
-      const line = encodeConversion({
-        conversion_id,
-        event_id: f.event_id,
-        click_id: f.click_id,
-        advertiser_id,
-        goal: f.goal,
-        amount_minor: f.amount_minor,
-        currency: f.currency,
-        status: 'pending',
-        event_time_ms: received_ms,
-        received_ms,
-        ip,
-        mode: key.mode,
-      });
-      conversions.add(
-        line,
-        (stored) => {
-          if (stored) {
-            if (reserved) eventIds.confirm(advertiser_id, f.event_id, conversion_id);
-            return ok({ decision: 'accepted', conversion_id, event_id: f.event_id }, 'accepted');
-          }
-          if (reserved) eventIds.release(advertiser_id, f.event_id, conversion_id);
-          done(
-            fail('SERVICE_UNAVAILABLE', 'conversion could not be stored, retry later', 'unavailable', {
-              ...headers,
-              'Retry-After': '5',
-            }),
-          );
-        },
-        p,
-      );
-    });
+    storeConversion(
+      store,
+      { advertiser_id: key.advertiser_id, fields: f, received_ms, ip, mode: key.mode, source },
+      (r) => {
+        if (r.outcome === 'unavailable' || r.outcome === 'failed') {
+          const e = errorBody(r.error);
+          if (r.outcome === 'failed') log.error({ err: r.error }, 'browser conversion failed');
+          return done({
+            status: e.status,
+            body: e.body,
+            headers: { ...headers, ...e.headers },
+            outcome: 'unavailable',
+          });
+        }
+        done({ status: 200, body: { success: true, data: r.data }, headers, outcome: r.outcome });
+      },
+    );
   };
 
   const corsFor = (origin: string) => ({ 'Access-Control-Allow-Origin': origin, Vary: 'Origin' });
@@ -228,7 +197,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
         readBody(res, st, bodyType, contentLength, finish, (body) => {
           const q = new URLSearchParams(query);
           const keyText = q.get('key') ?? (typeof body.key === 'string' ? body.key : '');
-          submit(keyText, origin, ip, body, corsFor, (r) => {
+          submit(keyText, origin, ip, body, 'browser', corsFor, (r) => {
             counter.labels('browser', r.outcome).inc();
             // An unknown key may be read by the page (it tells nothing); a refused origin may not.
             const headers = r.outcome === 'invalid_key' && origin !== '' ? corsFor(origin) : r.headers;
@@ -288,6 +257,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
         originOf(referer),
         ip,
         params,
+        'pixel',
         () => undefined,
         (r) => {
           counter.labels('pixel', r.outcome).inc();

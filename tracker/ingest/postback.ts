@@ -6,12 +6,12 @@
  */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Logger } from '../../infra/index.ts';
-import { encodeConversion, idTag } from '../events.ts';
-import { type PostbackFields, parsePostback, type TokenAuth, type TokenCache } from './conversion.ts';
+import { parsePostback, type TokenAuth, type TokenCache } from './conversion.ts';
 import type { EventIds } from './event-ids.ts';
 import { type ReqState, sendAppError, sendError, sendJson } from './http.ts';
 import type { TrustedProxies } from './proxies.ts';
 import { isMethod, LIMITS, peerAddress, queryTooLong, rawQuery, readBody } from './request.ts';
+import { type ConversionStore, storeConversion } from './store-conversion.ts';
 import type { UuidV7 } from './uuid7.ts';
 import type { GroupWriter, Stored } from './writer.ts';
 
@@ -35,47 +35,7 @@ export interface PostbackDeps {
 export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: HttpRequest) => void {
   const { log, proxies, uuid, partitions, tokens, conversions, eventIds, begin, finish, onIpRefused } = deps;
 
-  /** XADDs the conversion and answers `accepted` once acknowledged (503 otherwise, its reservation given back). */
-  const store = (
-    st: ReqState,
-    advertiser_id: number,
-    f: PostbackFields,
-    conversion_id: string,
-    p: number,
-    received_ms: number,
-    ip: string,
-    reserved: boolean,
-  ) => {
-    const line = encodeConversion({
-      conversion_id,
-      event_id: f.event_id,
-      click_id: f.click_id,
-      advertiser_id,
-      goal: f.goal,
-      amount_minor: f.amount_minor,
-      currency: f.currency,
-      status: f.status,
-      event_time_ms: f.event_time_ms ?? received_ms,
-      received_ms,
-      ip,
-    });
-    conversions.add(
-      line,
-      (ok) => {
-        if (ok) {
-          if (reserved) eventIds.confirm(advertiser_id, f.event_id, conversion_id);
-          sendJson(st, 200, { success: true, data: { decision: 'accepted', conversion_id, event_id: f.event_id } });
-        } else {
-          if (reserved) eventIds.release(advertiser_id, f.event_id, conversion_id);
-          sendAppError(st, 'SERVICE_UNAVAILABLE', 'conversion could not be stored, retry later', undefined, {
-            'Retry-After': '5',
-          });
-        }
-        finish(st);
-      },
-      p,
-    );
-  };
+  const store: ConversionStore = { uuid, partitions, conversions, eventIds };
 
   const onConversion = (res: HttpResponse, req: HttpRequest) => {
     const post = isMethod(req, 'post');
@@ -115,44 +75,11 @@ export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: Ht
             }
             const advertiser_id = auth.advertiser_id;
             try {
-              const f = parsePostback(params, received_ms);
-              if (!f.own_click) {
-                // Not an id this system issued: nothing to attribute, nothing stored.
-                sendJson(st, 200, {
-                  success: true,
-                  data: { decision: 'rejected', reason: 'unknown_click', event_id: f.event_id },
-                });
-                return finish(st);
-              }
-              // To its click's partition (the click_id's tag), so the pipeline finds the click there.
-              const p = idTag(f.click_id) % partitions;
-              const conversion_id = uuid.next(received_ms, p);
-              eventIds.reserve(advertiser_id, f.event_id, conversion_id).then((r) => {
-                try {
-                  if (r.kind === 'duplicate') {
-                    sendJson(st, 200, {
-                      success: true,
-                      data: { decision: 'duplicate', conversion_id: r.conversion_id, event_id: f.event_id },
-                    });
-                    return finish(st);
-                  }
-                  if (r.kind === 'in_progress') {
-                    sendAppError(
-                      st,
-                      'SERVICE_UNAVAILABLE',
-                      'a postback of this event_id is being stored, retry',
-                      undefined,
-                      {
-                        'Retry-After': '1',
-                      },
-                    );
-                    return finish(st);
-                  }
-                  store(st, advertiser_id, f, conversion_id, p, received_ms, ip, r.kind === 'reserved');
-                } catch (err) {
-                  sendError(st, err);
-                  finish(st);
-                }
+              const fields = parsePostback(params, received_ms);
+              storeConversion(store, { advertiser_id, fields, received_ms, ip, source: 's2s' }, (r) => {
+                if (r.outcome === 'unavailable' || r.outcome === 'failed') sendError(st, r.error);
+                else sendJson(st, 200, { success: true, data: r.data });
+                finish(st);
               });
             } catch (err) {
               sendError(st, err);

@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { publishLinkInvalidation } from '../../infra/index.ts';
 import { makeCampaign } from '../../infra/testing/index.ts';
 import type { ClickEvent } from '../events.ts';
@@ -238,5 +240,20 @@ describe('targeting units', () => {
     })!;
     assert.equal(t.check(mobile, '8.8.8.8', ''), 'device_mismatch');
     assert.equal(t.check(mobile, '8.8.8.8', UA.android), '');
+  });
+
+  it('a flood of distinct user agents keeps only the bounded cache: nothing else holds them', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const t = new TargetingCheck(geoIp(), 100);
+    const pad = 'x'.repeat(2_000);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    // 10,000 user agents of 2 KB (20 MB of text): held anywhere beyond the 100-entry cache, they show in the heap.
+    for (let i = 0; i < 10_000; i++) t.classify(`${UA.android} ${pad} ${i}`);
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    assert.ok(t.uaCacheSize <= 100, String(t.uaCacheSize));
+    assert.ok(grown < 8_000_000, `heap grew ${grown} bytes`);
   });
 });

@@ -137,14 +137,14 @@ export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribut
       insert into conversions (id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, link_code, goal,
         status, reject_reason, amount, currency, payout, revenue, event_time, click_time, fraud_score, fraud_reasons,
         sub1, sub2, sub3, sub4, sub5, country, device,
-        landing_id)
+        landing_id, source)
       values (${c.conversion_id}, ${c.advertiser_id}, ${c.event_id}, ${clickId}, ${a.campaign?.id ?? null},
         ${click && a.campaign ? click.affiliate_id : null}, ${click?.link_code ?? null}, ${c.goal}, ${status},
         ${rejectReason}, ${c.amount_minor >= 0 ? c.amount_minor : null}, ${currency}, ${payout}, ${revenue},
         ${new Date(c.event_time_ms)}, ${click ? new Date(click.ts_ms) : null}, ${fraud.fraud_score},
         ${fraud.fraud_reasons}, ${sub[0] || null}, ${sub[1] || null}, ${sub[2] || null}, ${sub[3] || null},
         ${sub[4] || null}, ${click?.country || null}, ${click?.device || null},
-        ${click?.landing_id ?? null})
+        ${click?.landing_id ?? null}, ${c.source ?? 's2s'})
       on conflict (advertiser_id, event_id) do nothing
       returning ${sql.unsafe(ROW_COLUMNS)}`;
     got = ins[0];

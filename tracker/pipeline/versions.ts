@@ -46,13 +46,15 @@ export interface ConversionSnapshot {
   device: string | null;
   /** The click's landing page (0: the campaign's destination_url); null or absent: recorded before it existed. */
   landing_id?: number | null;
+  /** 's2s', 'browser' or 'pixel' (ConversionSource); absent: a version recorded before it existed (s2s). */
+  source?: string;
   version: number;
 }
 
 /** The `conversions` columns a {@link ConversionSnapshot} query selects. */
 export const SNAPSHOT_COLUMNS = `id, event_id, click_id, advertiser_id, campaign_id, affiliate_id, link_code, goal,
   status, reject_reason, amount, currency, payout, revenue, event_time, click_time, fraud_score,
-  sub1, sub2, sub3, sub4, sub5, country, device, landing_id, version`;
+  sub1, sub2, sub3, sub4, sub5, country, device, landing_id, source, version`;
 
 const ms = (t: string | Date | null) => (t === null ? 0 : t instanceof Date ? t.getTime() : Date.parse(t));
 
@@ -86,6 +88,7 @@ export function conversionRow(s: ConversionSnapshot, sign: 1 | -1, clickId?: str
     country: s.country ?? '',
     device: s.device ?? '',
     landing_id: s.landing_id ?? 0,
+    source: s.source ?? 's2s',
     fraud_score: s.fraud_score,
     version: s.version,
     sign,

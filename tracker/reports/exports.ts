@@ -69,6 +69,8 @@ export const CONVERSION_EXPORT_COLUMNS = [
   'country',
   'device',
   'fraud_score',
+  'landing_id',
+  'source',
 ] as const;
 
 /** One exported click. `is_invalid` 0/1; `fraud_score` 0..1 (4 decimals); `ip` as recorded. */
@@ -91,6 +93,8 @@ export interface ExportClickRow {
   bot_reason: string;
   fraud_score: number;
   ip: string;
+  /** The landing page served (0: the campaign's destination_url). */
+  landing_id: number;
 }
 
 /** One exported conversion (its current version). Money in minor units of `currency`; `amount` −1 when none. */
@@ -118,6 +122,10 @@ export interface ExportConversionRow {
   country: string;
   device: string;
   fraud_score: number;
+  /** The landing page of the converting click (0: the campaign's destination_url). */
+  landing_id: number;
+  /** Where it came from: 's2s', 'browser' or 'pixel'. */
+  source: string;
   version: number;
 }
 
@@ -165,7 +173,7 @@ export function exportPageSql(q: ExportPageQuery, f: string, settings: string): 
   const where = `${t} >= {from_t:DateTime64(3, 'UTC')} AND ${t} < {to_t:DateTime64(3, 'UTC')}${after}${f}`;
   if (q.kind === 'clicks') {
     return `SELECT toString(click_id) AS id, toUnixTimestamp64Milli(ts) AS ts_ms, campaign_id, affiliate_id,
-        sub1, sub2, sub3, sub4, sub5, country, device, is_invalid, invalid_reason, bot_reason, fraud_score, ip
+        sub1, sub2, sub3, sub4, sub5, country, device, is_invalid, invalid_reason, bot_reason, fraud_score, ip, landing_id
       FROM clicks WHERE ${where}
       ORDER BY ts, id
       LIMIT {limit:UInt32}
@@ -222,6 +230,7 @@ export function exportRow(kind: ExportKind, r: Record<string, unknown>): ExportC
       bot_reason: s('bot_reason'),
       fraud_score: round4(n('fraud_score')),
       ip: s('ip'),
+      landing_id: n('landing_id'),
     };
   }
   return {
@@ -247,6 +256,8 @@ export function exportRow(kind: ExportKind, r: Record<string, unknown>): ExportC
     country: s('country'),
     device: s('device'),
     fraud_score: round4(n('fraud_score')),
+    landing_id: n('landing_id'),
+    source: s('source'),
     version: n('version'),
   };
 }

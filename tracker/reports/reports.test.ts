@@ -34,6 +34,8 @@ function clickRow(o: {
   bot?: string;
   sub1?: string;
   device?: string;
+  /** The landing page served (default 0: the campaign's destination_url). */
+  landing?: number;
 }) {
   return {
     click_id: randomUUID(),
@@ -51,6 +53,7 @@ function clickRow(o: {
     fraud_score: o.bot ? 0.95 : o.invalid ? 0.6 : 0,
     bot_reason: o.bot ?? '',
     is_invalid: o.invalid || o.bot ? 1 : 0,
+    landing_id: o.landing ?? 0,
   };
 }
 
@@ -115,7 +118,7 @@ before(async () => {
     [
       clickRow({ ts: T0, campaign: 10, ip: 'a', sub1: 's1' }),
       clickRow({ ts: T0 + 60_000, campaign: 10, ip: 'a', sub1: 's1', invalid: true }), // same IP + link, same day
-      clickRow({ ts: T0 + 2 * H, campaign: 10, ip: 'b', sub1: 's2', device: 'desktop' }),
+      clickRow({ ts: T0 + 2 * H, campaign: 10, ip: 'b', sub1: 's2', device: 'desktop', landing: 3 }),
       clickRow({ ts: T0 + H / 2, campaign: 10, ip: 'e', sub1: 's1', bot: 'previewer' }), // a link unfurler
       clickRow({ ts: T0 + 24 * H, campaign: 10, ip: 'a', sub1: 's1' }), // same IP + link, next day
       clickRow({ ts: T0, campaign: 20, ip: 'c', currency: 'EUR' }),
@@ -242,16 +245,16 @@ describe('createReports().report', () => {
     assert.deepEqual(empty, { rows: [], total: 0 });
   });
 
-  test('the click log shows every click with its bot_reason and whether it is valid', async () => {
+  test('the click log shows every click with its bot_reason, whether it is valid and its landing_id', async () => {
     const log = await reports.clickLog(q({ campaign_id: 10 }));
     assert.deepEqual(
-      log.rows.map((r) => [r.ip, r.bot_reason, r.valid]),
+      log.rows.map((r) => [r.ip, r.bot_reason, r.valid, r.landing_id]),
       [
-        ['a', '', true],
-        ['a', '', false],
-        ['e', 'previewer', false],
-        ['b', '', true],
-        ['a', '', true],
+        ['a', '', true, 0],
+        ['a', '', false, 0],
+        ['e', 'previewer', false, 0],
+        ['b', '', true, 3],
+        ['a', '', true, 0],
       ],
     );
   });

@@ -119,6 +119,8 @@ export interface ClickLogRow extends ClickQuality {
   link_code: string;
   campaign_id: number;
   affiliate_id: number;
+  /** The landing page the click was sent to (README "Landing pages and split tests"); 0: the campaign's destination_url. */
+  landing_id: number;
   sub1: string;
   sub2: string;
   sub3: string;
@@ -405,7 +407,7 @@ export function createReports(ch: ClickHouseClient, limits: ReportLimits = DEFAU
         const rs = await ch.query({
           query: `SELECT toString(click_id) AS click_id, toUnixTimestamp64Milli(ts) AS ts_ms, link_code, campaign_id,
               affiliate_id, sub1, sub2, sub3, sub4, sub5, ip, country, device, invalid_reason, fraud_score,
-              fraud_reasons, bot_reason, is_invalid, count() OVER () AS total
+              fraud_reasons, bot_reason, is_invalid, landing_id, count() OVER () AS total
             FROM clicks WHERE ${range('ts')}${filters(q)}
             ORDER BY ts, click_id
             LIMIT {limit:UInt32} OFFSET {offset:UInt64}
@@ -425,6 +427,7 @@ export function createReports(ch: ClickHouseClient, limits: ReportLimits = DEFAU
           link_code: String(r.link_code),
           campaign_id: Number(r.campaign_id),
           affiliate_id: Number(r.affiliate_id),
+          landing_id: Number(r.landing_id),
           sub1: String(r.sub1),
           sub2: String(r.sub2),
           sub3: String(r.sub3),
