@@ -1,0 +1,4 @@
+/** Tokens (to be filled in). */
+export function Tokens() {
+  return <p>Not yet.</p>;
+}

@@ -1,0 +1,4 @@
+/** Wallet (to be filled in). */
+export function Wallet() {
+  return <p>Not yet.</p>;
+}

@@ -1,0 +1,233 @@
+/**
+ * The dashboard in a real browser (Debian's chromium through playwright-core) against the real stack: the API with
+ * ClickHouse and the ledger, a tracker and the pipeline (admin-api/test-helpers.ts startStack). One advertiser signs
+ * in with 2FA, creates and activates a campaign; an affiliate joins it and copies its link; a click through that link
+ * reaches the advertiser's live counter, a conversion its chart and table (and CSV); revoking the advertiser's
+ * session signs the browser out through the SSE force-logout. No page may log a JavaScript or CSP error.
+ * With DASHBOARD_SCREENSHOTS=1 it also saves the README's screenshots (admin-api/dashboard/screenshots/).
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { generate } from 'otplib';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchBrowser, waitFor } from '../../infra/testing/index.ts';
+import { type Stack, startStack } from '../test-helpers.ts';
+import { buildDashboard } from './build.ts';
+import { DASHBOARD_CSP } from './serve.ts';
+
+const SHOTS = process.env.DASHBOARD_SCREENSHOTS === '1' ? path.join(import.meta.dirname, 'screenshots') : undefined;
+const UA = 'Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0';
+
+let s: Stack;
+let browser: Browser;
+let base: string;
+let totpSecret: string;
+const errors: string[] = [];
+let adv: { ctx: BrowserContext; page: Page };
+let aff: { ctx: BrowserContext; page: Page };
+let linkCode = '';
+
+async function open(tag: string): Promise<{ ctx: BrowserContext; page: Page }> {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+  const page = await ctx.newPage();
+
+  page.on('pageerror', (e) => errors.push(`${tag} pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    // The page's first call asks whether a refresh cookie opens a session; without one the answer is 401, which
+    // Chromium logs as a failed resource (no script error).
+    if (m.type() === 'error' && !m.location().url.endsWith('/api/v1/auth/refresh'))
+      errors.push(`${tag} console: ${m.text()} (${m.location().url})`);
+  });
+  return { ctx, page };
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+async function signIn(page: Page, email: string, password: string): Promise<void> {
+  await page.goto(`${base}/dashboard/`);
+  await page
+    .getByLabel('Email')
+    .fill(email, { timeout: 5000 })
+    .catch(async (e) => {
+      throw new Error(`${e}\n${await page.content()}`);
+    });
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+before(async () => {
+  await buildDashboard();
+  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+  s = await startStack();
+  base = s.t.api.url;
+  browser = await launchBrowser();
+  // The advertiser turns 2FA on over the API, confirming with the previous time step's code so that the browser's
+  // sign-in below can use the current one (each step is accepted once).
+  const setup = await s.t.call('post', '/auth/2fa/setup', { token: s.adv.token });
+  totpSecret = setup.body.data.secret;
+  const code = await generate({ secret: totpSecret, epoch: Math.floor(Date.now() / 1000) - 30 });
+  const on = await s.t.call('post', '/auth/2fa/verify', { token: s.adv.token, body: { code } });
+  assert.equal(on.status, 200, on.text);
+  adv = await open('adv');
+  aff = await open('aff');
+});
+
+after(async () => {
+  await browser?.close();
+  await s?.close();
+});
+
+test('the page is served with hashed, immutable files and a strict CSP', async () => {
+  const r = await fetch(`${base}/dashboard/`);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-security-policy'), DASHBOARD_CSP);
+  assert.equal(r.headers.get('cache-control'), 'no-cache');
+  const html = await r.text();
+  assert.doesNotMatch(html, /<script>|<style>|\sstyle=|\son\w+=/, 'no inline script or style');
+  const js = /src="assets\/(app-[A-Z0-9]+\.js)"/.exec(html)?.[1];
+  assert.ok(js, html);
+  const a = await fetch(`${base}/dashboard/assets/${js}`);
+  assert.equal(a.status, 200);
+  assert.equal(a.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+  assert.match(a.headers.get('content-type') ?? '', /javascript/);
+  assert.equal((await fetch(`${base}/dashboard/assets/..%2fmanifest.json`)).status, 404);
+  assert.equal((await fetch(`${base}/`, { redirect: 'manual' })).headers.get('location'), '/dashboard/');
+});
+
+test('the advertiser signs in with a TOTP code', async () => {
+  const { page } = adv;
+  await signIn(page, s.adv.email, s.adv.password);
+  await page.getByRole('heading', { name: 'Two-factor sign-in' }).waitFor();
+  await shot(page, 'sign-in-2fa');
+  await page.getByLabel('Code').fill(await generate({ secret: totpSecret }));
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+  const nav = (await page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
+  for (const p of ['Overview', 'Reports', 'Campaigns', 'Websites', 'Conversions', 'Wallet', 'Postback tokens'])
+    assert.ok(nav.includes(p), `${p} in ${nav}`);
+  assert.ok(!nav.includes('Links') && !nav.includes('Withdrawals'), nav);
+  // The access token is in memory only: nothing in storage, and the refresh cookie is HTTP-only.
+  assert.equal(await page.evaluate('localStorage.length + sessionStorage.length'), 0);
+  assert.equal(await page.evaluate('document.cookie'), '');
+});
+
+test('the advertiser creates a campaign and activates it', async () => {
+  const { page } = adv;
+  await page.getByRole('link', { name: 'Campaigns' }).click();
+  await page.getByRole('button', { name: 'New campaign' }).click();
+  await page.getByLabel('Website (approved)').selectOption({ label: 'Shop' });
+  await page.getByLabel('Name').fill('Browser sale');
+  await page.getByLabel('Destination URL').fill('https://shop.example.com/landing?c={click_id}&s1={sub1}');
+  await page.getByLabel('Payout (USD)', { exact: true }).fill('7');
+  await page.getByLabel('Revenue (USD)', { exact: true }).fill('10');
+  await page.getByLabel('Budget (USD, empty = none)').fill('100');
+  await page.getByLabel('desktop').check();
+  await shot(page, 'campaign-form');
+  await page.getByRole('button', { name: 'Create campaign' }).click();
+  await page.getByRole('heading', { name: 'Browser sale' }).waitFor();
+  assert.equal(await page.getByTestId('campaign-status').textContent(), 'draft');
+  await page.getByRole('button', { name: 'Activate' }).click();
+  await waitFor('campaign active', async () => (await page.getByTestId('campaign-status').textContent()) === 'active');
+  const list = await s.t.call('get', '/campaigns', { token: s.adv.token });
+  const c = list.body.data.find((x: { name: string }) => x.name === 'Browser sale');
+  assert.equal(c.status, 'active');
+  assert.deepEqual([c.payout, c.revenue, c.budget, c.allowed_devices], [700, 1000, 10_000, ['desktop']]);
+});
+
+test('an affiliate joins the campaign and copies its link (with a QR code)', async () => {
+  const { page } = aff;
+  await signIn(page, s.aff.email, s.aff.password);
+  await page.getByRole('link', { name: 'Campaigns' }).click();
+  await page.getByRole('button', { name: 'Join Browser sale' }).click();
+  await page.getByRole('link', { name: 'Your links' }).first().waitFor();
+  await page.getByRole('link', { name: 'Links', exact: true }).click();
+  const copy = page.getByRole('button', { name: /^Copy / });
+  await copy.first().waitFor();
+  await page.getByTestId('qr').first().waitFor();
+  await shot(page, 'affiliate-links');
+  await copy.first().click();
+  await page.getByText('Copied').waitFor();
+  const copied = await page.evaluate<string>('navigator.clipboard.readText()');
+  const shown = (await page.getByTestId('link-url').first().textContent()) ?? '';
+  assert.equal(copied, shown);
+  linkCode = /\/c\/([A-Za-z0-9_-]+)$/.exec(copied)?.[1] ?? '';
+  assert.ok(linkCode, copied);
+});
+
+test("a click through the link shows in the advertiser's live counter, a conversion in the chart and table", async () => {
+  const { page } = adv;
+  await page.getByRole('link', { name: 'Overview' }).click();
+  await page.getByTestId('today-clicks').waitFor();
+  assert.equal(await page.getByTestId('live-clicks').textContent(), '0');
+  // The link's URL names the configured tracker; the test's tracker listens on a port of its own.
+  const click = await fetch(`${s.tracker.url}/c/${linkCode}?sub1=browser`, {
+    redirect: 'manual',
+    headers: { 'user-agent': UA, 'x-forwarded-for': '198.51.100.7' },
+  });
+  assert.equal(click.status, 302, `${linkCode}: ${await click.text()}`);
+  const clickId = /[?&]c=([0-9a-f-]+)/.exec(click.headers.get('location') ?? '')![1]!;
+  await waitFor(
+    'the click in the live counter',
+    async () => (await page.getByTestId('live-clicks').textContent()) === '1',
+    {
+      timeoutMs: 20_000,
+    },
+  );
+  const token = (await s.t.call('post', '/postback-tokens', { token: s.adv.token })).body.data.token;
+  const conv = await fetch(
+    `${s.tracker.url}/api/v1/track/conversion?click_id=${clickId}&event_id=browser-1&status=approved`,
+    { headers: { 'x-postback-token': token } },
+  );
+  assert.equal(conv.status, 200, await conv.text());
+  // The live feed gets the conversion event, and the counter follows it.
+  await page.getByTestId('feed').getByText('conversion.created').waitFor({ timeout: 20_000 });
+  await waitFor(
+    'the conversion in the live counter',
+    async () => (await page.getByTestId('live-conversions').textContent()) === '1',
+    {
+      timeoutMs: 20_000,
+    },
+  );
+  await shot(page, 'overview-live');
+  await page.getByRole('link', { name: 'Reports' }).click();
+  const caption = page.getByTestId('chart-caption');
+  await caption.waitFor();
+  assert.match((await caption.textContent()) ?? '', /: 1 clicks, 1 conversions, revenue 10\.00 USD, payout 7\.00 USD/);
+  assert.equal(await page.getByTestId('chart').locator('canvas').count(), 1);
+  const row = page.getByRole('row', { name: /Browser sale|^\s*\d+/ }).filter({ hasText: '$10.00' });
+  await row.first().waitFor();
+  const cells = await row.first().getByRole('cell').allInnerTexts();
+  // campaign, clicks, unique, invalid, conversions, CR, revenue, payout, EPC
+  assert.deepEqual(cells.slice(1), ['1', '1', '0', '1', '100.00 %', '$10.00', '$7.00', '$7.00']);
+  await shot(page, 'reports');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download CSV' }).click(),
+  ]);
+  const csv = readFileSync((await download.path())!, 'utf8');
+  assert.match(csv, /^key,currency,clicks,unique_clicks,invalid_clicks,bot_clicks,conversions,cr,revenue,payout/);
+  assert.match(csv, /,USD,1,1,0,0,1,1,1000,700,300,700\r\n/);
+});
+
+test('revoking the session elsewhere signs the browser out (SSE force-logout)', async () => {
+  const { page } = adv;
+  const sessions = await s.t.call('get', '/auth/sessions', { token: s.adv.token });
+  const browserSession = sessions.body.data.find((x: { current: boolean }) => !x.current);
+  assert.ok(browserSession, sessions.text);
+  const r = await s.t.call('delete', `/auth/sessions/${browserSession.id}`, { token: s.adv.token });
+  assert.equal(r.status, 200, r.text);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor({ timeout: 20_000 });
+  await page.getByText('Your session was ended').waitFor();
+  // Reloading does not bring the session back: the refresh cookie belongs to the revoked session.
+  await page.reload();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+});
+
+test('no page logged a JavaScript or CSP error', () => {
+  assert.deepEqual(errors, []);
+});
