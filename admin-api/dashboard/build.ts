@@ -4,7 +4,7 @@
  * `index.html` (which names them) and `manifest.json` (`{ "files": { "<name>": "<content type>" }, "js", "css" }`).
  * Nothing is fetched at run time: every file the page loads is one of these, served by the admin API.
  */
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -98,7 +98,14 @@ export async function buildDashboard(outDir = DASHBOARD_BUILD_DIR): Promise<Dash
     writeFileSync(path.join(tmp, 'index.html'), indexHtml(manifest));
     writeFileSync(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     rmSync(outDir, { recursive: true, force: true });
-    renameSync(tmp, outDir);
+    try {
+      renameSync(tmp, outDir);
+    } catch (err) {
+      // Another process built the same sources into place between the two calls: its build serves as well.
+      if (!['ENOTEMPTY', 'EEXIST'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      rmSync(tmp, { recursive: true, force: true });
+      return JSON.parse(readFileSync(path.join(outDir, 'manifest.json'), 'utf8')) as DashboardManifest;
+    }
     return manifest;
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
