@@ -8,6 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { generate } from 'otplib';
@@ -27,6 +29,11 @@ let totpSecret: string;
 const errors: string[] = [];
 let adv: { ctx: BrowserContext; page: Page };
 let aff: { ctx: BrowserContext; page: Page };
+let admin: { ctx: BrowserContext; page: Page };
+/** What the local receiver got: webhook and postback requests (method and URL). */
+const received: string[] = [];
+let receiver: Server;
+let receiverUrl = '';
 let linkCode = '';
 
 async function open(tag: string): Promise<{ ctx: BrowserContext; page: Page }> {
@@ -63,7 +70,14 @@ async function signIn(page: Page, email: string, password: string): Promise<void
 before(async () => {
   await buildDashboard();
   if (SHOTS) mkdirSync(SHOTS, { recursive: true });
-  s = await startStack();
+  receiver = createServer((req, res) => {
+    received.push(`${req.method} ${req.url}`);
+    req.resume();
+    req.on('end', () => res.writeHead(204).end());
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  s = await startStack({ deliveries: true });
   base = s.t.api.url;
   browser = await launchBrowser();
   // The advertiser turns 2FA on over the API, confirming with the previous time step's code so that the browser's
@@ -75,11 +89,13 @@ before(async () => {
   assert.equal(on.status, 200, on.text);
   adv = await open('adv');
   aff = await open('aff');
+  admin = await open('admin');
 });
 
 after(async () => {
   await browser?.close();
   await s?.close();
+  receiver?.close();
 });
 
 test('the page is served with hashed, immutable files and a strict CSP', async () => {
@@ -114,6 +130,23 @@ test('the advertiser signs in with a TOTP code', async () => {
   // The access token is in memory only: nothing in storage, and the refresh cookie is HTTP-only.
   assert.equal(await page.evaluate('localStorage.length + sessionStorage.length'), 0);
   assert.equal(await page.evaluate('document.cookie'), '');
+});
+
+test('the advertiser submits a website, an admin approves it, and the advertiser sees it approved', async () => {
+  const { page } = adv;
+  await page.getByRole('link', { name: 'Websites' }).click();
+  await page.getByLabel('URL').fill('https://blog.example.com');
+  await page.getByLabel('Name').fill('Blog');
+  await page.getByRole('button', { name: 'Submit for approval' }).click();
+  await page.getByRole('cell', { name: 'pending' }).waitFor();
+  await signIn(admin.page, s.admin.email, s.admin.password);
+  const nav = (await admin.page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
+  for (const p of ['Websites', 'Withdrawals', 'Deliveries & alerts', 'Campaigns']) assert.ok(nav.includes(p), nav);
+  await admin.page.getByRole('link', { name: 'Websites' }).click();
+  await admin.page.getByRole('button', { name: 'Approve Blog' }).click();
+  await admin.page.getByText('No data', { exact: false }).or(admin.page.getByText('Nothing yet.')).first().waitFor();
+  await page.reload();
+  await page.getByRole('row', { name: /Blog.*approved/ }).waitFor();
 });
 
 test('the advertiser creates a campaign and activates it', async () => {
@@ -157,6 +190,33 @@ test('an affiliate joins the campaign and copies its link (with a QR code)', asy
   assert.equal(copied, shown);
   linkCode = /\/c\/([A-Za-z0-9_-]+)$/.exec(copied)?.[1] ?? '';
   assert.ok(linkCode, copied);
+});
+
+test('the affiliate adds a postback; the advertiser adds a webhook, sends a test and replays it from the log', async () => {
+  await aff.page.getByRole('link', { name: 'Postbacks' }).click();
+  await aff.page.getByLabel('URL template').fill(`${receiverUrl}/postback?click={click_id}&payout={payout}`);
+  // A conversion a second after its click is flagged by the fraud rules; this postback fires for those too.
+  await aff.page.getByLabel('Also fire for fraud-flagged conversions').check();
+  await aff.page.getByRole('button', { name: 'Create postback' }).click();
+  await aff.page.getByRole('button', { name: /^Fire log of / }).waitFor();
+  const { page } = adv;
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByLabel('Endpoint URL').fill(`${receiverUrl}/hook`);
+  await page.getByRole('button', { name: 'Create webhook' }).click();
+  await page.getByText(/Signing secret \(shown once\): whsec_/).waitFor();
+  await page.getByRole('button', { name: /^Send a test to / }).click();
+  await waitFor('the test webhook delivered', async () => received.some((r) => r === 'POST /hook'));
+  await page.getByRole('button', { name: /^Delivery log of / }).click();
+  await page
+    .getByRole('cell', { name: /succeeded/ })
+    .first()
+    .waitFor();
+  await page
+    .getByRole('button', { name: /^Replay delivery / })
+    .first()
+    .click();
+  await waitFor('the replayed webhook', async () => received.filter((r) => r === 'POST /hook').length >= 2);
+  await shot(page, 'webhooks');
 });
 
 test("a click through the link shows in the advertiser's live counter, a conversion in the chart and table", async () => {
@@ -212,6 +272,79 @@ test("a click through the link shows in the advertiser's live counter, a convers
   const csv = readFileSync((await download.path())!, 'utf8');
   assert.match(csv, /^key,currency,clicks,unique_clicks,invalid_clicks,bot_clicks,conversions,cr,revenue,payout/);
   assert.match(csv, /,USD,1,1,0,0,1,1,1000,700,300,700\r\n/);
+});
+
+test("the affiliate's postback fired (fire log); the advertiser reverses the conversion", async () => {
+  await waitFor('the postback fired', async () => received.some((r) => r.startsWith('GET /postback?click=')), {
+    timeoutMs: 20_000,
+  }).catch((e) => assert.fail(`${e}: ${JSON.stringify(received)}`));
+  assert.ok(
+    received.some((r) => /^GET \/postback\?click=[0-9a-f-]{36}&payout=700$/.test(r)),
+    JSON.stringify(received),
+  );
+  await aff.page.getByRole('button', { name: /^Fire log of / }).click();
+  await aff.page
+    .getByRole('cell', { name: /succeeded/ })
+    .first()
+    .waitFor();
+  const { page } = adv;
+  await page.getByRole('link', { name: 'Conversions' }).click();
+  await page.getByRole('row', { name: /browser-1.*approved/ }).waitFor();
+  await shot(page, 'conversions');
+  await page.getByLabel('Reason for browser-1').fill('chargeback');
+  await page.getByRole('button', { name: 'Reverse browser-1' }).click();
+  await page.getByRole('row', { name: /browser-1.*reversed/ }).waitFor();
+});
+
+test('the advertiser makes a postback token and a deposit; the wallet lists balances and postings', async () => {
+  const { page } = adv;
+  await page.getByRole('link', { name: 'Postback tokens' }).click();
+  await page.getByRole('button', { name: 'New token' }).click();
+  assert.match((await page.getByTestId('new-token').textContent()) ?? '', /^\S{20,}$/);
+  await page
+    .getByRole('button', { name: /^Revoke token / })
+    .first()
+    .waitFor();
+  await page.getByRole('link', { name: 'Wallet' }).click();
+  await page.getByLabel('Amount (USD)').fill('50');
+  await page.getByLabel('Reference').fill('browser deposit');
+  await page.getByRole('button', { name: 'Deposit' }).click();
+  await page.getByText('Deposit credited.').waitFor();
+  const deposits = await s.t.call('get', '/wallet/transactions?type=deposit', { token: s.adv.token });
+  assert.equal(deposits.body.meta.total, 2, deposits.text);
+  await page.getByRole('cell', { name: 'deposit', exact: true }).first().waitFor();
+  await shot(page, 'wallet');
+});
+
+test('the affiliate adds a payout wallet, sees its balances, and ends its own session from the sessions list', async () => {
+  const { page } = aff;
+  await page.getByRole('link', { name: 'Wallet' }).click();
+  await page.getByRole('table', { name: 'Balances' }).waitFor();
+  await page.getByLabel('Address').fill('0x52908400098527886E0F7030069857D2E4169EE7');
+  await page.getByRole('button', { name: 'Add wallet' }).click();
+  await page.getByRole('cell', { name: '0x52908400098527886E0F7030069857D2E4169EE7', exact: true }).waitFor();
+  await page.getByRole('link', { name: 'Account' }).click();
+  await page.getByRole('button', { name: 'Revoke this session (signs you out)' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor({ timeout: 20_000 });
+});
+
+test('the admin sees withdrawals, the delivery queue with every endpoint, and every campaign', async () => {
+  const { page } = admin;
+  await page.getByRole('link', { name: 'Withdrawals' }).click();
+  await page.getByRole('table', { name: 'Withdrawals' }).waitFor();
+  await page.getByRole('link', { name: 'Deliveries & alerts' }).click();
+  await page.getByRole('cell', { name: `${receiverUrl}/hook`, exact: true }).waitFor();
+  await page.getByRole('button', { name: `Log of ${receiverUrl}/hook` }).click();
+  await page
+    .getByRole('cell', { name: /succeeded/ })
+    .first()
+    .waitFor();
+  await shot(page, 'admin-deliveries');
+  await page.getByRole('link', { name: 'Campaigns' }).click();
+  await page.getByRole('link', { name: 'Browser sale' }).waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByText('You are signed out.').waitFor();
 });
 
 test('revoking the session elsewhere signs the browser out (SSE force-logout)', async () => {
