@@ -39,6 +39,18 @@ let accessToken: string | undefined;
 let refreshing: Promise<boolean> | undefined;
 const tokenListeners = new Set<(token: string | undefined) => void>();
 
+let signingOut = false;
+
+/** Marks a sign-out by this browser in progress: the force-logout event it causes is then expected, not news. */
+export function setSigningOut(v: boolean): void {
+  signingOut = v;
+}
+
+/** Whether this browser is signing out (see {@link setSigningOut}). */
+export function isSigningOut(): boolean {
+  return signingOut;
+}
+
 /** The current access token (undefined when signed out). */
 export function currentToken(): string | undefined {
   return accessToken;

@@ -4,7 +4,7 @@
  * conversion event. A `force-logout` event signs the browser out unless the refresh cookie still opens the session
  * (the stream also sends one when only its access token expired).
  */
-import { API, currentToken, get, onToken, qs, refresh } from './api.ts';
+import { API, currentToken, get, isSigningOut, onToken, qs, refresh } from './api.ts';
 import { signedOut } from './session.ts';
 import { createStore } from './store.ts';
 import { today, userTimeZone } from './time.ts';
@@ -62,6 +62,7 @@ export async function refreshCounters(): Promise<void> {
 
 async function onForceLogout(): Promise<void> {
   close();
+  if (isSigningOut()) return;
   // A revoked session cannot refresh; an expired access token can, and the stream reopens with the new one.
   if (await refresh()) return;
   signedOut('Your session was ended (signed out elsewhere or revoked).');

@@ -1,5 +1,5 @@
 /** Who is signed in: a small store the views subscribe to (login, 2FA step, restore on reload, logout). */
-import { ApiError, call, get, post, refresh, setToken, type User } from './api.ts';
+import { ApiError, call, get, post, refresh, setSigningOut, setToken, type User } from './api.ts';
 import { createStore } from './store.ts';
 
 export type SessionState =
@@ -57,12 +57,15 @@ export async function verifyTwoFactor(code: string): Promise<void> {
 
 /** Ends the session on the server (best effort) and here. */
 export async function logout(): Promise<void> {
+  setSigningOut(true);
   try {
     await call('POST', '/auth/logout');
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
+  } finally {
+    signedOut('You are signed out.');
+    setSigningOut(false);
   }
-  signedOut('You are signed out.');
 }
 
 /** Forgets the session locally (the server already ended it: a force-logout event, a failed refresh). */

@@ -1,7 +1,7 @@
 /** The account: who you are, 2FA setup, your sessions (revoke any, the current one included) and sign-out. */
 import { useState } from 'preact/hooks';
-import { call, get, post, type User } from '../api.ts';
-import { logout, reloadUser } from '../session.ts';
+import { call, get, post, setSigningOut, type User } from '../api.ts';
+import { logout, reloadUser, signedOut } from '../session.ts';
 import { when } from '../time.ts';
 import { Button, ErrorNote, Field, Notice, Section, Table, useAction, useAsync } from '../ui.tsx';
 
@@ -112,7 +112,18 @@ export function Account({ user }: { user: User }) {
               label={s.current ? 'Revoke this session (signs you out)' : `Revoke session from ${s.ip ?? 'unknown'}`}
               onClick={() =>
                 run(async () => {
-                  await call('DELETE', `/auth/sessions/${s.id}`);
+                  if (!s.current) {
+                    await call('DELETE', `/auth/sessions/${s.id}`);
+                    return;
+                  }
+                  // Ending this very session is a sign-out: expected, so its force-logout event is no news.
+                  setSigningOut(true);
+                  try {
+                    await call('DELETE', `/auth/sessions/${s.id}`);
+                  } finally {
+                    signedOut('You ended this session.');
+                    setSigningOut(false);
+                  }
                 })
               }
             >
