@@ -51,7 +51,42 @@ async function open(tag: string): Promise<{ ctx: BrowserContext; page: Page }> {
   return { ctx, page };
 }
 
+/**
+ * Accessible basics of what the page shows, in the browser: every form control has a label, every button and link a
+ * name, every image an alt text, and every piece of text a WCAG AA contrast against its background (4.5:1, 3:1 for
+ * large text). Returns the problems found.
+ */
+const AUDIT = `(() => {
+  const problems = [];
+  const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+  const name = (el) => (el.getAttribute('aria-label') || el.textContent || el.getAttribute('title') || '').trim();
+  for (const el of document.querySelectorAll('input, select, textarea')) {
+    if (!visible(el) || el.type === 'hidden') continue;
+    if (!(el.labels && el.labels.length) && !el.getAttribute('aria-label')) problems.push('unlabelled ' + el.outerHTML.slice(0, 80));
+  }
+  for (const el of document.querySelectorAll('button, a[href]')) if (visible(el) && !name(el)) problems.push('nameless ' + el.outerHTML.slice(0, 80));
+  for (const el of document.querySelectorAll('img')) if (!el.getAttribute('alt')) problems.push('no alt ' + el.outerHTML.slice(0, 80));
+  const rgb = (c) => { const m = c.match(/[\\d.]+/g).map(Number); return { r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1 }; };
+  const lum = ({ r, g, b }) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const bgOf = (el) => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.a > 0.5) return c; } return { r: 255, g: 255, b: 255, a: 1 }; };
+  for (const el of document.querySelectorAll('body *')) {
+    if (!visible(el) || ![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const st = getComputedStyle(el);
+    const opacity = el.closest('button:disabled') ? 'disabled' : '';
+    if (opacity) continue;
+    const fg = rgb(st.color), bg = bgOf(el);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) problems.push('contrast ' + ratio.toFixed(2) + ' < ' + need + ': ' + el.textContent.trim().slice(0, 40));
+  }
+  return problems;
+})()`;
+
+/** Audits the page (see {@link AUDIT}) and, with DASHBOARD_SCREENSHOTS=1, saves a screenshot of it. */
 async function shot(page: Page, name: string): Promise<void> {
+  assert.deepEqual(await page.evaluate<string[]>(AUDIT), [], `accessibility of ${name}`);
   if (SHOTS) await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
 }
 
@@ -139,10 +174,13 @@ test('the advertiser submits a website, an admin approves it, and the advertiser
   await page.getByLabel('Name').fill('Blog');
   await page.getByRole('button', { name: 'Submit for approval' }).click();
   await page.getByRole('cell', { name: 'pending' }).waitFor();
+  await shot(page, 'websites');
   await signIn(admin.page, s.admin.email, s.admin.password);
   const nav = (await admin.page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
   for (const p of ['Websites', 'Withdrawals', 'Deliveries & alerts', 'Campaigns']) assert.ok(nav.includes(p), nav);
   await admin.page.getByRole('link', { name: 'Websites' }).click();
+  await admin.page.getByRole('button', { name: 'Approve Blog' }).waitFor();
+  await shot(admin.page, 'admin-websites');
   await admin.page.getByRole('button', { name: 'Approve Blog' }).click();
   await admin.page.getByText('No data', { exact: false }).or(admin.page.getByText('Nothing yet.')).first().waitFor();
   await page.reload();
@@ -174,8 +212,23 @@ test('the advertiser creates a campaign and activates it', async () => {
 
 test('an affiliate joins the campaign and copies its link (with a QR code)', async () => {
   const { page } = aff;
-  await signIn(page, s.aff.email, s.aff.password);
-  await page.getByRole('link', { name: 'Campaigns' }).click();
+  // By keyboard only: Tab to each field, Enter submits; then the skip link leads past the navigation to the content.
+  await page.goto(`${base}/dashboard/`);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await shot(page, 'sign-in');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(s.aff.email);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(s.aff.password);
+  await page.keyboard.press('Enter');
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate('document.activeElement.textContent'), 'Skip to content');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.evaluate('document.activeElement.id'), 'main');
+  await page.getByRole('link', { name: 'Campaigns' }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Campaigns', level: 1 }).waitFor();
   await page.getByRole('button', { name: 'Join Browser sale' }).click();
   await page.getByRole('link', { name: 'Your links' }).first().waitFor();
   await page.getByRole('link', { name: 'Links', exact: true }).click();
@@ -323,8 +376,10 @@ test('the affiliate adds a payout wallet, sees its balances, and ends its own se
   await page.getByLabel('Address').fill('0x52908400098527886E0F7030069857D2E4169EE7');
   await page.getByRole('button', { name: 'Add wallet' }).click();
   await page.getByRole('cell', { name: '0x52908400098527886E0F7030069857D2E4169EE7', exact: true }).waitFor();
+  await shot(page, 'affiliate-wallet');
   await page.getByRole('link', { name: 'Account' }).click();
   await page.getByRole('cell', { name: 'HeadlessChrome', exact: false }).first().waitFor();
+  await shot(page, 'account-sessions');
   await page.getByRole('button', { name: 'Revoke this session (signs you out)' }).click();
   await page.getByRole('heading', { name: 'Sign in' }).waitFor({ timeout: 20_000 });
   await page.getByText('You ended this session.').waitFor();

@@ -4,7 +4,7 @@
  * affiliate, sub-ID, country or device with CR and EPC, a date range and time zone, and the table as CSV.
  */
 import { useState } from 'preact/hooks';
-import { get, qs, raw } from '../api.ts';
+import { get, qs, raw, type User } from '../api.ts';
 import { daysAgo, timeZones, today, userTimeZone } from '../time.ts';
 import { Button, ErrorNote, Field, money, Section, Select, Table, useAction, useAsync } from '../ui.tsx';
 import { Chart, keyToSeconds, type Point } from './chart.tsx';
@@ -35,9 +35,19 @@ const GROUPS: Array<[string, string]> = [
   ['device', 'Device'],
 ];
 
-/** The chart's points: the rows of one key summed (money only of `currency`). */
-function points(rows: Row[], currency: string): Point[] {
+/** Every key of the range: its days, or the 24 hours of its one day (a report has rows only where traffic was). */
+function keysOf(from: string, to: string): string[] {
+  if (from === to) return Array.from({ length: 24 }, (_, h) => `${from} ${String(h).padStart(2, '0')}:00`);
+  const out: string[] = [];
+  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`) && out.length < 400; t += 86_400_000)
+    out.push(new Date(t).toISOString().slice(0, 10));
+  return out;
+}
+
+/** The chart's points: a point per key of the range, the rows of one key summed (money only of `currency`). */
+function points(rows: Row[], currency: string, from: string, to: string): Point[] {
   const by = new Map<string, Point>();
+  for (const k of keysOf(from, to)) by.set(k, { t: keyToSeconds(k), clicks: 0, conversions: 0, revenue: 0, payout: 0 });
   for (const r of rows) {
     const p = by.get(r.key) ?? { t: keyToSeconds(r.key), clicks: 0, conversions: 0, revenue: 0, payout: 0 };
     p.clicks += r.clicks;
@@ -51,7 +61,7 @@ function points(rows: Row[], currency: string): Point[] {
   return [...by.values()].sort((a, b) => a.t - b.t);
 }
 
-export function Reports() {
+export function Reports({ user }: { user: User }) {
   const tz0 = userTimeZone();
   const [from, setFrom] = useState(daysAgo(tz0, 6));
   const [to, setTo] = useState(today(tz0));
@@ -77,6 +87,17 @@ export function Reports() {
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
     });
   const rows = table.data ?? [];
+  // Analysts may not list campaigns: their table shows the ids.
+  const names = useAsync(() =>
+    user.role === 'analyst'
+      ? Promise.resolve([])
+      : get<Array<{ id: number; name: string }>>('/campaigns?per_page=100').catch(() => []),
+  );
+  const label = (key: string) => {
+    if (!key) return '(none)';
+    const c = group === 'campaign' ? names.data?.find((x) => String(x.id) === key) : undefined;
+    return c ? `${c.name} (#${key})` : key;
+  };
   const currency = (series.data ?? []).find((r) => r.currency)?.currency ?? rows.find((r) => r.currency)?.currency;
   const cur = currency ?? 'USD';
   const showRevenue = rows.some((r) => r.revenue !== undefined);
@@ -92,7 +113,7 @@ export function Reports() {
         <ErrorNote error={series.error} />
         {series.data && (
           <Chart
-            points={points(series.data, cur)}
+            points={points(series.data, cur, from, to)}
             currency={cur}
             label={from === to ? `By hour, ${from} (${tz})` : `By day, ${from} to ${to} (${tz})`}
           />
@@ -127,7 +148,7 @@ export function Reports() {
             'EPC',
           ]}
           rows={rows.map((r) => [
-            r.key || '(none)',
+            label(r.key),
             r.clicks,
             r.unique_clicks,
             r.invalid_clicks,
