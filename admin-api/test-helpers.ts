@@ -353,9 +353,10 @@ export interface Stack {
 /**
  * Clicks and postbacks end to end: the API (ClickHouse, ledger) with an admin, an advertiser and an affiliate, a real
  * tracker and the pipeline (one partition) into chDB and the real ledger, and an active funded campaign. With
- * `deliveries: true` the deliveries engine runs too (webhooks and postbacks, loopback receivers allowed).
+ * `deliveries: true` the deliveries engine runs too (webhooks and postbacks, loopback receivers allowed); `env` adds
+ * configuration.
  */
-export async function startStack(opts: { deliveries?: boolean } = {}): Promise<Stack> {
+export async function startStack(opts: { deliveries?: boolean; env?: Record<string, string> } = {}): Promise<Stack> {
   let deliveries: Deliveries | undefined;
   const t = await startTestApi({
     clickhouse: true,
@@ -365,6 +366,7 @@ export async function startStack(opts: { deliveries?: boolean } = {}): Promise<S
       PIPELINE_BLOCK_MS: '20',
       TRACKER_PORT: '0',
       ...(opts.deliveries ? { DELIVERY_ALLOWED_HOSTS: '127.0.0.1', DELIVERY_POLL_MS: '100' } : {}),
+      ...opts.env,
     },
     deliveries: opts.deliveries
       ? (env) => {

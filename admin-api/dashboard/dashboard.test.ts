@@ -112,7 +112,8 @@ before(async () => {
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  s = await startStack({ deliveries: true });
+  // Links name a public tracker URL, as in production; the clicks below go to the test's tracker by code.
+  s = await startStack({ deliveries: true, env: { PUBLIC_TRACKER_URL: 'https://trk.example.com' } });
   base = s.t.api.url;
   browser = await launchBrowser();
   // The advertiser turns 2FA on over the API, confirming with the previous time step's code so that the browser's
@@ -277,7 +278,7 @@ test("a click through the link shows in the advertiser's live counter, a convers
   await page.getByRole('link', { name: 'Overview' }).click();
   await page.getByTestId('today-clicks').waitFor();
   assert.equal(await page.getByTestId('live-clicks').textContent(), '0');
-  // The link's URL names the configured tracker; the test's tracker listens on a port of its own.
+  // The link's URL names the public tracker host; the test's tracker listens on a port of its own.
   const click = await fetch(`${s.tracker.url}/c/${linkCode}?sub1=browser`, {
     redirect: 'manual',
     headers: { 'user-agent': UA, 'x-forwarded-for': '198.51.100.7' },
@@ -385,8 +386,12 @@ test('the affiliate adds a payout wallet, sees its balances, and ends its own se
   await page.getByText('You ended this session.').waitFor();
 });
 
-test('the admin sees withdrawals, the delivery queue with every endpoint, and every campaign', async () => {
+test('the admin sees the users, withdrawals, the delivery queue with every endpoint, and every campaign', async () => {
   const { page } = admin;
+  await page.getByRole('link', { name: 'Users' }).click();
+  await page.getByLabel('Role').selectOption('advertiser');
+  await page.getByRole('row', { name: new RegExp(`${s.adv.email}.*advertiser.*active.*on`) }).waitFor();
+  await shot(page, 'admin-users');
   await page.getByRole('link', { name: 'Withdrawals' }).click();
   await page.getByRole('table', { name: 'Withdrawals' }).waitFor();
   await page.getByRole('link', { name: 'Deliveries & alerts' }).click();

@@ -10,6 +10,7 @@ import { linkRoutes } from './links.ts';
 import { postbackRoutes } from './postbacks.ts';
 import { reportRoutes } from './reports.ts';
 import { tokenRoutes } from './tokens.ts';
+import { userRoutes } from './users.ts';
 import { walletRoutes } from './wallet.ts';
 import { webhookRoutes } from './webhooks.ts';
 import { websiteRoutes } from './websites.ts';
@@ -31,5 +32,6 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...webhookRoutes(),
     ...walletRoutes(),
     ...analyticsRoutes(),
+    ...userRoutes(),
   ] as Route<unknown, unknown>[];
 }

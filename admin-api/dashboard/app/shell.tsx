@@ -14,6 +14,7 @@ import { Overview } from './views/overview.tsx';
 import { Postbacks } from './views/postbacks.tsx';
 import { Reports } from './views/reports.tsx';
 import { Tokens } from './views/tokens.tsx';
+import { Users } from './views/users.tsx';
 import { Wallet } from './views/wallet.tsx';
 import { Webhooks } from './views/webhooks.tsx';
 import { Websites } from './views/websites.tsx';
@@ -37,6 +38,7 @@ export const PAGES: Page[] = [
   { path: 'websites', title: 'Websites', roles: ['admin', 'advertiser'], view: Websites },
   { path: 'conversions', title: 'Conversions', roles: ['admin', 'advertiser', 'affiliate'], view: Conversions },
   { path: 'wallet', title: 'Wallet', roles: ['advertiser', 'affiliate'], view: Wallet },
+  { path: 'users', title: 'Users', roles: ['admin'], view: Users },
   { path: 'withdrawals', title: 'Withdrawals', roles: ['admin'], view: AdminWithdrawals },
   { path: 'tokens', title: 'Postback tokens', roles: ['advertiser'], view: Tokens },
   { path: 'postbacks', title: 'Postbacks', roles: ['affiliate'], view: Postbacks },

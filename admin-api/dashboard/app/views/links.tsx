@@ -66,7 +66,7 @@ function NewLink({ done }: { done: () => void }) {
     >
       <Select
         label="Campaign"
-        value={campaignId}
+        value={campaignId || String(joined[0]?.id ?? '')}
         onValue={setCampaignId}
         options={joined.map((c): [string, string] => [String(c.id), c.name])}
       />
