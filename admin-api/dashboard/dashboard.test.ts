@@ -87,7 +87,9 @@ const AUDIT = `(() => {
 /** Audits the page (see {@link AUDIT}) and, with DASHBOARD_SCREENSHOTS=1, saves a screenshot of it. */
 async function shot(page: Page, name: string): Promise<void> {
   assert.deepEqual(await page.evaluate<string[]>(AUDIT), [], `accessibility of ${name}`);
-  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+  if (!SHOTS) return;
+  await page.evaluate('window.scrollTo(0, 0)');
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
 }
 
 async function signIn(page: Page, email: string, password: string): Promise<void> {
