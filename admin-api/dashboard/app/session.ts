@@ -1,5 +1,5 @@
 /** Who is signed in: a small store the views subscribe to (login, 2FA step, restore on reload, logout). */
-import { ApiError, call, get, post, refresh, setSigningOut, setToken, type User } from './api.ts';
+import { ApiError, call, get, onToken, post, refresh, setSigningOut, setToken, type User } from './api.ts';
 import { createStore } from './store.ts';
 
 export type SessionState =
@@ -13,6 +13,11 @@ const set = store.set;
 
 /** Re-renders the calling component on every change of the session. */
 export const useSession = store.use;
+
+// A refresh that fails (the session was revoked or expired) drops the token: the browser is signed out.
+onToken((token) => {
+  if (!token && store.get().status === 'signed-in') set({ status: 'signed-out', notice: 'Your session has ended.' });
+});
 
 /** On page load: a live refresh cookie signs the browser back in. */
 export async function restore(): Promise<void> {
