@@ -207,10 +207,20 @@ test('the advertiser creates a campaign and activates it', async () => {
   assert.equal(await page.getByTestId('campaign-status').textContent(), 'draft');
   await page.getByRole('button', { name: 'Activate' }).click();
   await waitFor('campaign active', async () => (await page.getByTestId('campaign-status').textContent()) === 'active');
+  // Edit: a daily cap and the attribution window, saved with PATCH (a country list would turn away the test's click,
+  // whose documentation-range address has no country).
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await page.getByLabel('Daily cap (USD, empty = none)').fill('20');
+  await page.getByLabel('Attribution window (days)').fill('14');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByRole('button', { name: 'Edit' }).waitFor();
   const list = await s.t.call('get', '/campaigns', { token: s.adv.token });
   const c = list.body.data.find((x: { name: string }) => x.name === 'Browser sale');
   assert.equal(c.status, 'active');
-  assert.deepEqual([c.payout, c.revenue, c.budget, c.allowed_devices], [700, 1000, 10_000, ['desktop']]);
+  assert.deepEqual(
+    [c.payout, c.revenue, c.budget, c.daily_cap, c.attribution_window_days, c.allowed_devices],
+    [700, 1000, 10_000, 2000, 14, ['desktop']],
+  );
 });
 
 test('an affiliate joins the campaign and copies its link (with a QR code)', async () => {
@@ -388,7 +398,7 @@ test('the affiliate adds a payout wallet, sees its balances, and ends its own se
   await page.getByText('You ended this session.').waitFor();
 });
 
-test('the admin sees the users, withdrawals, the delivery queue with every endpoint, and every campaign', async () => {
+test('the admin sees users, withdrawals, the delivery queue, every campaign; sets up 2FA; signs in with a backup code', async () => {
   const { page } = admin;
   await page.getByRole('link', { name: 'Users' }).click();
   await page.getByLabel('Role').selectOption('advertiser');
@@ -406,7 +416,24 @@ test('the admin sees the users, withdrawals, the delivery queue with every endpo
   await shot(page, 'admin-deliveries');
   await page.getByRole('link', { name: 'Campaigns' }).click();
   await page.getByRole('link', { name: 'Browser sale' }).waitFor();
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  // 2FA set up in the page, then a sign-in with one of its backup codes.
+  await page.getByRole('link', { name: 'Account' }).click();
+  await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
+  await page.getByRole('img', { name: /^QR code of otpauth:/ }).waitFor();
+  const secret = (await page.locator('p code').first().textContent()) ?? '';
+  const backup = (await page.locator('.codes code').first().textContent()) ?? '';
+  await page.getByLabel('Code from the app').fill(await generate({ secret }));
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  await page.getByText('Two-factor authentication is on.').waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).first().click();
+  await page.getByText('You are signed out.').waitFor();
+  await page.getByLabel('Email').fill(s.admin.email);
+  await page.getByLabel('Password').fill(s.admin.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByLabel('Code').fill(backup);
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).first().click();
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   await page.getByText('You are signed out.').waitFor();
 });
