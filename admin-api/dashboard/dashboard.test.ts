@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import { generate } from 'otplib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser, waitFor } from '../../infra/testing/index.ts';
-import { type Stack, startStack } from '../test-helpers.ts';
+import { activateCampaign, createBudgetedCampaign, type Stack, startStack } from '../test-helpers.ts';
 import { buildDashboard } from './build.ts';
 import { DASHBOARD_CSP } from './serve.ts';
 
@@ -256,6 +256,23 @@ test('an affiliate joins the campaign and copies its link (with a QR code)', asy
   assert.equal(copied, shown);
   linkCode = /\/c\/([A-Za-z0-9_-]+)$/.exec(copied)?.[1] ?? '';
   assert.ok(linkCode, copied);
+});
+
+test('the affiliate asks to join a private campaign by id; the advertiser approves it; its link appears', async () => {
+  const site = (await s.t.call('get', '/websites?status=approved', { token: s.adv.token })).body.data[0].id;
+  const id = await createBudgetedCampaign(s.t, s.adv, site, null, { name: 'Private deal', visibility: 'private' });
+  await activateCampaign(s.t, s.adv, id);
+  await aff.page.getByRole('link', { name: 'Campaigns' }).click();
+  await aff.page.getByLabel('Campaign id (a private campaign you were given)').fill(String(id));
+  await aff.page.getByRole('button', { name: 'Ask to join' }).click();
+  await aff.page.getByText('Request sent: the advertiser decides.').waitFor();
+  const { page } = adv;
+  await page.goto(`${base}/dashboard/#/campaigns/${id}`);
+  await page.getByRole('button', { name: /^Approve affiliate / }).click();
+  await page.getByRole('row', { name: /affiliate .*approved/ }).waitFor();
+  await shot(page, 'campaign-affiliates');
+  await aff.page.getByRole('link', { name: 'Links', exact: true }).click();
+  await waitFor('two links', async () => (await aff.page.getByTestId('link-url').count()) === 2);
 });
 
 test('the affiliate adds a postback; the advertiser adds a webhook, sends a test and replays it from the log', async () => {

@@ -7,7 +7,7 @@ import { useState } from 'preact/hooks';
 import { call, get, post, type User } from '../api.ts';
 import { go } from '../router.ts';
 import { when } from '../time.ts';
-import { Button, ErrorNote, money, Notice, Section, Table, useAction, useAsync } from '../ui.tsx';
+import { Button, ErrorNote, Field, money, Notice, Section, Table, useAction, useAsync } from '../ui.tsx';
 import { type Campaign, CampaignForm } from './campaign-form.tsx';
 
 const NEXT: Record<Campaign['status'], Array<['active' | 'paused' | 'archived', string]>> = {
@@ -156,6 +156,33 @@ function Join({ c, reload }: { c: Campaign; reload: () => void }) {
   );
 }
 
+/** A private campaign is listed only once approved: the affiliate asks to join it by the id it was given. */
+function JoinById({ done }: { done: () => void }) {
+  const [id, setId] = useState('');
+  const [result, setResult] = useState('');
+  const [run, busy, error] = useAction(done);
+  return (
+    <form
+      class="filters"
+      aria-label="Join by id"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void run(async () => {
+          const r = await post<{ status: string }>(`/campaigns/${Number(id)}/join`);
+          setResult(r.status === 'approved' ? 'Joined: your link is ready.' : 'Request sent: the advertiser decides.');
+        });
+      }}
+    >
+      <Field label="Campaign id (a private campaign you were given)" value={id} onValue={setId} inputMode="numeric" />
+      <button type="submit" disabled={busy || !/^\d+$/.test(id)}>
+        Ask to join
+      </button>
+      <Notice>{result}</Notice>
+      <ErrorNote error={error} />
+    </form>
+  );
+}
+
 export function Campaigns({ user, sub }: { user: User; sub: string }) {
   const list = useAsync(() => call<Campaign[]>('GET', '/campaigns?per_page=100'), [sub]);
   const [creating, setCreating] = useState(false);
@@ -181,6 +208,7 @@ export function Campaigns({ user, sub }: { user: User; sub: string }) {
           />
         </Section>
       )}
+      {user.role === 'affiliate' && <JoinById done={list.reload} />}
       <ErrorNote error={list.error} />
       <Table
         caption={user.role === 'affiliate' ? 'Campaigns you can join or have joined' : 'Campaigns'}
