@@ -395,7 +395,7 @@ test('the advertiser makes a postback token and a deposit; the wallet lists bala
   await page.getByText('Deposit credited.').waitFor();
   const deposits = await s.t.call('get', '/wallet/transactions?type=deposit', { token: s.adv.token });
   assert.equal(deposits.body.meta.total, 2, deposits.text);
-  await page.getByRole('cell', { name: 'deposit', exact: true }).first().waitFor();
+  await page.getByRole('cell', { name: 'available $50.00', exact: true }).waitFor();
   await shot(page, 'wallet');
 });
 

@@ -230,6 +230,12 @@ const AFFILIATE: Array<[string, string]> = [
 
 export function Wallet({ user }: { user: User }) {
   const bal = useAsync(() => get<{ balances: Balances }>('/wallet/balance'));
+  // Each money movement here re-reads the balances and (remounted by its key) the postings.
+  const [moves, setMoves] = useState(0);
+  const moved = () => {
+    bal.reload();
+    setMoves((n) => n + 1);
+  };
   const adv = user.role === 'advertiser';
   return (
     <>
@@ -238,14 +244,14 @@ export function Wallet({ user }: { user: User }) {
       {adv ? (
         <>
           <Section title="Deposit">
-            <Deposit done={bal.reload} />
+            <Deposit done={moved} />
           </Section>
-          <Transactions />
+          <Transactions key={moves} />
         </>
       ) : (
         <>
-          <Withdrawals reloadBalances={bal.reload} />
-          <Transactions />
+          <Withdrawals reloadBalances={moved} />
+          <Transactions key={moves} />
         </>
       )}
     </>
