@@ -14,6 +14,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { generate } from 'otplib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { publishEvent } from '../../infra/index.ts';
 import { launchBrowser, waitFor } from '../../infra/testing/index.ts';
 import { activateCampaign, createBudgetedCampaign, type Stack, startStack } from '../test-helpers.ts';
 import { buildDashboard } from './build.ts';
@@ -425,6 +426,16 @@ test('the admin sees users, withdrawals, the delivery queue, every campaign; set
   await page.getByRole('table', { name: 'Withdrawals' }).waitFor();
   await page.getByRole('link', { name: 'Deliveries & alerts' }).click();
   await page.getByRole('cell', { name: `${receiverUrl}/hook`, exact: true }).waitFor();
+  // An alert published on the live bus (as the delivery engine does past its threshold) shows up at once.
+  await publishEvent(s.t.env.redis, s.t.env.keys, {
+    id: 'alert-1',
+    type: 'delivery.queue_alert',
+    created_at: new Date().toISOString(),
+    user_ids: [],
+    data: { pending: 250, threshold: 100 },
+  });
+  await page.getByText('delivery.queue_alert').waitFor();
+  await page.getByText('pending: 250, threshold: 100').waitFor();
   await page.getByRole('button', { name: `Log of ${receiverUrl}/hook` }).click();
   await page
     .getByRole('cell', { name: /succeeded/ })
