@@ -466,6 +466,17 @@ test('the admin sees users, withdrawals, the delivery queue, every campaign; set
   await page.getByText('You are signed out.').waitFor();
 });
 
+test('an analyst gets the overview, reports and account only, and reads the network-wide report', async () => {
+  const analyst = await s.t.user('analyst');
+  const { page } = aff;
+  await signIn(page, analyst.email, analyst.password);
+  const nav = (await page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
+  assert.equal(nav, 'OverviewReportsAccount');
+  await page.getByRole('link', { name: 'Reports' }).click();
+  await page.getByRole('row', { name: /^2 1 1 0 0 / }).waitFor();
+  await shot(page, 'analyst-reports');
+});
+
 test('revoking the session elsewhere signs the browser out (SSE force-logout)', async () => {
   const { page } = adv;
   const sessions = await s.t.call('get', '/auth/sessions', { token: s.adv.token });
