@@ -17,6 +17,7 @@ import {
 } from '../infra/index.ts';
 import { auditMiddleware } from './audit.ts';
 import { clientIp, trustedProxies } from './client-ip.ts';
+import { dashboardMiddleware } from './dashboard/serve.ts';
 import { encryptPlainTotpSecrets } from './domain/auth/encrypt-plain-totp-secrets.ts';
 import { type ApiServices, type HandlerResult, idParam, MAX_BODY_BYTES, parse, type Route } from './http.ts';
 import { createApiMetrics } from './metrics.ts';
@@ -193,6 +194,10 @@ export function createApi(deps: ApiDeps): ApiApp {
     } else return next();
     ctx.set('Cache-Control', 'no-store');
   });
+
+  // The dashboard's page and files (./dashboard/serve.ts), also outside the rate limit: loading the page must not
+  // spend the budget its API calls need.
+  app.use(dashboardMiddleware(log));
 
   const proxies = trustedProxies(deps.config.TRUSTED_PROXIES);
   app.use(async (ctx: Context, next: Next) => {

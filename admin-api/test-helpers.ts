@@ -344,20 +344,44 @@ export interface Stack {
   campaignId: number;
   tracker: Awaited<ReturnType<typeof startTracker>>;
   pipeline: Awaited<ReturnType<typeof startPipeline>>;
+  /** The running deliveries engine (webhooks, postbacks) when started with `{ deliveries: true }`. */
+  deliveries?: Deliveries;
   /** Stops the pipeline, the tracker, then the API and its environment. */
   close(): Promise<void>;
 }
 
 /**
  * Clicks and postbacks end to end: the API (ClickHouse, ledger) with an admin, an advertiser and an affiliate, a real
- * tracker and the pipeline (one partition) into chDB and the real ledger, and an active funded campaign.
+ * tracker and the pipeline (one partition) into chDB and the real ledger, and an active funded campaign. With
+ * `deliveries: true` the deliveries engine runs too (webhooks and postbacks, loopback receivers allowed); `env` adds
+ * configuration.
  */
-export async function startStack(): Promise<Stack> {
+export async function startStack(opts: { deliveries?: boolean; env?: Record<string, string> } = {}): Promise<Stack> {
+  let deliveries: Deliveries | undefined;
   const t = await startTestApi({
     clickhouse: true,
     ledger: true,
-    env: { STREAM_PARTITIONS: '1', PIPELINE_BLOCK_MS: '20', TRACKER_PORT: '0' },
+    env: {
+      STREAM_PARTITIONS: '1',
+      PIPELINE_BLOCK_MS: '20',
+      TRACKER_PORT: '0',
+      ...(opts.deliveries ? { DELIVERY_ALLOWED_HOSTS: '127.0.0.1', DELIVERY_POLL_MS: '100' } : {}),
+      ...opts.env,
+    },
+    deliveries: opts.deliveries
+      ? (env) => {
+          deliveries = createDeliveries({
+            sql: env.sql,
+            redis: env.redis,
+            keys: env.keys,
+            config: env.config,
+            logger: createLogger({ level: 'silent' }),
+          });
+          return deliveries;
+        }
+      : undefined,
   });
+  await deliveries?.start();
   const admin = await t.user('admin');
   const adv = await t.user('advertiser');
   const aff = await t.user('affiliate');
@@ -389,7 +413,9 @@ export async function startStack(): Promise<Stack> {
     campaignId,
     tracker,
     pipeline,
+    deliveries,
     async close() {
+      await deliveries?.stop();
       await pipeline.close();
       await tracker.close();
       await t.close();

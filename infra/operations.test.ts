@@ -90,6 +90,12 @@ test('every metric of the alert rules and the board is served by npm start (trac
     const tracker = /^tracker: (\S+)/m.exec(out)![1]!;
     const api = /^api: (\S+)\/api\/v1/m.exec(out)![1]!;
     const demo = /^demo link: (\S+)/m.exec(out)![1]!;
+    // The dashboard's line, beside the others, names the page the API serves (admin-api/dashboard/serve.ts).
+    const dashboard = /^dashboard: (\S+)/m.exec(out)?.[1];
+    assert.equal(dashboard, `${api}/dashboard/`, out);
+    const page = await fetch(dashboard!);
+    assert.equal(page.status, 200, await page.clone().text());
+    assert.match(await page.text(), /<div id="app">/);
     // One click and one postback, so the labelled series exist too.
     await (await fetch(demo, { redirect: 'manual' })).arrayBuffer();
     await (await fetch(`${tracker}/api/v1/track/conversion?click_id=x&token=nope`)).arrayBuffer();

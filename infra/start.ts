@@ -6,7 +6,8 @@
  * given, else starts embedded Postgres and a local redis-server under DATA_DIR and opens chDB there. chDB binds its
  * directory to one process, so this process runs the pipeline and the admin API (which both use ClickHouse), and the
  * tracker runs in TRACKER_PROCESSES child processes of its own (`tracker/main.ts`, ARCHITECTURE.md, "Embedded
- * defaults"). Prints `tracker: <url>`, `api: <url>`, `demo link: <url>`, then `ready`. SIGINT/SIGTERM stop everything.
+ * defaults"). Prints `tracker: <url>`, `api: <url>`, `dashboard: <url>`, `demo link: <url>`, then `ready`.
+ * SIGINT/SIGTERM stop everything.
  *
  * `--role migrate|api|pipeline` runs one part only (docker-compose): it needs DATABASE_URL, REDIS_URL and
  * CLICKHOUSE_URL, since embedded services and chDB cannot be shared between containers. `admin-api/main.ts` runs the
@@ -407,6 +408,7 @@ async function main(): Promise<void> {
     if (role === 'pipeline') await servePipelineMetrics(s, stops);
     if (role !== 'all') {
       if (apiUrl) announce(`api: ${apiUrl}/api/v1`);
+      if (apiUrl) announce(`dashboard: ${apiUrl}/dashboard/`);
       announce('ready');
       await new Promise(() => {}); // serve until a signal arrives
     }
@@ -438,6 +440,7 @@ async function main(): Promise<void> {
     writeRuntime(config, { pid: process.pid, tracker_url: trackerUrl, api_url: apiUrl, database_url: s.databaseUrl });
     announce(`tracker: ${trackerUrl}`);
     announce(`api: ${apiUrl}/api/v1`);
+    announce(`dashboard: ${apiUrl}/dashboard/`);
     announce(`demo link: ${trackerUrl}/c/${code}?sub1=hello`);
     announce('ready');
   } catch (err) {

@@ -14,6 +14,7 @@ import { postbackRoutes } from './postbacks.ts';
 import { publishableKeyRoutes } from './publishable-keys.ts';
 import { reportRoutes } from './reports.ts';
 import { tokenRoutes } from './tokens.ts';
+import { userRoutes } from './users.ts';
 import { walletRoutes } from './wallet.ts';
 import { webhookRoutes } from './webhooks.ts';
 import { websiteRoutes } from './websites.ts';
@@ -39,5 +40,6 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...walletRoutes(),
     ...analyticsRoutes(),
     ...auditRoutes(),
+    ...userRoutes(),
   ] as Route<unknown, unknown>[];
 }
