@@ -13,7 +13,6 @@
  * shape (admins) or that shape minus the role's documented omissions.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -140,7 +139,9 @@ const entryOf = new Map(catalogue.entries.map((e) => [e.type, e]));
 /** The shape of `data` in `type`'s entry: same keys, and the same `reason` where the table has one. */
 function shapeOf(type: string, data: Record<string, unknown>): Shape | undefined {
   const keys = sorted(Object.keys(data)).join();
-  return entryOf.get(type)?.shapes.find((s) => s.keys.join() === keys && (s.reason === undefined || s.reason === data.reason));
+  return entryOf
+    .get(type)
+    ?.shapes.find((s) => s.keys.join() === keys && (s.reason === undefined || s.reason === data.reason));
 }
 
 const receiversOf = (e: Entry, s: Shape) => s.to ?? e.receives;
@@ -195,7 +196,11 @@ describe('README event catalogue (static)', () => {
           if (!e.receives.includes(role)) {
             assert.equal(got, null, `${e.type}: the catalogue says ${role}s do not receive it`);
           } else if (receiversOf(e, s).includes(role)) {
-            assert.deepEqual(sorted(Object.keys(got?.data ?? {})), expectedKeys(e, s, role), `${e.type} ${s.label}, ${role}`);
+            assert.deepEqual(
+              sorted(Object.keys(got?.data ?? {})),
+              expectedKeys(e, s, role),
+              `${e.type} ${s.label}, ${role}`,
+            );
           }
         }
       }
@@ -250,24 +255,33 @@ describe('README event catalogue (live events through the real stack)', () => {
     };
 
     // A cap of 3 conversions (80 % and 100 % at the 3rd), an affiliate joining, four attributed conversions (the 4th
-    // refused by the ledger) and one with an unknown click (rejected by the pipeline).
+    // refused by the ledger) and one the advertiser posts as rejected (rejected by the pipeline).
     await call('patch', `/campaigns/${campaignId}`, adv.token, { conversion_cap_total: 3 });
     const join = await call('post', `/campaigns/${campaignId}/join`, aff.token, undefined, 201);
     const pbToken: string = (await call('post', '/postback-tokens', adv.token, undefined, 201)).token;
-    const postback = async (clickId: string, eventId: string) => {
-      const r = await fetch(`${tracker.url}/api/v1/track/conversion?click_id=${clickId}&event_id=${eventId}`, {
+    const postback = async (clickId: string, eventId: string, status = 'pending') => {
+      const q = `click_id=${clickId}&event_id=${eventId}&status=${status}`;
+      const r = await fetch(`${tracker.url}/api/v1/track/conversion?${q}`, {
         headers: { 'x-postback-token': pbToken },
       });
       assert.equal(r.status, 200, await r.text());
     };
-    for (let i = 0; i < 4; i++) {
+    // Clicks first: once the cap is full, new clicks go to the fallback.
+    const clickIds: string[] = [];
+    for (let i = 0; i < 5; i++) {
       const loc = await fetch(`${tracker.url}/c/${join.link.code}`, {
         redirect: 'manual',
-        headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0', 'x-forwarded-for': `198.51.100.${i}` },
+        headers: {
+          'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0',
+          'x-forwarded-for': `198.51.100.${i}`,
+        },
       }).then((r) => r.headers.get('location') ?? '');
       const clickId = /[?&]c=([0-9a-f-]+)/.exec(loc)?.[1];
       assert.ok(clickId, loc);
-      await postback(clickId, `order-${i}`);
+      clickIds.push(clickId);
+    }
+    for (let i = 0; i < 4; i++) {
+      await postback(clickIds[i]!, `order-${i}`);
       await waitFor(`conversion ${i} decided`, async () => {
         const [r] = await sql<{ n: number }[]>`
           select count(*)::int as n from conversions
@@ -276,9 +290,11 @@ describe('README event catalogue (live events through the real stack)', () => {
         return r!.n === i + 1;
       });
     }
-    await postback(randomUUID(), 'order-unknown-click');
-    await waitFor('the unattributed conversion', async () => {
-      const [r] = await sql<{ n: number }[]>`select count(*)::int as n from conversions where event_id = 'order-unknown-click'`;
+    await postback(clickIds[4]!, 'order-refused', 'rejected');
+    await waitFor('the conversion posted as rejected', async () => {
+      const [r] = await sql<
+        { n: number }[]
+      >`select count(*)::int as n from conversions where event_id = 'order-refused'`;
       return r!.n === 1;
     });
     const convs = await sql<{ id: string }[]>`
@@ -314,7 +330,13 @@ describe('README event catalogue (live events through the real stack)', () => {
       address: '1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa',
     });
     const withdraw = (key: string) =>
-      l1.requestWithdrawal({ affiliateId: aff.id, amount: 700, currency: 'USD', walletId: wallet.id, idempotencyKey: key });
+      l1.requestWithdrawal({
+        affiliateId: aff.id,
+        amount: 700,
+        currency: 'USD',
+        walletId: wallet.id,
+        idempotencyKey: key,
+      });
     await l1.approveWithdrawal((await withdraw('w1')).id);
     await l1.rejectWithdrawal((await withdraw('w2')).id, 'address check failed');
     await call('post', `/conversions/${c2}/reverse`, adv.token, { reason: 'chargeback' });
@@ -340,6 +362,11 @@ describe('README event catalogue (live events through the real stack)', () => {
       select owner_id, event_id, body from deliveries where kind = 'webhook' order by id`;
     const roleOf = new Map<number, string>([admin, adv, aff].map((u) => [u.id, u.role]));
     const bodies = rows.map((r) => ({ role: roleOf.get(Number(r.owner_id))!, ...r, json: JSON.parse(r.body) }));
+    for (const role of ['admin', 'advertiser', 'affiliate'])
+      assert.ok(
+        bodies.some((b) => b.role === role),
+        role,
+      );
     const adminBody = new Map(bodies.filter((b) => b.role === 'admin').map((b) => [b.event_id, b.json]));
 
     const seen = new Map<string, Set<string>>();
@@ -374,10 +401,15 @@ describe('README event catalogue (live events through the real stack)', () => {
     for (const type of PRODUCED) {
       const entry = entryOf.get(type)!;
       const example = shapeOf(type, JSON.parse(entry.examples[0]!.json).data)!;
-      assert.ok(seen.get(type)?.has(example.label + (example.reason ?? '')), `${type}: the example's shape was not produced`);
+      assert.ok(
+        seen.get(type)?.has(example.label + (example.reason ?? '')),
+        `${type}: the example's shape was not produced`,
+      );
     }
     const unseen = catalogue.entries.flatMap((e) =>
-      e.shapes.filter((x) => !seen.get(e.type)?.has(x.label + (x.reason ?? ''))).map((x) => `${e.type} ${x.reason ?? x.label}`),
+      e.shapes
+        .filter((x) => !seen.get(e.type)?.has(x.label + (x.reason ?? '')))
+        .map((x) => `${e.type} ${x.reason ?? x.label}`),
     );
     t.diagnostic(`documented shapes not produced here: ${unseen.join('; ') || 'none'}`);
   });
