@@ -92,7 +92,7 @@ function parseShapes(block: string): Shape[] {
     );
   const [header, , ...body] = rows;
   if (!header) return [];
-  const keysCol = header.findIndex((h) => h === '`data` keys');
+  const keysCol = header.indexOf('`data` keys');
   const reasonCol = header.indexOf('`reason`');
   const toCol = header.indexOf('To');
   assert.ok(keysCol >= 0, `a shapes table without a \`data\` keys column: ${header.join(' | ')}`);
