@@ -370,6 +370,8 @@ describe('README event catalogue (live events through the real stack)', () => {
     const adminBody = new Map(bodies.filter((b) => b.role === 'admin').map((b) => [b.event_id, b.json]));
 
     const seen = new Map<string, Set<string>>();
+    /** Shapes with a `To` column → the roles that got a body of them. */
+    const reached = new Map<Shape, Set<Role>>();
     for (const b of bodies) {
       const { type, data } = b.json as { type: string; data: Record<string, unknown> };
       assert.deepEqual(Object.keys(b.json), ['id', 'type', 'created_at', 'data'], 'the webhook envelope');
@@ -387,6 +389,10 @@ describe('README event catalogue (live events through the real stack)', () => {
       const role = b.role as Role;
       assert.ok(receiversOf(entry, shape).includes(role), `${type} ${shape.label}: README says ${role}s do not get it`);
       assert.deepEqual(sorted(Object.keys(data)), expectedKeys(entry, shape, role), `${type} ${shape.label}, ${role}`);
+      if (shape.to) reached.set(shape, (reached.get(shape) ?? new Set()).add(role));
+    }
+    for (const [shape, roles] of reached) {
+      assert.deepEqual(sorted(roles), sorted(shape.to!), `${shape.reason ?? shape.label}: the To column`);
     }
     // The other way round: a role the catalogue names as a receiver got its body whenever the event concerned it.
     const got = new Set(bodies.map((b) => `${b.event_id}:${b.owner_id}`));
