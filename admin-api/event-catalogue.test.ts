@@ -306,6 +306,8 @@ describe('README event catalogue (live events through the real stack)', () => {
     await call('post', `/conversions/${c0}/approve`, adv.token);
     await call('post', `/conversions/${c2}/approve`, adv.token);
     await call('post', `/conversions/${c1}/reject`, adv.token, { reason: 'duplicate order' });
+    const [fix] = await api.ledger!.reconcile(adv.id, [{ event_id: 'order-0', revenue: 1200 }]);
+    assert.ok(fix?.ok, JSON.stringify(fix));
     const w = await call('post', '/websites', adv.token, { url: 'https://coupons.example.com', name: 'Coupons' }, 201);
     await call('post', `/websites/${w.id}/reject`, admin.token, { reason: 'Landing page is unreachable' });
     await call('post', `/campaigns/${campaignId}/status`, adv.token, { status: 'paused' });
