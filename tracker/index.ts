@@ -13,6 +13,8 @@ export {
   type Deliveries,
   updatePostbackSchema,
   updateWebhookSchema,
+  WEBHOOK_EVENTS,
+  type WebhookEvent,
   webhookTargetSchema,
 } from './deliveries/index.ts';
 // --- wire format (bench writes stream entries as the ingest does) ---
