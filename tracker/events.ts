@@ -89,6 +89,11 @@ export interface ConversionEvent {
    * Encoded as a 12th field only when set, so S2S lines keep their 11 fields.
    */
   mode?: 'live' | 'test';
+  /**
+   * The advertiser's customer reference (README "Leads and recurring commissions"), absent when not posted. Encoded as
+   * a 13th field (after the 12th, then possibly empty, mode) only when set, so other lines keep 11 or 12 fields.
+   */
+  customer_id?: string;
 }
 
 export const CLICK_FIELDS = [
@@ -185,6 +190,7 @@ export function encodeClick(c: ClickEvent): string {
 /** Encodes one conversion as a line. String fields must already be {@link clean}. */
 export function encodeConversion(c: ConversionEvent): string {
   const line = CONVERSION_FIELDS.map((f) => c[f]).join('\t');
+  if (c.customer_id) return `${line}\t${c.mode ?? ''}\t${c.customer_id}`;
   return c.mode ? `${line}\t${c.mode}` : line;
 }
 
@@ -245,13 +251,23 @@ export function decodeClick(line: string): ClickEvent {
 
 /** Decodes one conversion line. @throws MalformedEventError */
 export function decodeConversion(line: string): ConversionEvent {
-  // A 12th field is a browser conversion's key mode (see ConversionEvent.mode).
-  const tab = line.split('\t').length > CONVERSION_FIELDS.length ? line.lastIndexOf('\t') : -1;
-  const c = decodeLine<ConversionEvent>(tab < 0 ? line : line.slice(0, tab), CONVERSION_FIELDS);
-  if (tab >= 0) {
-    const mode = line.slice(tab + 1);
-    if (mode !== 'live' && mode !== 'test') throw new MalformedEventError(`bad mode ${mode}`);
-    c.mode = mode;
+  // A 12th field is a browser conversion's key mode (see ConversionEvent.mode); a 13th the customer reference, after a
+  // mode that is then empty for S2S postbacks. Lines of 11 and 12 fields (written before either existed) still read.
+  const parts = line.split('\t');
+  const n = CONVERSION_FIELDS.length;
+  if (parts.length > n + 2) throw new MalformedEventError(`expected ${n} to ${n + 2} fields, got ${parts.length}`);
+  const c = decodeLine<ConversionEvent>(parts.length > n ? parts.slice(0, n).join('\t') : line, CONVERSION_FIELDS);
+  if (parts.length > n) {
+    const mode = parts[n]!;
+    const customer = parts.length > n + 1;
+    // An empty mode only before a customer reference (an S2S postback that carries one).
+    if (mode === 'live' || mode === 'test') c.mode = mode;
+    else if (mode !== '' || !customer) throw new MalformedEventError(`bad mode ${mode}`);
+    if (customer) {
+      const id = parts[n + 1]!;
+      if (id === '' || id.length > 255) throw new MalformedEventError('customer_id empty or too long');
+      c.customer_id = id;
+    }
   }
   if (c.status !== 'pending' && c.status !== 'approved' && c.status !== 'rejected') {
     throw new MalformedEventError(`bad status ${c.status}`);

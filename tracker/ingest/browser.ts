@@ -15,9 +15,9 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError, counterOn, type Logger, type Registry } from '../../infra/index.ts';
-import { encodeConversion, idTag } from '../events.ts';
+import { encodeConversion } from '../events.ts';
 import { BROWSER_SCRIPT } from './browser-script.ts';
-import { type PostbackFields, parsePostback } from './conversion.ts';
+import { conversionPartition, type PostbackFields, parsePostback, viaCustomer } from './conversion.ts';
 import type { EventIds } from './event-ids.ts';
 import { FALLBACK, type ReqState, sendError, sendJson, statusLine } from './http.ts';
 import type { TrustedProxies } from './proxies.ts';
@@ -157,8 +157,8 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
     }
     const ok = (data: unknown, outcome: Outcome) =>
       done({ status: 200, body: { success: true, data }, headers, outcome });
-    if (!f.own_click) return ok({ decision: 'rejected', reason: 'unknown_click', event_id: f.event_id }, 'rejected');
-    const p = idTag(f.click_id) % partitions;
+    if (!f.own_click && !viaCustomer(f)) return ok({ decision: 'rejected', reason: 'unknown_click', event_id: f.event_id }, 'rejected');
+    const p = conversionPartition(f, key.advertiser_id, partitions);
     const conversion_id = uuid.next(received_ms, p);
     const advertiser_id = key.advertiser_id;
     eventIds.reserve(advertiser_id, f.event_id, conversion_id).then((r) => {
@@ -187,6 +187,7 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
         received_ms,
         ip,
         mode: key.mode,
+        ...(f.customer_id ? { customer_id: f.customer_id } : {}),
       });
       conversions.add(
         line,

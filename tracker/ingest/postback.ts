@@ -6,8 +6,15 @@
  */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Logger } from '../../infra/index.ts';
-import { encodeConversion, idTag } from '../events.ts';
-import { type PostbackFields, parsePostback, type TokenAuth, type TokenCache } from './conversion.ts';
+import { encodeConversion } from '../events.ts';
+import {
+  conversionPartition,
+  type PostbackFields,
+  parsePostback,
+  type TokenAuth,
+  type TokenCache,
+  viaCustomer,
+} from './conversion.ts';
 import type { EventIds } from './event-ids.ts';
 import { type ReqState, sendAppError, sendError, sendJson } from './http.ts';
 import type { TrustedProxies } from './proxies.ts';
@@ -58,6 +65,7 @@ export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: Ht
       event_time_ms: f.event_time_ms ?? received_ms,
       received_ms,
       ip,
+      ...(f.customer_id ? { customer_id: f.customer_id } : {}),
     });
     conversions.add(
       line,
@@ -116,7 +124,7 @@ export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: Ht
             const advertiser_id = auth.advertiser_id;
             try {
               const f = parsePostback(params, received_ms);
-              if (!f.own_click) {
+              if (!f.own_click && !viaCustomer(f)) {
                 // Not an id this system issued: nothing to attribute, nothing stored.
                 sendJson(st, 200, {
                   success: true,
@@ -124,8 +132,8 @@ export function postbackHandler(deps: PostbackDeps): (res: HttpResponse, req: Ht
                 });
                 return finish(st);
               }
-              // To its click's partition (the click_id's tag), so the pipeline finds the click there.
-              const p = idTag(f.click_id) % partitions;
+              // To its click's partition (the click_id's tag), or its customer's (./conversion.ts).
+              const p = conversionPartition(f, advertiser_id, partitions);
               const conversion_id = uuid.next(received_ms, p);
               eventIds.reserve(advertiser_id, f.event_id, conversion_id).then((r) => {
                 try {
