@@ -157,7 +157,8 @@ export function browserHandlers(deps: BrowserDeps): BrowserHandlers {
     }
     const ok = (data: unknown, outcome: Outcome) =>
       done({ status: 200, body: { success: true, data }, headers, outcome });
-    if (!f.own_click && !viaCustomer(f)) return ok({ decision: 'rejected', reason: 'unknown_click', event_id: f.event_id }, 'rejected');
+    if (!f.own_click && !viaCustomer(f))
+      return ok({ decision: 'rejected', reason: 'unknown_click', event_id: f.event_id }, 'rejected');
     const p = conversionPartition(f, key.advertiser_id, partitions);
     const conversion_id = uuid.next(received_ms, p);
     const advertiser_id = key.advertiser_id;

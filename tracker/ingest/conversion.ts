@@ -104,7 +104,9 @@ export function viaCustomer(f: Pick<PostbackFields, 'click_id' | 'customer_id' |
  * one of that customer are one ordered stream; any other to its click's partition (the click_id's tag).
  */
 export function conversionPartition(f: PostbackFields, advertiserId: number, partitions: number): number {
-  return f.customer_id !== '' ? partitionOf(`${advertiserId}\t${f.customer_id}`, partitions) : idTag(f.click_id) % partitions;
+  return f.customer_id !== ''
+    ? partitionOf(`${advertiserId}\t${f.customer_id}`, partitions)
+    : idTag(f.click_id) % partitions;
 }
 
 function str(v: unknown): string | undefined {
@@ -162,7 +164,8 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number): P
   const eventIdRaw = text('event_id');
   if (goal === RENEWAL_GOAL && customerRaw === '') bad.customer_id ??= 'is required for a renewal';
   // The default event_id names the click: without one, every conversion of a customer would share it.
-  if (clickRaw === undefined && eventIdRaw === '' && customerRaw !== '') bad.event_id ??= 'is required without click_id';
+  if (clickRaw === undefined && eventIdRaw === '' && customerRaw !== '')
+    bad.event_id ??= 'is required without click_id';
 
   const statusRaw = get('status') ?? 'pending';
   let status: ConversionStatus = 'pending';

@@ -125,12 +125,7 @@ export interface Recorded {
  * so a customer is bound exactly once per event, crash or not.
  * @throws RetriableError on an outage; MalformedEventError when Postgres refuses the values.
  */
-export async function recordConversion(
-  sql: Sql,
-  c: ConversionEvent,
-  a: Attribution,
-  bind = false,
-): Promise<Recorded> {
+export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribution, bind = false): Promise<Recorded> {
   const click = a.click;
   const ok = a.type === 'ok';
   const status = ok ? c.status : 'rejected';

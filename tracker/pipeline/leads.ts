@@ -4,8 +4,8 @@
  */
 import { type LiveEvent, publishEvent, type Redis, type RedisKeys } from '../../infra/index.ts';
 import type { ConversionEvent } from '../events.ts';
-import type { CampaignTerms } from './campaigns.ts';
 import { FRAUD_THRESHOLD } from '../fraud/rules.ts';
+import type { CampaignTerms } from './campaigns.ts';
 
 /** The goal that marks a lead (a signup): besides it, the default goal ('') of a CPL campaign is one. */
 export const LEAD_GOAL = 'lead_signup';

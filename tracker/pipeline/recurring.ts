@@ -82,7 +82,9 @@ export async function customerEntriesProcessedBefore(
   entryId: string,
   own: ReadonlySet<string>,
 ): Promise<boolean> {
-  const pending = (await redis.xpending(stream, GROUP, '-', `(${entryId}`, own.size + 1)) as Array<[string, ...unknown[]]>;
+  const pending = (await redis.xpending(stream, GROUP, '-', `(${entryId}`, own.size + 1)) as Array<
+    [string, ...unknown[]]
+  >;
   return pending.every(([id]) => own.has(id));
 }
 
@@ -134,7 +136,10 @@ export function attributeCustomer(
     fraud_score: click.fraud_score,
     fraud_reasons: click.fraud_reasons as FraudVerdict['fraud_reasons'],
   };
-  const price = c.goal === RENEWAL_GOAL ? priceRenewal(c, binding, campaign) : priceConversion(campaign, c.goal, c.amount_minor, c.currency);
+  const price =
+    c.goal === RENEWAL_GOAL
+      ? priceRenewal(c, binding, campaign)
+      : priceConversion(campaign, c.goal, c.amount_minor, c.currency);
   if (price.type === 'reject') return { type: 'reject', reason: price.reason, click, campaign };
   return { type: 'ok', click, campaign, payout: price.payout, revenue: price.revenue, fraud };
 }
@@ -144,7 +149,12 @@ type RenewalPrice =
   | { type: 'ok'; payout: number; revenue: number }
   | {
       type: 'reject';
-      reason: 'recurring_not_offered' | 'recurring_expired' | 'amount_required' | 'currency_mismatch' | 'amount_out_of_range';
+      reason:
+        | 'recurring_not_offered'
+        | 'recurring_expired'
+        | 'amount_required'
+        | 'currency_mismatch'
+        | 'amount_out_of_range';
     };
 
 /**

@@ -33,7 +33,8 @@ export const attributeConversions: Step<ConversionCtx> = {
     });
     let latestMissing: string | null = null;
     decoded.forEach((e, i) => {
-      if (!clicks[i] && !viaCustomer(e.event) && (latestMissing === null || compareIds(e.id, latestMissing) > 0)) latestMissing = e.id;
+      if (!clicks[i] && !viaCustomer(e.event) && (latestMissing === null || compareIds(e.id, latestMissing) > 0))
+        latestMissing = e.id;
     });
     if (latestMissing !== null) {
       if (!(await clicksProcessedBefore(deps.redis, deps.keys, deps.config.STREAM_PARTITIONS, latestMissing))) {

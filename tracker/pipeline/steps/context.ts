@@ -17,8 +17,8 @@ import type { ClickEvent, ConversionEvent } from '../../events.ts';
 import type { EngineRecord, EngineVerdict, FraudEngine } from '../../fraud/engine-pool.ts';
 import type { Batch, DeadLetter, Decoded } from '../batches.ts';
 import type { CampaignTerms, LinkDefaults } from '../campaigns.ts';
-import type { LeadSignup } from '../leads.ts';
 import type { BuiltClicks, ClickRow, StoredClick } from '../clicks.ts';
+import type { LeadSignup } from '../leads.ts';
 import type { PipelineMetrics } from '../metrics.ts';
 import type { CustomerBinding } from '../recurring.ts';
 
