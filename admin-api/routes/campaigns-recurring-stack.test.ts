@@ -371,13 +371,3 @@ test('unknown customers and campaigns without recurring terms are rejected; bad 
   assert.equal(tooLong.status, 400);
   assert.ok(tooLong.body.error.details.customer_id);
 });
-
-test('webhooks subscribe to lead_signup', async () => {
-  const { t, adv } = stack!;
-  const r = await t.call('post', '/webhooks', {
-    token: adv.token,
-    body: { url: 'https://hooks.example.com/leads', events: ['lead_signup'] },
-  });
-  assert.equal(r.status, 201, r.text);
-  assert.deepEqual(r.body.data.events, ['lead_signup']);
-});
