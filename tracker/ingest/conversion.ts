@@ -156,7 +156,7 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number): P
   const clickRaw = get('click_id');
   let click_id = '';
   if (clickRaw === undefined) {
-    if (customerRaw === '') bad.click_id ??= 'is required (or customer_id)';
+    if (customerRaw === '') bad.click_id ??= 'is required';
   } else if (clickRaw.length > MAX_ID_LENGTH) bad.click_id = `must be at most ${MAX_ID_LENGTH} characters`;
   else click_id = UUID_RE.test(clickRaw) ? clickRaw.toLowerCase() : clickRaw;
 
