@@ -1,9 +1,18 @@
 /** Renewal pricing and the month arithmetic of recurring commissions (pure; end to end: admin-api/routes/campaigns-recurring-stack.test.ts). */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import { createTestEnv, type TestEnv } from '../../infra/testing/index.ts';
 import type { ConversionEvent } from '../events.ts';
 import type { CampaignTerms } from './campaigns.ts';
-import { addMonthsUtc, attributeCustomer, type CustomerBinding, priceRenewal, viaCustomer } from './recurring.ts';
+import {
+  addMonthsUtc,
+  attributeCustomer,
+  type CustomerBinding,
+  customerEntriesProcessedBefore,
+  priceRenewal,
+  viaCustomer,
+} from './recurring.ts';
+import { GROUP } from './streams.ts';
 
 const campaign: CampaignTerms = {
   id: 1,
@@ -94,5 +103,30 @@ describe('recurring commissions', () => {
     assert.equal(viaCustomer({ click_id: 'x', customer_id: 'c', goal: 'renewal' }), true);
     assert.equal(viaCustomer({ click_id: 'x', customer_id: 'c', goal: '' }), false);
     assert.equal(viaCustomer({ click_id: '', customer_id: 'c', goal: '' }), true);
+  });
+});
+
+describe('a customer unknown so far waits for earlier entries of its stream that another consumer holds', () => {
+  let env: TestEnv;
+  before(async () => {
+    env = await createTestEnv();
+  });
+  after(() => env.close());
+
+  it('is decided only once every earlier entry outside the batch is acknowledged', async () => {
+    const stream = env.keys.conversions(0);
+    await env.redis.xgroup('CREATE', stream, GROUP, '0', 'MKSTREAM');
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await env.redis.xadd(stream, '*', 'd', String(i))) as string);
+    // Consumer A holds entry 0 (the lead that binds the customer); consumer B reads entries 1..3 as one batch.
+    await env.redis.xreadgroup('GROUP', GROUP, 'A', 'COUNT', 1, 'STREAMS', stream, '>');
+    await env.redis.xreadgroup('GROUP', GROUP, 'B', 'COUNT', 3, 'STREAMS', stream, '>');
+    const batch = new Set(ids.slice(1));
+    assert.equal(await customerEntriesProcessedBefore(env.redis, stream, ids[3]!, batch), false);
+    // Entry 0 is not before itself: nothing earlier holds it back.
+    assert.equal(await customerEntriesProcessedBefore(env.redis, stream, ids[0]!, new Set([ids[0]!])), true);
+    await env.redis.xack(stream, GROUP, ids[0]!);
+    // Its own batch's earlier entries do not hold it back (they are recorded first, in order).
+    assert.equal(await customerEntriesProcessedBefore(env.redis, stream, ids[3]!, batch), true);
   });
 });
