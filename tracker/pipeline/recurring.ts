@@ -70,22 +70,18 @@ export async function loadBindings(
 }
 
 /**
- * Whether every entry of `stream` before `entryId` that is not in `own` (the batch being processed) has been
- * processed: none is still pending in the pipeline's group. The ingest puts every conversion carrying a customer
- * reference on the customer's partition, so the conversion that binds a customer sits before the customer's later
- * conversions in one stream; Redis delivers a stream's entries in order, so an earlier entry not pending is done.
- * Decides that a customer is really unknown rather than bound by an entry another consumer is still recording.
+ * Whether every entry of `stream` before `firstId` (the first entry of the batch being processed) has been processed:
+ * none is still pending in the pipeline's group. The ingest puts every conversion carrying a customer reference on
+ * the customer's partition, so the conversion that binds a customer sits before the customer's later conversions in
+ * one stream; Redis delivers a stream's entries in order, so an earlier entry not pending is done, and the batch's
+ * own earlier entries are recorded before (in order). Decides that a customer is really unknown rather than bound by
+ * an entry another consumer is still recording. A batch waits only on entries before all of its own, so waits never
+ * form a cycle (each waits on strictly earlier entries); a batch of entries that are not contiguous (taken over
+ * after a crash) is therefore decided without waiting on entries between its own.
  */
-export async function customerEntriesProcessedBefore(
-  redis: Redis,
-  stream: string,
-  entryId: string,
-  own: ReadonlySet<string>,
-): Promise<boolean> {
-  const pending = (await redis.xpending(stream, GROUP, '-', `(${entryId}`, own.size + 1)) as Array<
-    [string, ...unknown[]]
-  >;
-  return pending.every(([id]) => own.has(id));
+export async function customerEntriesProcessedBefore(redis: Redis, stream: string, firstId: string): Promise<boolean> {
+  const pending = (await redis.xpending(stream, GROUP, '-', `(${firstId}`, 1)) as unknown[];
+  return pending.length === 0;
 }
 
 /** `ms` plus `months` calendar months in UTC; a day past the target month's end becomes its last day (Jan 31 + 1 → Feb 28/29). */

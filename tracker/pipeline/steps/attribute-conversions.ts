@@ -64,8 +64,8 @@ export const attributeConversions: Step<ConversionCtx> = {
 /**
  * The bindings of the batch's customer-attributed conversions. A customer not bound yet may be bound by an earlier
  * entry of the same stream (the customer's partition) that another consumer is still recording: such a miss waits
- * (null: retry) until every earlier entry outside this batch is processed, then the bindings are read again. One bound
- * by an earlier conversion of this same batch is found by the record step, which records in stream order.
+ * (null: retry) until every entry before the batch is processed, then the bindings are read again. One bound by an
+ * earlier conversion of this same batch is found by the record step, which records in stream order.
  */
 async function customerBindings(ctx: ConversionCtx): Promise<Map<string, CustomerBinding> | null> {
   const { deps, decoded, batch } = ctx;
@@ -77,7 +77,7 @@ async function customerBindings(ctx: ConversionCtx): Promise<Map<string, Custome
     .filter((e) => viaCustomer(e.event) && !bindings.has(bindingKey(e.event.advertiser_id, e.event.customer_id!)))
     .at(-1);
   if (latest === undefined) return bindings;
-  if (!(await customerEntriesProcessedBefore(deps.redis, batch.stream, latest.id, new Set(batch.ids)))) return null;
+  if (!(await customerEntriesProcessedBefore(deps.redis, batch.stream, batch.ids[0]!))) return null;
   bindings = await loadBindings(deps.sql, pairs);
   return bindings;
 }
