@@ -226,6 +226,15 @@ test('a lead binds its customer: a later sale with only customer_id goes to the 
     assert.deepEqual([r2.status, r2.payout], ['approved', 499]);
     assert.deepEqual([r3.status, r3.reject_reason, r3.payout], ['rejected', 'recurring_expired', 0]);
 
+    // GET /conversions shows the advertiser the customer reference, not the affiliate.
+    const advList = await t.call('get', `/conversions?campaign_id=${c.id}`, { token: adv.token });
+    assert.ok(
+      advList.body.data.every((r: { customer_id: string }) => r.customer_id === 'cus_ACME_1'),
+      advList.text,
+    );
+    const affList = await t.call('get', `/conversions?campaign_id=${c.id}`, { token: aff.token });
+    assert.equal(affList.body.data.length, 5, affList.text);
+    assert.ok(affList.body.data.every((r: Record<string, unknown>) => !('customer_id' in r)));
     // Exactly once: one posting per paid conversion, one binding.
     const postings = await t.env.sql<{ event_id: string; n: number }[]>`
       select c.event_id, count(p.id)::int as n from conversions c left join ledger_postings p on p.conversion_id = c.id
