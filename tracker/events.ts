@@ -96,6 +96,17 @@ export interface ConversionEvent {
   customer_id?: string;
 }
 
+/** The goal of a renewal of a recurring commission: attributed through `customer_id`, priced by the campaign's recurring terms. */
+export const RENEWAL_GOAL = 'renewal';
+
+/**
+ * Whether a conversion is attributed through its customer's bound click rather than its `click_id` (README "Leads and
+ * recurring commissions"): a renewal, or a conversion with a `customer_id` and no `click_id`.
+ */
+export function viaCustomer(c: { click_id: string; customer_id?: string; goal: string }): boolean {
+  return !!c.customer_id && (c.click_id === '' || c.goal === RENEWAL_GOAL);
+}
+
 export const CLICK_FIELDS = [
   'click_id',
   'ts_ms',

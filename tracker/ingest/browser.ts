@@ -15,9 +15,9 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError, counterOn, type Logger, type Registry } from '../../infra/index.ts';
-import { encodeConversion } from '../events.ts';
+import { encodeConversion, viaCustomer } from '../events.ts';
 import { BROWSER_SCRIPT } from './browser-script.ts';
-import { conversionPartition, type PostbackFields, parsePostback, viaCustomer } from './conversion.ts';
+import { conversionPartition, type PostbackFields, parsePostback } from './conversion.ts';
 import type { EventIds } from './event-ids.ts';
 import { FALLBACK, type ReqState, sendError, sendJson, statusLine } from './http.ts';
 import type { TrustedProxies } from './proxies.ts';

@@ -10,7 +10,7 @@ import {
   UUID_RE,
   validationError,
 } from '../../infra/index.ts';
-import { type ConversionStatus, idTag, partitionOf } from '../events.ts';
+import { type ConversionStatus, idTag, partitionOf, RENEWAL_GOAL } from '../events.ts';
 import { singleFlight } from './single-flight.ts';
 
 /** Max length of `event_id` and `goal`. */
@@ -85,17 +85,6 @@ export interface PostbackFields {
   event_time_ms: number | undefined;
   /** The advertiser's customer reference, trimmed; '' when not posted (README "Leads and recurring commissions"). */
   customer_id: string;
-}
-
-/** The goal of a renewal of a recurring commission: attributed through `customer_id`, priced by the campaign's recurring terms. */
-export const RENEWAL_GOAL = 'renewal';
-
-/**
- * Whether the pipeline attributes this conversion through its customer's bound click rather than its `click_id`:
- * a renewal, or a conversion posted with `customer_id` and no `click_id`.
- */
-export function viaCustomer(f: Pick<PostbackFields, 'click_id' | 'customer_id' | 'goal'>): boolean {
-  return f.customer_id !== '' && (f.click_id === '' || f.goal === RENEWAL_GOAL);
 }
 
 /**

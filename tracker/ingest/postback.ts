@@ -6,14 +6,13 @@
  */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Logger } from '../../infra/index.ts';
-import { encodeConversion } from '../events.ts';
+import { encodeConversion, viaCustomer } from '../events.ts';
 import {
   conversionPartition,
   type PostbackFields,
   parsePostback,
   type TokenAuth,
   type TokenCache,
-  viaCustomer,
 } from './conversion.ts';
 import type { EventIds } from './event-ids.ts';
 import { type ReqState, sendAppError, sendError, sendJson } from './http.ts';

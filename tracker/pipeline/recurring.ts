@@ -4,16 +4,16 @@
  * attributed conversion, and the pricing of a renewal by the campaign's recurring terms.
  */
 import { type Redis, RetriableError, type Sql } from '../../infra/index.ts';
-import type { ConversionEvent } from '../events.ts';
+import { type ConversionEvent, RENEWAL_GOAL } from '../events.ts';
+
+export { viaCustomer } from '../events.ts';
+
 import type { FraudVerdict } from '../fraud/rules.ts';
 import { type CampaignTerms, percentOf, priceConversion } from './campaigns.ts';
 import type { StoredClick } from './clicks.ts';
 import type { Attribution } from './conversions.ts';
 import { CLOCK_SKEW_MS } from './conversions.ts';
 import { GROUP } from './streams.ts';
-
-/** The goal of a renewal (the ingest's RENEWAL_GOAL). */
-export const RENEWAL_GOAL = 'renewal';
 
 /** A customer bound to a click: what `customer_bindings` holds (migration 00018). */
 export interface CustomerBinding {
@@ -24,11 +24,6 @@ export interface CustomerBinding {
   click: StoredClick;
   /** Event time of the conversion that bound the customer (its first sale or lead), ms. */
   first_event_time_ms: number;
-}
-
-/** Whether a conversion is attributed through its customer's binding (a renewal, or a customer_id without click_id). */
-export function viaCustomer(c: Pick<ConversionEvent, 'click_id' | 'customer_id' | 'goal'>): boolean {
-  return !!c.customer_id && (c.click_id === '' || c.goal === RENEWAL_GOAL);
 }
 
 /** Key of a binding in the maps below. */
