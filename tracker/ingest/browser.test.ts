@@ -134,6 +134,15 @@ describe('POST /api/v1/track/conversion/browser', () => {
     assert.equal((await conversions()).length, before);
   });
 
+  it('carries a customer_id with the key’s mode; without a click_id it is attributed through the customer', async () => {
+    const key = await makeKey();
+    const r = await send(key, { customer_id: ' cus_b ', goal: 'purchase', event_id: 'order-cus-b' });
+    const body = (await r.json()) as { data: { decision: string; conversion_id: string } };
+    assert.equal(body.data.decision, 'accepted', JSON.stringify(body));
+    const c = await stored(body.data.conversion_id);
+    assert.deepEqual([c?.click_id, c?.customer_id, c?.mode, c?.status], ['', 'cus_b', 'live', 'pending']);
+  });
+
   it('refuses an origin the key does not list (or none) with ORIGIN_NOT_ALLOWED and no CORS headers', async () => {
     const key = await makeKey();
     const click_id = await clickId();
