@@ -195,7 +195,7 @@ export function trackerPaths(): Record<string, Record<string, unknown>> {
       get: {
         summary:
           'The page script (ES2017, no dependencies, Cache-Control: public, max-age=3600): stores the landing URL’s ' +
-          'click id in a first-party cookie and exposes trk.conversion({ goal, amount, currency, event_id })',
+          'click id in a first-party cookie and exposes trk.conversion({ goal, amount, currency, event_id, customer_id })',
         tags: ['tracker'],
         operationId: 'getSJs',
         security: [],

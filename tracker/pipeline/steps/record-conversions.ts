@@ -30,8 +30,9 @@ export const recordConversions: Step<ConversionCtx> = {
         const binding = await bindingOf(ctx, c.advertiser_id, c.customer_id!);
         const terms = binding ? await termsOf(ctx, binding.click.campaign_id) : null;
         a = attributeCustomer(c, binding, terms);
-        // Recorded against the bound click: its id, sub-ids, country and landing page, as the click's own conversions.
-        if (binding && a.click) c = { ...c, click_id: binding.click_id };
+        // Recorded against the bound click (its id, sub-ids, country and landing page, as the click's own
+        // conversions), or none: a click_id posted with a renewal is not what attributes it.
+        c = { ...c, click_id: binding && a.click ? binding.click_id : '' };
       } else {
         const click = ctx.clicks[i] ?? null;
         a = attribute(
