@@ -122,6 +122,8 @@ describe('GET /api/v1/openapi.json', () => {
         .map((m) => `${m} ${p}`),
     );
     const tracker = [
+      'get /api/v1/track/conversion',
+      'post /api/v1/track/conversion',
       'post /api/v1/track/conversion/browser',
       'options /api/v1/track/conversion/browser',
       'get /api/v1/track/pixel',

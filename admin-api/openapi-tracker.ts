@@ -1,5 +1,6 @@
 /**
- * The tracker's browser-conversion endpoints in the OpenAPI document (tracker/ingest/browser.ts). They are served by
+ * The tracker's conversion endpoints in the OpenAPI document: the S2S postback (tracker/ingest/postback.ts) and the
+ * browser conversions (tracker/ingest/browser.ts). They are served by
  * the tracker, not this API, so each path names the tracker as its server; written by hand because the tracker has
  * no route table. `app.test.ts` checks the document lists exactly the API's routes plus these.
  */
@@ -25,7 +26,48 @@ const conversionFields = {
   goal: { type: 'string', maxLength: 255 },
   amount: { type: 'string', description: 'Sale amount as a decimal in major units ("49.90"); needs currency' },
   currency: { type: 'string', description: 'ISO 4217' },
-  event_id: { type: 'string', maxLength: 255, description: 'Idempotency key per advertiser; default click_id:goal' },
+  event_id: {
+    type: 'string',
+    maxLength: 255,
+    description: 'Idempotency key per advertiser; default click_id:goal (required without click_id)',
+  },
+  customer_id: {
+    type: 'string',
+    maxLength: 255,
+    description:
+      "The advertiser's customer reference (trimmed). With click_id: binds the customer to the click (first binding " +
+      'wins); without: attributed to the bound click (unknown → rejected unknown_customer). Required for goal=renewal',
+  },
+};
+/** The S2S postback's fields: the browser's, plus what only a server may say (README "Endpoints"). */
+const postbackFields = {
+  ...conversionFields,
+  click_id: { type: 'string', description: 'The click id ({click_id}); optional with customer_id' },
+  goal: {
+    type: 'string',
+    maxLength: 255,
+    description:
+      'Goal name; lead_signup marks a lead (lead_signup event), renewal a renewal of a recurring commission (priced ' +
+      "by the campaign's recurring_percent_bp, attributed through customer_id)",
+  },
+  status: { enum: ['pending', 'approved', 'rejected'], default: 'pending' },
+  event_time: {
+    type: 'string',
+    description: 'Epoch ms or ISO 8601; not in the future (5 min skew), not before 2000 (default: received time)',
+  },
+};
+const tokenParam = {
+  name: 'X-Postback-Token',
+  in: 'header',
+  required: false,
+  description: "The advertiser's postback token (POST /postback-tokens); or the token query/body field",
+  schema: { type: 'string' },
+};
+const postbackErrors = {
+  description:
+    'Error envelope: 401 UNAUTHORIZED (token), 403 IP_NOT_ALLOWED (allowlist), 400 VALIDATION_ERROR (details per ' +
+    'field), 413 (body over 16 KiB), 503 SERVICE_UNAVAILABLE (Retry-After)',
+  content: { 'application/json': { schema: errorRef } },
 };
 const answer = {
   type: 'object',
@@ -47,6 +89,44 @@ const answer = {
 /** The tracker's paths, keyed by path then method (OpenAPI path items). */
 export function trackerPaths(): Record<string, Record<string, unknown>> {
   return {
+    '/api/v1/track/conversion': {
+      servers: trackerServer,
+      get: {
+        summary:
+          'Server-to-server conversion postback (fields as query parameters): answered at once accepted, duplicate ' +
+          '(the original conversion_id) or rejected unknown_click; the final decision (reject reasons such as ' +
+          'unknown_customer, recurring_expired) is GET /api/v1/track/conversion/{event_id}',
+        tags: ['tracker'],
+        operationId: 'getTrackConversion',
+        security: [],
+        parameters: [
+          tokenParam,
+          ...Object.entries(postbackFields).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
+        ],
+        responses: {
+          '200': { description: 'The decision', content: { 'application/json': { schema: answer } } },
+          default: postbackErrors,
+        },
+      },
+      post: {
+        summary: 'The same postback with the fields as a JSON or form body (query parameters also read)',
+        tags: ['tracker'],
+        operationId: 'postTrackConversion',
+        security: [],
+        parameters: [tokenParam],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: { type: 'object', properties: postbackFields } },
+            'application/x-www-form-urlencoded': { schema: { type: 'object', properties: postbackFields } },
+          },
+        },
+        responses: {
+          '200': { description: 'The decision', content: { 'application/json': { schema: answer } } },
+          default: postbackErrors,
+        },
+      },
+    },
     '/api/v1/track/conversion/browser': {
       servers: trackerServer,
       post: {
@@ -61,7 +141,7 @@ export function trackerPaths(): Record<string, Record<string, unknown>> {
           required: true,
           content: {
             'text/plain': { schema: { type: 'string', description: 'The JSON object below (no CORS preflight)' } },
-            'application/json': { schema: { type: 'object', required: ['click_id'], properties: conversionFields } },
+            'application/json': { schema: { type: 'object', properties: conversionFields } },
           },
         },
         responses: {
@@ -103,7 +183,7 @@ export function trackerPaths(): Record<string, Record<string, unknown>> {
           ...Object.entries(conversionFields).map(([name, schema]) => ({
             name,
             in: 'query',
-            required: name === 'click_id',
+            required: false,
             schema,
           })),
         ],
@@ -115,7 +195,7 @@ export function trackerPaths(): Record<string, Record<string, unknown>> {
       get: {
         summary:
           'The page script (ES2017, no dependencies, Cache-Control: public, max-age=3600): stores the landing URL’s ' +
-          'click id in a first-party cookie and exposes trk.conversion({ goal, amount, currency, event_id })',
+          'click id in a first-party cookie and exposes trk.conversion({ goal, amount, currency, event_id, customer_id })',
         tags: ['tracker'],
         operationId: 'getSJs',
         security: [],

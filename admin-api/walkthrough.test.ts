@@ -1,6 +1,7 @@
 /**
  * The README walk-through, as a test: the exact request bodies of register → login → website →
- * approve → campaign → activate → join → postback token → publishable key → report.
+ * approve → campaign → activate → join → postback token → publishable key → recurring terms → report (the
+ * renewal postbacks themselves run through a real tracker in routes/campaigns-recurring-stack.test.ts).
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -76,6 +77,14 @@ test('walk-through', async () => {
   });
   assert.equal(pk.status, 201, pk.text);
   assert.match(pk.body.data.key, /^pk_live_/);
+
+  // Recurring commissions: the README's PATCH, as sent.
+  const rec = await t.call('patch', `/campaigns/${campId}`, {
+    token: adv,
+    body: { recurring_percent_bp: 1000, recurring_months: 12 },
+  });
+  assert.equal(rec.status, 200, rec.text);
+  assert.equal(rec.body.data.recurring_percent_bp, 1000);
 
   const rep = await t.call('get', `/reports?group_by=day&from=2026-11-01&to=2026-11-30&tz=UTC&campaign_id=${campId}`, {
     token: adv,

@@ -43,6 +43,20 @@ const CONVERSION_AFFILIATE = [
 ] as const;
 const CONVERSION_ADVERTISER = [...CONVERSION_AFFILIATE, 'event_id', 'click_id', 'amount', 'revenue', 'by'] as const;
 const CONVERSION = { advertiser: CONVERSION_ADVERTISER, affiliate: CONVERSION_AFFILIATE };
+const LEAD_AFFILIATE = [
+  'id',
+  'state',
+  'customer_since',
+  'cancelled_at',
+  'plan_name',
+  'suspicion',
+  'created_at',
+  'promoter',
+  'promotion',
+  'conversion_id',
+  'campaign_id',
+  'affiliate_id',
+] as const;
 
 const POLICY: Record<LiveEventType, Audience> = {
   'conversion.created': CONVERSION,
@@ -110,6 +124,12 @@ const POLICY: Record<LiveEventType, Audience> = {
   'cap.threshold_reached': {
     advertiser: ['campaign_id', 'affiliate_id', 'metric', 'period', 'day', 'threshold_percent', 'cap', 'count'],
     affiliate: ['campaign_id', 'affiliate_id', 'metric', 'period', 'day', 'threshold_percent', 'cap', 'count'],
+  },
+  // A lead (README "Leads and recurring commissions"), FirstPromoter's shape. The customer reference (`uid`), the click
+  // and the advertiser's event_id are the advertiser's; the affiliate sees its lead, campaign and time.
+  lead_signup: {
+    advertiser: [...LEAD_AFFILIATE, 'uid', 'email', 'event_id', 'click_id'],
+    affiliate: LEAD_AFFILIATE,
   },
   'force-logout': { advertiser: ['session_id', 'reason'], affiliate: ['session_id', 'reason'] },
 };

@@ -20,6 +20,7 @@ export type LiveEventType =
   | 'delivery.queue_alert'
   | 'tracker.spool_near_cap'
   | 'cap.threshold_reached'
+  | 'lead_signup'
   | 'force-logout';
 
 /**

@@ -58,6 +58,44 @@ describe('stream wire format', () => {
     assert.deepEqual(decodeConversion(encodeConversion(conv)), conv);
   });
 
+  it('carries a customer_id as a 14th field after mode and source; 11-, 12- and 13-field lines still read', () => {
+    const conv = {
+      conversion_id: '0190b6e2-7c3a-7a4b-8c1d-000000000001',
+      event_id: 'renewal-7',
+      click_id: '',
+      advertiser_id: 3,
+      goal: 'renewal',
+      amount_minor: 4990,
+      currency: 'USD',
+      status: 'approved' as const,
+      event_time_ms: 1_700_000_100_000,
+      received_ms: 1_700_000_100_001,
+      ip: '198.51.100.1',
+    };
+    const s2s = encodeConversion({ ...conv, customer_id: 'cus_1' });
+    assert.equal(s2s.split('\t').length, 14);
+    assert.deepEqual(decodeConversion(s2s), { ...conv, customer_id: 'cus_1' });
+    const browser = { ...conv, mode: 'test' as const, source: 'pixel' as const, customer_id: 'cus 2' };
+    assert.deepEqual(decodeConversion(encodeConversion(browser)), browser);
+    // An S2S line names no browser source, and a browser line no s2s one.
+    assert.throws(() => decodeConversion(s2s.replace('\ts2s\t', '\tbrowser\t')), MalformedEventError);
+    assert.throws(
+      () => decodeConversion(encodeConversion(browser).replace('\tpixel\t', '\ts2s\t')),
+      MalformedEventError,
+    );
+    // Lines as earlier versions wrote them.
+    assert.equal(encodeConversion(conv).split('\t').length, 11);
+    assert.deepEqual(decodeConversion(encodeConversion(conv)), conv);
+    assert.deepEqual(decodeConversion(encodeConversion({ ...conv, mode: 'live' })), {
+      ...conv,
+      mode: 'live',
+      source: 'browser',
+    });
+    assert.throws(() => decodeConversion(`${encodeConversion(conv)}\t`), MalformedEventError, 'an empty mode alone');
+    assert.throws(() => decodeConversion(`${encodeConversion(conv)}\t\t`), MalformedEventError, 'an empty customer');
+    assert.throws(() => decodeConversion(`${s2s}\tx`), MalformedEventError);
+  });
+
   it('carries landing_id, and still reads lines written before it (15 fields) as landing_id 0', () => {
     const withLander = { ...click, user_agent: 'Mozilla/5.0 (X11)', landing_id: 42 };
     assert.deepEqual(decodeClick(encodeClick(withLander)), withLander);

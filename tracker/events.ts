@@ -97,6 +97,22 @@ export interface ConversionEvent {
    * it, decodes as `browser`). Absent: `s2s`.
    */
   source?: ConversionSource;
+  /**
+   * The advertiser's customer reference (README "Leads and recurring commissions"), absent when not posted. Encoded as
+   * a 14th field, after `mode` (empty for S2S postbacks) and `source`, only when set, so other lines keep 11 to 13.
+   */
+  customer_id?: string;
+}
+
+/** The goal of a renewal of a recurring commission: attributed through `customer_id`, priced by the campaign's recurring terms. */
+export const RENEWAL_GOAL = 'renewal';
+
+/**
+ * Whether a conversion is attributed through its customer's bound click rather than its `click_id` (README "Leads and
+ * recurring commissions"): a renewal, or a conversion with a `customer_id` and no `click_id`.
+ */
+export function viaCustomer(c: { click_id: string; customer_id?: string; goal: string }): boolean {
+  return !!c.customer_id && (c.click_id === '' || c.goal === RENEWAL_GOAL);
 }
 
 export const CLICK_FIELDS = [
@@ -193,7 +209,9 @@ export function encodeClick(c: ClickEvent): string {
 /** Encodes one conversion as a line. String fields must already be {@link clean}. */
 export function encodeConversion(c: ConversionEvent): string {
   const line = CONVERSION_FIELDS.map((f) => c[f]).join('\t');
-  return c.mode ? `${line}\t${c.mode}\t${c.source === 'pixel' ? 'pixel' : 'browser'}` : line;
+  const source = c.mode ? (c.source === 'pixel' ? 'pixel' : 'browser') : 's2s';
+  if (c.customer_id) return `${line}\t${c.mode ?? ''}\t${source}\t${c.customer_id}`;
+  return c.mode ? `${line}\t${c.mode}\t${source}` : line;
 }
 
 /** Thrown for a line or entry that does not decode; the pipeline dead-letters it with this message. */
@@ -253,21 +271,28 @@ export function decodeClick(line: string): ClickEvent {
 
 /** Decodes one conversion line. @throws MalformedEventError */
 export function decodeConversion(line: string): ConversionEvent {
-  // Browser conversions add their key's mode (12th field) and their source (13th; see ConversionEvent).
+  // Optional trailing fields: 12th a browser conversion's key mode ('' for S2S), 13th its source, 14th the customer
+  // reference (see ConversionEvent). Lines of 11 (S2S), 12 (mode only: a tracker before `source`, a browser conversion)
+  // and 13 fields still read.
   const parts = line.split('\t');
-  const extra = parts.length - CONVERSION_FIELDS.length;
-  if (extra > 2) throw new MalformedEventError(`expected ${CONVERSION_FIELDS.length} fields, got ${parts.length}`);
-  const c = decodeLine<ConversionEvent>(
-    extra > 0 ? parts.slice(0, CONVERSION_FIELDS.length).join('\t') : line,
-    CONVERSION_FIELDS,
-  );
+  const n = CONVERSION_FIELDS.length;
+  const extra = parts.length - n;
+  if (extra > 3) throw new MalformedEventError(`expected ${n} to ${n + 3} fields, got ${parts.length}`);
+  const c = decodeLine<ConversionEvent>(extra > 0 ? parts.slice(0, n).join('\t') : line, CONVERSION_FIELDS);
   if (extra > 0) {
-    const mode = parts[CONVERSION_FIELDS.length]!;
-    if (mode !== 'live' && mode !== 'test') throw new MalformedEventError(`bad mode ${mode}`);
-    c.mode = mode;
-    const source = extra > 1 ? parts[CONVERSION_FIELDS.length + 1]! : 'browser';
-    if (source !== 'browser' && source !== 'pixel') throw new MalformedEventError(`bad source ${source}`);
-    c.source = source;
+    const mode = parts[n]!;
+    // An empty mode only before a customer reference (an S2S postback that carries one).
+    if (mode === 'live' || mode === 'test') c.mode = mode;
+    else if (mode !== '' || extra < 3) throw new MalformedEventError(`bad mode ${mode}`);
+    const source = extra > 1 ? parts[n + 1]! : 'browser';
+    const sources = mode === '' ? ['s2s'] : ['browser', 'pixel'];
+    if (!sources.includes(source)) throw new MalformedEventError(`bad source ${source}`);
+    if (source !== 's2s') c.source = source as ConversionSource;
+    if (extra > 2) {
+      const id = parts[n + 2]!;
+      if (id === '' || id.length > 255) throw new MalformedEventError('customer_id empty or too long');
+      c.customer_id = id;
+    }
   }
   if (c.status !== 'pending' && c.status !== 'approved' && c.status !== 'rejected') {
     throw new MalformedEventError(`bad status ${c.status}`);

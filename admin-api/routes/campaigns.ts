@@ -28,6 +28,7 @@ import {
 } from '../domain/campaigns/destination.ts';
 import { decideMembership, joinCampaign, leaveCampaign } from '../domain/campaigns/memberships.ts';
 import { checkFunds, marginIssues, moneyColumns, priceIssue, storedGoals } from '../domain/campaigns/pricing.ts';
+import { RECURRING_KEYS, recurringFields } from '../domain/campaigns/recurring.ts';
 import { ownedCampaign, visibleCampaign } from '../domain/campaigns/visible-campaign.ts';
 import { currency, type HandlerArgs, httpUrl, minorUnits, notFound, pageQuery, type Route, route } from '../http.ts';
 import { pagedQuery } from '../paging.ts';
@@ -65,6 +66,8 @@ const campaignFields = {
   visibility: z.enum(['public', 'private']).optional(),
   // Click and conversion caps, daily in time_zone (README "Caps").
   ...campaignCapFields,
+  // Renewals of a customer's subscription (README "Leads and recurring commissions").
+  ...recurringFields,
 };
 
 const createBody = z
@@ -167,6 +170,8 @@ export function campaignRoutes(): Route<never, never>[] {
         time_zone: 'America/New_York',
         click_cap_daily: 5000,
         conversion_cap_total: 1000,
+        recurring_percent_bp: 1000,
+        recurring_months: 12,
       },
       async handler(a) {
         const { deps, user, body } = a;
@@ -194,7 +199,8 @@ export function campaignRoutes(): Route<never, never>[] {
           insert into campaigns (advertiser_id, website_id, name, destination_url, fallback_url, payout_model, currency,
             payout_amount, revenue_amount, payout_percent_bp, revenue_percent_bp, goals, budget, daily_cap,
             attribution_window_days, hold_days, allowed_countries, allowed_devices, allowed_os, allowed_browsers,
-            visibility, mode, time_zone, click_cap_daily, click_cap_total, conversion_cap_daily, conversion_cap_total)
+            visibility, mode, time_zone, click_cap_daily, click_cap_total, conversion_cap_daily, conversion_cap_total,
+            recurring_percent_bp, recurring_months)
           values (${user.user_id}, ${body.website_id}, ${body.name}, ${body.destination_url}, ${body.fallback_url ?? null},
             ${body.payout_model}, ${body.currency}, ${m.payout_amount ?? 0}, ${m.revenue_amount ?? 0},
             ${m.payout_percent_bp ?? null}, ${m.revenue_percent_bp ?? null}, ${deps.sql.json(goals)},
@@ -203,7 +209,7 @@ export function campaignRoutes(): Route<never, never>[] {
             ${body.allowed_countries ?? []}, ${body.allowed_devices ?? []}, ${body.allowed_os ?? []},
             ${body.allowed_browsers ?? []}, ${body.visibility ?? 'public'}, ${user.mode}, ${body.time_zone ?? 'UTC'},
             ${body.click_cap_daily ?? null}, ${body.click_cap_total ?? null}, ${body.conversion_cap_daily ?? null},
-            ${body.conversion_cap_total ?? null})
+            ${body.conversion_cap_total ?? null}, ${body.recurring_percent_bp ?? null}, ${body.recurring_months ?? null})
           returning *`;
         return { status: 201, data: campaignView(c!, user) };
       },
@@ -287,6 +293,7 @@ export function campaignRoutes(): Route<never, never>[] {
           'allowed_browsers',
           'visibility',
           ...CAMPAIGN_CAP_KEYS,
+          ...RECURRING_KEYS,
         ] as const)
           if (body[k] !== undefined) patch[k] = body[k];
         for (const [k, v] of Object.entries(m)) if (v !== undefined) patch[k] = v;

@@ -104,6 +104,8 @@ interface ConversionRow {
   revenue: number;
   event_time: Date;
   fraud_score: number;
+  /** The advertiser's customer reference it was posted with (README "Leads and recurring commissions"). */
+  customer_id: string | null;
   sub1: string | null;
   sub2: string | null;
   sub3: string | null;
@@ -153,15 +155,23 @@ export function conversionRoutes(): Route<never, never>[] {
           query,
           {
             columns: sql`id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, link_code, goal, status,
-              reject_reason, amount, currency, payout, revenue, event_time, fraud_score, sub1, sub2, sub3, sub4, sub5,
-              source, created_at`,
+              reject_reason, amount, currency, payout, revenue, event_time, fraud_score, customer_id, sub1, sub2, sub3,
+              sub4, sub5, source, created_at`,
             from: sql`conversions`,
             where: sql`${scope} and ${camp} and ${st} and ${src} and ${mode}`,
             orderBy: sql`created_at desc, id`,
           },
           (r) => {
             if (user.role !== 'affiliate') return r;
-            const { revenue: _r, advertiser_id: _a, event_id: _e, amount: _m, fraud_score: _f, ...rest } = r;
+            const {
+              revenue: _r,
+              advertiser_id: _a,
+              event_id: _e,
+              amount: _m,
+              fraud_score: _f,
+              customer_id: _c,
+              ...rest
+            } = r;
             return rest;
           },
         );

@@ -43,6 +43,7 @@ export const WEBHOOK_EVENTS = [
   'payout.paid',
   'fraud.alert',
   'cap.threshold_reached',
+  'lead_signup',
 ] as const satisfies readonly LiveEventType[];
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

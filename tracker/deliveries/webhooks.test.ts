@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { AppError, eventLogKey, publishEvent } from '../../infra/index.ts';
 import { waitFor } from '../../infra/testing/index.ts';
+import { leadEvent } from '../pipeline/leads.ts';
 import { type Fixture, liveEvent, otherEngine, type Receiver, setupWithReceiver } from './test-helpers.ts';
 
 let f: Fixture;
@@ -260,6 +261,43 @@ describe('payloads per recipient role', () => {
       [created, charge].sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y))),
     );
     for (const h of Object.values(hooks)) await f.deliveries.webhooks.remove(f.admin, h.webhook.id);
+  });
+
+  test("lead_signup, as the pipeline publishes it: the advertiser's carries the customer reference and click, the affiliate's not", async () => {
+    rx.requests.length = 0;
+    const events = ['lead_signup'];
+    const adv = await f.deliveries.webhooks.create(f.advertiser, { url: `${rx.base}/hooks/lead-adv`, events });
+    const aff = await f.deliveries.webhooks.create(f.affiliate, { url: `${rx.base}/hooks/lead-aff`, events });
+    const ev = leadEvent({
+      conversion_id: '01890000-0000-7000-8000-000000000001',
+      event_id: 'signup-77',
+      advertiser_id: f.advertiser.id,
+      affiliate_id: f.affiliate.id,
+      campaign_id: f.campaignId,
+      click_id: '01890000-0000-7000-8000-000000000002',
+      customer_id: 'cus_77',
+      event_time_ms: Date.UTC(2026, 0, 2),
+      fraud_score: 0.1,
+    });
+    assert.equal((await f.deliveries.handleEvent(ev)).webhooks, 2);
+    await f.deliveries.drain();
+    const body = (path: string, secret: string) => {
+      const i = rx.requests.findIndex((r) => r.url === path);
+      assert.ok(i >= 0, `nothing at ${path}`);
+      return new Webhook(secret).verify(rx.requests[i]!.body, headersOf(i)) as {
+        type: string;
+        data: Record<string, unknown>;
+      };
+    };
+    const a = body('/hooks/lead-adv', adv.secret);
+    assert.equal(a.type, 'lead_signup');
+    assert.deepEqual(a.data, ev.data);
+    assert.equal(a.data.uid, 'cus_77');
+    const b = body('/hooks/lead-aff', aff.secret);
+    const { uid, email, event_id, click_id, ...affiliateView } = ev.data;
+    assert.deepEqual(b.data, affiliateView);
+    assert.deepEqual(b.data.promotion, { campaign_id: f.campaignId, promoter_id: f.affiliate.id });
+    for (const h of [adv, aff]) await f.deliveries.webhooks.remove(f.admin, h.webhook.id);
   });
 });
 

@@ -60,6 +60,7 @@ export const BROWSER_SCRIPT = `/* affiliate tracker s.js: conversions from the b
       amount: o.amount === undefined || o.amount === null ? undefined : String(o.amount),
       currency: o.currency,
       event_id: o.event_id,
+      customer_id: o.customer_id,
     });
     var url = base + '/api/v1/track/conversion/browser?key=' + encodeURIComponent(key);
     if (typeof fetch !== 'function') {

@@ -135,6 +135,15 @@ describe('POST /api/v1/track/conversion/browser', () => {
     assert.equal((await conversions()).length, before);
   });
 
+  it('carries a customer_id with the key’s mode; without a click_id it is attributed through the customer', async () => {
+    const key = await makeKey();
+    const r = await send(key, { customer_id: ' cus_b ', goal: 'purchase', event_id: 'order-cus-b' });
+    const body = (await r.json()) as { data: { decision: string; conversion_id: string } };
+    assert.equal(body.data.decision, 'accepted', JSON.stringify(body));
+    const c = await stored(body.data.conversion_id);
+    assert.deepEqual([c?.click_id, c?.customer_id, c?.mode, c?.status], ['', 'cus_b', 'live', 'pending']);
+  });
+
   it('refuses an origin the key does not list (or none) with ORIGIN_NOT_ALLOWED and no CORS headers', async () => {
     const key = await makeKey();
     const click_id = await clickId();
@@ -264,7 +273,8 @@ describe('the key’s mode', () => {
     assert.equal(c.mode, 'test');
     assert.equal(c.source, 'browser');
 
-    // Encoding: S2S lines keep their 11 fields; a 12th is a browser key's mode, a 13th its source, nothing else.
+    // Encoding: S2S lines keep their 11 fields; a 12th is a browser key's mode, a 13th its source, a 14th only a
+    // customer reference (tracker/events.test.ts).
     const { mode: _, source: _s, ...s2s } = c;
     assert.equal(encodeConversion(s2s).split('\t').length, 11);
     assert.equal(encodeConversion(c).split('\t').length, 13);
@@ -274,7 +284,7 @@ describe('the key’s mode', () => {
     assert.deepEqual(decodeConversion(`${encodeConversion(s2s)}\ttest`), c);
     assert.throws(() => decodeConversion(`${encodeConversion(s2s)}\tother`), /bad mode/);
     assert.throws(() => decodeConversion(`${encodeConversion(s2s)}\ttest\tother`), /bad source/);
-    assert.throws(() => decodeConversion(`${encodeConversion(c)}\tx`), /expected 11 fields, got 14/);
+    assert.throws(() => decodeConversion(`${encodeConversion(c)}\tx\ty`), /expected 11 to 14 fields, got 15/);
 
     const click = {
       advertiser_id: s.advertiser,

@@ -10,7 +10,7 @@ import {
   UUID_RE,
   validationError,
 } from '../../infra/index.ts';
-import type { ConversionStatus } from '../events.ts';
+import { type ConversionStatus, idTag, partitionOf, RENEWAL_GOAL } from '../events.ts';
 import { singleFlight } from './single-flight.ts';
 
 /** Max length of `event_id` and `goal`. */
@@ -83,6 +83,19 @@ export interface PostbackFields {
   status: ConversionStatus;
   /** undefined when not posted. */
   event_time_ms: number | undefined;
+  /** The advertiser's customer reference, trimmed; '' when not posted (README "Leads and recurring commissions"). */
+  customer_id: string;
+}
+
+/**
+ * The conversions-stream partition of a postback: a conversion that carries a customer reference goes to the
+ * customer's partition (FNV-1a of advertiser and customer), so the conversion that binds a customer and every later
+ * one of that customer are one ordered stream; any other to its click's partition (the click_id's tag).
+ */
+export function conversionPartition(f: PostbackFields, advertiserId: number, partitions: number): number {
+  return f.customer_id !== ''
+    ? partitionOf(`${advertiserId}\t${f.customer_id}`, partitions)
+    : idTag(f.click_id) % partitions;
 }
 
 function str(v: unknown): string | undefined {
@@ -123,14 +136,25 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number): P
     return v;
   };
 
+  const customerRaw = get('customer_id')?.trim() ?? '';
+  let customer_id = '';
+  if (customerRaw.length > MAX_ID_LENGTH) bad.customer_id = `must be at most ${MAX_ID_LENGTH} characters`;
+  else if (hasControl(customerRaw)) bad.customer_id = 'must not contain control characters';
+  else customer_id = customerRaw;
+
   const clickRaw = get('click_id');
   let click_id = '';
-  if (clickRaw === undefined) bad.click_id ??= 'is required';
-  else if (clickRaw.length > MAX_ID_LENGTH) bad.click_id = `must be at most ${MAX_ID_LENGTH} characters`;
+  if (clickRaw === undefined) {
+    if (customerRaw === '') bad.click_id ??= 'is required';
+  } else if (clickRaw.length > MAX_ID_LENGTH) bad.click_id = `must be at most ${MAX_ID_LENGTH} characters`;
   else click_id = UUID_RE.test(clickRaw) ? clickRaw.toLowerCase() : clickRaw;
 
   const goal = text('goal');
   const eventIdRaw = text('event_id');
+  if (goal === RENEWAL_GOAL && customerRaw === '') bad.customer_id ??= 'is required for a renewal';
+  // The default event_id names the click: without one, every conversion of a customer would share it.
+  if (clickRaw === undefined && eventIdRaw === '' && customerRaw !== '')
+    bad.event_id ??= 'is required without click_id';
 
   const statusRaw = get('status') ?? 'pending';
   let status: ConversionStatus = 'pending';
@@ -183,6 +207,7 @@ export function parsePostback(params: Record<string, unknown>, nowMs: number): P
     currency,
     status,
     event_time_ms,
+    customer_id,
   };
 }
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import postgres from 'postgres';
+import { partitionOf } from '../events.ts';
 import { TokenCache } from './conversion.ts';
 import { conversions, env, get, keys, post, s, UUID7, useTracker } from './test-helpers.ts';
 
@@ -173,6 +174,12 @@ describe('GET|POST /api/v1/track/conversion', () => {
       [{ click_id, event_time: 'soon' }, { event_time: 'must be epoch milliseconds or an ISO 8601 timestamp' }],
       [{ click_id, event_time: String(now + 3_600_000) }, { event_time: 'must not be in the future' }],
       [{ click_id, event_time: '1999-12-31T23:59:59Z' }, { event_time: 'must not be before 2000-01-01' }],
+      // Leads and recurring commissions: a customer reference instead of a click, renewals.
+      [{ customer_id: 'c'.repeat(256), event_id: 'e' }, { customer_id: 'must be at most 255 characters' }],
+      [{ customer_id: 'a\u0001b', event_id: 'e' }, { customer_id: 'must not contain control characters' }],
+      [{ customer_id: 'cus_1' }, { event_id: 'is required without click_id' }],
+      [{ customer_id: '   ', event_id: 'e' }, { click_id: 'is required' }],
+      [{ click_id, goal: 'renewal' }, { customer_id: 'is required for a renewal' }],
     ];
     for (const [fields, details] of cases) {
       const res = await get(`/api/v1/track/conversion?${new URLSearchParams(fields)}`, { 'x-postback-token': s.token });
@@ -191,6 +198,29 @@ describe('GET|POST /api/v1/track/conversion', () => {
       { 'x-postback-token': s.token },
     );
     assert.equal(ok.status, 200);
+  });
+
+  it("a customer_id travels as the 14th field, on the customer's partition whatever the click (renewals without one)", async () => {
+    const at = (kind: string) =>
+      get(`/api/v1/track/conversion?${kind}`, { 'x-postback-token': s.token }).then(
+        async (r) => (await r.json()) as { data: { decision: string; conversion_id: string } },
+      );
+    const lead = await at(`click_id=${click_id}&customer_id=%20cus_route%20&goal=lead_signup&event_id=route-lead`);
+    const renewal = await at('customer_id=cus_route&goal=renewal&event_id=route-r1&amount=9.99&currency=EUR');
+    // A renewal that names a click that is not ours is still attributed through its customer, not refused here.
+    const foreign = await at('click_id=not-ours&customer_id=cus_route&goal=renewal&event_id=route-r2');
+    for (const r of [lead, renewal, foreign]) assert.equal(r.data.decision, 'accepted');
+    const all = await conversions();
+    const got = (id: string) => all.find((c) => c.conversion_id === id)!;
+    assert.equal(got(lead.data.conversion_id).customer_id, 'cus_route', 'trimmed');
+    assert.equal(got(renewal.data.conversion_id).click_id, '');
+    assert.equal(got(renewal.data.conversion_id).amount_minor, 999);
+    // One partition for the customer: its conversion ids carry it in their last byte (./uuid7.ts).
+    const tags = [lead, renewal, foreign].map((r) => Number.parseInt(r.data.conversion_id.slice(-2), 16) % 2);
+    assert.deepEqual(tags, Array(3).fill(partitionOf(`${s.advertiser}\tcus_route`, 2)));
+    // Without a customer a non-UUID click is refused at once, as before.
+    const plain = await at('click_id=not-ours&event_id=route-x');
+    assert.equal((plain.data as unknown as { reason: string }).reason, 'unknown_click');
   });
 
   describe('answers that say what is known', () => {

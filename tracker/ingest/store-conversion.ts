@@ -1,12 +1,12 @@
 /**
  * The steps every conversion route shares once its credential and fields are checked (the S2S postback,
  * ./postback.ts; the browser POST and the pixel, ./browser.ts): refuse an id this system did not issue, reserve the
- * event_id (./event-ids.ts), XADD to the click's partition, confirm (or give back) the reservation, and say what to
+ * event_id (./event-ids.ts), XADD to the click's (or customer's) partition, confirm (or give back) the reservation, and say what to
  * answer.
  */
 import { AppError } from '../../infra/index.ts';
-import { type ConversionSource, encodeConversion, idTag } from '../events.ts';
-import type { PostbackFields } from './conversion.ts';
+import { type ConversionSource, encodeConversion, viaCustomer } from '../events.ts';
+import { conversionPartition, type PostbackFields } from './conversion.ts';
 import type { EventIds, Reservation } from './event-ids.ts';
 import type { UuidV7 } from './uuid7.ts';
 import type { GroupWriter, Stored } from './writer.ts';
@@ -45,13 +45,14 @@ export type StoreResult =
 export function storeConversion(s: ConversionStore, c: ConversionInput, done: (r: StoreResult) => void): void {
   const f = c.fields;
   const { advertiser_id, received_ms } = c;
-  if (!f.own_click) {
-    // Not an id this system issued: nothing to attribute, nothing stored.
+  if (!f.own_click && !viaCustomer(f)) {
+    // Not an id this system issued (and no customer to attribute through): nothing to attribute, nothing stored.
     done({ outcome: 'rejected', data: { decision: 'rejected', reason: 'unknown_click', event_id: f.event_id } });
     return;
   }
-  // To its click's partition (the click_id's tag), so the pipeline finds the click there.
-  const p = idTag(f.click_id) % s.partitions;
+  // To its click's partition (the click_id's tag), so the pipeline finds the click there; or its customer's
+  // (./conversion.ts conversionPartition).
+  const p = conversionPartition(f, advertiser_id, s.partitions);
   const conversion_id = s.uuid.next(received_ms, p);
   const unavailable = (message: string, retryAfterS: number) =>
     done({
@@ -84,6 +85,7 @@ export function storeConversion(s: ConversionStore, c: ConversionInput, done: (r
       ip: c.ip,
       ...(c.mode ? { mode: c.mode } : {}),
       ...(c.source !== 's2s' ? { source: c.source } : {}),
+      ...(f.customer_id ? { customer_id: f.customer_id } : {}),
     });
     s.conversions.add(
       line,

@@ -16,6 +16,8 @@ const base: CampaignTerms = {
   revenue_percent_bp: null,
   goals: [],
   mode: 'live',
+  recurring_percent_bp: null,
+  recurring_months: null,
 };
 
 test('percentOf rounds half down in integer arithmetic, exact for large amounts', () => {

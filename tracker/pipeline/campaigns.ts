@@ -29,6 +29,10 @@ export interface CampaignTerms extends PriceTerms {
   goals: Array<{ goal: string } & Partial<PriceTerms>>;
   /** `test`: a sandbox campaign (made with a test-mode API key); its clicks and conversions move no ledger money. */
   mode: 'live' | 'test';
+  /** Share of each renewal's amount paid to the affiliate, basis points; null: renewals are not paid (./recurring.ts). */
+  recurring_percent_bp: number | null;
+  /** Calendar months after the customer's first conversion that renewals are paid; null: for ever. */
+  recurring_months: number | null;
 }
 
 export interface CampaignCache {
@@ -60,7 +64,8 @@ export function createCampaignCache(sql: Sql, ttlMs = 30_000): CampaignCache {
         try {
           rows = await sql<CampaignTerms[]>`
             select id, advertiser_id, status, payout_model, currency, attribution_window_days, hold_days,
-                   payout_amount, revenue_amount, payout_percent_bp, revenue_percent_bp, goals, mode
+                   payout_amount, revenue_amount, payout_percent_bp, revenue_percent_bp, goals, mode,
+                   recurring_percent_bp, recurring_months
             from campaigns where id = any(${missing})`;
         } catch (err) {
           throw new RetriableError(`campaign lookup failed: ${(err as Error).message}`);

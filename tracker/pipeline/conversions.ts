@@ -24,7 +24,11 @@ export type ConversionRejectReason =
   | 'amount_required'
   | 'currency_mismatch'
   | 'amount_out_of_range'
-  | 'advertiser_rejected';
+  | 'advertiser_rejected'
+  // Leads and recurring commissions (./recurring.ts).
+  | 'unknown_customer'
+  | 'recurring_not_offered'
+  | 'recurring_expired';
 
 /** Decodes and validates one conversion line. @throws MalformedEventError */
 export function parseConversion(line: string): ConversionEvent {
@@ -36,6 +40,7 @@ export function parseConversion(line: string): ConversionEvent {
   if (c.received_ms < 0 || c.received_ms > MAX_TS_MS) throw new MalformedEventError('received_ms out of range');
   if (c.currency !== '' && !/^[A-Z]{3}$/.test(c.currency)) throw new MalformedEventError('bad currency');
   if (c.amount_minor < -1) throw new MalformedEventError('negative amount');
+  if (c.click_id === '' && !c.customer_id) throw new MalformedEventError('neither click_id nor customer_id');
   return c;
 }
 
@@ -115,9 +120,12 @@ export interface Recorded {
  * key is taken by this same conversion id (a retry after a crash), it counts as stored again so the
  * ClickHouse row, the sink call and the event are repeated (each idempotent); when it is taken by
  * another id, the post is a duplicate and changes nothing.
+ * `bind`: the conversion binds its `customer_id` to its click (an attributed conversion posted with both): the
+ * `customer_bindings` row is inserted in the same statement, only when the conversion row is (first binding wins),
+ * so a customer is bound exactly once per event, crash or not.
  * @throws RetriableError on an outage; MalformedEventError when Postgres refuses the values.
  */
-export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribution): Promise<Recorded> {
+export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribution, bind = false): Promise<Recorded> {
   const click = a.click;
   const ok = a.type === 'ok';
   const status = ok ? c.status : 'rejected';
@@ -132,21 +140,33 @@ export async function recordConversion(sql: Sql, c: ConversionEvent, a: Attribut
   // rebuilt from the stored row, even if the campaign's terms changed in between.
   type Row = ConversionSnapshot & { fraud_reasons: string[]; click_ms: number | null };
   let got: Row | undefined;
+  const binding =
+    bind && c.customer_id && click && a.campaign && clickId
+      ? sql`, b as (
+          insert into customer_bindings (advertiser_id, customer_id, click_id, campaign_id, affiliate_id, conversion_id,
+            first_event_time, click)
+          select ${c.advertiser_id}, ${c.customer_id}, ${clickId}, ${a.campaign.id}, ${click.affiliate_id},
+            ${c.conversion_id}, ${new Date(c.event_time_ms)}, ${sql.json({ ...click, features: '' } as never)}
+          where exists (select 1 from ins)
+          on conflict (advertiser_id, customer_id) do nothing)`
+      : sql``;
   try {
     const ins = await sql<Row[]>`
+      with ins as (
       insert into conversions (id, advertiser_id, event_id, click_id, campaign_id, affiliate_id, link_code, goal,
         status, reject_reason, amount, currency, payout, revenue, event_time, click_time, fraud_score, fraud_reasons,
         sub1, sub2, sub3, sub4, sub5, country, device,
-        landing_id, source)
+        landing_id, source, customer_id)
       values (${c.conversion_id}, ${c.advertiser_id}, ${c.event_id}, ${clickId}, ${a.campaign?.id ?? null},
         ${click && a.campaign ? click.affiliate_id : null}, ${click?.link_code ?? null}, ${c.goal}, ${status},
         ${rejectReason}, ${c.amount_minor >= 0 ? c.amount_minor : null}, ${currency}, ${payout}, ${revenue},
         ${new Date(c.event_time_ms)}, ${click ? new Date(click.ts_ms) : null}, ${fraud.fraud_score},
         ${fraud.fraud_reasons}, ${sub[0] || null}, ${sub[1] || null}, ${sub[2] || null}, ${sub[3] || null},
         ${sub[4] || null}, ${click?.country || null}, ${click?.device || null},
-        ${click?.landing_id ?? null}, ${c.source ?? 's2s'})
+        ${click?.landing_id ?? null}, ${c.source ?? 's2s'}, ${c.customer_id ?? null})
       on conflict (advertiser_id, event_id) do nothing
-      returning ${sql.unsafe(ROW_COLUMNS)}`;
+      returning ${sql.unsafe(ROW_COLUMNS)})${binding}
+      select * from ins`;
     got = ins[0];
     if (!got) {
       const ex = await sql<Row[]>`

@@ -170,6 +170,8 @@ export function conversionCtx(deps: PipelineDeps, batch: Batch): ConversionCtx {
     dead: [],
     decoded: [],
     clicks: [],
+    bindings: new Map(),
+    leads: [],
     terms: new Map(),
     rows: [],
     accepted: [],

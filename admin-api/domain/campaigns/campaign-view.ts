@@ -34,6 +34,9 @@ export interface CampaignRow {
   click_cap_total: number | null;
   conversion_cap_daily: number | null;
   conversion_cap_total: number | null;
+  /** Recurring commissions (migration 00019): basis points of each renewal, null = none; months, null = for ever. */
+  recurring_percent_bp: number | null;
+  recurring_months: number | null;
   /** `test`: created with a test-mode API key; visible only to test-mode keys, moves no live money. */
   mode: 'live' | 'test';
   created_at: Date;
@@ -72,6 +75,8 @@ export function campaignView(c: CampaignRow, user: Principal, membership?: strin
     click_cap_total: c.click_cap_total,
     conversion_cap_daily: c.conversion_cap_daily,
     conversion_cap_total: c.conversion_cap_total,
+    recurring_percent_bp: c.recurring_percent_bp,
+    recurring_months: c.recurring_months,
     status: c.status,
     mode: c.mode,
     created_at: c.created_at,

@@ -18,7 +18,9 @@ import type { EngineRecord, EngineVerdict, FraudEngine } from '../../fraud/engin
 import type { Batch, DeadLetter, Decoded } from '../batches.ts';
 import type { CampaignTerms, LinkDefaults } from '../campaigns.ts';
 import type { BuiltClicks, ClickRow, StoredClick } from '../clicks.ts';
+import type { LeadSignup } from '../leads.ts';
 import type { PipelineMetrics } from '../metrics.ts';
+import type { CustomerBinding } from '../recurring.ts';
 
 /** Test-only fault injection. */
 export interface PipelineTestHooks {
@@ -81,8 +83,12 @@ export interface ConversionCtx {
   batch: Batch;
   dead: DeadLetter[];
   decoded: Array<Decoded<ConversionEvent>>;
-  /** The stored click of each decoded conversion (null: unknown). */
+  /** The stored click of each decoded conversion (null: unknown, or attributed through its customer). */
   clicks: Array<StoredClick | null>;
+  /** Bindings of the batch's customer-attributed conversions, by `bindingKey` (../recurring.ts). */
+  bindings: Map<string, CustomerBinding>;
+  /** Accepted leads stored by this batch, for the `lead_signup` events (../leads.ts). */
+  leads: LeadSignup[];
   terms: Map<number, CampaignTerms>;
   rows: ClickRow[];
   accepted: PricedConversion[];

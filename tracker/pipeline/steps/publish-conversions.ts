@@ -1,4 +1,5 @@
 import { publishEvent } from '../../../infra/index.ts';
+import { publishLeads } from '../leads.ts';
 import type { Step } from '../step-runner.ts';
 import type { ConversionCtx } from './context.ts';
 
@@ -19,5 +20,12 @@ export const publishConversions: Step<ConversionCtx> = {
         data: { conversion_id: c.conversion_id, event_id: c.event_id, reject_reason: reason, status: c.status },
       }).catch((err) => log.warn({ err: (err as Error).message }, 'live event not published'));
     }
+    // Leads the ledger refused while settling (budget, caps, margin) are not leads any more.
+    const refused = new Set(ctx.created.filter((e) => e.reason).map((e) => e.c.conversion_id));
+    await publishLeads(
+      redis,
+      keys,
+      ctx.leads.filter((l) => !refused.has(l.conversion_id)),
+    ).catch((err) => log.warn({ err: (err as Error).message }, 'lead_signup event not published'));
   },
 };
