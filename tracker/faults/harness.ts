@@ -388,6 +388,10 @@ export async function settled(
         h.chConversionRows.size,
         h.hourlyConversions,
         h.conversionPostings,
+        // A conversion's later versions land as −1/+1 row pairs (versions.ts): the sizes above can be stable while
+        // a pair is still on its way, so the per-id sums are part of what must stop changing.
+        [...h.chConversionRows.values()].filter((n) => n !== 1).length,
+        [...h.clickRows.values()].filter((n) => n !== 1).length,
       ]);
       const enough = h.clickRows.size >= acked.clicks.size && h.pgConversions.size >= acked.conversions.size;
       const stable = enough && figures === last;
@@ -423,7 +427,9 @@ export function assertExact(h: Holdings, acked: Acked, w: World): void {
     h.pgConversions.size <= acked.conversions.size + acked.conversionFailures,
     'no conversion that was never posted',
   );
-  const notInCh = [...h.pgConversions.values()].filter((id) => h.chConversionRows.get(id) !== 1);
+  const notInCh = [...h.pgConversions.values()]
+    .filter((id) => h.chConversionRows.get(id) !== 1)
+    .map((id) => `${id}: sum(sign) ${h.chConversionRows.get(id) ?? 'no row'}`);
   assert.deepEqual(notInCh.slice(0, 5), [], `${notInCh.length} conversions are not in ClickHouse exactly once`);
   assert.equal(h.chConversionRows.size, h.pgConversions.size, 'ClickHouse holds no conversion Postgres does not');
   assert.equal(h.hourlyConversions, h.payable, 'stats_hourly counts every payable conversion once');
