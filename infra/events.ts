@@ -20,6 +20,9 @@ export type LiveEventType =
   | 'delivery.queue_alert'
   | 'tracker.spool_near_cap'
   | 'cap.threshold_reached'
+  | 'promoter_signed_up'
+  | 'reward_created'
+  | 'fulfilment_pending'
   | 'force-logout';
 
 /**

@@ -43,6 +43,9 @@ export const WEBHOOK_EVENTS = [
   'payout.paid',
   'fraud.alert',
   'cap.threshold_reached',
+  'promoter_signed_up',
+  'reward_created',
+  'fulfilment_pending',
 ] as const satisfies readonly LiveEventType[];
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
