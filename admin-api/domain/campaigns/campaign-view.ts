@@ -15,7 +15,12 @@ export interface CampaignRow {
   revenue_amount: number;
   payout_percent_bp: number | null;
   revenue_percent_bp: number | null;
-  goals: Array<{ goal: string; payout_amount?: number; revenue_amount?: number }>;
+  goals: Array<{
+    goal: string;
+    payout_amount?: number;
+    revenue_amount?: number;
+    reward?: { unit: string; quantity: number };
+  }>;
   budget: number | null;
   daily_cap: number | null;
   attribution_window_days: number;
@@ -61,7 +66,12 @@ export function campaignView(c: CampaignRow, user: Principal, membership?: strin
     daily_cap: c.daily_cap,
     attribution_window_days: c.attribution_window_days,
     hold_days: c.hold_days,
-    goals: c.goals.map((g) => ({ goal: g.goal, payout: g.payout_amount, revenue: g.revenue_amount })),
+    goals: c.goals.map((g) => ({
+      goal: g.goal,
+      payout: g.payout_amount,
+      revenue: g.revenue_amount,
+      reward: g.reward,
+    })),
     allowed_countries: c.allowed_countries,
     allowed_devices: c.allowed_devices,
     allowed_os: c.allowed_os,
@@ -80,7 +90,7 @@ export function campaignView(c: CampaignRow, user: Principal, membership?: strin
   if (user.role === 'affiliate') {
     delete v.revenue;
     delete v.budget;
-    v.goals = c.goals.map((g) => ({ goal: g.goal, payout: g.payout_amount }));
+    v.goals = c.goals.map((g) => ({ goal: g.goal, payout: g.payout_amount, reward: g.reward }));
     v.membership = membership ?? null;
   }
   return v;
