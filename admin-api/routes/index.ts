@@ -13,6 +13,7 @@ import { postbackAllowlistRoutes } from './postback-allowlist.ts';
 import { postbackRoutes } from './postbacks.ts';
 import { publishableKeyRoutes } from './publishable-keys.ts';
 import { reportRoutes } from './reports.ts';
+import { rewardRoutes } from './rewards.ts';
 import { tokenRoutes } from './tokens.ts';
 import { walletRoutes } from './wallet.ts';
 import { webhookRoutes } from './webhooks.ts';
@@ -37,6 +38,7 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...postbackRoutes(),
     ...webhookRoutes(),
     ...walletRoutes(),
+    ...rewardRoutes(),
     ...analyticsRoutes(),
     ...auditRoutes(),
   ] as Route<unknown, unknown>[];
