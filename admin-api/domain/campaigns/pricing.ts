@@ -83,6 +83,7 @@ export interface StoredTerms {
     revenue_amount?: number | null;
     payout_percent_bp?: number | null;
     revenue_percent_bp?: number | null;
+    reward?: unknown;
   }>;
 }
 
@@ -112,6 +113,14 @@ export function marginIssues(t: StoredTerms): Record<string, string> | undefined
   // Each goal is read as the pipeline prices it (goalTerms, infra/contracts.ts §3).
   check('payout', goalTerms(t));
   // CPC conversions price at 0 (clicks pay), so goals do not matter there.
-  if (t.payout_model !== 'CPC') for (const [i, o] of t.goals.entries()) check(`goals.${i}.payout`, goalTerms(t, o));
+  // A goal rewarded in kind pays no cash (priceConversion prices its payout at 0).
+  if (t.payout_model !== 'CPC')
+    for (const [i, o] of t.goals.entries()) {
+      const r = goalTerms(t, o);
+      check(
+        `goals.${i}.payout`,
+        o.reward ? { ...r, terms: { ...r.terms, payout_amount: 0, payout_percent_bp: 0 } } : r,
+      );
+    }
   return Object.keys(out).length > 0 ? out : undefined;
 }
