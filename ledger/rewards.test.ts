@@ -116,6 +116,16 @@ describe('ledger tiers and rewards', () => {
     } = await runningCampaign(world, { budget: 10_000, revenue: 1_000, payout: 900 }, 10_000);
     await env.sql`update campaigns set tier2_share_bp = 2000 where id = ${camp}`;
     const sub = await recruit(env.sql, parent);
+    // Without a recruiter the same terms are fine, and leave the platform 100 of margin on this advertiser
+    // (so the revenue account alone would cover the next posting's −80: the sum check must refuse it).
+    const alone = await makeConversion(env.sql, {
+      advertiserId: adv,
+      campaignId: camp,
+      affiliateId: parent,
+      revenue: 1_000,
+      payout: 900,
+    });
+    assert.equal((await ledger.conversionRecorded({ id: alone })).type, 'posted');
     // 900 + 20 % of 900 = 1 080 > 1 000.
     const conv = await makeConversion(env.sql, {
       advertiserId: adv,
@@ -129,15 +139,6 @@ describe('ledger tiers and rewards', () => {
     assert.equal(posted.length, 0);
     const rewards = await env.sql`select 1 from rewards where conversion_id = ${conv}`;
     assert.equal(rewards.length, 0);
-    // Without a recruiter the same terms are fine.
-    const alone = await makeConversion(env.sql, {
-      advertiserId: adv,
-      campaignId: camp,
-      affiliateId: parent,
-      revenue: 1_000,
-      payout: 900,
-    });
-    assert.equal((await ledger.conversionRecorded({ id: alone })).type, 'posted');
   });
 
   it('uses the network default share when the campaign sets none', async () => {
