@@ -149,6 +149,8 @@ describe('tier rewards and balances', () => {
     assert.equal(byAdv.status, 403, 'the share comes out of the platform margin: admins only');
     const set = await t.call('put', `/campaigns/${camp}/tiers`, { token: admin.token, body: { tier2_share_bp: 1000 } });
     assert.equal(set.status, 200, set.text);
+    const shown = await t.call('get', `/campaigns/${camp}`, { token: adv.token });
+    assert.deepEqual([shown.body.data.tier2_share_bp, shown.body.data.tier3_share_bp], [1000, null]);
     const me = await t.call('get', '/auth/me', { token: parent.token });
     const sub = await recruitOf(me.body.data.referral_code);
     const conv = await bookConversion(t, { campaignId: camp, advertiserId: adv.id, affiliateId: sub.id });

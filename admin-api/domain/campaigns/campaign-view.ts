@@ -39,6 +39,9 @@ export interface CampaignRow {
   click_cap_total: number | null;
   conversion_cap_daily: number | null;
   conversion_cap_total: number | null;
+  /** Tier shares, basis points of the tier-1 payout; null = the network's (README "Tiers, rewards and balances"). */
+  tier2_share_bp: number | null;
+  tier3_share_bp: number | null;
   /** `test`: created with a test-mode API key; visible only to test-mode keys, moves no live money. */
   mode: 'live' | 'test';
   created_at: Date;
@@ -82,6 +85,8 @@ export function campaignView(c: CampaignRow, user: Principal, membership?: strin
     click_cap_total: c.click_cap_total,
     conversion_cap_daily: c.conversion_cap_daily,
     conversion_cap_total: c.conversion_cap_total,
+    tier2_share_bp: c.tier2_share_bp,
+    tier3_share_bp: c.tier3_share_bp,
     status: c.status,
     mode: c.mode,
     created_at: c.created_at,
