@@ -1,7 +1,8 @@
 /**
  * The README walk-through, as a test: the exact request bodies of register → login → website →
  * approve → campaign → activate → join → postback token → publishable key → recurring terms → report (the
- * renewal postbacks themselves run through a real tracker in routes/campaigns-recurring-stack.test.ts).
+ * renewal postbacks themselves run through a real tracker in routes/campaigns-recurring-stack.test.ts), and the tier-2
+ * step's registration with a referral code and the campaign's tier share.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -96,6 +97,22 @@ test('walk-through', async () => {
     data: [],
     meta: { page: 1, per_page: 100, total: 0, total_pages: 0 },
   });
+  // Tier 2 (README "Tiers, rewards and balances"; the payout itself: admin-api/routes/rewards-stack.test.ts).
+  const code = (await t.call('get', '/auth/me', { token: aff })).body.data.referral_code;
+  const sam = await t.call('post', '/auth/register', {
+    body: {
+      name: 'Sam Sub',
+      email: 'sam@example.com',
+      password: 'affiliate-pass-2',
+      role: 'affiliate',
+      referral_code: code,
+    },
+  });
+  const pat = (await t.call('get', '/auth/me', { token: aff })).body.data.id;
+  assert.equal(sam.body.data.parent_affiliate_id, pat, sam.text);
+  const tiers = await t.call('put', `/campaigns/${campId}/tiers`, { token: admin, body: { tier2_share_bp: 1000 } });
+  assert.equal(tiers.body.data.tier2_share_bp, 1000, tiers.text);
+
   const clicks = await t.call('get', `/reports/clicks?from=2026-11-01&to=2026-11-30&campaign_id=${campId}`, {
     token: aff,
   });

@@ -220,6 +220,10 @@ const schema = z.object({
   WALLET_TEST_DEPOSITS: bool.optional(),
   /** Smallest affiliate withdrawal, minor units. */
   WITHDRAWAL_MIN_AMOUNT: z.coerce.number().int().min(0).default(1000),
+  /** The network's tier-2 share: basis points of a sub-affiliate's payout paid to its recruiter (campaigns may override). */
+  TIER2_SHARE_BP: z.coerce.number().int().min(0).max(10_000).default(0),
+  /** The network's tier-3 share: basis points of the payout paid to the recruiter's recruiter. */
+  TIER3_SHARE_BP: z.coerce.number().int().min(0).max(10_000).default(0),
   /**
    * Outbound deliveries (postbacks, webhooks): hosts (`host` or `host:port`) that may resolve to
    * private/loopback addresses. Every other destination resolving to one is refused (SSRF).

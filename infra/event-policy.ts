@@ -58,6 +58,31 @@ const LEAD_AFFILIATE = [
   'affiliate_id',
 ] as const;
 
+const REWARD = [
+  'id',
+  'status',
+  'amount',
+  'unit',
+  'currency',
+  'tier_level',
+  'conversion_id',
+  'campaign_id',
+  'created_at',
+  'promoter',
+] as const;
+const FULFILMENT = [
+  'id',
+  'status',
+  'amount',
+  'unit',
+  'date_paid',
+  'created_at',
+  'conversion_id',
+  'campaign_id',
+  'reward',
+  'promoter',
+] as const;
+
 const POLICY: Record<LiveEventType, Audience> = {
   'conversion.created': CONVERSION,
   'conversion.approved': CONVERSION,
@@ -131,6 +156,11 @@ const POLICY: Record<LiveEventType, Audience> = {
     advertiser: [...LEAD_AFFILIATE, 'uid', 'email', 'event_id', 'click_id'],
     affiliate: LEAD_AFFILIATE,
   },
+  // Rewards (README "Tiers, rewards and balances"): the reward's affiliate and the campaign's advertiser see it
+  // whole; a recruiter's tier-2/3 reward names the conversion, never the recruit's payout or the revenue.
+  promoter_signed_up: { advertiser: null, affiliate: ['promoter'] },
+  reward_created: { advertiser: REWARD, affiliate: REWARD },
+  fulfilment_pending: { advertiser: FULFILMENT, affiliate: FULFILMENT },
   'force-logout': { advertiser: ['session_id', 'reason'], affiliate: ['session_id', 'reason'] },
 };
 

@@ -21,6 +21,9 @@ export type LiveEventType =
   | 'tracker.spool_near_cap'
   | 'cap.threshold_reached'
   | 'lead_signup'
+  | 'promoter_signed_up'
+  | 'reward_created'
+  | 'fulfilment_pending'
   | 'force-logout';
 
 /**

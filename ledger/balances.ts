@@ -33,7 +33,15 @@ export interface AffiliateBalance {
   approved: number;
   /** Requested withdrawals not yet approved/rejected. */
   withdrawal_pending: number;
+  /** Paid out (approved withdrawals); FirstPromoter's `paid_balance`. */
   paid: number;
+  /**
+   * Every cash reward earned and not taken back: pending + approved + withdrawal_pending + paid (FirstPromoter's
+   * `earnings_balance` = current + paid, plus what is still in its hold).
+   */
+  earnings: number;
+  /** Approved and not yet paid out or being withdrawn: the same figure as `approved` (`current_balance`). */
+  current: number;
 }
 
 export interface TransactionRow {
@@ -127,7 +135,10 @@ export function balanceFlows({ sql }: LedgerContext) {
       }));
     },
 
-    /** Balances per currency of an affiliate: {pending, approved (withdrawable), withdrawal_pending, paid}. */
+    /**
+     * Balances per currency of an affiliate: {pending, approved (withdrawable), withdrawal_pending, paid} and the
+     * three states of FirstPromoter's payloads, {earnings, current, paid}.
+     */
     async affiliateBalances(affiliateId: number): Promise<AffiliateBalance[]> {
       const rows = await balanceRows(sql, 'affiliate', affiliateId);
       const s = sums(['pending', 'approved', 'withdrawal_pending', 'paid'] as const);
@@ -140,12 +151,17 @@ export function balanceFlows({ sql }: LedgerContext) {
         } else if (r.purpose === 'paid') s.add(r.currency, 'paid', r.balance);
         else s.add(r.currency, 'paid', 0n);
       }
-      return s.finish().map((b) => ({
+      const earned = (b: Record<string, bigint>) => ({
+        earnings: b.pending! + b.approved! + b.withdrawal_pending! + b.paid!,
+      });
+      return s.finish(earned).map((b) => ({
         currency: b.currency as string,
         pending: b.pending as number,
         approved: b.approved as number,
         withdrawal_pending: b.withdrawal_pending as number,
         paid: b.paid as number,
+        earnings: b.earnings as number,
+        current: b.approved as number,
       }));
     },
 

@@ -21,7 +21,9 @@ import { inTransaction } from './postings.ts';
 
 export interface LedgerDeps {
   sql: Sql;
-  config: Pick<Config, 'WALLET_TEST_DEPOSITS' | 'WITHDRAWAL_MIN_AMOUNT'>;
+  /** TIER2_SHARE_BP / TIER3_SHARE_BP: the network's tier shares (./rewards.ts); absent = 0. */
+  config: Pick<Config, 'WALLET_TEST_DEPOSITS' | 'WITHDRAWAL_MIN_AMOUNT'> &
+    Partial<Pick<Config, 'TIER2_SHARE_BP' | 'TIER3_SHARE_BP'>>;
   logger: Logger;
   /** Where wallet events and link invalidations go; absent → nothing is published (tests, scripts). */
   redis?: Redis;

@@ -25,7 +25,15 @@ describe('ledger conversions', () => {
     assert.equal((await ledger.conversionRecorded({ id: conv })).type, 'replayed');
     await ledger.sink.conversionRecorded({ id: conv });
     let [a] = await ledger.affiliateBalances(aff);
-    assert.deepEqual(a, { currency: 'USD', pending: 700, approved: 0, withdrawal_pending: 0, paid: 0 });
+    assert.deepEqual(a, {
+      currency: 'USD',
+      pending: 700,
+      approved: 0,
+      withdrawal_pending: 0,
+      paid: 0,
+      earnings: 700,
+      current: 0,
+    });
     let [b] = await ledger.advertiserBalances(adv);
     assert.equal(b!.reserved, 9_000);
     assert.equal(b!.spent, 1_000);
@@ -83,7 +91,15 @@ describe('ledger conversions', () => {
     await small.approveWithdrawal(w.id);
     await rejectsWith(small.rejectWithdrawal(w.id), 'INVALID_STATE');
     [a] = await ledger.affiliateBalances(aff);
-    assert.deepEqual(a, { currency: 'USD', pending: 0, approved: 0, withdrawal_pending: 0, paid: 700 });
+    assert.deepEqual(a, {
+      currency: 'USD',
+      pending: 0,
+      approved: 0,
+      withdrawal_pending: 0,
+      paid: 700,
+      earnings: 700,
+      current: 0,
+    });
     assert.ok(
       await world.received(
         (m) => m.msg.type === 'payout.paid' && (m.msg.data as { withdrawal_id: string }).withdrawal_id === w.id,
@@ -178,7 +194,15 @@ describe('ledger conversions', () => {
     const scoped = await ledger.reconcile(other, [{ event_id: 'e1', status: 'approved' }]);
     assert.equal(scoped[0]!.ok, false, 'another advertiser cannot touch these conversions');
     const [a] = await ledger.affiliateBalances(aff);
-    assert.deepEqual(a, { currency: 'USD', pending: 1_000, approved: 600, withdrawal_pending: 0, paid: 0 });
+    assert.deepEqual(a, {
+      currency: 'USD',
+      pending: 1_000,
+      approved: 600,
+      withdrawal_pending: 0,
+      paid: 0,
+      earnings: 1_600,
+      current: 600,
+    });
     const [b] = await ledger.advertiserBalances(adv);
     assert.equal(b!.spent, 2_000 + 1_000);
   });

@@ -31,6 +31,7 @@ import { addSpend, pauseIfExhausted, spentOn } from './budget.ts';
 import { capsFull, conversionCaps, countConversion } from './caps.ts';
 import type { Effects, LedgerContext } from './context.ts';
 import { type AccountRef, type Leg, type Posting, post, postingByKey } from './postings.ts';
+import { payoutLegs, planRewards, recordRewards, rewardsFollow } from './rewards.ts';
 
 /** What happened to a conversion handed to the ledger. */
 export type ConversionOutcome =
@@ -111,9 +112,11 @@ async function accrue(
   };
   if (c.budget !== null && c.status !== 'active') return reject('campaign_inactive');
   const ov = override ?? c.margin_override ?? undefined;
+  // Tier shares (./rewards.ts) are paid from the same charge, so the guard sees the sum of every payout.
+  const plan = await planRewards(tx, conv, c, ctx.config);
   // Each conversion's own margin stays ≥ 0 without an override, so reversing any of them never takes the
   // platform's revenue account below zero either (checkInvariants audits it).
-  if (conv.payout > conv.revenue && !ov) return reject('negative_margin');
+  if (plan.total > conv.revenue && !ov) return reject('negative_margin');
   const guard = marginGuard(c.advertiser_id, c.currency, ov);
   const caps = await conversionCaps(tx, c, conv.affiliate_id, ctx.now());
   if (capsFull(caps)) return reject('conversion_cap_reached');
@@ -121,14 +124,16 @@ async function accrue(
   if (c.daily_cap !== null && (await spentOn(tx, c.id, day)) + conv.revenue > c.daily_cap) {
     return reject('daily_cap_reached');
   }
-  const payoutTo = affiliate(conv.affiliate_id, conv.status === 'approved' ? 'approved' : 'pending', c.currency);
   let p: Posting;
   try {
     p = await tx.savepoint((sp) =>
       post(sp as unknown as TransactionSql, {
         idempotencyKey: key,
         type: 'conversion',
-        legs: chargeLegs(chargeSource(c), payoutTo, c.advertiser_id, c.currency, conv.revenue, conv.payout),
+        legs: [
+          ...chargeLegs(chargeSource(c), null, c.advertiser_id, c.currency, conv.revenue, 0),
+          ...payoutLegs(plan, conv.status === 'approved', c.currency),
+        ].map((l) => (l.account.purpose === 'revenue' ? { ...l, amount: l.amount - plan.total } : l)),
         mustCover: guard.mustCover,
         advertiserId: c.advertiser_id,
         affiliateId: conv.affiliate_id,
@@ -145,10 +150,11 @@ async function accrue(
     return out;
   }
   if (p.replayed) return { type: 'replayed', posting_id: p.id };
+  await recordRewards(tx, fx, conv, c, plan, p.id);
   await addSpend(tx, c, day, conv.revenue);
   await countConversion(tx, fx, c, caps);
   await pauseIfExhausted(tx, fx, c, c.payout_model === 'RevShare' ? 1 : c.revenue_amount);
-  fx.wallet([c.advertiser_id, conv.affiliate_id], {
+  fx.wallet([c.advertiser_id, ...plan.cash.map((x) => x.affiliate_id)], {
     reason: 'conversion',
     conversion_id: conv.id,
     campaign_id: c.id,
@@ -206,28 +212,33 @@ export async function approveLocked(
     throw new AppError('INVALID_STATE', `conversion is ${conv.status}`, { status: conv.status });
   }
   const net = await conversionNet(tx, conv.id);
-  const held = net.find((l) => l.account.owner_type === 'affiliate' && l.account.purpose === 'pending');
-  if (held && held.amount > 0) {
+  // Tier 2/3 shares are held like the tier-1 payout: one posting releases every affiliate's.
+  const held = net.filter((l) => l.account.owner_type === 'affiliate' && l.account.purpose === 'pending');
+  const heldAmount = held.reduce((t, l) => t + Math.max(0, l.amount), 0);
+  if (heldAmount > 0) {
     await post(tx, {
       idempotencyKey: `conversion:${conv.id}:approve`,
       type: 'conversion_approve',
-      legs: [
-        { account: held.account, amount: -held.amount },
-        { account: { ...held.account, purpose: 'approved' }, amount: held.amount },
-      ],
+      legs: held.flatMap((h) => [
+        { account: h.account, amount: -h.amount },
+        { account: { ...h.account, purpose: 'approved' as const }, amount: h.amount },
+      ]),
       affiliateId: conv.affiliate_id,
       advertiserId: conv.advertiser_id,
       campaignId: conv.campaign_id,
       conversionId: conv.id,
       meta: { by },
     });
-    fx.wallet([conv.affiliate_id], {
-      reason: 'conversion_approved',
-      conversion_id: conv.id,
-      amount: held.amount,
-      currency: held.account.currency,
-    });
+    for (const h of held) {
+      fx.wallet([h.account.owner_id], {
+        reason: 'conversion_approved',
+        conversion_id: conv.id,
+        amount: h.amount,
+        currency: h.account.currency,
+      });
+    }
   }
+  await rewardsFollow(tx, conv.id, 'approved');
   await tx`update conversions set status = 'approved', updated_at = now() where id = ${conv.id}`;
   conv.status = 'approved';
   fx.events.push({
@@ -275,8 +286,10 @@ async function reverseLocked(
       meta: { status, reason },
     });
     if (c) for (const d of byDay) await addSpend(tx, c, d.day, -d.spent);
-    fx.wallet([conv.advertiser_id, conv.affiliate_id], { reason: `conversion_${status}`, conversion_id: conv.id });
+    const paid = net.filter((l) => l.account.owner_type === 'affiliate').map((l) => l.account.owner_id);
+    fx.wallet([conv.advertiser_id, ...paid], { reason: `conversion_${status}`, conversion_id: conv.id });
   }
+  await rewardsFollow(tx, conv.id, status);
   await tx`update conversions set status = ${status}, reject_reason = ${reason}, updated_at = now()
            where id = ${conv.id}`;
   conv.status = status;

@@ -128,6 +128,31 @@ export async function checkInvariants(sql: Sql): Promise<string[]> {
             or (v.status <> 'pending' and v.status <> 'approved' and v.status <> 'rejected' and v.status <> 'reversed')
         limit 20`,
     );
+    // 8. Cash rewards (./rewards.ts) are exactly their affiliates' legs of the booking posting, follow their
+    // conversion's status, and without an override sum to at most the revenue booked (tiers 1 + 2 + 3 ≤ revenue).
+    add(
+      'cash reward differs from its leg',
+      await tx`
+        select r.id, r.conversion_id, r.tier_level, r.amount, coalesce(l.amount, 0) as leg from rewards r
+        left join lateral (
+          select sum(e.amount)::int8 as amount from ledger_entries e join ledger_accounts a on a.id = e.account_id
+          where e.posting_id = r.posting_id and a.owner_type = 'affiliate' and a.owner_id = r.affiliate_id
+        ) l on true
+        where r.kind = 'cash' and r.amount <> coalesce(l.amount, 0) limit 20`,
+    );
+    add(
+      'reward status differs from its conversion',
+      await tx`select r.id, r.status, v.status as conversion_status from rewards r
+               join conversions v on v.id = r.conversion_id where r.status <> v.status limit 20`,
+    );
+    add(
+      'rewards of a conversion exceed its revenue without an override',
+      await tx`
+        select p.id, p.meta->>'revenue' as revenue, sum(r.amount)::int8 as rewards
+        from ledger_postings p join rewards r on r.posting_id = p.id
+        where not p.meta ? 'override' group by p.id, p.meta
+        having sum(r.amount) > (p.meta->>'revenue')::int8 limit 20`,
+    );
   });
   return out;
 }

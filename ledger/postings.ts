@@ -200,7 +200,9 @@ function toPosting(row: Record<string, unknown>, replayed: boolean): Posting {
 async function lockAccounts(tx: TransactionSql, refs: AccountRef[]): Promise<Map<string, AccountRow>> {
   const uniq = new Map(refs.map((r) => [accountKey(r), r]));
   if (uniq.size === 0) return new Map();
-  const list = [...uniq.values()];
+  // Inserted in key order: two postings creating the same new accounts (a recruit's and its parent's conversions
+  // share the parent's) then wait on each other's unique-index entries in one order, never in a cycle.
+  const list = [...uniq.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
   await tx`
     insert into ledger_accounts (key, owner_type, owner_id, purpose, currency, campaign_id, debits_must_not_exceed_credits)
     select k, t, o, p, c, nullif(cid, 0), f

@@ -4,7 +4,8 @@
  * (raced) / retry-with-same-key, run in rounds of concurrent operations over several connections. After every
  * round the full audit (checkInvariants) must be clean: postings balance, cached balances equal entries, no
  * forbidden negative balance, no campaign over budget or daily cap, pending transfers resolved at most once,
- * conversion status consistent with postings. Replays must return the first result and move nothing.
+ * conversion status consistent with postings, cash rewards (tiers 1–3) equal to their legs and within the
+ * revenue. Replays must return the first result and move nothing.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -100,6 +101,9 @@ describe('ledger properties under concurrency', () => {
           await makeUser(env.sql, 'advertiser'),
         ];
         const affs = await Promise.all([0, 1, 2, 3].map(() => makeUser(env.sql, 'affiliate')));
+        // Tiers: affiliate 0 recruited 1, who recruited 2, so their conversions pay tier 2 and 3 legs.
+        await env.sql`update users set parent_affiliate_id = ${affs[0]!} where id = ${affs[1]!}`;
+        await env.sql`update users set parent_affiliate_id = ${affs[1]!} where id = ${affs[2]!}`;
         const camps = [
           await makeCampaign(env.sql, { advertiserId: advs[0]!, budget: 6_000, revenue: 1_000, payout: 600 }),
           await makeCampaign(env.sql, {
@@ -112,6 +116,8 @@ describe('ledger properties under concurrency', () => {
           await makeCampaign(env.sql, { advertiserId: advs[2]!, budget: null, revenue: 500, payout: 400 }),
           await makeCampaign(env.sql, { advertiserId: advs[0]!, model: 'CPC', budget: 2_000, revenue: 7, payout: 5 }),
         ];
+        await env.sql`update campaigns set tier2_share_bp = 1000, tier3_share_bp = 500 where id = ${camps[0]!}`;
+        await env.sql`update campaigns set tier2_share_bp = 2500 where id = ${camps[1]!}`;
         const wallets: number[] = [];
         for (const aff of affs) {
           const [w] = await env.sql<{ id: number }[]>`
@@ -316,5 +322,7 @@ describe('ledger properties under concurrency', () => {
     ]) {
       assert.ok(types.has(t), `no ${t} posting was exercised`);
     }
+    const [tiers] = await env.sql<{ n: number }[]>`select count(*)::int as n from rewards where tier_level = 3`;
+    assert.ok(tiers!.n > 0, 'no tier-3 reward was booked');
   });
 });

@@ -53,7 +53,7 @@ describe('POST /api/v1/auth/register', () => {
     assert.deepEqual(Object.keys(taken.body.data).sort(), Object.keys(fresh.body.data).sort());
     for (const k of Object.keys(fresh.body.data)) assert.equal(typeof taken.body.data[k], typeof fresh.body.data[k], k);
     assert.deepEqual(
-      { ...taken.body.data, id: 0, created_at: 0 },
+      { ...taken.body.data, id: 0, created_at: 0, referral_code: 0 },
       {
         id: 0,
         role: 'affiliate',
@@ -62,6 +62,8 @@ describe('POST /api/v1/auth/register', () => {
         status: 'active',
         two_factor_enabled: false,
         created_at: 0,
+        referral_code: 0,
+        parent_affiliate_id: null,
       },
     );
     assert.ok(taken.body.data.id > fresh.body.data.id, 'ids keep rising as for a new account');

@@ -3,10 +3,11 @@ import type { Context } from 'koa';
 import { generateSecret, generateURI, verify as verifyOtp } from 'otplib';
 import QRCode from 'qrcode';
 import { z } from 'zod';
-import { AppError, decryptSecret, encryptSecret, type Sql } from '../../infra/index.ts';
+import { AppError, decryptSecret, encryptSecret, type Sql, validationError } from '../../infra/index.ts';
 import { auditActor } from '../audit.ts';
 import { LoginGuard } from '../domain/auth/login-guard.ts';
-import { type UserRow, userView } from '../domain/auth/user-view.ts';
+import { USER_COLUMNS, type UserRow, userView } from '../domain/auth/user-view.ts';
+import { parentByCode, recruitAffiliate } from '../domain/rewards/recruit-affiliate.ts';
 import { type ApiServices, type HandlerArgs, notFound, type Route, route } from '../http.ts';
 import { emit } from '../publish.ts';
 import {
@@ -119,7 +120,7 @@ async function consumeTotp(
 }
 
 async function userById(sql: Sql, id: number): Promise<UserRow | undefined> {
-  const [u] = await sql<UserRow[]>`select id, role, name, email, status, created_at from users where id = ${id}`;
+  const [u] = await sql<UserRow[]>`select ${sql.unsafe(USER_COLUMNS)} from users where id = ${id}`;
   return u;
 }
 
@@ -141,17 +142,24 @@ export function authRoutes(): Route<never, never>[] {
         email,
         password,
         role: z.enum(['advertiser', 'affiliate']),
+        /** An affiliate's recruiter (README "Tiers, rewards and balances"). */
+        referral_code: z.string().trim().min(4).max(32).optional(),
       }),
       example: { name: 'Acme Ads', email: 'ads@example.com', password: 'correct-horse-9', role: 'advertiser' },
-      async handler({ deps, body }) {
+      async handler({ deps, services, body }) {
+        if (body.referral_code !== undefined && body.role !== 'affiliate') {
+          throw validationError({ referral_code: 'only affiliates are recruited' }, 'only affiliates are recruited');
+        }
+        const parent = body.referral_code === undefined ? null : await parentByCode(deps.sql, body.referral_code);
         // Hashed before we know whether the email is taken, so both answers cost the same time.
         const passwordHash = await hashPassword(body.password);
         const [u] = await deps.sql<UserRow[]>`
           insert into users (role, name, email, password_hash)
           values (${body.role}, ${body.name}, ${body.email}, ${passwordHash})
           on conflict (lower(email)) do nothing
-          returning id, role, name, email, status, created_at`;
-        if (u) return { status: 201, data: userView(u) };
+          returning ${deps.sql.unsafe(USER_COLUMNS)}`;
+        if (u && parent !== null) await recruitAffiliate(deps, services, u, parent);
+        if (u) return { status: 201, data: userView({ ...u, parent_affiliate_id: parent }) };
         // The email has an account: answer as if a new one was made, so register is no oracle of
         // which emails exist. The id is drawn from the users' own sequence so that ids seen by
         // the caller stay as dense as for real accounts. The owner is told (log line; no mail exists).
@@ -172,6 +180,9 @@ export function authRoutes(): Route<never, never>[] {
             email: body.email,
             status: 'active',
             created_at: fake!.created_at,
+            // Shaped like a new affiliate's, so the answer says nothing about the email.
+            referral_code: randomBytes(6).toString('hex'),
+            parent_affiliate_id: parent,
           }),
         };
       },

@@ -27,7 +27,14 @@ import {
   sendBackToReview,
 } from '../domain/campaigns/destination.ts';
 import { decideMembership, joinCampaign, leaveCampaign } from '../domain/campaigns/memberships.ts';
-import { checkFunds, marginIssues, moneyColumns, priceIssue, storedGoals } from '../domain/campaigns/pricing.ts';
+import {
+  checkFunds,
+  marginIssues,
+  moneyColumns,
+  nonCashReward,
+  priceIssue,
+  storedGoals,
+} from '../domain/campaigns/pricing.ts';
 import { RECURRING_KEYS, recurringFields } from '../domain/campaigns/recurring.ts';
 import { ownedCampaign, visibleCampaign } from '../domain/campaigns/visible-campaign.ts';
 import { currency, type HandlerArgs, httpUrl, minorUnits, notFound, pageQuery, type Route, route } from '../http.ts';
@@ -37,6 +44,8 @@ const goal = z.object({
   goal: z.string().trim().min(1).max(100),
   payout: minorUnits.optional(),
   revenue: minorUnits.optional(),
+  /** A non-cash reward instead of the cash payout (README "Tiers, rewards and balances"). */
+  reward: nonCashReward.optional(),
 });
 const country = z
   .string()

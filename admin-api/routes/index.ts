@@ -13,6 +13,7 @@ import { postbackAllowlistRoutes } from './postback-allowlist.ts';
 import { postbackRoutes } from './postbacks.ts';
 import { publishableKeyRoutes } from './publishable-keys.ts';
 import { reportRoutes } from './reports.ts';
+import { rewardRoutes } from './rewards.ts';
 import { tokenRoutes } from './tokens.ts';
 import { userRoutes } from './users.ts';
 import { walletRoutes } from './wallet.ts';
@@ -38,6 +39,7 @@ export function allRoutes(): Route<unknown, unknown>[] {
     ...postbackRoutes(),
     ...webhookRoutes(),
     ...walletRoutes(),
+    ...rewardRoutes(),
     ...analyticsRoutes(),
     ...auditRoutes(),
     ...userRoutes(),

@@ -106,7 +106,8 @@ export function walletRoutes(): Route<never, never>[] {
       path: '/wallet/balance',
       summary:
         'Balances per currency: advertisers {total, available, reserved, spent, pending_deposits}; affiliates ' +
-        '{pending, approved, withdrawal_pending, paid}; admins: the platform margin, or anyone’s with ?user_id=',
+        '{pending, approved, withdrawal_pending, paid, earnings, current}; admins: the platform margin, or anyone’s with ' +
+        '?user_id=',
       tag: 'wallet',
       auth: ['admin', 'advertiser', 'affiliate'],
       query: z.object({ user_id: userIdQuery, currency: currency.optional() }),

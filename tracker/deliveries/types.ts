@@ -44,6 +44,9 @@ export const WEBHOOK_EVENTS = [
   'fraud.alert',
   'cap.threshold_reached',
   'lead_signup',
+  'promoter_signed_up',
+  'reward_created',
+  'fulfilment_pending',
 ] as const satisfies readonly LiveEventType[];
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

@@ -26,7 +26,8 @@ export interface CampaignTerms extends PriceTerms {
   /** Days a payout is held before it becomes available (for the ledger). */
   hold_days: number;
   /** Per-goal overrides: `{ goal, ...some PriceTerms }`. */
-  goals: Array<{ goal: string } & Partial<PriceTerms>>;
+  /** `reward`: a non-cash reward (ledger/rewards.ts) that replaces the goal's cash payout. */
+  goals: Array<{ goal: string; reward?: { unit: string; quantity: number } } & Partial<PriceTerms>>;
   /** `test`: a sandbox campaign (made with a test-mode API key); its clicks and conversions move no ledger money. */
   mode: 'live' | 'test';
   /** Share of each renewal's amount paid to the affiliate, basis points; null: renewals are not paid (./recurring.ts). */
@@ -117,14 +118,13 @@ export function priceConversion(
 ): PriceResult {
   if (amountMinor > MAX_MINOR_UNITS) return { type: 'reject', reason: 'amount_out_of_range' };
   if (campaign.payout_model === 'CPC') return { type: 'ok', payout: 0, revenue: 0 };
-  const { terms: t, percent } = goalTerms(
-    campaign,
-    campaign.goals.find((g) => g && g.goal === goal),
-  );
+  const g = campaign.goals.find((x) => x && x.goal === goal);
+  const { terms: t, percent } = goalTerms(campaign, g);
+  // A goal rewarded in kind pays its affiliate no cash (the ledger books the non-cash reward).
   const inRange = (payout: number, revenue: number): PriceResult =>
     payout > MAX_MINOR_UNITS || revenue > MAX_MINOR_UNITS
       ? { type: 'reject', reason: 'amount_out_of_range' }
-      : { type: 'ok', payout, revenue };
+      : { type: 'ok', payout: g?.reward ? 0 : payout, revenue };
   if (!percent) return inRange(t.payout_amount, t.revenue_amount);
   if (amountMinor < 0) return { type: 'reject', reason: 'amount_required' };
   if (currency !== campaign.currency) return { type: 'reject', reason: 'currency_mismatch' };

@@ -15,7 +15,12 @@ export interface CampaignRow {
   revenue_amount: number;
   payout_percent_bp: number | null;
   revenue_percent_bp: number | null;
-  goals: Array<{ goal: string; payout_amount?: number; revenue_amount?: number }>;
+  goals: Array<{
+    goal: string;
+    payout_amount?: number;
+    revenue_amount?: number;
+    reward?: { unit: string; quantity: number };
+  }>;
   budget: number | null;
   daily_cap: number | null;
   attribution_window_days: number;
@@ -37,6 +42,9 @@ export interface CampaignRow {
   /** Recurring commissions (migration 00019): basis points of each renewal, null = none; months, null = for ever. */
   recurring_percent_bp: number | null;
   recurring_months: number | null;
+  /** Tier shares, basis points of the tier-1 payout; null = the network's (README "Tiers, rewards and balances"). */
+  tier2_share_bp: number | null;
+  tier3_share_bp: number | null;
   /** `test`: created with a test-mode API key; visible only to test-mode keys, moves no live money. */
   mode: 'live' | 'test';
   created_at: Date;
@@ -64,7 +72,12 @@ export function campaignView(c: CampaignRow, user: Principal, membership?: strin
     daily_cap: c.daily_cap,
     attribution_window_days: c.attribution_window_days,
     hold_days: c.hold_days,
-    goals: c.goals.map((g) => ({ goal: g.goal, payout: g.payout_amount, revenue: g.revenue_amount })),
+    goals: c.goals.map((g) => ({
+      goal: g.goal,
+      payout: g.payout_amount,
+      revenue: g.revenue_amount,
+      reward: g.reward,
+    })),
     allowed_countries: c.allowed_countries,
     allowed_devices: c.allowed_devices,
     allowed_os: c.allowed_os,
@@ -77,6 +90,8 @@ export function campaignView(c: CampaignRow, user: Principal, membership?: strin
     conversion_cap_total: c.conversion_cap_total,
     recurring_percent_bp: c.recurring_percent_bp,
     recurring_months: c.recurring_months,
+    tier2_share_bp: c.tier2_share_bp,
+    tier3_share_bp: c.tier3_share_bp,
     status: c.status,
     mode: c.mode,
     created_at: c.created_at,
@@ -85,7 +100,7 @@ export function campaignView(c: CampaignRow, user: Principal, membership?: strin
   if (user.role === 'affiliate') {
     delete v.revenue;
     delete v.budget;
-    v.goals = c.goals.map((g) => ({ goal: g.goal, payout: g.payout_amount }));
+    v.goals = c.goals.map((g) => ({ goal: g.goal, payout: g.payout_amount, reward: g.reward }));
     v.membership = membership ?? null;
   }
   return v;

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { AppError, goalTerms, type PriceTerms } from '../../../infra/index.ts';
 import type { Ledger } from '../../../ledger/index.ts';
 import type { CampaignRow } from './campaign-view.ts';
@@ -24,12 +25,27 @@ export function moneyColumns(model: CampaignRow['payout_model'], payout?: number
   return { payout_amount: payout, revenue_amount: revenue };
 }
 
+/**
+ * A goal's non-cash reward: `quantity` of `unit` (e.g. `free_months`, `credits`; never `cash`) instead of a cash
+ * payout; the pipeline prices such a goal's payout at 0 and the ledger books the reward (ledger/rewards.ts).
+ */
+export const nonCashReward = z.object({
+  unit: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,31}$/, 'lower-case letters, digits and _, e.g. free_months')
+    .refine((u) => u !== 'cash', 'cash is a payout, not a unit'),
+  quantity: z.number().int().min(1).max(1_000_000),
+});
+
 /** Goals as the API takes them (`payout`, `revenue`) turned into their stored shape (`*_amount`). */
-export function storedGoals(goals: ReadonlyArray<{ goal: string; payout?: number; revenue?: number }>) {
+export function storedGoals(
+  goals: ReadonlyArray<{ goal: string; payout?: number; revenue?: number; reward?: z.infer<typeof nonCashReward> }>,
+) {
   return goals.map((g) => ({
     goal: g.goal,
     ...(g.payout === undefined ? {} : { payout_amount: g.payout }),
     ...(g.revenue === undefined ? {} : { revenue_amount: g.revenue }),
+    ...(g.reward === undefined ? {} : { reward: g.reward }),
   }));
 }
 
@@ -67,6 +83,7 @@ export interface StoredTerms {
     revenue_amount?: number | null;
     payout_percent_bp?: number | null;
     revenue_percent_bp?: number | null;
+    reward?: unknown;
   }>;
 }
 
@@ -96,6 +113,14 @@ export function marginIssues(t: StoredTerms): Record<string, string> | undefined
   // Each goal is read as the pipeline prices it (goalTerms, infra/contracts.ts §3).
   check('payout', goalTerms(t));
   // CPC conversions price at 0 (clicks pay), so goals do not matter there.
-  if (t.payout_model !== 'CPC') for (const [i, o] of t.goals.entries()) check(`goals.${i}.payout`, goalTerms(t, o));
+  // A goal rewarded in kind pays no cash (priceConversion prices its payout at 0).
+  if (t.payout_model !== 'CPC')
+    for (const [i, o] of t.goals.entries()) {
+      const r = goalTerms(t, o);
+      check(
+        `goals.${i}.payout`,
+        o.reward ? { ...r, terms: { ...r.terms, payout_amount: 0, payout_percent_bp: 0 } } : r,
+      );
+    }
   return Object.keys(out).length > 0 ? out : undefined;
 }
