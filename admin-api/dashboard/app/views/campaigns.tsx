@@ -1,7 +1,7 @@
 /**
- * Campaigns. Advertisers: their campaigns, a new one, edit, status changes (activate, pause, archive) and the
- * affiliates to approve or reject. Affiliates: the campaigns they can join, and joining (a public one gives a link at
- * once). Admins: every campaign and its status.
+ * Campaigns. Advertisers: their campaigns, a new one, edit, status changes (activate, pause, archive), the landing
+ * pages of its split test and the affiliates to approve or reject (with their caps). Affiliates: the campaigns they
+ * can join, and joining (a public one gives a link at once). Admins: every campaign and its status.
  */
 import { useState } from 'preact/hooks';
 import { call, get, post, type User } from '../api.ts';
@@ -9,6 +9,7 @@ import { go } from '../router.ts';
 import { Button, ErrorNote, Field, money, Notice, Section, Table, useAction, useAsync } from '../ui.tsx';
 import { Affiliates } from './campaign-affiliates.tsx';
 import { type Campaign, CampaignForm } from './campaign-form.tsx';
+import { LandingPages } from './landing-pages.tsx';
 
 const NEXT: Record<Campaign['status'], Array<['active' | 'paused' | 'archived', string]>> = {
   draft: [
@@ -78,6 +79,7 @@ function Detail({ id, user }: { id: number; user: User }) {
           />
         </Section>
       )}
+      {user.role !== 'affiliate' && <LandingPages campaign={camp} />}
       {user.role !== 'affiliate' && <Affiliates campaign={camp} />}
     </>
   );
