@@ -189,9 +189,71 @@ test('the advertiser adds landing pages and edits a weight; the affiliate pins o
   );
 });
 
+test('the advertiser creates a publishable key, sees its snippet, edits its origins and revokes it', async () => {
+  const { page } = adv;
+  await page.getByRole('link', { name: 'Publishable keys' }).click();
+  await page.getByText('No publishable key yet.').waitFor();
+  await page.getByLabel('Key name').fill('checkout');
+  await page.getByLabel('Allowed origins', { exact: true }).fill('ftp://shop.example.com');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  await page
+    .getByRole('alert')
+    .getByText(/must be an origin such as/)
+    .waitFor();
+  await page.getByLabel('Allowed origins', { exact: true }).fill('https://Shop.Example.com/\nhttp://127.0.0.1:8080');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  const snippet = page.getByTestId('snippet');
+  await snippet.waitFor();
+  const keys = (await s.t.call('get', '/publishable-keys', { token: s.adv.token })).body.data;
+  assert.equal(keys.length, 1);
+  assert.match(keys[0].key, /^pk_live_/);
+  assert.deepEqual(keys[0].allowed_origins, ['https://shop.example.com', 'http://127.0.0.1:8080']);
+  await page.getByRole('row', { name: new RegExp(`checkout ${keys[0].key} live`) }).waitFor();
+  await page.getByLabel('Tracker URL').fill('https://trk.example.com/');
+  assert.equal(
+    await snippet.textContent(),
+    `<script src="https://trk.example.com/s.js" data-key="${keys[0].key}" data-param="click_id"></script>`,
+  );
+  await page.getByRole('button', { name: 'Copy the script tag of checkout' }).click();
+  assert.equal(await page.evaluate<string>('navigator.clipboard.readText()'), await snippet.textContent());
+  await shot(page, 'publishable-keys');
+  await page.getByRole('button', { name: 'Edit origins of checkout' }).click();
+  await page.getByLabel('Allowed origins of checkout').fill('https://shop.example.com\nhttps://pay.example.com');
+  await page.getByRole('button', { name: 'Save origins' }).click();
+  await page.getByRole('cell', { name: 'https://shop.example.com, https://pay.example.com', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Revoke checkout' }).click();
+  await page.getByRole('button', { name: 'Revoke checkout' }).waitFor({ state: 'detached' });
+  assert.equal(await snippet.count(), 0, 'no snippet for a revoked key');
+  const after = (await s.t.call('get', '/publishable-keys', { token: s.adv.token })).body.data[0];
+  assert.deepEqual(after.allowed_origins, ['https://shop.example.com', 'https://pay.example.com']);
+  assert.ok(after.revoked_at, JSON.stringify(after));
+});
+
+test('the advertiser sets a postback IP allowlist and sees the postback it refused', async () => {
+  const { page } = adv;
+  await page.getByRole('link', { name: 'Postback tokens' }).click();
+  await page.getByText('No postback was refused.').waitFor();
+  await page.getByLabel('Allowed addresses').fill('203.0.113.7\n198.51.100.0/24\n2001:DB8::/32');
+  await page.getByRole('button', { name: 'Save allowlist' }).click();
+  await page.getByText('Allowlist saved: postbacks only from 203.0.113.7, 198.51.100.0/24, 2001:db8::/32.').waitFor();
+  const list = (await s.t.call('get', '/postback-allowlist', { token: s.adv.token })).body.data;
+  assert.deepEqual(list.entries, ['203.0.113.7', '198.51.100.0/24', '2001:db8::/32']);
+  // A postback from the test's own address (127.0.0.1, not listed) is refused by the tracker and listed here.
+  const token = (await s.t.call('post', '/postback-tokens', { token: s.adv.token })).body.data.token;
+  const r = await fetch(`${s.tracker.url}/api/v1/track/conversion?click_id=00000000-0000-4000-8000-000000000000`, {
+    headers: { 'x-postback-token': token },
+  });
+  assert.equal(r.status, 403, await r.text());
+  await waitFor('the refusal listed', async () => {
+    await page.getByRole('button', { name: 'Refresh refusals' }).click();
+    return (await page.getByRole('row', { name: new RegExp(`127\\.0\\.0\\.1 ${token.slice(0, 8)}`) }).count()) === 1;
+  });
+  await shot(page, 'postback-allowlist');
+});
+
 test('no page logged a JavaScript or CSP error', () => {
   // The refusals the tests provoke on purpose are network logs of their 4xx answers, not script errors.
-  const provoked = [/status of 422 .*\/landing-pages\)$/];
+  const provoked = [/status of 422 .*\/landing-pages\)$/, /status of 400 .*\/publishable-keys\)$/];
   assert.deepEqual(
     errors.filter((e) => !provoked.some((r) => r.test(e))),
     [],

@@ -6,6 +6,7 @@
  */
 import { useId, useState } from 'preact/hooks';
 import { call, get } from '../api.ts';
+import { timeZones } from '../time.ts';
 import { ErrorNote, Field, Select, toMinor, useAction, useAsync } from '../ui.tsx';
 
 /** A campaign as the API answers it (advertiser / admin view). */
@@ -77,9 +78,6 @@ function Checks({
     </fieldset>
   );
 }
-
-/** The IANA zones the browser knows (for the time-zone suggestions); UTC first, the default. */
-const ZONES = ['UTC', ...Intl.supportedValuesOf('timeZone').filter((z) => z !== 'UTC')];
 
 /** A count typed by a person: '' = null (no cap), else a whole number ≥ 1. @throws Error naming the field */
 export function count(text: string, field: string): number | null {
@@ -229,7 +227,7 @@ export function CampaignForm({ campaign, done }: { campaign?: Campaign; done: (c
           hint="IANA name, e.g. Europe/Berlin: daily caps reset at its midnight"
         />
         <datalist id={zonesId}>
-          {ZONES.map((z) => (
+          {timeZones().map((z) => (
             <option key={z} value={z} />
           ))}
         </datalist>
