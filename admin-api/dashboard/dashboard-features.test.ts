@@ -251,6 +251,54 @@ test('the advertiser sets a postback IP allowlist and sees the postback it refus
   await shot(page, 'postback-allowlist');
 });
 
+test("each user sees its own audited calls in My activity; another user's are not there", async () => {
+  const { page } = adv;
+  await page.getByRole('link', { name: 'My activity' }).click();
+  const table = page.getByRole('table', { name: 'Your activity, newest first' });
+  await table.getByRole('row', { name: /PUT \/api\/v1\/postback-allowlist 200 127\.0\.0\.1/ }).waitFor();
+  await table.getByRole('row', { name: /POST \/api\/v1\/publishable-keys 400 .*"error":"VALIDATION_ERROR"/ }).waitFor();
+  await page.getByLabel('Action').fill('DELETE /api/v1/publishable-keys/:id');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByTestId('audit-count').getByText('1 row', { exact: true }).waitFor();
+  await table.getByRole('row', { name: /DELETE \/api\/v1\/publishable-keys\/:id publishable-keys \d+ 200/ }).waitFor();
+  await shot(page, 'my-activity');
+  await aff.page.getByRole('link', { name: 'My activity' }).click();
+  await aff.page.getByRole('row', { name: /PATCH \/api\/v1\/affiliate\/links\/:id links \d+ 200/ }).waitFor();
+  await aff.page.getByLabel('Action').fill('PUT /api/v1/postback-allowlist');
+  await aff.page.getByRole('button', { name: 'Apply filters' }).click();
+  await aff.page.getByText('No audited call matches.').waitFor();
+});
+
+test('the admin filters the whole audit log by user and action, and pages through it with Load more', async () => {
+  const { page } = admin;
+  const nav = (await page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
+  assert.ok(nav.includes('Audit log') && nav.includes('My activity'), nav);
+  await page.getByRole('link', { name: 'Audit log' }).click();
+  const count = page.getByTestId('audit-count');
+  await page.getByLabel('User id').fill(String(s.adv.id));
+  await page.getByLabel('Rows per page').selectOption('10');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await count.getByText('10 rows (more older rows)').waitFor();
+  const all = (await s.t.call('get', `/audit-log?user_id=${s.adv.id}&limit=100`, { token: s.admin.token })).body.data;
+  assert.ok(all.length > 10, `${all.length} rows`);
+  await page.getByRole('button', { name: 'Load more' }).click();
+  const shown = Math.min(20, all.length);
+  await count.getByText(new RegExp(`^${shown} rows`)).waitFor();
+  // The page shows the API's rows in its order: newest first, no row twice across the pages.
+  const table = page.getByRole('table', { name: 'Audit log, newest first' });
+  const actions = await table.locator('tbody tr td:nth-child(3)').allInnerTexts();
+  assert.deepEqual(
+    actions,
+    all.slice(0, shown).map((r: { action: string }) => r.action),
+  );
+  await page.getByLabel('Action').fill('POST /api/v1/campaigns/:id/landing-pages');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await count.getByText('3 rows', { exact: true }).waitFor();
+  const statuses = await table.locator('tbody tr td:nth-child(5)').allInnerTexts();
+  assert.deepEqual(statuses, ['422', '201', '201']);
+  await shot(page, 'admin-audit-log');
+});
+
 test('no page logged a JavaScript or CSP error', () => {
   // The refusals the tests provoke on purpose are network logs of their 4xx answers, not script errors.
   const provoked = [/status of 422 .*\/landing-pages\)$/, /status of 400 .*\/publishable-keys\)$/];

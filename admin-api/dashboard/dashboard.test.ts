@@ -408,7 +408,7 @@ test('an analyst gets the overview, reports and account only, and reads the netw
   const { page } = aff;
   await signIn(page, analyst.email, analyst.password);
   const nav = (await page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
-  assert.equal(nav, 'OverviewReportsAccount');
+  assert.equal(nav, 'OverviewReportsMy activityAccount');
   await page.getByRole('link', { name: 'Reports' }).click();
   await page.getByRole('row', { name: /^2 1 1 0 0 / }).waitFor();
   await shot(page, 'analyst-reports');

@@ -7,6 +7,7 @@ import { useRoute } from './router.ts';
 import { logout } from './session.ts';
 import { Account } from './views/account.tsx';
 import { AdminAlerts, AdminWithdrawals } from './views/admin.tsx';
+import { AuditLog, MyActivity } from './views/audit.tsx';
 import { Campaigns } from './views/campaigns.tsx';
 import { Conversions } from './views/conversions.tsx';
 import { Links } from './views/links.tsx';
@@ -46,6 +47,8 @@ export const PAGES: Page[] = [
   { path: 'postbacks', title: 'Postbacks', roles: ['affiliate'], view: Postbacks },
   { path: 'webhooks', title: 'Webhooks', roles: ['admin', 'advertiser', 'affiliate'], view: Webhooks },
   { path: 'alerts', title: 'Deliveries & alerts', roles: ['admin'], view: AdminAlerts },
+  { path: 'audit', title: 'Audit log', roles: ['admin'], view: AuditLog },
+  { path: 'activity', title: 'My activity', roles: ALL, view: MyActivity },
   { path: 'account', title: 'Account', roles: ALL, view: Account },
 ];
 
