@@ -403,7 +403,7 @@ test('the admin sees users, withdrawals, the delivery queue, every campaign; set
   await page.getByText('You are signed out.').waitFor();
 });
 
-test('an analyst gets the overview, reports and account only, and reads the network-wide report', async () => {
+test('an analyst gets the overview, reports, own activity and account only, and reads the network-wide report', async () => {
   const analyst = await s.t.user('analyst');
   const { page } = aff;
   await signIn(page, analyst.email, analyst.password);
