@@ -6,16 +6,12 @@
  * Every view is audited (labels, names, contrast) and no page may log a JavaScript or CSP error.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchBrowser, waitFor } from '../../infra/testing/index.ts';
 import { type Stack, startStack } from '../test-helpers.ts';
 import { auditPage, openPage, signInPage } from './browser-helpers.ts';
 import { buildDashboard } from './build.ts';
-
-const SHOTS = process.env.DASHBOARD_SCREENSHOTS === '1' ? path.join(import.meta.dirname, 'screenshots') : undefined;
 
 const UA = 'Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0';
 
@@ -27,7 +23,8 @@ let adv: { ctx: BrowserContext; page: Page };
 let aff: { ctx: BrowserContext; page: Page };
 let admin: { ctx: BrowserContext; page: Page };
 
-const shot = (page: Page, name: string) => auditPage(page, name, SHOTS);
+// Audited only: the README's screenshots come from dashboard.test.ts.
+const shot = (page: Page, name: string) => auditPage(page, name);
 const signIn = async (page: Page, email: string, password: string) => {
   await signInPage(page, base, email, password);
   await page.getByRole('navigation', { name: 'Main' }).waitFor();
@@ -35,7 +32,6 @@ const signIn = async (page: Page, email: string, password: string) => {
 
 before(async () => {
   await buildDashboard();
-  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
   s = await startStack({ env: { PUBLIC_TRACKER_URL: 'https://trk.example.com' } });
   base = s.t.api.url;
   browser = await launchBrowser();
