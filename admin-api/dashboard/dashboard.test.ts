@@ -17,6 +17,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { publishEvent } from '../../infra/index.ts';
 import { launchBrowser, waitFor } from '../../infra/testing/index.ts';
 import { activateCampaign, createBudgetedCampaign, type Stack, startStack } from '../test-helpers.ts';
+import { auditPage, openPage, signInPage } from './browser-helpers.ts';
 import { buildDashboard } from './build.ts';
 import { DASHBOARD_CSP } from './serve.ts';
 
@@ -37,73 +38,9 @@ let receiver: Server;
 let receiverUrl = '';
 let linkCode = '';
 
-async function open(tag: string): Promise<{ ctx: BrowserContext; page: Page }> {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
-  const page = await ctx.newPage();
-
-  page.on('pageerror', (e) => errors.push(`${tag} pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    // The page's first call asks whether a refresh cookie opens a session; without one the answer is 401, which
-    // Chromium logs as a failed resource (no script error), as it does for a call in flight when a session is revoked.
-    if (m.type() === 'error' && !/status of 401/.test(m.text()))
-      errors.push(`${tag} console: ${m.text()} (${m.location().url})`);
-  });
-  return { ctx, page };
-}
-
-/**
- * Accessible basics of what the page shows, in the browser: every form control has a label, every button and link a
- * name, every image an alt text, and every piece of text a WCAG AA contrast against its background (4.5:1, 3:1 for
- * large text). Returns the problems found.
- */
-const AUDIT = `(() => {
-  const problems = [];
-  const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
-  const name = (el) => (el.getAttribute('aria-label') || el.textContent || el.getAttribute('title') || '').trim();
-  for (const el of document.querySelectorAll('input, select, textarea')) {
-    if (!visible(el) || el.type === 'hidden') continue;
-    if (!(el.labels && el.labels.length) && !el.getAttribute('aria-label')) problems.push('unlabelled ' + el.outerHTML.slice(0, 80));
-  }
-  for (const el of document.querySelectorAll('button, a[href]')) if (visible(el) && !name(el)) problems.push('nameless ' + el.outerHTML.slice(0, 80));
-  for (const el of document.querySelectorAll('img')) if (!el.getAttribute('alt')) problems.push('no alt ' + el.outerHTML.slice(0, 80));
-  const rgb = (c) => { const m = c.match(/[\\d.]+/g).map(Number); return { r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1 }; };
-  const lum = ({ r, g, b }) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
-  const bgOf = (el) => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.a > 0.5) return c; } return { r: 255, g: 255, b: 255, a: 1 }; };
-  for (const el of document.querySelectorAll('body *')) {
-    if (!visible(el) || ![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
-    const st = getComputedStyle(el);
-    const opacity = el.closest('button:disabled') ? 'disabled' : '';
-    if (opacity) continue;
-    const fg = rgb(st.color), bg = bgOf(el);
-    const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
-    const ratio = (hi + 0.05) / (lo + 0.05);
-    const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
-    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
-    if (ratio < need) problems.push('contrast ' + ratio.toFixed(2) + ' < ' + need + ': ' + el.textContent.trim().slice(0, 40));
-  }
-  return problems;
-})()`;
-
-/** Audits the page (see {@link AUDIT}) and, with DASHBOARD_SCREENSHOTS=1, saves a screenshot of it. */
-async function shot(page: Page, name: string): Promise<void> {
-  assert.deepEqual(await page.evaluate<string[]>(AUDIT), [], `accessibility of ${name}`);
-  if (!SHOTS) return;
-  await page.evaluate('window.scrollTo(0, 0)');
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
-}
-
-async function signIn(page: Page, email: string, password: string): Promise<void> {
-  await page.goto(`${base}/dashboard/`);
-  await page
-    .getByLabel('Email')
-    .fill(email, { timeout: 5000 })
-    .catch(async (e) => {
-      throw new Error(`${e}\n${await page.content()}`);
-    });
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
+const open = (tag: string) => openPage(browser, base, tag, errors);
+const shot = (page: Page, name: string) => auditPage(page, name, SHOTS);
+const signIn = (page: Page, email: string, password: string) => signInPage(page, base, email, password);
 
 before(async () => {
   await buildDashboard();
@@ -466,12 +403,12 @@ test('the admin sees users, withdrawals, the delivery queue, every campaign; set
   await page.getByText('You are signed out.').waitFor();
 });
 
-test('an analyst gets the overview, reports and account only, and reads the network-wide report', async () => {
+test('an analyst gets the overview, reports, own activity and account only, and reads the network-wide report', async () => {
   const analyst = await s.t.user('analyst');
   const { page } = aff;
   await signIn(page, analyst.email, analyst.password);
   const nav = (await page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
-  assert.equal(nav, 'OverviewReportsAccount');
+  assert.equal(nav, 'OverviewReportsMy activityAccount');
   await page.getByRole('link', { name: 'Reports' }).click();
   await page.getByRole('row', { name: /^2 1 1 0 0 / }).waitFor();
   await shot(page, 'analyst-reports');

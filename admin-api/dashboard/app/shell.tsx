@@ -7,11 +7,13 @@ import { useRoute } from './router.ts';
 import { logout } from './session.ts';
 import { Account } from './views/account.tsx';
 import { AdminAlerts, AdminWithdrawals } from './views/admin.tsx';
+import { AuditLog, MyActivity } from './views/audit.tsx';
 import { Campaigns } from './views/campaigns.tsx';
 import { Conversions } from './views/conversions.tsx';
 import { Links } from './views/links.tsx';
 import { Overview } from './views/overview.tsx';
 import { Postbacks } from './views/postbacks.tsx';
+import { PublishableKeys } from './views/publishable-keys.tsx';
 import { Reports } from './views/reports.tsx';
 import { Tokens } from './views/tokens.tsx';
 import { Users } from './views/users.tsx';
@@ -41,9 +43,12 @@ export const PAGES: Page[] = [
   { path: 'users', title: 'Users', roles: ['admin'], view: Users },
   { path: 'withdrawals', title: 'Withdrawals', roles: ['admin'], view: AdminWithdrawals },
   { path: 'tokens', title: 'Postback tokens', roles: ['advertiser'], view: Tokens },
+  { path: 'keys', title: 'Publishable keys', roles: ['advertiser'], view: PublishableKeys },
   { path: 'postbacks', title: 'Postbacks', roles: ['affiliate'], view: Postbacks },
   { path: 'webhooks', title: 'Webhooks', roles: ['admin', 'advertiser', 'affiliate'], view: Webhooks },
   { path: 'alerts', title: 'Deliveries & alerts', roles: ['admin'], view: AdminAlerts },
+  { path: 'audit', title: 'Audit log', roles: ['admin'], view: AuditLog },
+  { path: 'activity', title: 'My activity', roles: ALL, view: MyActivity },
   { path: 'account', title: 'Account', roles: ALL, view: Account },
 ];
 

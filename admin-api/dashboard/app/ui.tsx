@@ -108,6 +108,9 @@ interface InputProps {
   maxLength?: number;
   min?: string;
   max?: string;
+  /** The id of a `<datalist>` of suggestions. */
+  list?: string;
+  placeholder?: string;
 }
 
 /** A text input with its label (and an optional hint tied to it with aria-describedby). */
@@ -130,6 +133,48 @@ export function Field({ label, value, onValue, hint, ...rest }: InputProps) {
       )}
     </div>
   );
+}
+
+/** A multi-line text area with its label: one entry per line (see {@link lines}). */
+export function Area({
+  label,
+  value,
+  onValue,
+  hint,
+  rows = 3,
+}: {
+  label: string;
+  value: string;
+  onValue: (v: string) => void;
+  hint?: string;
+  rows?: number;
+}) {
+  const id = useId();
+  return (
+    <div class="field">
+      <label for={id}>{label}</label>
+      <textarea
+        id={id}
+        rows={rows}
+        value={value}
+        onInput={(e) => onValue((e.target as HTMLTextAreaElement).value)}
+        aria-describedby={hint ? `${id}-hint` : undefined}
+      />
+      {hint && (
+        <small id={`${id}-hint`} class="hint">
+          {hint}
+        </small>
+      )}
+    </div>
+  );
+}
+
+/** The non-empty lines (or comma-separated parts) of a text, trimmed. */
+export function lines(text: string): string[] {
+  return text
+    .split(/[\n,]+/)
+    .map((x) => x.trim())
+    .filter(Boolean);
 }
 
 /** A select with its label. */

@@ -1,10 +1,12 @@
 /**
  * Create or edit a campaign with the terms the API has: website, destination and fallback URLs, payout model,
  * payout and revenue (amounts in the currency, or percents for RevShare), budget, daily cap, attribution window,
- * hold days, visibility and targeting (countries, devices, OS, browsers; none ticked = everyone).
+ * hold days, visibility, targeting (countries, devices, OS, browsers; none ticked = everyone), click and conversion
+ * caps with the time zone their days count in, and recurring commissions (percent shown, basis points sent).
  */
 import { useId, useState } from 'preact/hooks';
 import { call, get } from '../api.ts';
+import { timeZones } from '../time.ts';
 import { ErrorNote, Field, Select, toMinor, useAction, useAsync } from '../ui.tsx';
 
 /** A campaign as the API answers it (advertiser / admin view). */
@@ -27,6 +29,16 @@ export interface Campaign {
   allowed_os: string[];
   allowed_browsers: string[];
   visibility: 'public' | 'private';
+  /** IANA zone the daily caps count days in. */
+  time_zone: string;
+  click_cap_daily: number | null;
+  click_cap_total: number | null;
+  conversion_cap_daily: number | null;
+  conversion_cap_total: number | null;
+  /** Share of each renewal paid to the affiliate, basis points (1000 = 10 %); null = renewals not paid. */
+  recurring_percent_bp: number | null;
+  /** Months after the customer's first conversion that renewals are paid; null = for ever. */
+  recurring_months: number | null;
   status: 'draft' | 'active' | 'paused' | 'archived';
   membership?: string | null;
 }
@@ -67,6 +79,25 @@ function Checks({
   );
 }
 
+/** A count typed by a person: '' = null (no cap), else a whole number ≥ 1. @throws Error naming the field */
+export function count(text: string, field: string): number | null {
+  const t = text.trim();
+  if (t === '') return null;
+  if (!/^\d+$/.test(t) || Number(t) < 1) throw new Error(`${field}: a whole number of at least 1, or empty`);
+  return Number(t);
+}
+
+/** A percent typed by a person ("12.5") as basis points (1250); '' = null. @throws Error unless 0..100, ≤ 2 decimals */
+export function basisPoints(text: string, field: string): number | null {
+  const t = text.trim();
+  if (t === '') return null;
+  if (!/^\d+(\.\d{1,2})?$/.test(t) || Number(t) > 100)
+    throw new Error(`${field}: a percent from 0 to 100 with at most 2 decimals, or empty`);
+  return Math.round(Number(t) * 100);
+}
+
+const text = (n: number | null | undefined) => (n === null || n === undefined ? '' : String(n));
+
 const major = (minor: number | null | undefined) => (minor === null || minor === undefined ? '' : String(minor / 100));
 
 /** The form; `campaign` set = edit (PATCH), else create (POST). Calls `done` with the saved campaign. */
@@ -91,12 +122,25 @@ export function CampaignForm({ campaign, done }: { campaign?: Campaign; done: (c
   const [devices, setDevices] = useState(c?.allowed_devices ?? []);
   const [oses, setOses] = useState(c?.allowed_os ?? []);
   const [browsers, setBrowsers] = useState(c?.allowed_browsers ?? []);
+  const [timeZone, setTimeZone] = useState(c?.time_zone ?? 'UTC');
+  const [clickDaily, setClickDaily] = useState(text(c?.click_cap_daily));
+  const [clickTotal, setClickTotal] = useState(text(c?.click_cap_total));
+  const [convDaily, setConvDaily] = useState(text(c?.conversion_cap_daily));
+  const [convTotal, setConvTotal] = useState(text(c?.conversion_cap_total));
+  const [recurPct, setRecurPct] = useState(
+    c?.recurring_percent_bp === null || c?.recurring_percent_bp === undefined
+      ? ''
+      : String(c.recurring_percent_bp / 100),
+  );
+  const [recurMonths, setRecurMonths] = useState(text(c?.recurring_months));
+  const zonesId = useId();
   const [run, busy, error] = useAction();
   const amount = (s: string) => (rev ? Number(s) : toMinor(s, currency));
   const optionalMinor = (s: string) => (s.trim() === '' ? null : toMinor(s, currency));
   const submit = (e: Event) => {
     e.preventDefault();
-    const body: Record<string, unknown> = {
+    // Built inside the action, so a field that does not parse shows as the form's error instead of being sent.
+    const build = (): Record<string, unknown> => ({
       name,
       destination_url: destination,
       fallback_url: fallback.trim() === '' ? null : fallback,
@@ -114,8 +158,16 @@ export function CampaignForm({ campaign, done }: { campaign?: Campaign; done: (c
       allowed_devices: devices,
       allowed_os: oses,
       allowed_browsers: browsers,
-    };
+      time_zone: timeZone.trim(),
+      click_cap_daily: count(clickDaily, 'Daily click cap'),
+      click_cap_total: count(clickTotal, 'Total click cap'),
+      conversion_cap_daily: count(convDaily, 'Daily conversion cap'),
+      conversion_cap_total: count(convTotal, 'Total conversion cap'),
+      recurring_percent_bp: basisPoints(recurPct, 'Recurring commission'),
+      recurring_months: count(recurMonths, 'Recurring months'),
+    });
     void run(async () => {
+      const body = build();
       const saved = c
         ? await call<Campaign>('PATCH', `/campaigns/${c.id}`, body)
         : await call<Campaign>('POST', '/campaigns', {
@@ -165,6 +217,40 @@ export function CampaignForm({ campaign, done }: { campaign?: Campaign; done: (c
       />
       <Field label="Attribution window (days)" value={attrWindow} onValue={setAttrWindow} inputMode="numeric" />
       <Field label="Hold (days)" value={hold} onValue={setHold} inputMode="numeric" />
+      <fieldset class="group">
+        <legend>Caps (empty = no cap)</legend>
+        <Field
+          label="Time zone of daily caps"
+          value={timeZone}
+          onValue={setTimeZone}
+          list={zonesId}
+          hint="IANA name, e.g. Europe/Berlin: daily caps reset at its midnight"
+        />
+        <datalist id={zonesId}>
+          {timeZones().map((z) => (
+            <option key={z} value={z} />
+          ))}
+        </datalist>
+        <Field label="Daily click cap" value={clickDaily} onValue={setClickDaily} inputMode="numeric" />
+        <Field label="Total click cap" value={clickTotal} onValue={setClickTotal} inputMode="numeric" />
+        <Field label="Daily conversion cap" value={convDaily} onValue={setConvDaily} inputMode="numeric" />
+        <Field label="Total conversion cap" value={convTotal} onValue={setConvTotal} inputMode="numeric" />
+      </fieldset>
+      <fieldset class="group">
+        <legend>Recurring commissions (renewals)</legend>
+        <Field
+          label="Recurring commission (% of each renewal, empty = not paid)"
+          value={recurPct}
+          onValue={setRecurPct}
+          inputMode="decimal"
+        />
+        <Field
+          label="Recurring months (empty = for ever)"
+          value={recurMonths}
+          onValue={setRecurMonths}
+          inputMode="numeric"
+        />
+      </fieldset>
       <Select label="Visibility" value={visibility} onValue={setVisibility} options={['public', 'private']} />
       <Field label="Countries (ISO codes, empty = all)" value={countries} onValue={setCountries} hint="e.g. US, CA" />
       <Checks legend="Devices (none = all)" options={DEVICES} value={devices} onValue={setDevices} />

@@ -1,14 +1,15 @@
 /**
- * Campaigns. Advertisers: their campaigns, a new one, edit, status changes (activate, pause, archive) and the
- * affiliates to approve or reject. Affiliates: the campaigns they can join, and joining (a public one gives a link at
- * once). Admins: every campaign and its status.
+ * Campaigns. Advertisers: their campaigns, a new one, edit, status changes (activate, pause, archive), the landing
+ * pages of its split test and the affiliates to approve or reject (with their caps). Affiliates: the campaigns they
+ * can join, and joining (a public one gives a link at once). Admins: every campaign and its status.
  */
 import { useState } from 'preact/hooks';
 import { call, get, post, type User } from '../api.ts';
 import { go } from '../router.ts';
-import { when } from '../time.ts';
 import { Button, ErrorNote, Field, money, Notice, Section, Table, useAction, useAsync } from '../ui.tsx';
+import { Affiliates } from './campaign-affiliates.tsx';
 import { type Campaign, CampaignForm } from './campaign-form.tsx';
+import { LandingPages } from './landing-pages.tsx';
 
 const NEXT: Record<Campaign['status'], Array<['active' | 'paused' | 'archived', string]>> = {
   draft: [
@@ -29,53 +30,6 @@ const NEXT: Record<Campaign['status'], Array<['active' | 'paused' | 'archived', 
 function terms(c: Campaign): string {
   if (c.payout_model === 'RevShare') return `RevShare ${c.payout} %`;
   return `${c.payout_model} ${money(c.payout, c.currency)}`;
-}
-
-function Affiliates({ campaign }: { campaign: Campaign }) {
-  const list = useAsync(
-    () =>
-      get<Array<{ affiliate_id: number; name: string; status: string; created_at: string }>>(
-        `/campaigns/${campaign.id}/affiliates?per_page=100`,
-      ),
-    [campaign.id],
-  );
-  const [run, busy, error] = useAction(list.reload);
-  return (
-    <Section title="Affiliates">
-      <ErrorNote error={list.error ?? error} />
-      <Table
-        caption={`Affiliates of ${campaign.name}`}
-        cols={['Affiliate', 'Status', 'Since', 'Decide']}
-        rows={(list.data ?? []).map((a) => [
-          `${a.name} (#${a.affiliate_id})`,
-          a.status,
-          when(a.created_at),
-          a.status === 'pending' ? (
-            <span class="actions">
-              <Button
-                disabled={busy}
-                onClick={() => run(() => post(`/campaigns/${campaign.id}/affiliates/${a.affiliate_id}/approve`))}
-                label={`Approve ${a.name}`}
-              >
-                Approve
-              </Button>
-              <Button
-                kind="danger"
-                disabled={busy}
-                onClick={() => run(() => post(`/campaigns/${campaign.id}/affiliates/${a.affiliate_id}/reject`))}
-                label={`Reject ${a.name}`}
-              >
-                Reject
-              </Button>
-            </span>
-          ) : (
-            ''
-          ),
-        ])}
-        empty="No affiliate has joined yet."
-      />
-    </Section>
-  );
 }
 
 function Detail({ id, user }: { id: number; user: User }) {
@@ -125,6 +79,7 @@ function Detail({ id, user }: { id: number; user: User }) {
           />
         </Section>
       )}
+      {user.role !== 'affiliate' && <LandingPages campaign={camp} />}
       {user.role !== 'affiliate' && <Affiliates campaign={camp} />}
     </>
   );

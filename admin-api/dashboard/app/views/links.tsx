@@ -1,10 +1,14 @@
-/** The affiliate's tracking links: copy, a QR code of each, and new links with default sub-IDs or a custom code. */
+/**
+ * The affiliate's tracking links: copy, a QR code of each, the landing page a link pins (or the campaign's rotation),
+ * and new links with default sub-IDs or a custom code.
+ */
 
 import { useEffect, useState } from 'preact/hooks';
 import QRCode from 'qrcode';
 import { call, get, post } from '../api.ts';
 import { Button, ErrorNote, Field, Notice, Section, Select, Table, useAction, useAsync } from '../ui.tsx';
 import type { Campaign } from './campaign-form.tsx';
+import type { LandingPage } from './landing-pages.tsx';
 
 interface Link {
   id: number;
@@ -13,6 +17,8 @@ interface Link {
   sub1: string | null;
   status: string;
   url: string;
+  /** The pinned landing page; null = the campaign's rotation. */
+  landing_page_id: number | null;
 }
 
 function Qr({ url }: { url: string }) {
@@ -39,6 +45,42 @@ function Copy({ url }: { url: string }) {
         Copy
       </Button>
       <Notice>{copied}</Notice>
+    </>
+  );
+}
+
+/** The landing page every click of the link gets (PATCH /affiliate/links/:id), among its campaign's active ones. */
+function Pin({ link, done }: { link: Link; done: () => void }) {
+  const pages = useAsync(
+    () => get<LandingPage[]>(`/campaigns/${link.campaign_id}/landing-pages?status=active&per_page=100`),
+    [link.campaign_id],
+  );
+  const [note, setNote] = useState('');
+  const [run, busy, error] = useAction(done);
+  const active = pages.data ?? [];
+  if (active.length === 0 && link.landing_page_id === null) return <span>rotation</span>;
+  const options: Array<[string, string]> = [
+    ['', "Campaign's rotation"],
+    ...active.map((p): [string, string] => [String(p.id), `${p.name} (#${p.id})`]),
+  ];
+  // A pinned page that was archived since still shows, so the select tells the truth (clicks rotate meanwhile).
+  if (link.landing_page_id !== null && !active.some((p) => p.id === link.landing_page_id))
+    options.push([String(link.landing_page_id), `#${link.landing_page_id} (archived: rotates)`]);
+  return (
+    <>
+      <Select
+        label={`Landing page of ${link.url}`}
+        value={link.landing_page_id === null ? '' : String(link.landing_page_id)}
+        onValue={(v) =>
+          void run(async () => {
+            await call('PATCH', `/affiliate/links/${link.id}`, { landing_page_id: v === '' ? null : Number(v) });
+            setNote(v === '' ? 'Rotating.' : 'Pinned.');
+          })
+        }
+        options={options}
+      />
+      {busy ? null : <Notice>{note}</Notice>}
+      <ErrorNote error={pages.error ?? error} />
     </>
   );
 }
@@ -88,7 +130,7 @@ export function Links() {
       <ErrorNote error={links.error} />
       <Table
         caption="Your tracking links"
-        cols={['Link', 'Campaign', 'sub1', 'Status', 'Copy', 'QR code']}
+        cols={['Link', 'Campaign', 'sub1', 'Status', 'Landing page', 'Copy', 'QR code']}
         rows={rows.map((l) => [
           <code key="u" data-testid="link-url">
             {l.url}
@@ -96,6 +138,7 @@ export function Links() {
           `#${l.campaign_id}`,
           l.sub1 ?? '',
           l.status,
+          <Pin key="p" link={l} done={links.reload} />,
           <Copy key="c" url={l.url} />,
           <Qr key="q" url={l.url} />,
         ])}

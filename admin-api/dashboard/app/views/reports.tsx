@@ -33,6 +33,7 @@ const GROUPS: Array<[string, string]> = [
   ['sub5', 'Sub-ID 5'],
   ['country', 'Country'],
   ['device', 'Device'],
+  ['landing_id', 'Landing page'],
 ];
 
 /** Every key of the range: its days, or the 24 hours of its one day (a report has rows only where traffic was). */
@@ -95,6 +96,8 @@ export function Reports({ user }: { user: User }) {
   );
   const label = (key: string) => {
     if (!key) return '(none)';
+    // 0: the campaign's destination URL (no page, a fallback, or a click recorded invalid at ingest).
+    if (group === 'landing_id') return key === '0' ? 'destination URL (0)' : `landing page #${key}`;
     const c = group === 'campaign' ? names.data?.find((x) => String(x.id) === key) : undefined;
     return c ? `${c.name} (#${key})` : key;
   };

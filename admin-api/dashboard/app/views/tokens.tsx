@@ -1,8 +1,9 @@
-/** The advertiser's postback tokens: a new one (shown once), the list by prefix, revoke. */
+/** The advertiser's postback tokens (a new one shown once, the list by prefix, revoke) and its IP allowlist. */
 import { useState } from 'preact/hooks';
 import { call, post } from '../api.ts';
 import { when } from '../time.ts';
 import { Button, ErrorNote, Notice, Table, useAction, useAsync } from '../ui.tsx';
+import { PostbackAllowlist } from './allowlist.tsx';
 
 interface Token {
   id: number;
@@ -61,6 +62,7 @@ export function Tokens() {
         ])}
         empty="No tokens yet."
       />
+      <PostbackAllowlist />
     </>
   );
 }
